@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine, builds, and runs every test:
+#   1. unit tests, SigV4 vectors and fuzz corpora (CTest) on the normal build;
+#   2. the same on the ASan+UBSan build;
+#   3. shellcheck on the project's scripts;
+#   4. integration tests (pytest: the real binary against a local moto server,
+#      through the project's fault-injection proxy);
+#   5. the whoami and credential integration tests again with the sanitizer binary.
+# Network: everything talks to 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=$(nproc)
+
+[ "${GM_SKIP_SETUP:-}" = 1 ] || scripts/setup.sh
+
+echo "== build (normal, asan)" >&2
+scripts/build.sh release
+scripts/build.sh asan
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+echo "== unit tests (normal build)" >&2
+ctest --test-dir build --output-on-failure -j "$jobs"
+echo "== unit tests (asan+ubsan build)" >&2
+ctest --test-dir build-asan --output-on-failure -j "$jobs"
+
+echo "== shellcheck" >&2
+shellcheck scripts/*.sh .ci/run
+
+echo "== integration tests, sanitizer binary (whoami, credentials)" >&2
+GEUSEMAKER_BIN="$root/build-asan/geusemaker" python3 -m pytest -q -p no:cacheprovider \
+  tests/integration/test_whoami.py tests/integration/test_credentials.py
+
+echo "== integration tests" >&2
+GEUSEMAKER_BIN="$root/build/geusemaker" python3 -m pytest -q -p no:cacheprovider tests/integration

@@ -1,0 +1,613 @@
+#include "aws/client.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "aws/sigv4.h"
+#include "aws/xml.h"
+#include "core/crypto.h"
+#include "core/str.h"
+#include "core/timeutil.h"
+
+const gm_aws_service gm_svc_ec2 = {"ec2", "ec2", "EC2", "2016-11-15", NULL, GM_PROTO_QUERY, false};
+const gm_aws_service gm_svc_sts = {"sts", "sts", "STS", "2011-06-15", NULL, GM_PROTO_QUERY, false};
+const gm_aws_service gm_svc_iam = {"iam", "iam", "IAM", "2010-05-08", NULL, GM_PROTO_QUERY, true};
+const gm_aws_service gm_svc_elbv2 = {"elasticloadbalancing", "elasticloadbalancing",
+                                     "ELASTIC_LOAD_BALANCING_V2", "2015-12-01", NULL,
+                                     GM_PROTO_QUERY, false};
+const gm_aws_service gm_svc_ssm = {"ssm", "ssm", "SSM", NULL, "AmazonSSM", GM_PROTO_JSON, false};
+const gm_aws_service gm_svc_efs = {"elasticfilesystem", "elasticfilesystem", "EFS", NULL, NULL,
+                                   GM_PROTO_REST_JSON, false};
+const gm_aws_service gm_svc_pricing = {"pricing", "api.pricing", "PRICING", NULL,
+                                       "AWSPriceListService", GM_PROTO_JSON, false};
+
+struct gm_aws_client {
+    char *region;
+    char *profile;
+    gm_transport *transport;
+    gm_retry_policy retry;
+    pthread_mutex_t cred_lock;
+    gm_credentials creds;
+    gm_aws_call_observer observer;
+    void *observer_ctx;
+    long total_timeout_ms;
+};
+
+gm_status gm_params_addf(gm_params *p, const char *value, const char *name_fmt, ...)
+{
+    va_list ap;
+    va_start(ap, name_fmt);
+    char *name = NULL;
+    int n = vasprintf(&name, name_fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return GM_ERR_NOMEM;
+    gm_status st = gm_params_add(p, name, value);
+    free(name);
+    return st;
+}
+
+static const char *env_nonempty(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+static bool valid_region(const char *r)
+{
+    size_t n = strlen(r);
+    if (n < 2 || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)r[i]) || isdigit((unsigned char)r[i]) || r[i] == '-'))
+            return false;
+    return r[0] != '-' && r[n - 1] != '-';
+}
+
+gm_status gm_aws_resolve_region(const char *flag, const char *profile, char **out, gm_error *err)
+{
+    *out = NULL;
+    const char *src = "--region";
+    const char *r = flag && *flag ? flag : NULL;
+    if (!r && (r = env_nonempty("AWS_REGION")))
+        src = "AWS_REGION";
+    if (!r && (r = env_nonempty("AWS_DEFAULT_REGION")))
+        src = "AWS_DEFAULT_REGION";
+    char *from_profile = NULL;
+    if (!r) {
+        gm_error perr = {0};
+        if (gm_config_profile_get(profile, "region", &from_profile, &perr) == GM_OK && from_profile)
+            r = from_profile;
+        src = "profile region";
+    }
+    if (!r)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "no aws region configured (tried --region, AWS_REGION, "
+                            "AWS_DEFAULT_REGION and the region of profile '%s')",
+                            gm_profile_name(profile));
+    if (!valid_region(r)) {
+        gm_error_set(err, GM_ERR_INVALID, "invalid region '%s' from %s: expected a name like 'us-east-1'",
+                     r, src);
+        free(from_profile);
+        return GM_ERR_INVALID;
+    }
+    *out = from_profile ? from_profile : strdup(r);
+    return *out ? GM_OK : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+}
+
+static int64_t env_int(const char *name, int64_t dflt)
+{
+    const char *v = env_nonempty(name);
+    if (!v)
+        return dflt;
+    char *end = NULL;
+    long long n = strtoll(v, &end, 10);
+    return end && *end == '\0' && n > 0 ? (int64_t)n : dflt;
+}
+
+gm_status gm_aws_client_new(const gm_aws_client_options *opts, gm_aws_client **out, gm_error *err)
+{
+    *out = NULL;
+    gm_aws_client_options none = {0};
+    if (!opts)
+        opts = &none;
+    gm_aws_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        gm_transport_free(opts->transport);
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    }
+    pthread_mutex_init(&c->cred_lock, NULL);
+    gm_retry_policy_init(&c->retry, opts->max_attempts,
+                         opts->retry_base_ms ? opts->retry_base_ms
+                                             : env_int("GEUSEMAKER_RETRY_BASE_MS", 1000));
+    c->observer = opts->observer;
+    c->observer_ctx = opts->observer_ctx;
+    c->total_timeout_ms = opts->total_timeout_ms;
+    c->transport = opts->transport;
+    gm_status st;
+    if (!c->transport) {
+        gm_transport_options topts = {
+            .connect_timeout_ms = opts->connect_timeout_ms,
+            .total_timeout_ms = opts->total_timeout_ms,
+            .ca_bundle = env_nonempty("AWS_CA_BUNDLE"),
+        };
+        c->transport = gm_transport_curl_new(&topts, err);
+        if (!c->transport) {
+            st = GM_ERR_NOMEM;
+            goto error;
+        }
+    }
+    if (opts->profile && !(c->profile = strdup(opts->profile))) {
+        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+        goto error;
+    }
+    st = gm_aws_resolve_region(opts->region, opts->profile, &c->region, err);
+    if (st != GM_OK)
+        goto error;
+    gm_credentials_options copts = {.profile = opts->profile, .transport = c->transport};
+    st = gm_credentials_resolve(&copts, &c->creds, err);
+    if (st != GM_OK)
+        goto error;
+    *out = c;
+    return GM_OK;
+error:
+    gm_aws_client_free(c);
+    return st;
+}
+
+void gm_aws_client_free(gm_aws_client *c)
+{
+    if (!c)
+        return;
+    gm_credentials_release(&c->creds);
+    gm_transport_free(c->transport);
+    gm_retry_policy_release(&c->retry);
+    pthread_mutex_destroy(&c->cred_lock);
+    free(c->region);
+    free(c->profile);
+    free(c);
+}
+
+const char *gm_aws_client_region(const gm_aws_client *c)
+{
+    return c->region;
+}
+
+const gm_credentials *gm_aws_client_credentials(const gm_aws_client *c)
+{
+    return &c->creds;
+}
+
+gm_transport *gm_aws_client_transport(gm_aws_client *c)
+{
+    return c->transport;
+}
+
+char *gm_aws_endpoint(const gm_aws_client *c, const gm_aws_service *svc)
+{
+    const char *ignore = getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    if (!(ignore && strcasecmp(ignore, "true") == 0)) {
+        char name[96];
+        snprintf(name, sizeof name, "AWS_ENDPOINT_URL_%s", svc->env_id);
+        const char *url = env_nonempty(name);
+        if (!url)
+            url = env_nonempty("AWS_ENDPOINT_URL");
+        if (url) {
+            char *copy = strdup(url);
+            size_t n = copy ? strlen(copy) : 0;
+            while (n > 0 && copy[n - 1] == '/')
+                copy[--n] = '\0';
+            return copy;
+        }
+    }
+    bool china = gm_str_startswith(c->region, "cn-");
+    const char *suffix = china ? "amazonaws.com.cn" : "amazonaws.com";
+    if (svc->global && !china)
+        return gm_strfmt("https://%s.%s", svc->endpoint_prefix, suffix);
+    return gm_strfmt("https://%s.%s.%s", svc->endpoint_prefix, c->region, suffix);
+}
+
+bool gm_aws_endpoint_is_loopback(const gm_aws_client *c, const gm_aws_service *svc)
+{
+    char *url = gm_aws_endpoint(c, svc);
+    bool loop = url && gm_url_is_loopback(url);
+    free(url);
+    return loop;
+}
+
+bool gm_aws_is_auth_code(const char *code)
+{
+    static const char *const codes[] = {
+        "AuthFailure",           "UnauthorizedOperation",     "AccessDenied",
+        "AccessDeniedException", "InvalidClientTokenId",      "SignatureDoesNotMatch",
+        "ExpiredToken",          "ExpiredTokenException",     "UnrecognizedClientException",
+        "InvalidAccessKeyId",    "MissingAuthenticationToken", "IncompleteSignature",
+        "UnauthorizedAccess",    "OptInRequired",
+    };
+    if (!code)
+        return false;
+    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
+        if (strcmp(code, codes[i]) == 0)
+            return true;
+    return false;
+}
+
+static void copy_field(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+/* "com.amazon.coral.service#ThrottlingException" or "Code:http://..." -> the code. */
+static void clean_code(char *code)
+{
+    char *hash = strrchr(code, '#');
+    if (hash)
+        memmove(code, hash + 1, strlen(hash + 1) + 1);
+    code[strcspn(code, ":")] = '\0';
+    gm_str_trim(code);
+}
+
+gm_status gm_aws_parse_error(gm_protocol proto, long http_status, const gm_headers *headers,
+                             const char *body, size_t len, gm_error *err)
+{
+    char code[128] = "", message[512] = "", request_id[128] = "";
+    const char *hdr_id = headers ? gm_headers_get(headers, "x-amzn-RequestId") : NULL;
+    if (!hdr_id && headers)
+        hdr_id = gm_headers_get(headers, "x-amz-request-id");
+    copy_field(request_id, sizeof request_id, hdr_id);
+
+    if (proto == GM_PROTO_QUERY) {
+        xmlDocPtr doc = NULL;
+        if (len && gm_xml_parse(body, len, &doc, NULL) == GM_OK) {
+            xmlNodePtr root = xmlDocGetRootElement(doc);
+            xmlNodePtr e = gm_xml_find(root, "Error");
+            if (e) {
+                gm_xml_text_to(e, "Code", code, sizeof code);
+                gm_xml_text_to(e, "Message", message, sizeof message);
+            }
+            xmlNodePtr rid = gm_xml_find(root, "RequestId");
+            if (!rid)
+                rid = gm_xml_find(root, "RequestID");
+            if (rid && !*request_id)
+                gm_xml_text_to(rid, "", request_id, sizeof request_id);
+            xmlFreeDoc(doc);
+        }
+    } else {
+        const char *hdr_type = headers ? gm_headers_get(headers, "x-amzn-ErrorType") : NULL;
+        copy_field(code, sizeof code, hdr_type);
+        json_error_t jerr;
+        json_t *j = len ? json_loadb(body, len, 0, &jerr) : NULL;
+        if (json_is_object(j)) {
+            const char *keys_code[] = {"__type", "code", "Code", "ErrorCode"};
+            for (size_t i = 0; i < 4 && !*code; i++)
+                copy_field(code, sizeof code, json_string_value(json_object_get(j, keys_code[i])));
+            const char *keys_msg[] = {"message", "Message", "errorMessage"};
+            for (size_t i = 0; i < 3 && !*message; i++)
+                copy_field(message, sizeof message,
+                           json_string_value(json_object_get(j, keys_msg[i])));
+        }
+        json_decref(j);
+    }
+    clean_code(code);
+    if (!*code)
+        snprintf(code, sizeof code, "HTTP%ld", http_status);
+    if (!*message) {
+        if (http_status >= 500)
+            snprintf(message, sizeof message, "the service answered http %ld", http_status);
+        else
+            snprintf(message, sizeof message, "http %ld with no error message", http_status);
+    }
+    if (err && err->status == GM_OK) {
+        copy_field(err->aws_code, sizeof err->aws_code, code);
+        copy_field(err->request_id, sizeof err->request_id, request_id);
+        err->http_status = http_status;
+    }
+    return gm_error_set(err, gm_aws_is_auth_code(code) ? GM_ERR_AUTH : GM_ERR_AWS, "%s: %s", code,
+                        message);
+}
+
+/* Everything needed to (re)build one request for each attempt. */
+typedef struct call {
+    const gm_aws_service *svc;
+    const char *action;
+    const char *method;
+    char *url;
+    const char *content_type;
+    char *target;
+    gm_buf body;
+} call;
+
+static gm_status refresh_credentials(gm_aws_client *c, gm_credentials *out, gm_error *err)
+{
+    gm_status st = GM_OK;
+    pthread_mutex_lock(&c->cred_lock);
+    if (c->creds.expiration && c->creds.expiration - time(NULL) < 300) {
+        gm_credentials fresh = {0};
+        gm_credentials_options copts = {.profile = c->profile, .transport = c->transport};
+        st = gm_credentials_resolve(&copts, &fresh, err);
+        if (st == GM_OK) {
+            gm_credentials_release(&c->creds);
+            c->creds = fresh;
+        }
+    }
+    if (st == GM_OK && gm_credentials_copy(out, &c->creds) != GM_OK)
+        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    pthread_mutex_unlock(&c->cred_lock);
+    return st;
+}
+
+static gm_status attempt_once(gm_aws_client *c, const call *k, int attempt, int max_attempts,
+                              gm_http_response *resp, gm_error *err)
+{
+    gm_http_request req;
+    gm_http_request_init(&req);
+    gm_credentials creds = {0};
+    gm_status st = gm_http_request_setup(&req, k->method, k->url);
+    if (st == GM_OK && k->body.len)
+        st = gm_buf_append(&req.body, k->body.data, k->body.len);
+    char sdk_request[64];
+    snprintf(sdk_request, sizeof sdk_request, "attempt=%d; max=%d", attempt, max_attempts);
+    if (st == GM_OK)
+        st = gm_headers_add(&req.headers, "User-Agent", "geusemaker/" GM_VERSION);
+    if (st == GM_OK)
+        st = gm_headers_add(&req.headers, "amz-sdk-request", sdk_request);
+    if (st == GM_OK && k->content_type)
+        st = gm_headers_add(&req.headers, "Content-Type", k->content_type);
+    if (st == GM_OK && k->target)
+        st = gm_headers_add(&req.headers, "X-Amz-Target", k->target);
+    if (st != GM_OK) {
+        gm_http_request_release(&req);
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory building a request");
+    }
+    req.total_timeout_ms = c->total_timeout_ms;
+    st = refresh_credentials(c, &creds, err);
+    if (st == GM_OK) {
+        gm_sigv4_params sp = {
+            .region = k->svc->global && !gm_str_startswith(c->region, "cn-") ? "us-east-1"
+                                                                            : c->region,
+            .service = k->svc->signing_name,
+            .timestamp = time(NULL),
+            .credentials = &creds,
+            .normalize_path = true,
+        };
+        st = gm_sigv4_sign(&req, &sp, NULL, err);
+    }
+    if (st == GM_OK)
+        st = gm_transport_send(c->transport, &req, resp, err);
+    gm_credentials_release(&creds);
+    gm_http_request_release(&req);
+    return st;
+}
+
+static gm_status perform(gm_aws_client *c, const call *k, gm_http_response *resp, gm_error *err)
+{
+    int max = c->retry.max_attempts;
+    int cost = 0;
+    for (int attempt = 1;; attempt++) {
+        gm_error aerr = {0};
+        int64_t t0 = gm_now_ms();
+        gm_http_response_reset(resp);
+        gm_status st = attempt_once(c, k, attempt, max, resp, &aerr);
+        if (st == GM_OK && (resp->status < 200 || resp->status > 299))
+            st = gm_aws_parse_error(k->svc->protocol, resp->status, &resp->headers,
+                                    gm_buf_cstr(&resp->body), resp->body.len, &aerr);
+        int64_t dt = gm_now_ms() - t0;
+        const char *rid = resp->status ? gm_headers_get(&resp->headers, "x-amzn-RequestId") : NULL;
+        if (st == GM_OK) {
+            gm_retry_success(&c->retry, cost);
+            if (c->observer) {
+                gm_aws_call_info info = {k->svc->signing_name, k->action, attempt, dt,
+                                         resp->status, rid, NULL, NULL, false, 0};
+                c->observer(c->observer_ctx, &info);
+            }
+            return GM_OK;
+        }
+        gm_retry_kind kind = gm_retry_classify(st, resp->status, aerr.aws_code);
+        bool retry = kind != GM_RETRY_NONE && attempt < max && st != GM_ERR_LIMIT &&
+                     gm_retry_acquire(&c->retry, kind, &cost);
+        int64_t backoff = retry ? gm_retry_backoff_ms(&c->retry, attempt, gm_random_unit()) : 0;
+        if (c->observer) {
+            gm_aws_call_info info = {k->svc->signing_name,
+                                     k->action,
+                                     attempt,
+                                     dt,
+                                     resp->status,
+                                     *aerr.request_id ? aerr.request_id : rid,
+                                     *aerr.aws_code ? aerr.aws_code : gm_status_name(st),
+                                     aerr.message,
+                                     retry,
+                                     backoff};
+            c->observer(c->observer_ctx, &info);
+        }
+        if (!retry) {
+            if (err && err->status == GM_OK) {
+                *err = aerr;
+                copy_field(err->service, sizeof err->service, k->svc->signing_name);
+                copy_field(err->action, sizeof err->action, k->action);
+                err->attempts = attempt;
+                err->retryable = kind != GM_RETRY_NONE;
+                gm_error_prefix(err, "%s %s failed%s", k->svc->signing_name, k->action,
+                                attempt > 1 ? " after retries" : "");
+            }
+            return st;
+        }
+        gm_sleep_ms(backoff);
+    }
+}
+
+static void call_release(call *k)
+{
+    free(k->url);
+    free(k->target);
+    gm_buf_release(&k->body);
+}
+
+static gm_status call_init(gm_aws_client *c, call *k, const gm_aws_service *svc,
+                           const char *action, const char *method, const char *path,
+                           gm_error *err)
+{
+    memset(k, 0, sizeof *k);
+    k->svc = svc;
+    k->action = action;
+    k->method = method;
+    gm_buf_init(&k->body, GM_LIMIT_REQUEST_BODY);
+    char *base = gm_aws_endpoint(c, svc);
+    k->url = base ? gm_strfmt("%s%s", base, path) : NULL;
+    free(base);
+    if (!k->url)
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    return GM_OK;
+}
+
+static gm_status body_error(gm_error *err, gm_status st, const call *k)
+{
+    if (st == GM_ERR_LIMIT)
+        return gm_error_set(err, st, "request body for %s %s exceeds %u bytes",
+                            k->svc->signing_name, k->action, GM_LIMIT_REQUEST_BODY);
+    return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+}
+
+static void set_call_context(gm_error *err, const call *k)
+{
+    if (!err)
+        return;
+    copy_field(err->service, sizeof err->service, k->svc->signing_name);
+    copy_field(err->action, sizeof err->action, k->action);
+}
+
+gm_status gm_aws_query(gm_aws_client *c, const gm_aws_service *svc, const char *action,
+                       const gm_params *params, xmlDocPtr *out_doc, gm_error *err)
+{
+    *out_doc = NULL;
+    call k;
+    gm_status st = call_init(c, &k, svc, action, "POST", "/", err);
+    if (st != GM_OK) {
+        call_release(&k);
+        return st;
+    }
+    k.content_type = "application/x-www-form-urlencoded; charset=utf-8";
+    st = gm_buf_appends(&k.body, "Action=");
+    if (st == GM_OK)
+        st = gm_uri_encode(&k.body, action, strlen(action), false);
+    if (st == GM_OK)
+        st = gm_buf_appends(&k.body, "&Version=");
+    if (st == GM_OK)
+        st = gm_uri_encode(&k.body, svc->api_version, strlen(svc->api_version), false);
+    for (size_t i = 0; params && st == GM_OK && i < params->count; i++) {
+        const gm_header *p = &params->items[i];
+        st = gm_buf_appendc(&k.body, '&');
+        if (st == GM_OK)
+            st = gm_uri_encode(&k.body, p->name, strlen(p->name), false);
+        if (st == GM_OK)
+            st = gm_buf_appendc(&k.body, '=');
+        if (st == GM_OK)
+            st = gm_uri_encode(&k.body, p->value, strlen(p->value), false);
+    }
+    if (st != GM_OK) {
+        st = body_error(err, st, &k);
+        call_release(&k);
+        return st;
+    }
+    gm_http_response resp;
+    gm_http_response_init(&resp);
+    st = perform(c, &k, &resp, err);
+    if (st == GM_OK) {
+        st = gm_xml_parse(gm_buf_cstr(&resp.body), resp.body.len, out_doc, err);
+        if (st != GM_OK) {
+            set_call_context(err, &k);
+            gm_error_prefix(err, "malformed response from %s %s", svc->signing_name, action);
+        }
+    }
+    gm_http_response_release(&resp);
+    call_release(&k);
+    return st;
+}
+
+static gm_status json_result(const call *k, const gm_http_response *resp, json_t **out,
+                             bool allow_empty, gm_error *err)
+{
+    *out = NULL;
+    if (resp->body.len == 0 && allow_empty)
+        return GM_OK;
+    json_error_t jerr;
+    json_t *j = json_loadb(gm_buf_cstr(&resp->body), resp->body.len, 0, &jerr);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        set_call_context(err, k);
+        return gm_error_set(err, GM_ERR_PARSE, "malformed response from %s %s: %s",
+                            k->svc->signing_name, k->action,
+                            j ? "not a json object" : jerr.text);
+    }
+    *out = j;
+    return GM_OK;
+}
+
+gm_status gm_aws_json(gm_aws_client *c, const gm_aws_service *svc, const char *action,
+                      json_t *body, json_t **out, gm_error *err)
+{
+    *out = NULL;
+    call k;
+    gm_status st = call_init(c, &k, svc, action, "POST", "/", err);
+    if (st == GM_OK && !(k.target = gm_strfmt("%s.%s", svc->target_prefix, action)))
+        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    if (st != GM_OK) {
+        call_release(&k);
+        return st;
+    }
+    k.content_type = "application/x-amz-json-1.1";
+    char *text = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
+    st = text ? gm_buf_appends(&k.body, text) : GM_ERR_NOMEM;
+    free(text);
+    if (st != GM_OK) {
+        st = body_error(err, st, &k);
+        call_release(&k);
+        return st;
+    }
+    gm_http_response resp;
+    gm_http_response_init(&resp);
+    st = perform(c, &k, &resp, err);
+    if (st == GM_OK)
+        st = json_result(&k, &resp, out, false, err);
+    gm_http_response_release(&resp);
+    call_release(&k);
+    return st;
+}
+
+gm_status gm_aws_rest_json(gm_aws_client *c, const gm_aws_service *svc, const char *action,
+                           const char *method, const char *path, json_t *body, json_t **out,
+                           gm_error *err)
+{
+    if (out)
+        *out = NULL;
+    call k;
+    gm_status st = call_init(c, &k, svc, action, method, path, err);
+    if (st != GM_OK) {
+        call_release(&k);
+        return st;
+    }
+    if (body) {
+        k.content_type = "application/json";
+        char *text = json_dumps(body, JSON_COMPACT);
+        st = text ? gm_buf_appends(&k.body, text) : GM_ERR_NOMEM;
+        free(text);
+        if (st != GM_OK) {
+            st = body_error(err, st, &k);
+            call_release(&k);
+            return st;
+        }
+    }
+    gm_http_response resp;
+    gm_http_response_init(&resp);
+    st = perform(c, &k, &resp, err);
+    if (st == GM_OK && out)
+        st = json_result(&k, &resp, out, true, err);
+    gm_http_response_release(&resp);
+    call_release(&k);
+    return st;
+}

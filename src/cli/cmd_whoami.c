@@ -1,0 +1,60 @@
+/* geusemaker whoami: who the credentials belong to, and where they came from. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "aws/sts.h"
+#include "cli/cli.h"
+
+const gm_command gm_command_whoami = {
+    .name = "whoami",
+    .summary = "show the AWS account, identity and region in use, and the credential source",
+    .usage = "whoami [--region R] [--profile P] [--output text|json]",
+    .run = gm_cmd_whoami,
+};
+
+int gm_cmd_whoami(gm_cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {GM_CLI_GLOBAL_OPTIONS, {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        int rc = gm_cli_common_option(cli, &gm_command_whoami, c, optarg);
+        if (rc >= 0)
+            return rc;
+    }
+    if (optind < argc)
+        return gm_cli_usage_error(cli, "unexpected argument '%s' for 'whoami'", argv[optind]);
+
+    gm_error err = {0};
+    gm_aws_client *aws = NULL;
+    gm_status st = gm_cli_aws_client(cli, &aws, &err);
+    if (st != GM_OK)
+        return gm_cli_fail(cli, st, &err);
+    gm_caller_identity id;
+    st = gm_sts_get_caller_identity(aws, &id, &err);
+    if (st != GM_OK) {
+        gm_aws_client_free(aws);
+        return gm_cli_fail(cli, st, &err);
+    }
+    const gm_credentials *creds = gm_aws_client_credentials(aws);
+    const char *profile = gm_profile_name(cli->profile);
+    if (cli->output == GM_OUTPUT_JSON) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "account", id.account, "arn",
+                              id.arn, "user_id", id.user_id, "region",
+                              gm_aws_client_region(aws), "credential_source", creds->source,
+                              "profile", profile);
+        char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        if (text)
+            printf("%s\n", text);
+        free(text);
+        json_decref(o);
+    } else {
+        printf("Account:            %s\n", id.account);
+        printf("ARN:                %s\n", id.arn);
+        printf("User ID:            %s\n", id.user_id);
+        printf("Region:             %s\n", gm_aws_client_region(aws));
+        printf("Credential source:  %s\n", creds->source);
+        printf("Profile:            %s\n", profile);
+    }
+    gm_aws_client_free(aws);
+    return GM_EXIT_OK;
+}
