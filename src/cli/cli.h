@@ -29,6 +29,7 @@ typedef struct gm_cli {
     bool verbose;
     bool no_color;
     gm_term term; /* stderr */
+    char **cmd_argv; /* the command's argv (for messages) */
 } gm_cli;
 
 typedef struct gm_command {

@@ -54,11 +54,13 @@ int gm_cli_common_option(gm_cli *cli, const gm_command *cmd, int code, const cha
         if (optopt)
             return gm_cli_usage_error(cli, "option '-%c' of '%s' is unknown or lacks its value",
                                       optopt, cmd->name);
-        return gm_cli_usage_error(cli, "unknown option or missing value for '%s' (see 'geusemaker %s --help')",
-                                  cmd->name, cmd->name);
+        return gm_cli_usage_error(cli, "unknown option '%s' for '%s' (see 'geusemaker %s --help')",
+                                  optind > 0 && cli->cmd_argv ? cli->cmd_argv[optind - 1] : "?", cmd->name, cmd->name);
     }
     if (code == ':')
-        return gm_cli_usage_error(cli, "an option of '%s' lacks its value", cmd->name);
+        return gm_cli_usage_error(cli, "option '%s' of '%s' needs a value",
+                                  optind > 0 && cli->cmd_argv ? cli->cmd_argv[optind - 1] : "?",
+                                  cmd->name);
     int rc = gm_cli_global_option(cli, code, arg);
     if (rc == -2) {
         gm_cli_print_command_help(cmd, stdout);

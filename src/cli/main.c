@@ -4,9 +4,11 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/deployment.h"
 
 static const gm_command *const commands[] = {
-    &gm_command_whoami,
+    &gm_command_deploy, &gm_command_destroy, &gm_command_list,
+    &gm_command_status, &gm_command_whoami,
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 
@@ -116,6 +118,7 @@ int main(int argc, char **argv)
         if (strcmp(commands[k]->name, name) == 0) {
             optind = 1;
             opterr = 0;
+            cli.cmd_argv = argv + i;
             return commands[k]->run(&cli, argc - i, argv + i);
         }
     }

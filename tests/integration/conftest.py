@@ -101,7 +101,7 @@ def moto_server(tmp_path_factory):
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=_scrubbed(os.environ))
+            env=dict(_scrubbed(os.environ), MOTO_IAM_LOAD_MANAGED_POLICIES="true"))
         deadline = time.monotonic() + 30
         up = False
         while time.monotonic() < deadline and proc.poll() is None:

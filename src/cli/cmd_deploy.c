@@ -1,0 +1,346 @@
+/* geusemaker deploy: create (or resume) a deployment. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/deployment.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "core/timeutil.h"
+#include "cost/estimate.h"
+#include "stack/stack.h"
+
+static int cmd_deploy(gm_cli *cli, int argc, char **argv);
+
+const gm_command gm_command_deploy = {
+    .name = "deploy",
+    .summary = "deploy the AI stack (n8n, Ollama, Qdrant, Crawl4AI, PostgreSQL) on AWS",
+    .usage =
+        "deploy --name NAME [--tier dev] [--instance-type T] [--spot | --on-demand]\n"
+        "                  [--allow-cidr CIDR]... [--key-name K]\n"
+        "                  [--vpc-id V --subnet-ids A,B] [--security-group-id S] [--efs-id F]\n"
+        "                  [--no-rollback] [--no-wait] [--timeout SECONDS] [--yes]\n"
+        "       geusemaker deploy --resume NAME\n"
+        "\n"
+        "  --name NAME            deployment name: lowercase letters, digits, '-'\n"
+        "  --tier TIER            dev (default); automation and gpu are planned\n"
+        "  --instance-type T      EC2 instance type (default per tier)\n"
+        "  --spot | --on-demand   market (default spot, falling back to on-demand)\n"
+        "  --allow-cidr CIDR      who may reach the stack (repeatable); default: your\n"
+        "                         public address/32 (GEUSEMAKER_IP_ENDPOINT overrides the\n"
+        "                         address service)\n"
+        "  --key-name K           EC2 key pair; opens SSH (22) to the allowed ranges\n"
+        "  --vpc-id, --subnet-ids reuse a VPC and two of its subnets in different zones\n"
+        "  --security-group-id S  reuse a security group of that VPC\n"
+        "  --efs-id F             reuse an EFS file system\n"
+        "  --no-rollback          on failure keep what was created (destroy removes it)\n"
+        "  --no-wait              do not wait for the instance to run\n"
+        "  --resume NAME          continue an interrupted or failed deploy\n"
+        "Reused resources are checked first and never deleted.",
+    .run = cmd_deploy,
+};
+
+enum {
+    OPT_NAME = 1,
+    OPT_TIER,
+    OPT_TYPE,
+    OPT_SPOT,
+    OPT_ON_DEMAND,
+    OPT_CIDR,
+    OPT_KEY,
+    OPT_VPC,
+    OPT_SUBNETS,
+    OPT_SG,
+    OPT_EFS,
+    OPT_NO_ROLLBACK,
+    OPT_NO_WAIT,
+    OPT_YES,
+    OPT_RESUME,
+    OPT_TIMEOUT,
+};
+
+static void mark_reused(gm_deployment *dep, const char *node, const char *kind, const char *id)
+{
+    gm_node_state *n = gm_deployment_ensure_node(dep, node, kind);
+    n->provenance = GM_PROV_REUSED;
+    n->status = GM_NODE_CREATED;
+    gm_node_set_id(n, id);
+}
+
+static json_t *config_json(const gm_deploy_config *cfg)
+{
+    json_t *cidrs = json_array();
+    for (int i = 0; i < cfg->n_cidrs; i++)
+        json_array_append_new(cidrs, json_string(cfg->cidrs[i]));
+    return json_pack("{s:s, s:s, s:b, s:o, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b, s:I}",
+                     "tier", cfg->tier, "instance_type", cfg->instance_type, "spot", cfg->spot,
+                     "allow_cidrs", cidrs, "key_name", cfg->key_name, "vpc_id", cfg->vpc_id,
+                     "subnet_a", cfg->subnet_ids[0], "subnet_b", cfg->subnet_ids[1],
+                     "security_group_id", cfg->security_group_id, "efs_id", cfg->efs_id,
+                     "no_rollback", cfg->no_rollback, "no_wait", cfg->no_wait, "timeout_ms",
+                     (json_int_t)cfg->timeout_ms);
+}
+
+/* Fills cfg from a saved record (strings point into dep->config). */
+static gm_status config_from_state(const gm_deployment *dep, gm_deploy_config *cfg, gm_error *err)
+{
+    json_t *c = dep->config;
+    const char *type = json_string_value(json_object_get(c, "instance_type"));
+    if (!type)
+        return gm_error_set(err, GM_ERR_PARSE, "state of '%s' has no instance_type in its config",
+                            dep->name);
+    cfg->name = dep->name;
+    cfg->tier = dep->tier;
+    cfg->instance_type = type;
+    cfg->spot = json_is_true(json_object_get(c, "spot"));
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(c, "allow_cidrs"), i, v)
+    {
+        if (cfg->n_cidrs < GM_MAX_CIDRS && json_string_value(v))
+            cfg->cidrs[cfg->n_cidrs++] = json_string_value(v);
+    }
+    cfg->key_name = json_string_value(json_object_get(c, "key_name"));
+    cfg->no_rollback = json_is_true(json_object_get(c, "no_rollback"));
+    cfg->timeout_ms = json_integer_value(json_object_get(c, "timeout_ms"));
+    return GM_OK;
+}
+
+static int cmd_deploy(gm_cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        GM_CLI_GLOBAL_OPTIONS,
+        {"name", required_argument, NULL, OPT_NAME},
+        {"tier", required_argument, NULL, OPT_TIER},
+        {"instance-type", required_argument, NULL, OPT_TYPE},
+        {"spot", no_argument, NULL, OPT_SPOT},
+        {"on-demand", no_argument, NULL, OPT_ON_DEMAND},
+        {"allow-cidr", required_argument, NULL, OPT_CIDR},
+        {"key-name", required_argument, NULL, OPT_KEY},
+        {"vpc-id", required_argument, NULL, OPT_VPC},
+        {"subnet-ids", required_argument, NULL, OPT_SUBNETS},
+        {"security-group-id", required_argument, NULL, OPT_SG},
+        {"efs-id", required_argument, NULL, OPT_EFS},
+        {"no-rollback", no_argument, NULL, OPT_NO_ROLLBACK},
+        {"no-wait", no_argument, NULL, OPT_NO_WAIT},
+        {"yes", no_argument, NULL, OPT_YES},
+        {"resume", required_argument, NULL, OPT_RESUME},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {0, 0, 0, 0},
+    };
+    gm_deploy_config cfg = {.tier = "dev", .spot = true};
+    const char *resume = NULL;
+    bool saw_spot = false, saw_od = false, saw_config = false;
+    char subnets_buf[256] = "";
+    int c;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_NAME: cfg.name = optarg; break;
+        case OPT_TIER: cfg.tier = optarg; saw_config = true; break;
+        case OPT_TYPE: cfg.instance_type = optarg; saw_config = true; break;
+        case OPT_SPOT: saw_spot = true; cfg.spot = true; break;
+        case OPT_ON_DEMAND: saw_od = true; cfg.spot = false; break;
+        case OPT_CIDR:
+            if (cfg.n_cidrs == GM_MAX_CIDRS)
+                return gm_cli_usage_error(cli, "at most %d --allow-cidr ranges", GM_MAX_CIDRS);
+            cfg.cidrs[cfg.n_cidrs++] = optarg;
+            saw_config = true;
+            break;
+        case OPT_KEY: cfg.key_name = optarg; saw_config = true; break;
+        case OPT_VPC: cfg.vpc_id = optarg; saw_config = true; break;
+        case OPT_SUBNETS: {
+            snprintf(subnets_buf, sizeof subnets_buf, "%s", optarg);
+            char *comma = strchr(subnets_buf, ',');
+            cfg.subnet_ids[0] = subnets_buf;
+            if (comma) {
+                *comma = '\0';
+                cfg.subnet_ids[1] = comma + 1;
+            }
+            saw_config = true;
+            break;
+        }
+        case OPT_SG: cfg.security_group_id = optarg; saw_config = true; break;
+        case OPT_EFS: cfg.efs_id = optarg; saw_config = true; break;
+        case OPT_NO_ROLLBACK: cfg.no_rollback = true; break;
+        case OPT_NO_WAIT: cfg.no_wait = true; break;
+        case OPT_YES: break;
+        case OPT_RESUME: resume = optarg; break;
+        case OPT_TIMEOUT: {
+            char *end = NULL;
+            long s = strtol(optarg, &end, 10);
+            if (!end || *end || s <= 0 || s > 24 * 3600)
+                return gm_cli_usage_error(cli, "invalid --timeout '%s': expected seconds", optarg);
+            cfg.timeout_ms = (int64_t)s * 1000;
+            break;
+        }
+        default: {
+            int rc = gm_cli_common_option(cli, &gm_command_deploy, c, optarg);
+            if (rc >= 0)
+                return rc;
+        }
+        }
+    }
+    if (optind < argc)
+        return gm_cli_usage_error(cli, "unexpected argument '%s' for 'deploy'", argv[optind]);
+    if (saw_spot && saw_od)
+        return gm_cli_usage_error(cli, "--spot and --on-demand exclude each other");
+    if (resume && (cfg.name && strcmp(cfg.name, resume) != 0))
+        return gm_cli_usage_error(cli, "--resume NAME and --name disagree");
+    if (resume && saw_config)
+        return gm_cli_usage_error(cli, "--resume continues with the saved configuration: "
+                                       "give no other deployment options");
+    gm_error err = {0};
+    gm_status st;
+    if (resume) {
+        cfg.name = resume;
+        if ((st = gm_engine_check_name(resume, &err)) != GM_OK)
+            return gm_cli_fail(cli, st, &err);
+    } else {
+        if (!cfg.instance_type) {
+            gm_tier t = GM_TIER_DEV;
+            gm_tier_parse(cfg.tier, &t);
+            cfg.instance_type = gm_stack_default_instance_type(t);
+        }
+        if ((st = gm_engine_check_config(&cfg, &err)) != GM_OK)
+            return gm_cli_fail(cli, st, &err);
+    }
+
+    int64_t t0 = gm_now_ms();
+    gm_store *store = NULL;
+    gm_lock *lock = NULL;
+    gm_aws_client *aws = NULL;
+    gm_deployment *dep = NULL;
+    gm_progress *progress = NULL;
+    char detected[64];
+    int rc = GM_EXIT_FAILED;
+    st = gm_cli_open_locked(cli, cfg.name, &store, &lock, &err);
+    if (st != GM_OK)
+        goto done;
+    if (resume) {
+        st = gm_store_load(store, cfg.name, &dep, &err);
+        if (st != GM_OK)
+            goto done;
+        if (dep->status == GM_DEP_DESTROYED) {
+            st = gm_error_set(&err, GM_ERR_CONFLICT, "deployment '%s' was destroyed: deploy it anew",
+                              cfg.name);
+            goto done;
+        }
+        bool no_wait = cfg.no_wait, no_rb = cfg.no_rollback;
+        st = config_from_state(dep, &cfg, &err);
+        cfg.no_wait = no_wait;
+        cfg.no_rollback = cfg.no_rollback || no_rb;
+        if (st != GM_OK)
+            goto done;
+        if (!cli->region)
+            cli->region = dep->region;
+    } else if (gm_store_exists(store, cfg.name)) {
+        gm_deployment *old = NULL;
+        gm_error lerr = {0};
+        st = gm_store_load(store, cfg.name, &old, &lerr);
+        if (st != GM_OK) {
+            err = lerr;
+            goto done;
+        }
+        st = gm_error_set(&err, GM_ERR_CONFLICT,
+                          "deployment '%s' already exists (status %s): use 'geusemaker deploy "
+                          "--resume %s' to continue it or 'geusemaker destroy %s' to remove it",
+                          cfg.name, gm_dep_status_name(old->status), cfg.name, cfg.name);
+        gm_deployment_free(old);
+        goto done;
+    }
+    st = gm_cli_aws_client(cli, &aws, &err);
+    if (st != GM_OK)
+        goto done;
+    if (!resume) {
+        if (cfg.n_cidrs == 0) {
+            st = gm_engine_detect_cidr(aws, detected, sizeof detected, &err);
+            if (st != GM_OK)
+                goto done;
+            cfg.cidrs[cfg.n_cidrs++] = detected;
+        }
+        for (int i = 0; i < cfg.n_cidrs; i++)
+            if (strcmp(cfg.cidrs[i], "0.0.0.0/0") == 0)
+                fprintf(stderr, "warning: --allow-cidr 0.0.0.0/0 opens the stack to the whole internet\n");
+        st = gm_engine_check_reused(aws, &cfg, &err);
+        if (st != GM_OK)
+            goto done;
+        dep = gm_deployment_new(cfg.name, cfg.tier, gm_aws_client_region(aws));
+        if (!dep) {
+            st = gm_error_set(&err, GM_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        json_decref(dep->config);
+        dep->config = config_json(&cfg);
+        json_decref(dep->cost);
+        dep->cost = gm_cost_estimate(cfg.instance_type, cfg.spot, false, NULL);
+        if (cfg.vpc_id) {
+            mark_reused(dep, "vpc", "vpc", cfg.vpc_id);
+            mark_reused(dep, "subnet_a", "subnet", cfg.subnet_ids[0]);
+            mark_reused(dep, "subnet_b", "subnet", cfg.subnet_ids[1]);
+            /* A reused VPC brings its own routing. */
+            mark_reused(dep, "vpc_dns", "vpc_dns", cfg.vpc_id);
+            mark_reused(dep, "igw", "igw", "-");
+            mark_reused(dep, "route_table", "route_table", "-");
+            mark_reused(dep, "azs", "azs", "-");
+        }
+        if (cfg.security_group_id) {
+            mark_reused(dep, "sg", "security_group", cfg.security_group_id);
+            mark_reused(dep, "sg_rules", "sg_rules", cfg.security_group_id);
+        }
+        if (cfg.efs_id)
+            mark_reused(dep, "efs", "efs", cfg.efs_id);
+        gm_deployment_add_event(dep, "deploy", NULL, "deploy started");
+        st = gm_store_save(store, dep, &err);
+        if (st != GM_OK)
+            goto done;
+    }
+    gm_log_event(GM_LOG_INFO, "deploy_start",
+                 json_pack("{s:s, s:b, s:s, s:s}", "name", cfg.name, "resume", resume != NULL,
+                           "tier", cfg.tier, "instance_type", cfg.instance_type));
+    gm_cli_install_interrupt_handlers();
+    char title[128];
+    snprintf(title, sizeof title, "%s \"%s\" in %s", resume ? "Resuming" : "Deploying", cfg.name,
+             gm_aws_client_region(aws));
+    progress = gm_progress_new(&cli->term, cli->output != GM_OUTPUT_JSON && !cli->verbose, title);
+    gm_engine_options eo = {.aws = aws, .store = store, .progress = progress,
+                            .interrupt = &gm_cli_interrupted};
+    st = gm_engine_deploy(&eo, &cfg, dep, resume != NULL, &err);
+    gm_progress_free(progress);
+    progress = NULL;
+    if (st == GM_OK) {
+        gm_cli_print_deployment(cli, dep, NULL, gm_now_ms() - t0);
+        rc = GM_EXIT_OK;
+    } else if (dep->status == GM_DEP_DESTROYED) {
+        /* Rolled back completely: nothing remains, so the record goes to the
+         * archive. */
+        char *archived = NULL;
+        gm_error aerr = {0};
+        dep->status = GM_DEP_FAILED;
+        gm_store_save(store, dep, &aerr);
+        gm_store_archive(store, cfg.name, &archived, &aerr);
+        fprintf(stderr, "rolled back: nothing of '%s' remains (record: %s)\n", cfg.name,
+                archived ? archived : "kept");
+        free(archived);
+    } else {
+        fprintf(stderr, "the deployment is recorded as '%s'; continue with 'geusemaker deploy "
+                        "--resume %s' or remove it with 'geusemaker destroy %s'\n",
+                gm_dep_status_name(dep->status), cfg.name, cfg.name);
+    }
+    gm_log_event(st == GM_OK ? GM_LOG_INFO : GM_LOG_ERROR, "deploy_end",
+                 json_pack("{s:s, s:I, s:s?}", "status", gm_dep_status_name(dep->status),
+                           "duration_ms", (json_int_t)(gm_now_ms() - t0), "error",
+                           st == GM_OK ? NULL : err.message));
+done:
+    if (st != GM_OK)
+        rc = gm_cli_fail(cli, st, &err);
+    gm_progress_free(progress);
+    gm_deployment_free(dep);
+    gm_aws_client_free(aws);
+    gm_lock_release(lock);
+    gm_store_free(store);
+    gm_log_close();
+    return rc;
+}
+

@@ -1,0 +1,159 @@
+#include "cli/deployment.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/timeutil.h"
+
+volatile sig_atomic_t gm_cli_interrupted;
+
+static void on_interrupt(int sig)
+{
+    if (gm_cli_interrupted) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    gm_cli_interrupted = 1;
+    static const char msg[] = "\ninterrupted: stopping at the next safe point "
+                              "(press again to quit at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+void gm_cli_install_interrupt_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+gm_status gm_cli_open_locked(gm_cli *cli, const char *name, gm_store **out_store,
+                             gm_lock **out_lock, gm_error *err)
+{
+    *out_store = NULL;
+    *out_lock = NULL;
+    gm_status st = gm_store_open(NULL, out_store, err);
+    if (st != GM_OK)
+        return st;
+    st = gm_store_lock(*out_store, name, out_lock, err);
+    if (st != GM_OK) {
+        gm_store_free(*out_store);
+        *out_store = NULL;
+        return st;
+    }
+    char *log = gm_store_log_path(*out_store, name);
+    if (log) {
+        gm_error lerr = {0};
+        if (gm_log_open(log, &lerr) != GM_OK)
+            fprintf(stderr, "warning: %s\n", lerr.message);
+        gm_log_set_deployment(name);
+    }
+    free(log);
+    (void)cli;
+    return GM_OK;
+}
+
+static const char *node_output(const gm_deployment *dep, const char *node, const char *key)
+{
+    for (size_t i = 0; i < dep->n_nodes; i++)
+        if (strcmp(dep->nodes[i].name, node) == 0)
+            return json_string_value(json_object_get(dep->nodes[i].outputs, key));
+    return NULL;
+}
+
+json_t *gm_cli_deployment_json(const gm_deployment *dep)
+{
+    json_t *resources = json_object();
+    for (size_t i = 0; i < dep->n_nodes; i++) {
+        const gm_node_state *n = &dep->nodes[i];
+        json_t *r = json_pack("{s:s, s:s?, s:s, s:s}", "kind", n->kind, "id", n->id, "status",
+                              gm_node_status_name(n->status), "provenance",
+                              n->provenance == GM_PROV_REUSED ? "reused" : "created");
+        if (json_object_size(n->outputs))
+            json_object_set(r, "outputs", n->outputs);
+        if (n->error)
+            json_object_set_new(r, "error", json_string(n->error));
+        json_object_set_new(resources, n->name, r);
+    }
+    json_t *endpoints = json_object();
+    const char *ip = node_output(dep, "instance", "public_ip");
+    if (ip && *ip) {
+        json_object_set_new(endpoints, "n8n", json_sprintf("https://%s/", ip));
+        json_object_set_new(endpoints, "health", json_sprintf("https://%s/geusemaker/health.json", ip));
+    }
+    char created[32];
+    gm_time_iso8601((time_t)(dep->created_at / 1000), created);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:o, s:o, s:O}", "name", dep->name, "tier",
+                     dep->tier, "region", dep->region, "status", gm_dep_status_name(dep->status),
+                     "status_reason", dep->status_reason, "created_at", created, "resources",
+                     resources, "endpoints", endpoints, "cost", dep->cost);
+}
+
+void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live,
+                             int64_t duration_ms)
+{
+    json_t *o = gm_cli_deployment_json(dep);
+    if (live)
+        json_object_set(o, "live", live);
+    if (duration_ms >= 0)
+        json_object_set_new(o, "duration_s", json_real((double)duration_ms / 1000.0));
+    if (cli->output == GM_OUTPUT_JSON) {
+        char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (text)
+            printf("%s\n", text);
+        free(text);
+        json_decref(o);
+        return;
+    }
+    printf("Deployment:  %s (tier %s, region %s)\n", dep->name, dep->tier, dep->region);
+    printf("Status:      %s%s%s\n", gm_dep_status_name(dep->status),
+           dep->status_reason ? ": " : "", dep->status_reason ? dep->status_reason : "");
+    if (duration_ms >= 0)
+        printf("Duration:    %.1fs\n", (double)duration_ms / 1000.0);
+    printf("Resources:\n");
+    for (size_t i = 0; i < dep->n_nodes; i++) {
+        const gm_node_state *n = &dep->nodes[i];
+        json_t *l = live ? json_object_get(live, n->name) : NULL;
+        char drift[256] = "";
+        size_t k;
+        json_t *d;
+        json_array_foreach(json_object_get(l, "drift"), k, d)
+        {
+            size_t used = strlen(drift);
+            snprintf(drift + used, sizeof drift - used, "%s%s", used ? ", " : "  DRIFT: ",
+                     json_string_value(d));
+        }
+        const char *state = json_string_value(json_object_get(l, "state"));
+        if (!state && l)
+            state = json_is_true(json_object_get(l, "exists")) ? "exists" : "missing";
+        printf("  %-17s %-24s %-8s %s%s%s%s\n", n->name, n->id ? n->id : "-",
+               gm_node_status_name(n->status), n->provenance == GM_PROV_REUSED ? "(reused) " : "",
+               state ? "live: " : "", state ? state : "", drift);
+    }
+    json_t *ep = json_object_get(o, "endpoints");
+    if (json_object_size(ep)) {
+        printf("Endpoints:\n");
+        const char *k;
+        json_t *v;
+        json_object_foreach(ep, k, v) printf("  %-8s %s\n", k, json_string_value(v));
+        printf("  (internal services: aws ssm start-session --target %s "
+               "--document-name AWS-StartPortForwardingSession)\n",
+               json_string_value(json_object_get(
+                   json_object_get(json_object_get(o, "resources"), "instance"), "id")));
+    }
+    json_t *cost = dep->cost;
+    if (json_object_size(cost))
+        printf("Cost:        $%.4f/hour, $%.2f/day, $%.2f/month (estimate; %s)\n",
+               json_number_value(json_object_get(cost, "hourly")),
+               json_number_value(json_object_get(cost, "daily")),
+               json_number_value(json_object_get(cost, "monthly")),
+               json_string_value(json_object_get(cost, "source")));
+    json_decref(o);
+}

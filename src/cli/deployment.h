@@ -1,0 +1,32 @@
+/* Plumbing shared by the deployment commands (deploy, destroy, status, list). */
+#ifndef GM_CLI_DEPLOYMENT_H
+#define GM_CLI_DEPLOYMENT_H
+
+#include <signal.h>
+
+#include "cli/cli.h"
+#include "engine/engine.h"
+#include "state/store.h"
+
+/* Set by SIGINT/SIGTERM during a mutating command. */
+extern volatile sig_atomic_t gm_cli_interrupted;
+/* First SIGINT/SIGTERM sets the flag (the engine stops at the next safe point
+ * and saves its journal); a second one ends the process at once. */
+void gm_cli_install_interrupt_handlers(void);
+
+/* Opens the store, takes the deployment's lock, opens its log. */
+gm_status gm_cli_open_locked(gm_cli *cli, const char *name, gm_store **out_store,
+                             gm_lock **out_lock, gm_error *err);
+
+/* Prints the deployment summary (text on stdout, or one JSON object). */
+void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live,
+                             int64_t duration_ms);
+
+/* A JSON object describing a deployment (no secrets): name, tier, region,
+ * status, resources, endpoints, cost. */
+json_t *gm_cli_deployment_json(const gm_deployment *dep);
+
+extern const gm_command gm_command_deploy, gm_command_destroy, gm_command_list,
+    gm_command_status;
+
+#endif

@@ -1,0 +1,97 @@
+/* Helpers the node kinds share: standard tags, find-by-tag, tolerant calls. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/str.h"
+#include "engine/internal.h"
+
+gm_status gm_e_tag_spec(gm_engine *e, gm_params *p, int idx, const char *resource_type,
+                        const char *node_name)
+{
+    char name_tag[160];
+    snprintf(name_tag, sizeof name_tag, "%s-%s", e->dep->name, node_name);
+    const char *tags[][2] = {
+        {"Name", name_tag},
+        {"geusemaker:deployment", e->dep->name},
+        {"geusemaker:node", node_name},
+        {"ManagedBy", "geusemaker"},
+    };
+    gm_status st = gm_params_addf(p, resource_type, "TagSpecification.%d.ResourceType", idx);
+    for (int i = 0; st == GM_OK && i < 4; i++) {
+        st = gm_params_addf(p, tags[i][0], "TagSpecification.%d.Tag.%d.Key", idx, i + 1);
+        if (st == GM_OK)
+            st = gm_params_addf(p, tags[i][1], "TagSpecification.%d.Tag.%d.Value", idx, i + 1);
+    }
+    return st;
+}
+
+static bool code_in(const char *code, const char *const *codes)
+{
+    for (int i = 0; codes && codes[i]; i++)
+        if (strcmp(code, codes[i]) == 0)
+            return true;
+    return false;
+}
+
+gm_status gm_e_ec2_call(gm_engine *e, const char *action, gm_params *p, xmlDocPtr *out_doc,
+                        const char *const *ok_codes, gm_error *err)
+{
+    xmlDocPtr doc = NULL;
+    gm_error cerr = {0};
+    gm_status st = gm_aws_query(e->aws, &gm_svc_ec2, action, p, &doc, &cerr);
+    if (st != GM_OK && *cerr.aws_code && code_in(cerr.aws_code, ok_codes))
+        st = GM_OK;
+    else if (st != GM_OK)
+        *err = cerr;
+    if (out_doc)
+        *out_doc = doc;
+    else if (doc)
+        xmlFreeDoc(doc);
+    return st;
+}
+
+gm_status gm_e_ec2_find_tagged(gm_engine *e, const char *describe_action, const char *set_name,
+                               const char *id_elem, const char *node_name,
+                               const char *extra_filter_name, const char *extra_filter_value,
+                               char **out_id, gm_error *err)
+{
+    *out_id = NULL;
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "Filter.1.Name", "tag:geusemaker:deployment");
+    gm_params_add(&p, "Filter.1.Value.1", e->dep->name);
+    gm_params_add(&p, "Filter.2.Name", "tag:geusemaker:node");
+    gm_params_add(&p, "Filter.2.Value.1", node_name);
+    if (extra_filter_name) {
+        gm_params_add(&p, "Filter.3.Name", extra_filter_name);
+        gm_params_add(&p, "Filter.3.Value.1", extra_filter_value);
+    }
+    xmlDocPtr doc = NULL;
+    gm_status st = gm_aws_query(e->aws, &gm_svc_ec2, describe_action, &p, &doc, err);
+    gm_params_release(&p);
+    if (st != GM_OK)
+        return st;
+    xmlNodePtr set = gm_xml_find(xmlDocGetRootElement(doc), set_name);
+    GM_XML_FOREACH(item, set, "item")
+    {
+        char *id = gm_xml_text(item, id_elem);
+        if (id && *id) {
+            *out_id = id;
+            break;
+        }
+        free(id);
+    }
+    xmlFreeDoc(doc);
+    return GM_OK;
+}
+
+bool gm_e_is_dependency_error(const gm_error *err)
+{
+    static const char *const codes[] = {
+        "DependencyViolation", "ResourceInUse",      "FileSystemInUse",
+        "DeleteConflict",      "InvalidGroup.InUse", "MountTargetConflict",
+        "IncorrectState",      NULL,
+    };
+    return err && *err->aws_code && code_in(err->aws_code, codes);
+}

@@ -1,0 +1,91 @@
+/* The deployment engine: a resource graph per tier (data, not code paths), an
+ * executor that runs every node whose inputs exist concurrently, a journal
+ * (intent before each create, id after), rollback and destroy in reverse
+ * dependency order, and resume.
+ *
+ * Crash safety: before any create call the node is saved as `creating` with its
+ * idempotency token; right after the call its id is saved. A resource created
+ * by a process that died between the two is found again by its tags (or token
+ * or deterministic name) by destroy and by deploy --resume.
+ */
+#ifndef GM_ENGINE_ENGINE_H
+#define GM_ENGINE_ENGINE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "aws/client.h"
+#include "state/deployment.h"
+#include "state/store.h"
+#include "ui/progress.h"
+
+#define GM_MAX_CIDRS 16
+
+typedef struct gm_deploy_config {
+    const char *name;
+    const char *tier;          /* dev (default), automation, gpu */
+    const char *instance_type; /* default per tier */
+    bool spot;                 /* default true */
+    const char *cidrs[GM_MAX_CIDRS];
+    int n_cidrs;               /* 0: detect the caller's public /32 */
+    const char *key_name;
+    const char *vpc_id;        /* reuse */
+    const char *subnet_ids[2]; /* reuse, with vpc_id */
+    const char *security_group_id; /* reuse */
+    const char *efs_id;        /* reuse */
+    bool no_rollback;
+    bool no_wait;
+    int64_t timeout_ms;        /* whole deploy; default 30 min */
+    int64_t health_timeout_ms; /* default 15 min */
+} gm_deploy_config;
+
+typedef struct gm_engine_options {
+    gm_aws_client *aws;
+    gm_store *store;
+    gm_progress *progress;            /* may be NULL */
+    volatile sig_atomic_t *interrupt; /* set by SIGINT/SIGTERM; may be NULL */
+} gm_engine_options;
+
+/* Checks a deployment name (see gm_stack_validate_name: lowercase letters,
+ * digits and '-', starting with a letter, short enough that every derived AWS
+ * name fits its limit). */
+gm_status gm_engine_check_name(const char *name, gm_error *err);
+
+/* Validates every input that can be checked without AWS (name, tier, type,
+ * CIDRs, conflicting flags). */
+gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err);
+
+/* The caller's public IPv4 address as "a.b.c.d/32", from GEUSEMAKER_IP_ENDPOINT
+ * or https://checkip.amazonaws.com. Never called out while the AWS endpoint is
+ * a loopback emulator unless GEUSEMAKER_IP_ENDPOINT is set. */
+gm_status gm_engine_detect_cidr(gm_aws_client *aws, char *out, size_t size, gm_error *err);
+
+/* Checks the resources a deploy is told to reuse: subnets in the VPC and in two
+ * zones, the security group in the VPC, the file system exists. */
+gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg,
+                                 gm_error *err);
+
+/* Runs a deploy for a new deployment (dep already saved by the caller with
+ * the lock held) or continues one (resume). On failure, unless cfg->no_rollback,
+ * rolls back what this deployment created. *out_dep stays owned by the
+ * caller. */
+gm_status gm_engine_deploy(const gm_engine_options *o, const gm_deploy_config *cfg,
+                           gm_deployment *dep, bool resume, gm_error *err);
+
+/* Deletes everything the deployment created (and what the journal says was
+ * being created, found by tags), in reverse dependency order; keep_efs keeps the
+ * file system and its mount targets. GM_OK only when nothing remains. */
+gm_status gm_engine_destroy(const gm_engine_options *o, gm_deployment *dep, bool keep_efs,
+                            gm_error *err);
+
+/* A live look at every resource: returns an object {node: {"id", "exists",
+ * "state", "drift": [..]}}. */
+gm_status gm_engine_inspect(const gm_engine_options *o, gm_deployment *dep, json_t **out,
+                            gm_error *err);
+
+/* The graph of a tier as (node, kind, deps) for plan/docs: prints nothing;
+ * returns a JSON array of {"node","kind","deps":[..]} in dependency order. */
+json_t *gm_engine_graph_json(const char *tier, const gm_deploy_config *cfg);
+
+#endif

@@ -1,0 +1,19 @@
+/* Helpers shared by the node kinds. */
+#ifndef GM_ENGINE_NODES_H
+#define GM_ENGINE_NODES_H
+
+#include "engine/internal.h"
+
+/* Finds the node's resource from an earlier run (adopting it: *out_id set and
+ * journalled) or journals the intent to create it (*out_id NULL). */
+gm_status gm_n_adopt_or_intent(gm_engine *e, gm_node_run *n, const gm_node_ops *ops,
+                               char **out_id, char *token, size_t token_size, gm_error *err);
+
+/* Describes one EC2 resource by id for status: "exists", "state", drift. */
+gm_status gm_n_inspect_ec2(gm_engine *e, const char *action, const char *id_param, const char *id,
+                           const char *set_name, const char *state_elem, json_t *out,
+                           gm_error *err);
+
+bool gm_instance_type_is_arm(const char *type);
+
+#endif

@@ -1,0 +1,225 @@
+/* Checks before any resource is created: input validation (no AWS call),
+ * the caller's public address, and the resources a deploy reuses. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws/xml.h"
+#include "core/str.h"
+#include "engine/internal.h"
+#include "stack/stack.h"
+
+static gm_status check_cidr(const char *cidr, gm_error *err)
+{
+    char addr[64];
+    const char *slash = strchr(cidr, '/');
+    if (!slash || (size_t)(slash - cidr) >= sizeof addr)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid --allow-cidr '%s': expected an IPv4 range like 203.0.113.7/32",
+                            cidr);
+    memcpy(addr, cidr, (size_t)(slash - cidr));
+    addr[slash - cidr] = '\0';
+    char *end = NULL;
+    long bits = strtol(slash + 1, &end, 10);
+    struct in_addr a;
+    if (inet_pton(AF_INET, addr, &a) != 1 || !end || *end || end == slash + 1 || bits < 0 ||
+        bits > 32)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid --allow-cidr '%s': expected an IPv4 range like 203.0.113.7/32",
+                            cidr);
+    uint32_t host = ntohl(a.s_addr);
+    uint32_t mask = bits == 0 ? 0 : 0xffffffffu << (32 - bits);
+    if (host & ~mask) {
+        struct in_addr n = {.s_addr = htonl(host & mask)};
+        char canon[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &n, canon, sizeof canon);
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid --allow-cidr '%s': host bits are set; did you mean '%s/%ld'?",
+                            cidr, canon, bits);
+    }
+    return GM_OK;
+}
+
+static gm_status check_instance_type(const char *t, gm_error *err)
+{
+    size_t n = strlen(t);
+    const char *dot = strchr(t, '.');
+    bool ok = n >= 4 && n <= 32 && dot && dot != t && dot[1] && islower((unsigned char)t[0]) &&
+              !strchr(dot + 1, '.');
+    for (size_t i = 0; ok && i < n; i++)
+        ok = islower((unsigned char)t[i]) || isdigit((unsigned char)t[i]) || t[i] == '.' ||
+             t[i] == '-';
+    if (!ok)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid --instance-type '%s': expected an EC2 type like 't3.xlarge'", t);
+    return GM_OK;
+}
+
+static bool aws_id_ok(const char *id, const char *prefix)
+{
+    if (!gm_str_startswith(id, prefix) || strlen(id) < strlen(prefix) + 8 || strlen(id) > 40)
+        return false;
+    for (const char *p = id + strlen(prefix); *p; p++)
+        if (!isxdigit((unsigned char)*p))
+            return false;
+    return true;
+}
+
+gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err)
+{
+    gm_status st = gm_engine_check_name(cfg->name, err);
+    if (st != GM_OK)
+        return st;
+    gm_tier tier;
+    if (!gm_tier_parse(cfg->tier, &tier))
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "unknown --tier '%s': expected dev, automation or gpu", cfg->tier);
+    if (tier == GM_TIER_AUTOMATION)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "tier 'automation' (load balancer) is not available yet: use --tier dev");
+    st = check_instance_type(cfg->instance_type, err);
+    if (st != GM_OK)
+        return st;
+    gm_stack_params sp = {.name = cfg->name, .tier = cfg->tier, .region = "us-east-1",
+                          .instance_type = cfg->instance_type};
+    st = gm_stack_validate(&sp, err);
+    if (st != GM_OK)
+        return st;
+    for (int i = 0; i < cfg->n_cidrs; i++)
+        if ((st = check_cidr(cfg->cidrs[i], err)) != GM_OK)
+            return st;
+    if (cfg->vpc_id && !aws_id_ok(cfg->vpc_id, "vpc-"))
+        return gm_error_set(err, GM_ERR_INVALID, "invalid --vpc-id '%s': expected vpc-xxxxxxxx",
+                            cfg->vpc_id);
+    if ((cfg->vpc_id != NULL) != (cfg->subnet_ids[0] != NULL))
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "--vpc-id and --subnet-ids go together: give both or neither");
+    for (int i = 0; i < 2 && cfg->subnet_ids[0]; i++)
+        if (!cfg->subnet_ids[i] || !aws_id_ok(cfg->subnet_ids[i], "subnet-"))
+            return gm_error_set(err, GM_ERR_INVALID,
+                                "invalid --subnet-ids: expected two subnet ids, 'subnet-a,subnet-b'");
+    if (cfg->subnet_ids[0] && strcmp(cfg->subnet_ids[0], cfg->subnet_ids[1]) == 0)
+        return gm_error_set(err, GM_ERR_INVALID, "--subnet-ids names the same subnet twice");
+    if (cfg->security_group_id && !aws_id_ok(cfg->security_group_id, "sg-"))
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid --security-group-id '%s': expected sg-xxxxxxxx",
+                            cfg->security_group_id);
+    if (cfg->security_group_id && !cfg->vpc_id)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "--security-group-id needs --vpc-id and --subnet-ids (its VPC)");
+    if (cfg->efs_id && !aws_id_ok(cfg->efs_id, "fs-"))
+        return gm_error_set(err, GM_ERR_INVALID, "invalid --efs-id '%s': expected fs-xxxxxxxx",
+                            cfg->efs_id);
+    if (cfg->key_name && (!*cfg->key_name || strlen(cfg->key_name) > 255))
+        return gm_error_set(err, GM_ERR_INVALID, "invalid --key-name");
+    return GM_OK;
+}
+
+/* The caller's public address, for the default ingress range. */
+gm_status gm_engine_detect_cidr(gm_aws_client *aws, char *out, size_t size, gm_error *err)
+{
+    const char *endpoint = getenv("GEUSEMAKER_IP_ENDPOINT");
+    if (!endpoint || !*endpoint) {
+        if (gm_aws_endpoint_is_loopback(aws, &gm_svc_ec2))
+            return gm_error_set(err, GM_ERR_INVALID,
+                                "cannot detect your public address while AWS is a local emulator: "
+                                "pass --allow-cidr CIDR (or set GEUSEMAKER_IP_ENDPOINT)");
+        endpoint = "https://checkip.amazonaws.com/";
+    }
+    gm_http_request req;
+    gm_http_response resp;
+    gm_http_request_init(&req);
+    gm_http_response_init(&resp);
+    resp.body.max = 256;
+    gm_status st = gm_http_request_setup(&req, "GET", endpoint);
+    req.total_timeout_ms = 5000;
+    req.connect_timeout_ms = 3000;
+    gm_error terr = {0};
+    if (st == GM_OK)
+        st = gm_transport_send(gm_aws_client_transport(aws), &req, &resp, &terr);
+    char ip[64] = "";
+    if (st == GM_OK && resp.status == 200)
+        snprintf(ip, sizeof ip, "%s", gm_buf_cstr(&resp.body));
+    gm_str_trim(ip);
+    struct in_addr a;
+    if (st != GM_OK || resp.status != 200 || inet_pton(AF_INET, ip, &a) != 1) {
+        gm_error_set(err, GM_ERR_INVALID,
+                     "cannot detect your public address from '%s'%s%s: pass --allow-cidr CIDR",
+                     endpoint, *terr.message ? ": " : "", terr.message);
+        st = GM_ERR_INVALID;
+    } else {
+        snprintf(out, size, "%s/32", ip);
+    }
+    gm_http_request_release(&req);
+    gm_http_response_release(&resp);
+    return st;
+}
+
+/* Checks reused resources before anything is created. */
+gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg, gm_error *err)
+{
+    if (cfg->vpc_id) {
+        gm_params p;
+        gm_params_init(&p);
+        gm_params_add(&p, "SubnetId.1", cfg->subnet_ids[0]);
+        gm_params_add(&p, "SubnetId.2", cfg->subnet_ids[1]);
+        xmlDocPtr doc = NULL;
+        gm_status st = gm_aws_query(aws, &gm_svc_ec2, "DescribeSubnets", &p, &doc, err);
+        gm_params_release(&p);
+        if (st != GM_OK)
+            return st;
+        char az[2][64] = {"", ""};
+        int i = 0;
+        GM_XML_FOREACH(item, gm_xml_find(xmlDocGetRootElement(doc), "subnetSet"), "item")
+        {
+            char vpc[64];
+            gm_xml_text_to(item, "vpcId", vpc, sizeof vpc);
+            if (strcmp(vpc, cfg->vpc_id) != 0) {
+                xmlFreeDoc(doc);
+                return gm_error_set(err, GM_ERR_INVALID, "subnet is in '%s', not in --vpc-id '%s'",
+                                    vpc, cfg->vpc_id);
+            }
+            if (i < 2)
+                gm_xml_text_to(item, "availabilityZone", az[i], sizeof az[i]);
+            i++;
+        }
+        xmlFreeDoc(doc);
+        if (i != 2 || strcmp(az[0], az[1]) == 0)
+            return gm_error_set(err, GM_ERR_INVALID,
+                                "--subnet-ids must name two existing subnets in two different "
+                                "availability zones");
+    }
+    if (cfg->security_group_id) {
+        gm_params p;
+        gm_params_init(&p);
+        gm_params_add(&p, "GroupId.1", cfg->security_group_id);
+        xmlDocPtr doc = NULL;
+        gm_status st = gm_aws_query(aws, &gm_svc_ec2, "DescribeSecurityGroups", &p, &doc, err);
+        gm_params_release(&p);
+        if (st != GM_OK)
+            return st;
+        char vpc[64];
+        gm_xml_text_to(gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "securityGroupInfo"),
+                                    "item"),
+                       "vpcId", vpc, sizeof vpc);
+        xmlFreeDoc(doc);
+        if (strcmp(vpc, cfg->vpc_id) != 0)
+            return gm_error_set(err, GM_ERR_INVALID,
+                                "--security-group-id '%s' is not in --vpc-id '%s'",
+                                cfg->security_group_id, cfg->vpc_id);
+    }
+    if (cfg->efs_id) {
+        char path[128];
+        snprintf(path, sizeof path, "/2015-02-01/file-systems?FileSystemId=%s", cfg->efs_id);
+        json_t *out = NULL;
+        gm_status st = gm_aws_rest_json(aws, &gm_svc_efs, "DescribeFileSystems", "GET", path,
+                                        NULL, &out, err);
+        json_decref(out);
+        if (st != GM_OK)
+            return st;
+    }
+    return GM_OK;
+}
+

@@ -1,0 +1,142 @@
+/* The AI stack: deployment parameters, their validation, and the generators of
+ * the instance's UserData (a bash script) and Docker Compose file.
+ *
+ * Everything here is pure: no AWS call, no file, no network. The deploy engine
+ * validates the parameters first (gm_stack_validate, before any AWS call),
+ * renders and encodes the UserData for RunInstances, and stores the secrets in
+ * SSM (see stack/secrets.h) before launching the instance.
+ *
+ * What the UserData does on the instance (all state under a root prefix
+ * GM_ROOT, "" on a real instance, so tests can run it in a sandbox):
+ *   - logs to /var/log/geusemaker/userdata.log; writes
+ *     /var/lib/geusemaker/userdata.done on success, userdata.failed (step,
+ *     line, exit code) on failure; safe to run twice (every step checks before
+ *     acting; a lock stops two concurrent runs);
+ *   - installs Docker, the Compose plugin, nginx, openssl, amazon-efs-utils
+ *     (built from a pinned tag on Ubuntu) and, for the gpu tier, configures the
+ *     NVIDIA container runtime (GPU_TYPES only: see gm_instance_type_is_gpu);
+ *   - mounts the EFS file system over TLS at /mnt/efs, retrying while the mount
+ *     targets are not yet reachable, and adds it to /etc/fstab; docker.service
+ *     gets RequiresMountsFor=/mnt/efs so containers never start on the bare
+ *     mount point after a reboot;
+ *   - reads the secrets from SSM Parameter Store (GetParameters with
+ *     decryption, through the instance role; region from IMDSv2) into
+ *     /opt/geusemaker/.env (0600) and the nginx token maps (0600);
+ *   - writes the Compose file (gm_compose_render), pulls and starts PostgreSQL,
+ *     n8n and Qdrant, then starts Ollama and Crawl4AI and pulls the Ollama
+ *     models in a background unit (geusemaker-late.service);
+ *   - nginx in front: 443 with TLS (self-signed certificate), n8n at "/",
+ *     Qdrant at "/qdrant/" (its own API key, header "api-key"), Crawl4AI at
+ *     "/crawl4ai/" and Ollama at "/ollama/" (both "Authorization: Bearer
+ *     <token>"); port 80 redirects to 443 except the two health paths below.
+ *     Containers publish on 127.0.0.1 only; PostgreSQL publishes nothing;
+ *   - the health document (see health/health.h) at GM_HEALTH_PATH, refreshed
+ *     every GM_HEALTH_REFRESH_S by geusemaker-health.timer from the containers'
+ *     Compose health status and pg_isready; GM_HEALTH_READY_PATH answers 200
+ *     while the critical services (PostgreSQL, n8n) are healthy, else 503: the
+ *     ALB target group (automation tier) should check that path;
+ *   - geusemaker-spot-watch.service polls the spot interruption notice every
+ *     5 s and stops the stack cleanly when it appears.
+ * No secret value is ever part of the script or the Compose file.
+ */
+#ifndef GM_STACK_STACK_H
+#define GM_STACK_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+
+typedef enum gm_os { GM_OS_AL2023, GM_OS_UBUNTU2204, GM_OS_UBUNTU2404 } gm_os;
+
+typedef enum gm_tier { GM_TIER_DEV, GM_TIER_AUTOMATION, GM_TIER_GPU } gm_tier;
+
+typedef struct gm_stack_params {
+    const char *name;          /* deployment name: see gm_stack_validate_name */
+    const char *tier;          /* "dev" | "automation" | "gpu" */
+    const char *region;        /* fallback only: the instance asks IMDSv2 */
+    const char *instance_type; /* "t3.large", "g5.xlarge", ... */
+    gm_os os;
+    const char *efs_id;        /* NULL: a placeholder (review only; the script refuses to run) */
+    const char *const *models; /* Ollama models to pull in the background; may be NULL */
+    size_t n_models;
+    const char *ssm_prefix;    /* "/geusemaker/NAME/"; NULL: derived from name */
+} gm_stack_params;
+
+/* Paths on the instance (without the GM_ROOT prefix). */
+#define GM_HEALTH_PATH "/geusemaker/health.json"
+#define GM_HEALTH_READY_PATH "/geusemaker/ready"
+#define GM_HEALTH_REFRESH_S 30
+#define GM_STACK_EFS_MOUNT "/mnt/efs"
+#define GM_STACK_APP_DIR "/opt/geusemaker"
+#define GM_USERDATA_LOG "/var/log/geusemaker/userdata.log"
+#define GM_USERDATA_DONE_MARKER "/var/lib/geusemaker/userdata.done"
+#define GM_USERDATA_FAILED_MARKER "/var/lib/geusemaker/userdata.failed"
+/* The EFS id written when efs_id is NULL. */
+#define GM_STACK_EFS_PLACEHOLDER "fs-REVIEW-ONLY"
+
+/* Size limits. EC2 takes at most 16,384 bytes of UserData before base64
+ * (GM_LIMIT_USERDATA_RAW); the script itself may be larger before gzip. */
+#define GM_LIMIT_USERDATA_SCRIPT (128u * 1024u) /* buffer for the rendered script */
+#define GM_LIMIT_COMPOSE_FILE (64u * 1024u)     /* buffer for the Compose file */
+#define GM_STACK_NAME_MAX 28                    /* "<name>-alb" must fit 32 */
+#define GM_STACK_MAX_MODELS 16
+#define GM_STACK_MODEL_NAME_MAX 128
+
+/* "dev"/"automation"/"gpu" → tier; false when unknown. */
+bool gm_tier_parse(const char *s, gm_tier *out);
+const char *gm_tier_name(gm_tier t);
+/* "al2023"/"ubuntu2204"/"ubuntu2404" → os; false when unknown. */
+bool gm_os_parse(const char *s, gm_os *out);
+const char *gm_os_name(gm_os os);
+
+/* True when the instance type belongs to an NVIDIA GPU family (g4dn, g5, g5g,
+ * g6, g6e, g6f, gr6, p3, p4d, p5, ...). The family is the part before the dot.
+ * g4ad (AMD GPUs) is not: the NVIDIA runtime cannot use it. */
+bool gm_instance_type_is_gpu(const char *type);
+/* The GPU families, comma separated, for messages. */
+const char *gm_gpu_families(void);
+
+/* A deployment name: 1..GM_STACK_NAME_MAX characters of [a-z0-9-], starting
+ * with a letter, not ending with '-', no "--". */
+gm_status gm_stack_validate_name(const char *name, gm_error *err);
+
+/* Checks everything the generators need, before any AWS call: name, tier,
+ * instance type syntax, a gpu tier only on a GPU instance type (the message
+ * lists the GPU families), region, EFS id syntax (when given), models (at most
+ * GM_STACK_MAX_MODELS names of [A-Za-z0-9._:/-]), ssm_prefix (when given:
+ * starts and ends with '/', [A-Za-z0-9/_.-]). GM_ERR_INVALID on failure. */
+gm_status gm_stack_validate(const gm_stack_params *p, gm_error *err);
+
+/* Sensible defaults per tier (static strings). */
+const char *gm_stack_default_instance_type(gm_tier tier);
+const char *const *gm_stack_default_models(gm_tier tier, size_t *out_n);
+
+/* Appends the UserData bash script to out (initialise it with
+ * gm_buf_init(out, GM_LIMIT_USERDATA_SCRIPT)). Validates p first. The script
+ * is emitted exactly as it must run: never post-process it (no comment
+ * stripping: heredocs carry other scripts). */
+gm_status gm_userdata_render(const gm_stack_params *p, gm_buf *out, gm_error *err);
+
+/* Prepares a script for RunInstances' UserData: when the script is over
+ * GM_LIMIT_USERDATA_RAW bytes it is gzip-compressed (gzip header; cloud-init
+ * gunzips it); if what would be sent is still over GM_LIMIT_USERDATA_RAW the
+ * result is GM_ERR_LIMIT with both sizes in the message. On success
+ * *out_base64 is a malloc'd NUL-terminated base64 string (caller frees),
+ * *out_size the number of bytes before base64, *out_gzipped whether gzip was
+ * applied. On failure the out_ values are untouched. */
+gm_status gm_userdata_encode(const gm_buf *script, char **out_base64, size_t *out_size,
+                             bool *out_gzipped, gm_error *err);
+
+/* Appends the Docker Compose file (YAML) to out (initialise it with
+ * gm_buf_init(out, GM_LIMIT_COMPOSE_FILE)). Secrets appear only as Compose
+ * interpolations ("${GM_POSTGRES_PASSWORD:?...}") resolved from the 0600 env
+ * file on the instance. Validates p first. */
+gm_status gm_compose_render(const gm_stack_params *p, gm_buf *out, gm_error *err);
+
+/* The SSM prefix for a deployment: "/geusemaker/NAME/" (malloc'd; NULL when
+ * memory is exhausted). */
+char *gm_stack_default_ssm_prefix(const char *name);
+
+#endif
