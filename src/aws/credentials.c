@@ -157,7 +157,8 @@ static gm_status credentials_set(gm_credentials *out, const char *akid, const ch
     out->access_key_id = strdup(akid);
     out->secret_access_key = strdup(secret);
     out->session_token = token && *token ? strdup(token) : NULL;
-    if (!out->access_key_id || !out->secret_access_key || (token && *token && !out->session_token)) {
+    if (!out->access_key_id || !out->secret_access_key ||
+        (token && *token && !out->session_token)) {
         gm_credentials_release(out);
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory copying credentials");
     }

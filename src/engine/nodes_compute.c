@@ -348,6 +348,24 @@ static gm_status instance_create(gm_engine *e, gm_node_run *n, gm_error *err)
     return st;
 }
 
+static gm_status instance_state(gm_engine *e, gm_params *p, char *state, size_t size,
+                                gm_error *err)
+{
+    static const char *const gone[] = {"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed",
+                                       NULL};
+    xmlDocPtr doc = NULL;
+    *state = '\0';
+    gm_status st = gm_e_ec2_call(e, "DescribeInstances", p, &doc, gone, err);
+    if (st == GM_OK) {
+        xmlNodePtr item = gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "instancesSet"), "item");
+        gm_xml_text_to(item, "instanceState/name", state, size);
+        if (!item)
+            snprintf(state, size, "terminated");
+    }
+    xmlFreeDoc(doc);
+    return st;
+}
+
 static gm_status instance_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
 {
     static const char *const gone[] = {"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed",
@@ -355,24 +373,16 @@ static gm_status instance_destroy(gm_engine *e, gm_node_run *n, const char *id, 
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "InstanceId.1", id);
-    gm_status st = gm_e_ec2_call(e, "TerminateInstances", &p, NULL, gone, err);
+    char state[32];
+    gm_status st = instance_state(e, &p, state, sizeof state, err);
+    if (st == GM_OK && strcmp(state, "terminated") != 0)
+        st = gm_e_ec2_call(e, "TerminateInstances", &p, NULL, gone, err);
     /* Its network interface holds the security group and subnet until it is
      * terminated: wait for that. */
-    while (st == GM_OK) {
-        xmlDocPtr doc = NULL;
-        gm_error cerr = {0};
-        st = gm_e_ec2_call(e, "DescribeInstances", &p, &doc, gone, &cerr);
-        if (st != GM_OK) {
-            *err = cerr;
-            break;
-        }
-        char state[32] = "";
-        xmlNodePtr item = gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "instancesSet"), "item");
-        gm_xml_text_to(item, "instanceState/name", state, sizeof state);
-        xmlFreeDoc(doc);
-        if (!item || strcmp(state, "terminated") == 0)
-            break;
-        st = gm_e_wait(e, e->poll_ms, "waiting for the instance to terminate", err);
+    while (st == GM_OK && strcmp(state, "terminated") != 0) {
+        st = instance_state(e, &p, state, sizeof state, err);
+        if (st == GM_OK && strcmp(state, "terminated") != 0)
+            st = gm_e_wait(e, e->poll_ms, "waiting for the instance to terminate", err);
     }
     gm_params_release(&p);
     return st;

@@ -56,14 +56,15 @@ static void put_file(gm_emit *e, const char *path, const char *mode, const char 
 
 /* ---- helper scripts installed on the instance ------------------------- */
 
-static void helper_header(gm_emit *e, const char *what)
+static void helper_header(gm_emit *e, const char *what, bool app)
 {
     gm_emit_put(e, "#!/bin/bash" NL);
     gm_emit_put(e, what);
     gm_emit_put(e, "# Installed by the GeuseMaker UserData. Holds no secret value." NL
                    "R=\"${GM_ROOT:-}\"" NL
-                   "STATE=\"$R/var/lib/geusemaker\"" NL
-                   "APP=\"$R" GM_STACK_APP_DIR "\"" NL);
+                   "STATE=\"$R/var/lib/geusemaker\"" NL);
+    if (app)
+        gm_emit_put(e, "APP=\"$R" GM_STACK_APP_DIR "\"" NL);
 }
 
 static void render_health_script(gm_emit *e, const gm_stack_params *p, gm_tier tier)
@@ -72,7 +73,8 @@ static void render_health_script(gm_emit *e, const gm_stack_params *p, gm_tier t
     const gm_service *svc = gm_stack_services(&n);
     helper_header(e, "# Writes the health document served by nginx at " GM_HEALTH_PATH ": each" NL
                      "# service's state from its Compose healthcheck (run by Docker) and, for" NL
-                     "# PostgreSQL, pg_isready. Run by geusemaker-health.timer." NL);
+                     "# PostgreSQL, pg_isready. Run by geusemaker-health.timer." NL,
+                  false);
     gm_emit_put(e, "set -uo pipefail" NL "WWW=\"$STATE/www/geusemaker\"" NL
                    "mkdir -p \"$WWW\"" NL);
     gm_emit_put(e, "services=(");
@@ -171,7 +173,8 @@ static void render_late_script(gm_emit *e)
             strcat(late, svc[i].name);
         }
     helper_header(e, "# Pulls and starts the large images, then the Ollama models, behind the" NL
-                     "# rest of the stack. Run once by geusemaker-late.service." NL);
+                     "# rest of the stack. Run once by geusemaker-late.service." NL,
+                  true);
     gm_emit_put(e, "set -euo pipefail" NL
                    "exec >>\"$R/var/log/geusemaker/late-start.log\" 2>&1" NL);
     put_log_fn(e, "late-start");
@@ -213,7 +216,8 @@ static void render_late_script(gm_emit *e)
 static void render_spot_script(gm_emit *e)
 {
     helper_header(e, "# Polls the EC2 spot interruption notice (IMDSv2) every 5 s and stops the" NL
-                     "# stack cleanly within the two-minute warning." NL);
+                     "# stack cleanly within the two-minute warning." NL,
+                  true);
     gm_emit_put(e, "set -uo pipefail" NL
                    "IMDS=\"${GM_IMDS:-http://169.254.169.254/latest}\"" NL
                    "INTERVAL=\"${GM_SPOT_INTERVAL:-5}\"" NL
@@ -357,6 +361,7 @@ static void render_nginx_conf(gm_emit *e, gm_os os)
         "    ssl_certificate_key /etc/nginx/geusemaker/tls.key;" NL
         "    ssl_protocols TLSv1.2 TLSv1.3;" NL
         "    proxy_http_version 1.1;" NL
+        "    # A location with its own proxy_set_header inherits none of these." NL
         "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" NL
         "    proxy_set_header X-Forwarded-Proto https;" NL
         "    location = " GM_HEALTH_PATH " {" NL
@@ -389,6 +394,8 @@ static void render_nginx_conf(gm_emit *e, gm_os os)
         "    location / {" NL
         "      proxy_pass http://127.0.0.1:5678;" NL
         "      proxy_set_header Host $host;" NL
+        "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" NL
+        "      proxy_set_header X-Forwarded-Proto https;" NL
         "      proxy_set_header Upgrade $http_upgrade;" NL
         "      proxy_set_header Connection $connection_upgrade;" NL
         "      proxy_buffering off;" NL
@@ -652,6 +659,7 @@ static void render_secrets(gm_emit *e)
         "    --names \"${names[@]}\" --query 'Parameters[].[Name,Value]' --output text)" NL
         "}" NL
         "# The instance role can take a few seconds to be usable after boot." NL
+        "log \"aws ssm get-parameters: ${#names[@]} parameters under $GM_SSM_PREFIX in $region\"" NL
         "retry 10 6 fetch_secrets" NL
         "declare -A secret=()" NL
         "while IFS=$'\\t' read -r pname pvalue; do" NL
@@ -798,7 +806,7 @@ static void render_epilogue(gm_emit *e)
         "systemctl start --no-block geusemaker-late.service" NL
         "\"$APP/bin/gm-health\" >/dev/null || log \"warning: the first health check failed\"" NL
         "" NL
-        "step done \"finished\"" NL
+        "step finish \"write the success marker\"" NL
         "printf 'time=%s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" >\"$STATE/userdata.done\"" NL
         "log \"success: PostgreSQL, n8n and Qdrant are starting; Ollama, Crawl4AI and the models follow (geusemaker-late.service)\"" NL);
 }
