@@ -95,3 +95,42 @@ bool gm_e_is_dependency_error(const gm_error *err)
     };
     return err && *err->aws_code && code_in(err->aws_code, codes);
 }
+
+static void *parallel_call(void *arg)
+{
+    gm_e_call *c = arg;
+    xmlDocPtr doc = NULL;
+    c->st = gm_aws_query(c->engine->aws, c->svc ? c->svc : &gm_svc_ec2, c->action, &c->params,
+                         &doc, &c->err);
+    if (c->st != GM_OK && *c->err.aws_code && code_in(c->err.aws_code, c->ok_codes)) {
+        c->st = GM_OK;
+        gm_error_clear(&c->err);
+    }
+    xmlFreeDoc(doc);
+    return NULL;
+}
+
+gm_status gm_e_parallel(gm_engine *e, gm_e_call *calls, int n, gm_error *err)
+{
+    bool *started = calloc((size_t)n, sizeof *started);
+    for (int i = 0; i < n; i++) {
+        calls[i].engine = e;
+        gm_error_clear(&calls[i].err);
+        if (started && pthread_create(&calls[i].thread, NULL, parallel_call, &calls[i]) == 0)
+            started[i] = true;
+        else
+            parallel_call(&calls[i]); /* no thread to be had: run it here */
+    }
+    gm_status st = GM_OK;
+    for (int i = 0; i < n; i++) {
+        if (started && started[i])
+            pthread_join(calls[i].thread, NULL);
+        if (calls[i].st != GM_OK && st == GM_OK) {
+            st = calls[i].st;
+            *err = calls[i].err;
+        }
+        gm_params_release(&calls[i].params);
+    }
+    free(started);
+    return st;
+}

@@ -93,9 +93,37 @@ static gm_node_state *state_of(gm_engine *e, gm_node_run *n)
     return gm_deployment_ensure_node(e->dep, n->def->name, n->def->kind);
 }
 
-static gm_status save_locked(gm_engine *e, gm_error *err)
+/* Makes every change made so far durable (group commit). Called without
+ * e->lock. Each change bumps e->version under e->lock; the thread that gets
+ * the I/O lock writes a snapshot of the latest state, so saves that pile up
+ * behind a slow fsync collapse into one write. Returns only when a version at
+ * least as new as the caller's change is on disk. */
+static gm_status commit(gm_engine *e, gm_error *err)
 {
-    return gm_store_save(e->store, e->dep, err);
+    pthread_mutex_lock(&e->lock);
+    uint64_t mine = ++e->version;
+    pthread_mutex_unlock(&e->lock);
+    gm_status st = GM_OK;
+    pthread_mutex_lock(&e->io_lock);
+    if (e->written < mine) {
+        pthread_mutex_lock(&e->lock);
+        uint64_t current = e->version;
+        json_t *j = gm_deployment_to_json(e->dep);
+        pthread_mutex_unlock(&e->lock);
+        gm_deployment *snap = NULL;
+        st = j ? gm_deployment_from_json(j, &snap, err)
+               : gm_error_set(err, GM_ERR_NOMEM, "out of memory saving state");
+        json_decref(j);
+        if (st == GM_OK)
+            st = gm_store_save(e->store, snap, err);
+        if (st == GM_OK) {
+            e->written = current;
+            e->dep->updated_at = snap->updated_at;
+        }
+        gm_deployment_free(snap);
+    }
+    pthread_mutex_unlock(&e->io_lock);
+    return st;
 }
 
 gm_status gm_e_journal_intent(gm_engine *e, gm_node_run *n, char *out_token, size_t size,
@@ -115,9 +143,8 @@ gm_status gm_e_journal_intent(gm_engine *e, gm_node_run *n, char *out_token, siz
     s->updated_at = gm_wall_ms();
     if (out_token)
         snprintf(out_token, size, "%s", s->token);
-    gm_status st = save_locked(e, err);
     pthread_mutex_unlock(&e->lock);
-    return st;
+    return commit(e, err);
 }
 
 gm_status gm_e_journal_id(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
@@ -127,11 +154,11 @@ gm_status gm_e_journal_id(gm_engine *e, gm_node_run *n, const char *id, gm_error
     gm_status st = gm_node_set_id(s, id);
     s->updated_at = gm_wall_ms();
     gm_deployment_add_event(e->dep, "created", n->def->name, "%s %s", n->def->kind, id);
+    pthread_mutex_unlock(&e->lock);
     if (st == GM_OK)
-        st = save_locked(e, err);
+        st = commit(e, err);
     else
         gm_error_set(err, st, "out of memory");
-    pthread_mutex_unlock(&e->lock);
     if (e->progress)
         gm_progress_detail(e->progress, n->def->name, id);
     return st;
@@ -241,6 +268,7 @@ static gm_status engine_init(gm_engine *e, const gm_engine_options *o,
     e->cfg = cfg;
     e->dep = dep;
     pthread_mutex_init(&e->lock, NULL);
+    pthread_mutex_init(&e->io_lock, NULL);
     pthread_cond_init(&e->cond, NULL);
     const char *poll = getenv("GEUSEMAKER_POLL_MS");
     e->poll_ms = poll && atoi(poll) > 0 ? atoi(poll) : 2000;
@@ -275,6 +303,7 @@ static void engine_release(gm_engine *e)
 {
     free(e->runs);
     pthread_cond_destroy(&e->cond);
+    pthread_mutex_destroy(&e->io_lock);
     pthread_mutex_destroy(&e->lock);
 }
 
@@ -323,11 +352,15 @@ static void *create_worker(void *arg)
         r->run = RUN_FAILED;
         record_failure(e, r, &nerr);
     }
-    gm_error serr = {0};
-    if (save_locked(e, &serr) != GM_OK)
-        record_failure(e, r, &serr);
     pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->lock);
+    gm_error serr = {0};
+    if (commit(e, &serr) != GM_OK) {
+        pthread_mutex_lock(&e->lock);
+        record_failure(e, r, &serr);
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+    }
     log_step(st == GM_OK ? "step_done" : "step_failed", r, &nerr, ms);
     if (e->progress) {
         char *id = gm_e_id(e, r->def->name);
@@ -431,9 +464,9 @@ static void *destroy_worker(void *arg)
         gm_node_state *s = state_of(e, r);
         gm_node_set_id(s, id);
         s->status = GM_NODE_DELETING;
-        gm_error serr = {0};
-        save_locked(e, &serr);
         pthread_mutex_unlock(&e->lock);
+        gm_error serr = {0};
+        commit(e, &serr);
         if (e->progress)
             gm_progress_detail(e->progress, r->def->name, id);
         for (;;) {
@@ -466,10 +499,10 @@ static void *destroy_worker(void *arg)
         r->run = RUN_FAILED;
         record_failure(e, r, &nerr);
     }
-    gm_error serr = {0};
-    save_locked(e, &serr);
     pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->lock);
+    gm_error serr = {0};
+    commit(e, &serr);
     log_step(st == GM_OK ? "delete_done" : "delete_failed", r, &nerr, ms);
     if (e->progress) {
         if (st == GM_OK)
@@ -563,9 +596,9 @@ static void set_status(gm_engine *e, gm_dep_status st, const char *reason)
     e->dep->status_reason = reason ? strdup(reason) : NULL;
     gm_deployment_add_event(e->dep, "status", NULL, "%s%s%s", gm_dep_status_name(st),
                             reason ? ": " : "", reason ? reason : "");
-    gm_error serr = {0};
-    save_locked(e, &serr);
     pthread_mutex_unlock(&e->lock);
+    gm_error serr = {0};
+    commit(e, &serr);
     gm_log_event(GM_LOG_INFO, "status",
                  json_pack("{s:s, s:s?}", "status", gm_dep_status_name(st), "reason", reason));
 }

@@ -67,6 +67,9 @@ struct gm_engine {
     bool failed;
     gm_error first_error;
     bool keep_efs;
+    pthread_mutex_t io_lock; /* serialises state writes (group commit) */
+    uint64_t version;        /* bumped by every change that must be saved */
+    uint64_t written;        /* the newest version on disk */
 };
 
 /* Node kinds (engine/nodes_*.c). */
@@ -109,6 +112,22 @@ gm_status gm_e_ec2_find_tagged(gm_engine *e, const char *describe_action, const 
  * success (e.g. "InvalidVpcID.NotFound" on delete). */
 gm_status gm_e_ec2_call(gm_engine *e, const char *action, gm_params *p, xmlDocPtr *out_doc,
                         const char *const *ok_codes, gm_error *err);
+/* Independent Query calls issued concurrently (one round trip for all). The
+ * caller fills svc (NULL: EC2), action, params and ok_codes; the helper
+ * releases every params list and returns the first failure. */
+typedef struct gm_e_call {
+    const gm_aws_service *svc;
+    const char *action;
+    gm_params params;
+    const char *const *ok_codes;
+    /* filled by the helper */
+    gm_engine *engine;
+    gm_status st;
+    gm_error err;
+    pthread_t thread;
+} gm_e_call;
+gm_status gm_e_parallel(gm_engine *e, gm_e_call *calls, int n, gm_error *err);
+
 /* Retries a delete while it fails with a dependency error, until the deadline. */
 bool gm_e_is_dependency_error(const gm_error *err);
 

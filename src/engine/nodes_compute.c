@@ -1,4 +1,5 @@
 /* Compute node kinds: the stack's secrets in SSM, and the EC2 instance. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,45 @@ static char *ssm_prefix(gm_engine *e)
     return gm_stack_default_ssm_prefix(e->dep->name);
 }
 
+typedef struct put_job {
+    gm_engine *e;
+    const char *node;
+    char *name;
+    const char *value;
+    const char *description;
+    gm_status st;
+    bool kept;
+    gm_error err;
+    pthread_t thread;
+} put_job;
+
+static void *put_parameter(void *arg)
+{
+    put_job *j = arg;
+    json_t *body = json_pack(
+        "{s:s, s:s, s:s, s:s, s:b, s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}]}", "Name", j->name, "Value",
+        j->value, "Type", "SecureString", "Description", j->description, "Overwrite", 0, "Tags",
+        "Key", "geusemaker:deployment", "Value", j->e->dep->name, "Key", "geusemaker:node", "Value",
+        j->node, "Key", "ManagedBy", "Value", "geusemaker");
+    json_t *out = NULL;
+    gm_error cerr = {0};
+    j->st = body ? gm_aws_json(j->e->aws, &gm_svc_ssm, "PutParameter", body, &out, &cerr)
+                 : gm_error_set(&cerr, GM_ERR_NOMEM, "out of memory");
+    /* A stored value survives redeploys and replacement instances: above all
+     * the n8n encryption key must never change. */
+    if (j->st != GM_OK && strcmp(cerr.aws_code, "ParameterAlreadyExists") == 0) {
+        j->st = GM_OK;
+        j->kept = true;
+    } else if (j->st != GM_OK) {
+        j->err = cerr;
+    }
+    json_decref(out);
+    json_decref(body);
+    return NULL;
+}
+
+/* The parameters are independent: they are written concurrently, one round
+ * trip for all. */
 static gm_status secrets_create(gm_engine *e, gm_node_run *n, gm_error *err)
 {
     char *prefix = ssm_prefix(e);
@@ -24,33 +64,39 @@ static gm_status secrets_create(gm_engine *e, gm_node_run *n, gm_error *err)
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     gm_status st = gm_e_journal_intent(e, n, NULL, 0, err);
     gm_secret_values values;
+    memset(&values, 0, sizeof values);
     if (st == GM_OK)
         st = gm_secrets_generate(&values, err);
-    else
-        memset(&values, 0, sizeof values);
-    int kept = 0;
+    put_job jobs[GM_SECRET_COUNT];
+    memset(jobs, 0, sizeof jobs);
+    int started = 0, kept = 0;
     for (int i = 0; st == GM_OK && i < GM_SECRET_COUNT; i++) {
-        const gm_secret_def *def = gm_secret_def_get((gm_secret_id)i);
-        char *name = gm_secret_parameter_name(prefix, (gm_secret_id)i);
-        json_t *body = json_pack(
-            "{s:s?, s:s, s:s, s:s, s:b, s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}]}", "Name", name,
-            "Value", values.value[i], "Type", "SecureString", "Description", def->description,
-            "Overwrite", 0, "Tags", "Key", "geusemaker:deployment", "Value", e->dep->name, "Key",
-            "geusemaker:node", "Value", n->def->name, "Key", "ManagedBy", "Value", "geusemaker");
-        json_t *out = NULL;
-        gm_error cerr = {0};
-        st = gm_aws_json(e->aws, &gm_svc_ssm, "PutParameter", body, &out, &cerr);
-        /* A stored value survives redeploys and replacement instances: above
-         * all the n8n encryption key must never change. */
-        if (st != GM_OK && strcmp(cerr.aws_code, "ParameterAlreadyExists") == 0) {
-            st = GM_OK;
-            kept++;
-        } else if (st != GM_OK) {
-            *err = cerr;
+        put_job *j = &jobs[i];
+        j->e = e;
+        j->node = n->def->name;
+        j->name = gm_secret_parameter_name(prefix, (gm_secret_id)i);
+        j->value = values.value[i];
+        j->description = gm_secret_def_get((gm_secret_id)i)->description;
+        if (!j->name) {
+            st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+            break;
         }
-        json_decref(out);
-        json_decref(body); /* holds a copy of the value: jansson frees it */
-        free(name);
+        if (pthread_create(&j->thread, NULL, put_parameter, j) != 0) {
+            put_parameter(j); /* no thread to be had: do it here */
+            j->thread = 0;
+            continue;
+        }
+        started |= 1 << i;
+    }
+    for (int i = 0; i < GM_SECRET_COUNT; i++) {
+        if (started & (1 << i))
+            pthread_join(jobs[i].thread, NULL);
+        if (jobs[i].name && jobs[i].st != GM_OK && st == GM_OK) {
+            *err = jobs[i].err;
+            st = jobs[i].st;
+        }
+        kept += jobs[i].kept;
+        free(jobs[i].name);
     }
     gm_secret_values_release(&values);
     if (st == GM_OK && kept)

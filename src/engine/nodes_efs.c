@@ -117,16 +117,17 @@ static gm_status efs_create(gm_engine *e, gm_node_run *n, gm_error *err)
             st = efs_find(e, n, &id, err); /* the same token: ours from an earlier try */
         else if (st != GM_OK)
             *err = cerr;
-        else if (json_string_value(json_object_get(out, "FileSystemId")))
+        else if (json_string_value(json_object_get(out, "FileSystemId"))) {
             id = strdup(json_string_value(json_object_get(out, "FileSystemId")));
+            gm_e_set_output(e, n, "state",
+                            json_string_value(json_object_get(out, "LifeCycleState")));
+        }
         json_decref(out);
         if (st == GM_OK && !id)
             st = gm_error_set(err, GM_ERR_PARSE, "CreateFileSystem returned no FileSystemId");
         if (st == GM_OK)
             st = gm_e_journal_id(e, n, id, err);
     }
-    if (st == GM_OK)
-        st = wait_fs_available(e, id, err);
     free(id);
     return st;
 }
@@ -218,7 +219,17 @@ static gm_status mt_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *
 static gm_status mt_create(gm_engine *e, gm_node_run *n, gm_error *err)
 {
     char *id = NULL;
-    gm_status st = mt_find(e, n, &id, err);
+    gm_status st = GM_OK;
+    /* Look for an existing one only when it can exist: a reused file system,
+     * or an earlier run that journalled this node. */
+    pthread_mutex_lock(&e->lock);
+    gm_node_state *ns = gm_deployment_node(e->dep, n->def->name);
+    bool look = (ns && ns->status != GM_NODE_PENDING) ||
+                gm_deployment_node(e->dep, "efs") == NULL ||
+                gm_deployment_node(e->dep, "efs")->provenance == GM_PROV_REUSED;
+    pthread_mutex_unlock(&e->lock);
+    if (look)
+        st = mt_find(e, n, &id, err);
     if (st == GM_OK && id) {
         /* A mount target of a reused file system is the owner's, not ours. */
         if (gm_e_provenance(e, "efs") == GM_PROV_REUSED) {
@@ -236,10 +247,21 @@ static gm_status mt_create(gm_engine *e, gm_node_run *n, gm_error *err)
     }
     if (st != GM_OK)
         return st;
-    st = gm_e_journal_intent(e, n, NULL, 0, err);
-    if (st != GM_OK)
-        return st;
+    /* Mount targets can be created only once the file system is available;
+     * the instance needs only its id, so the wait happens here. */
     char *fs = gm_e_id(e, "efs");
+    char *state = gm_e_output(e, "efs", "state");
+    if (!fs)
+        st = gm_error_set(err, GM_ERR_INTERNAL, "no file system id");
+    else if (!gm_str_eq(state, "available"))
+        st = wait_fs_available(e, fs, err);
+    free(state);
+    if (st == GM_OK)
+        st = gm_e_journal_intent(e, n, NULL, 0, err);
+    if (st != GM_OK) {
+        free(fs);
+        return st;
+    }
     char *subnet = gm_e_id(e, subnet_node(n));
     char *sg = gm_e_id(e, "sg");
     json_t *body = json_pack("{s:s?, s:s?, s:[s?]}", "FileSystemId", fs, "SubnetId", subnet,

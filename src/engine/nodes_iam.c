@@ -115,8 +115,16 @@ static gm_status role_create(gm_engine *e, gm_node_run *n, gm_error *err)
     gm_params_add(&p, "AssumeRolePolicyDocument", ASSUME_ROLE_POLICY);
     gm_params_add(&p, "Description", "GeuseMaker AI stack instance role");
     add_tags(e, &p, n->def->name);
-    st = iam_call(e, "CreateRole", &p, NULL, NULL, err);
+    gm_error cerr = {0};
+    st = iam_call(e, "CreateRole", &p, NULL, NULL, &cerr);
     gm_params_release(&p);
+    if (st != GM_OK && strcmp(cerr.aws_code, "EntityAlreadyExists") == 0) {
+        /* Left by an earlier run of this deployment (tagged), or a conflict. */
+        st = role_find(e, n, &id, err);
+        free(id);
+    } else if (st != GM_OK) {
+        *err = cerr;
+    }
     if (st == GM_OK)
         st = gm_e_journal_id(e, n, name, err);
     return st;
@@ -199,15 +207,6 @@ static gm_status role_policy_create(gm_engine *e, gm_node_run *n, gm_error *err)
     char *role = gm_e_id(e, "role");
     if (!role)
         return gm_error_set(err, GM_ERR_INTERNAL, "no role for its policies");
-    gm_status st = GM_OK;
-    for (size_t i = 0; i < sizeof MANAGED_POLICIES / sizeof *MANAGED_POLICIES && st == GM_OK; i++) {
-        gm_params p;
-        gm_params_init(&p);
-        gm_params_add(&p, "RoleName", role);
-        gm_params_add(&p, "PolicyArn", MANAGED_POLICIES[i]);
-        st = iam_call(e, "AttachRolePolicy", &p, NULL, NULL, err);
-        gm_params_release(&p);
-    }
     const char *region = gm_aws_client_region(e->aws);
     char *doc = gm_strfmt(
         "{\"Version\":\"2012-10-17\",\"Statement\":["
@@ -222,15 +221,25 @@ static gm_status role_policy_create(gm_engine *e, gm_node_run *n, gm_error *err)
         "\"Resource\":\"arn:aws:elasticfilesystem:%s:*:file-system/*\","
         "\"Condition\":{\"StringEquals\":{\"aws:ResourceTag/geusemaker:deployment\":\"%s\"}}}]}",
         region, e->dep->name, region, region, e->dep->name);
-    if (st == GM_OK) {
-        gm_params p;
-        gm_params_init(&p);
-        gm_params_add(&p, "RoleName", role);
-        gm_params_add(&p, "PolicyName", "geusemaker-stack");
-        gm_params_add(&p, "PolicyDocument", doc ? doc : "");
-        st = iam_call(e, "PutRolePolicy", &p, NULL, NULL, err);
-        gm_params_release(&p);
+    /* The managed policies and the inline one at once. */
+    enum { N_MANAGED = sizeof MANAGED_POLICIES / sizeof *MANAGED_POLICIES };
+    gm_e_call calls[N_MANAGED + 1];
+    memset(calls, 0, sizeof calls);
+    for (int i = 0; i < N_MANAGED; i++) {
+        calls[i].svc = &gm_svc_iam;
+        calls[i].action = "AttachRolePolicy";
+        gm_params_init(&calls[i].params);
+        gm_params_add(&calls[i].params, "RoleName", role);
+        gm_params_add(&calls[i].params, "PolicyArn", MANAGED_POLICIES[i]);
     }
+    gm_e_call *put = &calls[N_MANAGED];
+    put->svc = &gm_svc_iam;
+    put->action = "PutRolePolicy";
+    gm_params_init(&put->params);
+    gm_params_add(&put->params, "RoleName", role);
+    gm_params_add(&put->params, "PolicyName", "geusemaker-stack");
+    gm_params_add(&put->params, "PolicyDocument", doc ? doc : "");
+    gm_status st = gm_e_parallel(e, calls, N_MANAGED + 1, err);
     free(doc);
     if (st == GM_OK)
         st = gm_e_journal_id(e, n, role, err);
@@ -267,8 +276,15 @@ static gm_status profile_create(gm_engine *e, gm_node_run *n, gm_error *err)
     gm_params_add(&p, "InstanceProfileName", name);
     gm_params_add(&p, "Path", "/geusemaker/");
     add_tags(e, &p, n->def->name);
-    st = iam_call(e, "CreateInstanceProfile", &p, NULL, NULL, err);
+    gm_error cerr = {0};
+    st = iam_call(e, "CreateInstanceProfile", &p, NULL, NULL, &cerr);
     gm_params_release(&p);
+    if (st != GM_OK && strcmp(cerr.aws_code, "EntityAlreadyExists") == 0) {
+        st = profile_find(e, n, &id, err);
+        free(id);
+    } else if (st != GM_OK) {
+        *err = cerr;
+    }
     if (st == GM_OK)
         st = gm_e_journal_id(e, n, name, err);
     return st;

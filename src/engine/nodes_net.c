@@ -14,7 +14,15 @@ gm_status gm_n_adopt_or_intent(gm_engine *e, gm_node_run *n, const gm_node_ops *
                                char **out_id, char *token, size_t token_size, gm_error *err)
 {
     *out_id = NULL;
-    if (ops->find) {
+    /* Only a node journalled by an earlier run can have left something behind:
+     * the intent is saved before every create call. A fresh node skips the
+     * look-up (one round trip less on the critical path). */
+    pthread_mutex_lock(&e->lock);
+    gm_node_state *s = gm_deployment_node(e->dep, n->def->name);
+    bool earlier = s && (s->status == GM_NODE_CREATING || s->status == GM_NODE_FAILED ||
+                         s->status == GM_NODE_DELETING || *s->token);
+    pthread_mutex_unlock(&e->lock);
+    if (ops->find && earlier) {
         gm_status st = ops->find(e, n, out_id, err);
         if (st != GM_OK)
             return st;
@@ -68,57 +76,30 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* One call: the zones that offer the instance type (sorted; the first two). */
 static gm_status azs_create(gm_engine *e, gm_node_run *n, gm_error *err)
 {
     gm_params p;
     gm_params_init(&p);
-    gm_params_add(&p, "Filter.1.Name", "state");
-    gm_params_add(&p, "Filter.1.Value.1", "available");
-    gm_params_add(&p, "Filter.2.Name", "zone-type");
-    gm_params_add(&p, "Filter.2.Value.1", "availability-zone");
-    xmlDocPtr doc = NULL;
-    gm_status st = gm_aws_query(e->aws, &gm_svc_ec2, "DescribeAvailabilityZones", &p, &doc, err);
-    gm_params_release(&p);
-    if (st != GM_OK)
-        return st;
-    char *zones[64];
-    size_t nz = 0;
-    GM_XML_FOREACH(item, gm_xml_find(xmlDocGetRootElement(doc), "availabilityZoneInfo"), "item")
-    {
-        char *z = gm_xml_text(item, "zoneName");
-        if (z && nz < 64)
-            zones[nz++] = z;
-        else
-            free(z);
-    }
-    xmlFreeDoc(doc);
-    /* Keep the zones that offer the instance type. */
-    gm_params_init(&p);
     gm_params_add(&p, "LocationType", "availability-zone");
     gm_params_add(&p, "Filter.1.Name", "instance-type");
     gm_params_add(&p, "Filter.1.Value.1", e->cfg->instance_type);
-    st = gm_aws_query(e->aws, &gm_svc_ec2, "DescribeInstanceTypeOfferings", &p, &doc, err);
+    xmlDocPtr doc = NULL;
+    gm_status st = gm_aws_query(e->aws, &gm_svc_ec2, "DescribeInstanceTypeOfferings", &p, &doc, err);
     gm_params_release(&p);
-    char *offered[64];
-    size_t no = 0;
-    if (st == GM_OK) {
-        GM_XML_FOREACH(item, gm_xml_find(xmlDocGetRootElement(doc), "instanceTypeOfferingSet"),
-                       "item")
-        {
-            char *loc = gm_xml_text(item, "location");
-            for (size_t i = 0; loc && i < nz; i++)
-                if (strcmp(zones[i], loc) == 0 && no < 64) {
-                    offered[no++] = loc;
-                    loc = NULL;
-                }
-            free(loc);
-        }
-        xmlFreeDoc(doc);
-    }
-    for (size_t i = 0; i < nz; i++)
-        free(zones[i]);
     if (st != GM_OK)
         return st;
+    char *offered[64];
+    size_t no = 0;
+    GM_XML_FOREACH(item, gm_xml_find(xmlDocGetRootElement(doc), "instanceTypeOfferingSet"), "item")
+    {
+        char *loc = gm_xml_text(item, "location");
+        if (loc && no < 64)
+            offered[no++] = loc;
+        else
+            free(loc);
+    }
+    xmlFreeDoc(doc);
     qsort(offered, no, sizeof *offered, cmp_str);
     if (no < 2) {
         for (size_t i = 0; i < no; i++)
@@ -251,15 +232,15 @@ static gm_status vpc_dns_create(gm_engine *e, gm_node_run *n, gm_error *err)
     if (!vpc)
         return gm_error_set(err, GM_ERR_INTERNAL, "no vpc id for the dns settings");
     const char *attrs[] = {"EnableDnsSupport.Value", "EnableDnsHostnames.Value"};
-    gm_status st = GM_OK;
-    for (int i = 0; i < 2 && st == GM_OK; i++) {
-        gm_params p;
-        gm_params_init(&p);
-        gm_params_add(&p, "VpcId", vpc);
-        gm_params_add(&p, attrs[i], "true");
-        st = gm_e_ec2_call(e, "ModifyVpcAttribute", &p, NULL, NULL, err);
-        gm_params_release(&p);
+    gm_e_call calls[2];
+    memset(calls, 0, sizeof calls);
+    for (int i = 0; i < 2; i++) {
+        calls[i].action = "ModifyVpcAttribute";
+        gm_params_init(&calls[i].params);
+        gm_params_add(&calls[i].params, "VpcId", vpc);
+        gm_params_add(&calls[i].params, attrs[i], "true");
     }
+    gm_status st = gm_e_parallel(e, calls, 2, err);
     if (st == GM_OK)
         st = gm_e_journal_id(e, n, vpc, err);
     free(vpc);
@@ -455,28 +436,31 @@ static gm_status rt_create(gm_engine *e, gm_node_run *n, gm_error *err)
         xmlFreeDoc(doc);
     }
     if (st == GM_OK) {
-        gm_params_init(&p);
-        gm_params_add(&p, "RouteTableId", id);
-        gm_params_add(&p, "DestinationCidrBlock", "0.0.0.0/0");
-        gm_params_add(&p, "GatewayId", igw ? igw : "");
-        static const char *const ok[] = {"RouteAlreadyExists", NULL};
-        st = gm_e_ec2_call(e, "CreateRoute", &p, NULL, ok, err);
-        gm_params_release(&p);
-    }
-    for (int i = 0; i < 2 && st == GM_OK; i++) {
-        gm_params_init(&p);
-        gm_params_add(&p, "RouteTableId", id);
-        gm_params_add(&p, "SubnetId", subnets[i] ? subnets[i] : "");
-        static const char *const ok[] = {"Resource.AlreadyAssociated", NULL};
-        st = gm_e_ec2_call(e, "AssociateRouteTable", &p, NULL, ok, err);
-        gm_params_release(&p);
-        if (st != GM_OK)
-            break;
-        gm_params_init(&p);
-        gm_params_add(&p, "SubnetId", subnets[i] ? subnets[i] : "");
-        gm_params_add(&p, "MapPublicIpOnLaunch.Value", "true");
-        st = gm_e_ec2_call(e, "ModifySubnetAttribute", &p, NULL, NULL, err);
-        gm_params_release(&p);
+        /* The default route, both associations and public addressing on both
+         * subnets are independent: one round trip for all. */
+        static const char *const route_ok[] = {"RouteAlreadyExists", NULL};
+        static const char *const assoc_ok[] = {"Resource.AlreadyAssociated", NULL};
+        gm_e_call calls[5];
+        memset(calls, 0, sizeof calls);
+        calls[0].action = "CreateRoute";
+        calls[0].ok_codes = route_ok;
+        gm_params_init(&calls[0].params);
+        gm_params_add(&calls[0].params, "RouteTableId", id);
+        gm_params_add(&calls[0].params, "DestinationCidrBlock", "0.0.0.0/0");
+        gm_params_add(&calls[0].params, "GatewayId", igw ? igw : "");
+        for (int i = 0; i < 2; i++) {
+            gm_e_call *as = &calls[1 + i], *pub = &calls[3 + i];
+            as->action = "AssociateRouteTable";
+            as->ok_codes = assoc_ok;
+            gm_params_init(&as->params);
+            gm_params_add(&as->params, "RouteTableId", id);
+            gm_params_add(&as->params, "SubnetId", subnets[i] ? subnets[i] : "");
+            pub->action = "ModifySubnetAttribute";
+            gm_params_init(&pub->params);
+            gm_params_add(&pub->params, "SubnetId", subnets[i] ? subnets[i] : "");
+            gm_params_add(&pub->params, "MapPublicIpOnLaunch.Value", "true");
+        }
+        st = gm_e_parallel(e, calls, 5, err);
     }
     free(id);
     free(vpc);

@@ -197,10 +197,12 @@ void gm_health_apply_age(gm_health_doc *doc, time_t now, long max_age_s)
         doc->verdict = GM_HEALTH_UNHEALTHY;
         char old[sizeof doc->reason];
         memcpy(old, doc->reason, sizeof old);
-        snprintf(doc->reason, sizeof doc->reason,
-                 "the health document is stale: checked %ld s ago (the instance's health timer "
-                 "may have stopped)%s%s",
-                 age, *old ? "; " : "", old);
+        /* Truncation of the older reason is fine. */
+        if (snprintf(doc->reason, sizeof doc->reason,
+                     "the health document is stale: checked %ld s ago (the instance's health "
+                     "timer may have stopped)%s%s",
+                     age, *old ? "; " : "", old) < 0)
+            doc->reason[0] = '\0';
     }
 }
 

@@ -1,0 +1,28 @@
+/* Fuzzes the health document parser, its verdict and JSON view, and the
+ * staleness rule. */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "health/health.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    gm_health_doc d;
+    gm_error err = {0};
+    if (gm_health_parse((const char *)data, size, &d, &err) != GM_OK)
+        return 0;
+    /* Invariants of a parsed document. */
+    if (d.n_services > GM_HEALTH_MAX_SERVICES || d.verdict < d.overall ||
+        d.verdict == GM_HEALTH_UNKNOWN)
+        abort();
+    (void)gm_health_doc_ready(&d);
+    json_t *j = gm_health_doc_to_json(&d);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    free(s);
+    json_decref(j);
+    gm_health_apply_age(&d, d.checked_at_epoch + GM_HEALTH_STALE_S + 1, GM_HEALTH_STALE_S);
+    if (!d.stale && d.checked_at_epoch > 0)
+        abort();
+    return 0;
+}
