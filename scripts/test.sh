@@ -5,7 +5,9 @@
 #   3. shellcheck on the project's scripts;
 #   4. integration tests (pytest: the real binary against a local moto server,
 #      through the project's fault-injection proxy);
-#   5. the whoami and credential integration tests again with the sanitizer binary.
+#   5. the whoami, credential and deploy integration tests again with the sanitizer binary;
+#   6. line coverage of the orchestration (engine/) and state (state/) code by the unit and
+#      deploy/crash integration tests, on a gcov build (must be at least 80 %).
 # Network: everything talks to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ jobs=$(nproc)
 echo "== build (normal, asan)" >&2
 scripts/build.sh release
 scripts/build.sh asan
+scripts/build.sh coverage
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -29,9 +32,19 @@ ctest --test-dir build-asan --output-on-failure -j "$jobs"
 echo "== shellcheck" >&2
 shellcheck scripts/*.sh .ci/run
 
-echo "== integration tests, sanitizer binary (whoami, credentials)" >&2
+echo "== integration tests, sanitizer binary (whoami, credentials, deploy)" >&2
 GEUSEMAKER_BIN="$root/build-asan/geusemaker" python3 -m pytest -q -p no:cacheprovider \
-  tests/integration/test_whoami.py tests/integration/test_credentials.py
+  tests/integration/test_whoami.py tests/integration/test_credentials.py \
+  tests/integration/test_deploy.py
+
+echo "== coverage of engine/ and state/ (gcov build)" >&2
+find build-cov -name '*.gcda' -delete
+ctest --test-dir build-cov -j "$jobs" -R 'test_state|fuzz_state' >/dev/null
+GEUSEMAKER_BIN="$root/build-cov/geusemaker" python3 -m pytest -q -p no:cacheprovider \
+  tests/integration/test_deploy.py tests/integration/test_crash.py
+gcovr --root . --object-directory build-cov --filter 'src/engine/' --filter 'src/state/' \
+  --print-summary --txt build-cov/coverage.txt --fail-under-line 80 >/dev/null
+cat build-cov/coverage.txt
 
 echo "== integration tests" >&2
 GEUSEMAKER_BIN="$root/build/geusemaker" python3 -m pytest -q -p no:cacheprovider tests/integration

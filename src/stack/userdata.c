@@ -758,8 +758,10 @@ static void render_start(gm_emit *e)
     gm_emit_putf(e,
                  "step stack \"pull (in parallel) and start %s\"" NL
                  "retry 5 15 dc pull %s" NL
-                 "dc up -d %s" NL
+                 "retry 3 10 dc up -d %s" NL
                  "systemctl enable geusemaker-stack.service" NL
+                 "# The large images and the models follow in the background." NL
+                 "systemctl start --no-block geusemaker-late.service" NL
                  "" NL,
                  core, core, core);
 }
@@ -801,9 +803,8 @@ static void render_epilogue(gm_emit *e)
 {
     gm_emit_put(
         e,
-        "step services \"health timer, spot watcher, large images and models\"" NL
+        "step services \"health timer and spot watcher\"" NL
         "systemctl enable --now geusemaker-health.timer geusemaker-spot-watch.service" NL
-        "systemctl start --no-block geusemaker-late.service" NL
         "\"$APP/bin/gm-health\" >/dev/null || log \"warning: the first health check failed\"" NL
         "" NL
         "step finish \"write the success marker\"" NL

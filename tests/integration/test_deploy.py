@@ -302,3 +302,81 @@ def test_log_file_records_operations(gm, proxy, gm_home):
     assert any(e["action"] == "RunInstances" and e.get("request_id") for e in calls)
     assert all(e["deployment"] == "logged" for e in events)
     assert destroy(gm, "logged").returncode == 0
+
+
+IAM_PREFIX = {"ec2": "ec2", "sts": "sts", "iam": "iam", "ssm": "ssm",
+              "elasticfilesystem": "elasticfilesystem"}
+
+
+def test_iam_policy_covers_every_call(gm, proxy, boto):
+    """docs/iam-policy.json allows every API call a deploy, status and destroy make."""
+    import fnmatch
+    here = os.path.dirname(os.path.abspath(__file__))
+    policy = json.load(open(os.path.join(here, "..", "..", "docs", "iam-policy.json")))
+    allowed = set()
+    for stmt in policy["Statement"]:
+        assert stmt["Effect"] == "Allow"
+        acts = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+        allowed.update(acts)
+    assert deploy(gm, "policy").returncode == 0
+    assert gm.run("status", "policy", env=FAST).returncode == 0
+    assert destroy(gm, "policy").returncode == 0
+    used = {(r["service"], r["action"]) for r in proxy.records}
+    missing = ["%s:%s" % (IAM_PREFIX[s], a) for s, a in sorted(used)
+               if not any(fnmatch.fnmatchcase("%s:%s" % (IAM_PREFIX[s], a), p) for p in allowed)]
+    assert missing == []
+
+
+def test_reused_resources_are_checked_and_never_deleted(gm, proxy, boto):
+    ec2 = boto("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    a = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.0.0/20", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    b = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.16.0/20", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
+    same_az = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.32.0/20", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    sg = ec2.create_security_group(GroupName="mine", Description="mine", VpcId=vpc)["GroupId"]
+    other_vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    other_sg = ec2.create_security_group(GroupName="other", Description="o", VpcId=other_vpc)["GroupId"]
+    fs = boto("efs").create_file_system(CreationToken="mine", Encrypted=True)["FileSystemId"]
+
+    # Checked before anything is created.
+    r = deploy(gm, "reuse", "--vpc-id", vpc, "--subnet-ids", "%s,%s" % (a, same_az))
+    assert r.returncode == 2 and "different" in r.stderr
+    r = deploy(gm, "reuse", "--vpc-id", other_vpc, "--subnet-ids", "%s,%s" % (a, b))
+    assert r.returncode == 2 and "not in --vpc-id" in r.stderr
+    r = deploy(gm, "reuse", "--vpc-id", vpc, "--subnet-ids", "%s,%s" % (a, b),
+               "--security-group-id", other_sg)
+    assert r.returncode == 2 and "is not in --vpc-id" in r.stderr
+    assert not any(act.startswith(("Create", "Run", "Put")) for _, act in proxy.actions())
+
+    r = deploy(gm, "reuse", "--vpc-id", vpc, "--subnet-ids", "%s,%s" % (a, b),
+               "--security-group-id", sg, "--efs-id", fs, "--output", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["resources"]["vpc"]["provenance"] == "reused"
+    assert doc["resources"]["efs"]["id"] == fs
+    inst = ec2.describe_instances(InstanceIds=[doc["resources"]["instance"]["id"]])["Reservations"][0]["Instances"][0]
+    assert inst["SubnetId"] == a
+    left = leftovers(boto, "reuse")
+    assert "vpcs" not in left and "security_groups" not in left and "igws" not in left
+
+    assert destroy(gm, "reuse").returncode == 0
+    assert leftovers(boto, "reuse") == {}
+    # Everything that was given is still there.
+    assert ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"]
+    assert len(ec2.describe_subnets(SubnetIds=[a, b])["Subnets"]) == 2
+    assert ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"]
+    assert boto("efs").describe_file_systems(FileSystemId=fs)["FileSystems"]
+
+
+def test_keep_efs(gm, proxy, boto, gm_home):
+    assert deploy(gm, "keepfs").returncode == 0
+    fs = load_state(gm_home, "keepfs")
+    fs_id = node(fs, "efs")["id"]
+    r = destroy(gm, "keepfs", "--keep-efs")
+    assert r.returncode == 0, r.stderr
+    left = leftovers(boto, "keepfs")
+    assert left.get("file_systems") == [fs_id] and len(left.get("mount_targets", [])) == 2
+    assert set(left) <= {"file_systems", "mount_targets"}
+    # The record stays, so a later destroy removes the file system too.
+    assert destroy(gm, "keepfs").returncode == 0
+    assert leftovers(boto, "keepfs") == {}
