@@ -30,7 +30,7 @@ echo "== unit tests (asan+ubsan build)" >&2
 ctest --test-dir build-asan --output-on-failure -j "$jobs"
 
 echo "== shellcheck" >&2
-shellcheck scripts/*.sh .ci/run
+shellcheck scripts/*.sh .ci/run tests/integration/userdata_sandbox/stub
 
 echo "== integration tests, sanitizer binary (whoami, credentials, deploy)" >&2
 GEUSEMAKER_BIN="$root/build-asan/geusemaker" python3 -m pytest -q -p no:cacheprovider \

@@ -78,5 +78,7 @@ gm_status gm_cli_aws_client(gm_cli *cli, gm_aws_client **out, gm_error *err);
 
 int gm_cmd_whoami(gm_cli *cli, int argc, char **argv);
 extern const gm_command gm_command_whoami;
+extern const gm_command gm_command_userdata;
+extern const gm_command gm_command_health, gm_command_secrets;
 
 #endif

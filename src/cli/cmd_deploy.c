@@ -21,7 +21,7 @@ const gm_command gm_command_deploy = {
         "deploy --name NAME [--tier dev] [--instance-type T] [--spot | --on-demand]\n"
         "                  [--allow-cidr CIDR]... [--key-name K]\n"
         "                  [--vpc-id V --subnet-ids A,B] [--security-group-id S] [--efs-id F]\n"
-        "                  [--no-rollback] [--no-wait] [--timeout SECONDS] [--yes]\n"
+        "                  [--no-rollback] [--no-wait] [--timeout S] [--health-timeout S] [--yes]\n"
         "       geusemaker deploy --resume NAME\n"
         "\n"
         "  --name NAME            deployment name: lowercase letters, digits, '-'\n"
@@ -36,7 +36,9 @@ const gm_command gm_command_deploy = {
         "  --security-group-id S  reuse a security group of that VPC\n"
         "  --efs-id F             reuse an EFS file system\n"
         "  --no-rollback          on failure keep what was created (destroy removes it)\n"
-        "  --no-wait              do not wait for the instance to run\n"
+        "  --no-wait              do not wait for the instance to run or the stack to be healthy\n"
+        "  --health-timeout S     how long to wait for every service to be healthy (900)\n"
+        "  --timeout S            the whole deploy's deadline (1800)\n"
         "  --resume NAME          continue an interrupted or failed deploy\n"
         "Reused resources are checked first and never deleted.",
     .run = cmd_deploy,
@@ -59,6 +61,7 @@ enum {
     OPT_YES,
     OPT_RESUME,
     OPT_TIMEOUT,
+    OPT_HEALTH_TIMEOUT,
 };
 
 static void mark_reused(gm_deployment *dep, const char *node, const char *kind, const char *id)
@@ -74,13 +77,14 @@ static json_t *config_json(const gm_deploy_config *cfg)
     json_t *cidrs = json_array();
     for (int i = 0; i < cfg->n_cidrs; i++)
         json_array_append_new(cidrs, json_string(cfg->cidrs[i]));
-    return json_pack("{s:s, s:s, s:b, s:o, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b, s:I}",
+    return json_pack("{s:s, s:s, s:b, s:o, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b, s:I, s:I}",
                      "tier", cfg->tier, "instance_type", cfg->instance_type, "spot", cfg->spot,
                      "allow_cidrs", cidrs, "key_name", cfg->key_name, "vpc_id", cfg->vpc_id,
                      "subnet_a", cfg->subnet_ids[0], "subnet_b", cfg->subnet_ids[1],
                      "security_group_id", cfg->security_group_id, "efs_id", cfg->efs_id,
                      "no_rollback", cfg->no_rollback, "no_wait", cfg->no_wait, "timeout_ms",
-                     (json_int_t)cfg->timeout_ms);
+                     (json_int_t)cfg->timeout_ms, "health_timeout_ms",
+                     (json_int_t)cfg->health_timeout_ms);
 }
 
 /* Fills cfg from a saved record (strings point into dep->config). */
@@ -105,6 +109,7 @@ static gm_status config_from_state(const gm_deployment *dep, gm_deploy_config *c
     cfg->key_name = json_string_value(json_object_get(c, "key_name"));
     cfg->no_rollback = json_is_true(json_object_get(c, "no_rollback"));
     cfg->timeout_ms = json_integer_value(json_object_get(c, "timeout_ms"));
+    cfg->health_timeout_ms = json_integer_value(json_object_get(c, "health_timeout_ms"));
     return GM_OK;
 }
 
@@ -128,6 +133,7 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
         {"yes", no_argument, NULL, OPT_YES},
         {"resume", required_argument, NULL, OPT_RESUME},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT},
         {0, 0, 0, 0},
     };
     gm_deploy_config cfg = {.tier = "dev", .spot = true};
@@ -167,12 +173,17 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
         case OPT_NO_WAIT: cfg.no_wait = true; break;
         case OPT_YES: break;
         case OPT_RESUME: resume = optarg; break;
-        case OPT_TIMEOUT: {
+        case OPT_TIMEOUT:
+        case OPT_HEALTH_TIMEOUT: {
             char *end = NULL;
             long s = strtol(optarg, &end, 10);
             if (!end || *end || s <= 0 || s > 24 * 3600)
-                return gm_cli_usage_error(cli, "invalid --timeout '%s': expected seconds", optarg);
-            cfg.timeout_ms = (int64_t)s * 1000;
+                return gm_cli_usage_error(cli, "invalid --%s '%s': expected seconds",
+                                          c == OPT_TIMEOUT ? "timeout" : "health-timeout", optarg);
+            if (c == OPT_TIMEOUT)
+                cfg.timeout_ms = (int64_t)s * 1000;
+            else
+                cfg.health_timeout_ms = (int64_t)s * 1000;
             break;
         }
         default: {

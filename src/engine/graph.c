@@ -39,6 +39,7 @@ static const gm_node_def dev_graph[] = {
     {"secrets", "secrets", {NULL}, 0},
     {"instance", "instance",
      {"ami", "subnet_a", "sg", "profile_role", "efs", "secrets"}, 0},
+    {"health", "health", {"instance", "route_table", "sg_rules", "mount_target_a", "role_policy"}, 0},
 };
 
 const gm_node_def *gm_engine_graph(const char *tier, size_t *out_n)
@@ -55,7 +56,7 @@ const gm_node_ops *gm_engine_ops_for(const char *kind)
         &gm_ops_igw,         &gm_ops_subnet,  &gm_ops_route_table, &gm_ops_sg,
         &gm_ops_sg_rules,    &gm_ops_efs,     &gm_ops_mount_target, &gm_ops_role,
         &gm_ops_role_policy, &gm_ops_profile, &gm_ops_profile_role, &gm_ops_secrets,
-        &gm_ops_instance,
+        &gm_ops_instance,    &gm_ops_health,
     };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (strcmp(all[i]->kind, kind) == 0)

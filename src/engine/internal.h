@@ -76,7 +76,7 @@ struct gm_engine {
 extern const gm_node_ops gm_ops_azs, gm_ops_ami, gm_ops_vpc, gm_ops_vpc_dns, gm_ops_igw,
     gm_ops_subnet, gm_ops_route_table, gm_ops_sg, gm_ops_sg_rules, gm_ops_efs,
     gm_ops_mount_target, gm_ops_role, gm_ops_role_policy, gm_ops_profile, gm_ops_profile_role,
-    gm_ops_secrets, gm_ops_instance;
+    gm_ops_secrets, gm_ops_instance, gm_ops_health;
 
 const gm_node_ops *gm_engine_ops_for(const char *kind);
 const gm_node_def *gm_engine_graph(const char *tier, size_t *out_n);

@@ -1,0 +1,103 @@
+/* geusemaker health: the stack's health document, read live. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/deployment.h"
+#include "health/health.h"
+
+static int cmd_health(gm_cli *cli, int argc, char **argv);
+
+const gm_command gm_command_health = {
+    .name = "health",
+    .summary = "read a deployment's health document: each service's state and the verdict",
+    .usage = "health NAME [--output text|json]\n"
+             "\n"
+             "Probes http://<instance>/geusemaker/health.json. While AWS is a local emulator the\n"
+             "instance is never probed: GEUSEMAKER_HEALTH_ENDPOINT is, when set.\n"
+             "Exit code 0 when healthy, 1 otherwise.",
+    .run = cmd_health,
+};
+
+static int cmd_health(gm_cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {GM_CLI_GLOBAL_OPTIONS, {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        int rc = gm_cli_common_option(cli, &gm_command_health, c, optarg);
+        if (rc >= 0)
+            return rc;
+    }
+    if (optind + 1 != argc)
+        return gm_cli_usage_error(cli, "health takes exactly one deployment name");
+    const char *name = argv[optind];
+    gm_error err = {0};
+    gm_store *store = NULL;
+    gm_deployment *dep = NULL;
+    gm_aws_client *aws = NULL;
+    char *url = NULL;
+    int rc = GM_EXIT_FAILED;
+    gm_status st = gm_engine_check_name(name, &err);
+    if (st == GM_OK)
+        st = gm_store_open(NULL, &store, &err);
+    if (st == GM_OK)
+        st = gm_store_load(store, name, &dep, &err);
+    if (st == GM_OK && !cli->region)
+        cli->region = dep->region;
+    if (st == GM_OK)
+        st = gm_cli_aws_client(cli, &aws, &err);
+    gm_health_target_kind kind = GM_HEALTH_TARGET_SKIP;
+    if (st == GM_OK) {
+        gm_node_state *inst = gm_deployment_node(dep, "instance");
+        const char *ip = inst ? json_string_value(json_object_get(inst->outputs, "public_ip")) : NULL;
+        char *endpoint = gm_aws_endpoint(aws, &gm_svc_ec2);
+        st = gm_health_target(endpoint, ip, getenv(GM_HEALTH_ENDPOINT_ENV), &kind, &url, &err);
+        free(endpoint);
+    }
+    if (st == GM_OK && kind == GM_HEALTH_TARGET_SKIP) {
+        fprintf(stderr, "not probed: AWS is a local emulator (its instance addresses are not "
+                        "real); set %s to probe a health endpoint\n",
+                GM_HEALTH_ENDPOINT_ENV);
+        if (cli->output == GM_OUTPUT_JSON)
+            printf("{\"name\": \"%s\", \"verdict\": \"skipped\"}\n", name);
+        rc = GM_EXIT_OK;
+        goto done;
+    }
+    gm_health_doc doc;
+    memset(&doc, 0, sizeof doc);
+    if (st == GM_OK)
+        st = gm_health_fetch(gm_aws_client_transport(aws), url, GM_HEALTH_REQUEST_TIMEOUT_MS, &doc,
+                             &err);
+    if (st != GM_OK)
+        goto done;
+    gm_health_apply_age(&doc, time(NULL), GM_HEALTH_STALE_S);
+    if (cli->output == GM_OUTPUT_JSON) {
+        json_t *o = gm_health_doc_to_json(&doc);
+        json_object_set_new(o, "url", json_string(url));
+        char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(o);
+    } else {
+        printf("Deployment:  %s\n", name);
+        printf("Verdict:     %s", gm_health_state_name(doc.verdict));
+        if (*doc.reason)
+            printf(" (%s)", doc.reason);
+        printf("\n");
+        printf("Checked at:  %s%s\n", doc.checked_at, doc.stale ? " (stale)" : "");
+        for (size_t i = 0; i < doc.n_services; i++)
+            printf("  %-10s %-10s %s%s\n", doc.services[i].name,
+                   gm_health_state_name(doc.services[i].state), doc.services[i].detail,
+                   doc.services[i].critical ? "" : " (optional)");
+    }
+    rc = doc.verdict == GM_HEALTH_HEALTHY ? GM_EXIT_OK : GM_EXIT_FAILED;
+done:
+    if (st != GM_OK)
+        rc = gm_cli_fail(cli, st, &err);
+    free(url);
+    gm_deployment_free(dep);
+    gm_aws_client_free(aws);
+    gm_store_free(store);
+    return rc;
+}

@@ -1,0 +1,144 @@
+"""The stack side of a deploy: health waiting (with the loopback rule), the
+health and secrets commands, and secrets never leaking."""
+import base64
+import gzip
+import http.server
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from deployhelpers import CIDR, FAST, deploy, destroy, leftovers
+
+HEALTHY = {"schema": 1, "deployment": "x", "tier": "dev", "overall": "healthy",
+           "checked_at": "2026-01-01T00:00:00Z",
+           "services": {s: {"state": "healthy", "detail": "ok", "critical": s in ("postgres", "n8n")}
+                        for s in ("postgres", "n8n", "qdrant", "ollama", "crawl4ai")}}
+
+
+class DocServer:
+    """Serves a health document on 127.0.0.1; the document can change."""
+
+    def __init__(self, doc):
+        self.doc = doc
+        self.hits = 0
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.hits += 1
+                doc = dict(outer.doc)
+                doc["checked_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                body = json.dumps(doc).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d/geusemaker/health.json" % self.srv.server_port
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+
+
+@pytest.fixture
+def docserver():
+    s = DocServer(HEALTHY)
+    yield s
+    s.close()
+
+
+def test_emulator_skips_health_with_a_notice(gm, proxy, boto):
+    r = deploy(gm, "skiphealth")
+    assert r.returncode == 0, r.stderr
+    assert "health check skipped" in r.stderr
+    r = gm.run("health", "skiphealth", env=FAST)
+    assert r.returncode == 0 and "not probed" in r.stderr
+    assert destroy(gm, "skiphealth").returncode == 0
+
+
+def test_deploy_waits_for_health_endpoint(gm, proxy, boto, docserver):
+    env = dict(FAST, GEUSEMAKER_HEALTH_ENDPOINT=docserver.url, GEUSEMAKER_HEALTH_POLL_MS="50")
+    r = deploy(gm, "healthy", "--health-timeout", "30", env=env)
+    assert r.returncode == 0, r.stderr
+    assert docserver.hits >= 1
+    r = gm.run("health", "healthy", "--output", "json", env=env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["verdict"] == "healthy"
+    r = gm.run("health", "healthy", env=env)
+    assert "Verdict:     healthy" in r.stdout and "postgres" in r.stdout
+    assert destroy(gm, "healthy").returncode == 0
+
+
+def test_unhealthy_stack_fails_the_deploy_naming_the_service(gm, proxy, boto, docserver):
+    bad = json.loads(json.dumps(HEALTHY))
+    bad["overall"] = "unhealthy"
+    bad["services"]["n8n"] = {"state": "unhealthy", "detail": "readiness failing", "critical": True}
+    docserver.doc = bad
+    env = dict(FAST, GEUSEMAKER_HEALTH_ENDPOINT=docserver.url, GEUSEMAKER_HEALTH_POLL_MS="50")
+    r = deploy(gm, "sick", "--health-timeout", "2", env=env)
+    assert r.returncode == 1
+    assert "n8n" in r.stderr
+    assert "rolled back" in r.stderr
+    assert leftovers(boto, "sick") == {}
+
+
+def test_secrets_never_leak_and_are_removed(gm, proxy, boto, gm_home):
+    r = deploy(gm, "leak")
+    assert r.returncode == 0, r.stderr
+    ssm = boto("ssm")
+    params = ssm.get_parameters_by_path(Path="/geusemaker/leak/", WithDecryption=True)["Parameters"]
+    assert {p["Name"].rsplit("/", 1)[1] for p in params} == {
+        "postgres_password", "n8n_encryption_key", "qdrant_api_key", "crawl4ai_token", "ollama_token"}
+    assert all(p["Type"] == "SecureString" for p in params)
+    values = [p["Value"] for p in params]
+    assert all(len(v) >= 16 for v in values)
+
+    st = json.load(open(os.path.join(str(gm_home), "deployments", "leak.json")))
+    inst = [n for n in st["nodes"] if n["name"] == "instance"][0]["id"]
+    ud = boto("ec2").describe_instance_attribute(InstanceId=inst, Attribute="userData")["UserData"]["Value"]
+    raw = base64.b64decode(ud)
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    haystacks = {
+        "userdata": raw.decode("utf-8", "replace"),
+        "state": open(os.path.join(str(gm_home), "deployments", "leak.json")).read(),
+        "log": open(os.path.join(str(gm_home), "logs", "leak.log")).read(),
+        "stdout+stderr": r.stdout + r.stderr,
+        # What crossed the wire other than the PutParameter bodies that store them.
+        "other requests": "\n".join(rec["request_body"] + json.dumps(rec["request_headers"])
+                                    for rec in proxy.records if rec["action"] != "PutParameter"),
+    }
+    for v in values:
+        for where, text in haystacks.items():
+            assert v not in text, "a secret value appears in the %s" % where
+    # They are only in PutParameter bodies, and each exactly once.
+    puts = [rec for rec in proxy.records if rec["action"] == "PutParameter"]
+    assert len(puts) == 5 and all(rec["params"]["Type"] == "SecureString" for rec in puts)
+
+    # The secrets command shows them after confirmation.
+    r = gm.run("secrets", "leak", env=FAST)
+    assert r.returncode == 2 and "--yes" in r.stderr
+    r = gm.run("secrets", "leak", "--yes", "--output", "json", env=FAST)
+    assert r.returncode == 0
+    shown = json.loads(r.stdout)
+    assert sorted(shown.values()) == sorted(values)
+
+    # A redeploy after destroy keeps nothing; while deployed, resume keeps the values.
+    r = gm.run("deploy", "--resume", "leak", env=FAST)
+    assert r.returncode == 0
+    again = {p["Name"]: p["Value"] for p in ssm.get_parameters_by_path(
+        Path="/geusemaker/leak/", WithDecryption=True)["Parameters"]}
+    assert sorted(again.values()) == sorted(values)
+
+    assert destroy(gm, "leak").returncode == 0
+    assert ssm.get_parameters_by_path(Path="/geusemaker/leak/")["Parameters"] == []
