@@ -25,7 +25,7 @@ const gm_command gm_command_deploy = {
         "       geusemaker deploy --resume NAME\n"
         "\n"
         "  --name NAME            deployment name: lowercase letters, digits, '-'\n"
-        "  --tier TIER            dev (default); automation and gpu are planned\n"
+        "  --tier TIER            dev (default), automation (adds a load balancer), gpu\n"
         "  --instance-type T      EC2 instance type (default per tier)\n"
         "  --spot | --on-demand   market (default spot, falling back to on-demand)\n"
         "  --allow-cidr CIDR      who may reach the stack (repeatable); default: your\n"
@@ -40,6 +40,11 @@ const gm_command gm_command_deploy = {
         "  --health-timeout S     how long to wait for every service to be healthy (900)\n"
         "  --timeout S            the whole deploy's deadline (1800)\n"
         "  --resume NAME          continue an interrupted or failed deploy\n"
+        "tier automation:\n"
+        "  --certificate-arn ARN  HTTPS:443 on the load balancer, HTTP:80 redirecting to it\n"
+        "  --alb-timeout S        wait for healthy targets (300)\n"
+        "  --health-check-interval S, --health-check-timeout S (30, 5)\n"
+        "  --healthy-threshold N, --unhealthy-threshold N (2, 3)\n"
         "Reused resources are checked first and never deleted.",
     .run = cmd_deploy,
 };
@@ -62,6 +67,12 @@ enum {
     OPT_RESUME,
     OPT_TIMEOUT,
     OPT_HEALTH_TIMEOUT,
+    OPT_CERT,
+    OPT_ALB_TIMEOUT,
+    OPT_HC_INTERVAL,
+    OPT_HC_TIMEOUT,
+    OPT_HEALTHY,
+    OPT_UNHEALTHY,
 };
 
 static void mark_reused(gm_deployment *dep, const char *node, const char *kind, const char *id)
@@ -77,14 +88,19 @@ static json_t *config_json(const gm_deploy_config *cfg)
     json_t *cidrs = json_array();
     for (int i = 0; i < cfg->n_cidrs; i++)
         json_array_append_new(cidrs, json_string(cfg->cidrs[i]));
-    return json_pack("{s:s, s:s, s:b, s:o, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b, s:I, s:I}",
+    json_t *alb = json_pack("{s:s?, s:I, s:i, s:i, s:i, s:i}", "certificate_arn",
+                            cfg->certificate_arn, "alb_timeout_ms", (json_int_t)cfg->alb_timeout_ms,
+                            "hc_interval_s", cfg->hc_interval_s, "hc_timeout_s", cfg->hc_timeout_s,
+                            "healthy_threshold", cfg->healthy_threshold, "unhealthy_threshold",
+                            cfg->unhealthy_threshold);
+    return json_pack("{s:s, s:s, s:b, s:o, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b, s:I, s:I, s:o}",
                      "tier", cfg->tier, "instance_type", cfg->instance_type, "spot", cfg->spot,
                      "allow_cidrs", cidrs, "key_name", cfg->key_name, "vpc_id", cfg->vpc_id,
                      "subnet_a", cfg->subnet_ids[0], "subnet_b", cfg->subnet_ids[1],
                      "security_group_id", cfg->security_group_id, "efs_id", cfg->efs_id,
                      "no_rollback", cfg->no_rollback, "no_wait", cfg->no_wait, "timeout_ms",
                      (json_int_t)cfg->timeout_ms, "health_timeout_ms",
-                     (json_int_t)cfg->health_timeout_ms);
+                     (json_int_t)cfg->health_timeout_ms, "load_balancer", alb);
 }
 
 /* Fills cfg from a saved record (strings point into dep->config). */
@@ -110,6 +126,13 @@ static gm_status config_from_state(const gm_deployment *dep, gm_deploy_config *c
     cfg->no_rollback = json_is_true(json_object_get(c, "no_rollback"));
     cfg->timeout_ms = json_integer_value(json_object_get(c, "timeout_ms"));
     cfg->health_timeout_ms = json_integer_value(json_object_get(c, "health_timeout_ms"));
+    json_t *alb = json_object_get(c, "load_balancer");
+    cfg->certificate_arn = json_string_value(json_object_get(alb, "certificate_arn"));
+    cfg->alb_timeout_ms = json_integer_value(json_object_get(alb, "alb_timeout_ms"));
+    cfg->hc_interval_s = (int)json_integer_value(json_object_get(alb, "hc_interval_s"));
+    cfg->hc_timeout_s = (int)json_integer_value(json_object_get(alb, "hc_timeout_s"));
+    cfg->healthy_threshold = (int)json_integer_value(json_object_get(alb, "healthy_threshold"));
+    cfg->unhealthy_threshold = (int)json_integer_value(json_object_get(alb, "unhealthy_threshold"));
     return GM_OK;
 }
 
@@ -134,6 +157,12 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
         {"resume", required_argument, NULL, OPT_RESUME},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT},
+        {"certificate-arn", required_argument, NULL, OPT_CERT},
+        {"alb-timeout", required_argument, NULL, OPT_ALB_TIMEOUT},
+        {"health-check-interval", required_argument, NULL, OPT_HC_INTERVAL},
+        {"health-check-timeout", required_argument, NULL, OPT_HC_TIMEOUT},
+        {"healthy-threshold", required_argument, NULL, OPT_HEALTHY},
+        {"unhealthy-threshold", required_argument, NULL, OPT_UNHEALTHY},
         {0, 0, 0, 0},
     };
     gm_deploy_config cfg = {.tier = "dev", .spot = true};
@@ -169,6 +198,31 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
         }
         case OPT_SG: cfg.security_group_id = optarg; saw_config = true; break;
         case OPT_EFS: cfg.efs_id = optarg; saw_config = true; break;
+        case OPT_CERT: cfg.certificate_arn = optarg; saw_config = true; break;
+        case OPT_ALB_TIMEOUT:
+        case OPT_HC_INTERVAL:
+        case OPT_HC_TIMEOUT:
+        case OPT_HEALTHY:
+        case OPT_UNHEALTHY: {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (!end || *end || v <= 0 || v > 3600)
+                return gm_cli_usage_error(cli, "invalid value '%s' for an option of 'deploy': "
+                                               "expected a positive number",
+                                          optarg);
+            if (c == OPT_ALB_TIMEOUT)
+                cfg.alb_timeout_ms = v * 1000;
+            else if (c == OPT_HC_INTERVAL)
+                cfg.hc_interval_s = (int)v;
+            else if (c == OPT_HC_TIMEOUT)
+                cfg.hc_timeout_s = (int)v;
+            else if (c == OPT_HEALTHY)
+                cfg.healthy_threshold = (int)v;
+            else
+                cfg.unhealthy_threshold = (int)v;
+            saw_config = true;
+            break;
+        }
         case OPT_NO_ROLLBACK: cfg.no_rollback = true; break;
         case OPT_NO_WAIT: cfg.no_wait = true; break;
         case OPT_YES: break;
@@ -285,7 +339,8 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
         json_decref(dep->config);
         dep->config = config_json(&cfg);
         json_decref(dep->cost);
-        dep->cost = gm_cost_estimate(cfg.instance_type, cfg.spot, false, NULL);
+        dep->cost = gm_cost_estimate(cfg.instance_type, cfg.spot, strcmp(cfg.tier, "automation") == 0,
+                                     NULL);
         if (cfg.vpc_id) {
             mark_reused(dep, "vpc", "vpc", cfg.vpc_id);
             mark_reused(dep, "subnet_a", "subnet", cfg.subnet_ids[0]);
@@ -334,6 +389,12 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
         fprintf(stderr, "rolled back: nothing of '%s' remains (record: %s)\n", cfg.name,
                 archived ? archived : "kept");
         free(archived);
+    } else if (dep->status == GM_DEP_PARTIAL) {
+        gm_cli_print_deployment(cli, dep, NULL, gm_now_ms() - t0);
+        fprintf(stderr, "the EC2 side of '%s' is up and recorded as partially deployed; only the "
+                        "load balancer's resources were removed. Retry the load balancer with "
+                        "'geusemaker deploy --resume %s'\n",
+                cfg.name, cfg.name);
     } else {
         fprintf(stderr, "the deployment is recorded as '%s'; continue with 'geusemaker deploy "
                         "--resume %s' or remove it with 'geusemaker destroy %s'\n",

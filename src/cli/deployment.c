@@ -84,7 +84,19 @@ json_t *gm_cli_deployment_json(const gm_deployment *dep)
     }
     json_t *endpoints = json_object();
     const char *ip = node_output(dep, "instance", "public_ip");
-    if (ip && *ip) {
+    const char *alb = node_output(dep, "alb", "dns");
+    const gm_node_state *alb_node = NULL;
+    for (size_t i = 0; i < dep->n_nodes; i++)
+        if (strcmp(dep->nodes[i].name, "alb") == 0)
+            alb_node = &dep->nodes[i];
+    bool https = json_string_value(json_object_get(
+                     json_object_get(dep->config, "load_balancer"), "certificate_arn")) != NULL;
+    if (alb && *alb && alb_node && alb_node->status == GM_NODE_CREATED) {
+        json_object_set_new(endpoints, "n8n", json_sprintf("%s://%s/", https ? "https" : "http", alb));
+        json_object_set_new(endpoints, "load_balancer", json_string(alb));
+        if (ip && *ip)
+            json_object_set_new(endpoints, "instance", json_sprintf("https://%s/", ip));
+    } else if (ip && *ip) {
         json_object_set_new(endpoints, "n8n", json_sprintf("https://%s/", ip));
         json_object_set_new(endpoints, "health", json_sprintf("https://%s/geusemaker/health.json", ip));
     }

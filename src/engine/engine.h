@@ -38,6 +38,13 @@ typedef struct gm_deploy_config {
     bool no_wait;
     int64_t timeout_ms;        /* whole deploy; default 30 min */
     int64_t health_timeout_ms; /* default 15 min */
+    /* tier automation: the load balancer */
+    const char *certificate_arn; /* HTTPS:443 forwarding, HTTP:80 redirecting to it */
+    int64_t alb_timeout_ms;      /* wait for healthy targets; default 300 s */
+    int hc_interval_s;           /* target group health check: default 30 */
+    int hc_timeout_s;            /* default 5 */
+    int healthy_threshold;       /* default 2 */
+    int unhealthy_threshold;     /* default 3 */
 } gm_deploy_config;
 
 typedef struct gm_engine_options {

@@ -19,33 +19,51 @@
  * beside it. The longest chain of calls to a running instance is CreateVpc ->
  * CreateSubnet -> RunInstances -> DescribeInstances. */
 static const gm_node_def dev_graph[] = {
-    {"azs", "azs", {NULL}, 0},
-    {"ami", "ami", {NULL}, 0},
-    {"vpc", "vpc", {NULL}, 0},
-    {"vpc_dns", "vpc_dns", {"vpc"}, 0},
-    {"igw", "igw", {"vpc"}, 0},
-    {"subnet_a", "subnet", {"vpc", "azs"}, 0},
-    {"subnet_b", "subnet", {"vpc", "azs"}, 1},
-    {"route_table", "route_table", {"vpc", "igw", "subnet_a", "subnet_b"}, 0},
-    {"sg", "security_group", {"vpc"}, 0},
-    {"sg_rules", "sg_rules", {"sg"}, 0},
-    {"efs", "efs", {NULL}, 0},
-    {"mount_target_a", "mount_target", {"efs", "subnet_a", "sg"}, 0},
-    {"mount_target_b", "mount_target", {"efs", "subnet_b", "sg"}, 1},
-    {"role", "iam_role", {NULL}, 0},
-    {"role_policy", "role_policy", {"role"}, 0},
-    {"instance_profile", "instance_profile", {NULL}, 0},
-    {"profile_role", "profile_role", {"role", "instance_profile"}, 0},
-    {"secrets", "secrets", {NULL}, 0},
+    {"azs", "azs", {NULL}, 0, GM_GROUP_CORE},
+    {"ami", "ami", {NULL}, 0, GM_GROUP_CORE},
+    {"vpc", "vpc", {NULL}, 0, GM_GROUP_CORE},
+    {"vpc_dns", "vpc_dns", {"vpc"}, 0, GM_GROUP_CORE},
+    {"igw", "igw", {"vpc"}, 0, GM_GROUP_CORE},
+    {"subnet_a", "subnet", {"vpc", "azs"}, 0, GM_GROUP_CORE},
+    {"subnet_b", "subnet", {"vpc", "azs"}, 1, GM_GROUP_CORE},
+    {"route_table", "route_table", {"vpc", "igw", "subnet_a", "subnet_b"}, 0, GM_GROUP_CORE},
+    {"sg", "security_group", {"vpc"}, 0, GM_GROUP_CORE},
+    {"sg_rules", "sg_rules", {"sg"}, 0, GM_GROUP_CORE},
+    {"efs", "efs", {NULL}, 0, GM_GROUP_CORE},
+    {"mount_target_a", "mount_target", {"efs", "subnet_a", "sg"}, 0, GM_GROUP_CORE},
+    {"mount_target_b", "mount_target", {"efs", "subnet_b", "sg"}, 1, GM_GROUP_CORE},
+    {"role", "iam_role", {NULL}, 0, GM_GROUP_CORE},
+    {"role_policy", "role_policy", {"role"}, 0, GM_GROUP_CORE},
+    {"instance_profile", "instance_profile", {NULL}, 0, GM_GROUP_CORE},
+    {"profile_role", "profile_role", {"role", "instance_profile"}, 0, GM_GROUP_CORE},
+    {"secrets", "secrets", {NULL}, 0, GM_GROUP_CORE},
     {"instance", "instance",
-     {"ami", "subnet_a", "sg", "profile_role", "efs", "secrets"}, 0},
-    {"health", "health", {"instance", "route_table", "sg_rules", "mount_target_a", "role_policy"}, 0},
+     {"ami", "subnet_a", "sg", "profile_role", "efs", "secrets"}, 0, GM_GROUP_CORE},
+    {"health", "health", {"instance", "route_table", "sg_rules", "mount_target_a", "role_policy"}, 0, GM_GROUP_CORE},
+    /* Tier 2 (automation): the load balancer in front. Its nodes form their own
+     * group: a failure there removes only them and keeps the EC2 side. */
+    {"alb_sg", "alb_sg", {"vpc"}, 0, GM_GROUP_ALB},
+    {"alb_ingress", "alb_ingress", {"sg", "alb_sg"}, 0, GM_GROUP_ALB},
+    {"alb", "alb", {"subnet_a", "subnet_b", "alb_sg", "igw"}, 0, GM_GROUP_ALB},
+    {"target_group", "target_group", {"vpc"}, 0, GM_GROUP_ALB},
+    {"listener", "listener", {"alb", "target_group"}, 0, GM_GROUP_ALB},
+    {"targets", "targets", {"target_group", "instance"}, 0, GM_GROUP_ALB},
+    {"alb_healthy", "alb_healthy", {"targets", "listener", "alb_ingress", "route_table"}, 0,
+     GM_GROUP_ALB},
 };
 
+/* Tiers dev and gpu run the entries before the load balancer group;
+ * automation runs them all. */
 const gm_node_def *gm_engine_graph(const char *tier, size_t *out_n)
 {
-    (void)tier; /* dev, gpu: the same graph; automation adds the ALB (issue 6) */
-    *out_n = sizeof dev_graph / sizeof *dev_graph;
+    size_t n = sizeof dev_graph / sizeof *dev_graph;
+    if (!(tier && strcmp(tier, "automation") == 0)) {
+        size_t core = 0;
+        while (core < n && dev_graph[core].group == GM_GROUP_CORE)
+            core++;
+        n = core;
+    }
+    *out_n = n;
     return dev_graph;
 }
 
@@ -56,7 +74,9 @@ const gm_node_ops *gm_engine_ops_for(const char *kind)
         &gm_ops_igw,         &gm_ops_subnet,  &gm_ops_route_table, &gm_ops_sg,
         &gm_ops_sg_rules,    &gm_ops_efs,     &gm_ops_mount_target, &gm_ops_role,
         &gm_ops_role_policy, &gm_ops_profile, &gm_ops_profile_role, &gm_ops_secrets,
-        &gm_ops_instance,    &gm_ops_health,
+        &gm_ops_instance,    &gm_ops_health,  &gm_ops_alb_sg,      &gm_ops_alb_ingress,
+        &gm_ops_alb,         &gm_ops_target_group, &gm_ops_listener, &gm_ops_targets,
+        &gm_ops_alb_healthy,
     };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (strcmp(all[i]->kind, kind) == 0)
@@ -274,6 +294,7 @@ static gm_status engine_init(gm_engine *e, const gm_engine_options *o,
     const char *poll = getenv("GEUSEMAKER_POLL_MS");
     e->poll_ms = poll && atoi(poll) > 0 ? atoi(poll) : 2000;
     e->deadline_ms = gm_now_ms() + timeout_ms;
+    e->only_group = -1;
     size_t n;
     const gm_node_def *g = gm_engine_graph(dep->tier, &n);
     e->runs = calloc(n, sizeof *e->runs);
@@ -310,6 +331,14 @@ static void engine_release(gm_engine *e)
 
 static void record_failure(gm_engine *e, gm_node_run *r, const gm_error *nerr)
 {
+    if (r->def->group == GM_GROUP_ALB && !e->reversing) {
+        if (!e->alb_failed) {
+            e->alb_failed = true;
+            e->alb_error = *nerr;
+            gm_error_prefix(&e->alb_error, "%s", r->def->name);
+        }
+        return;
+    }
     if (!e->failed) {
         e->failed = true;
         e->first_error = *nerr;
@@ -391,7 +420,8 @@ static gm_status run_forward(gm_engine *e, gm_error *err)
         size_t active = 0, waiting = 0;
         for (size_t i = 0; i < e->n_runs; i++) {
             gm_node_run *r = &e->runs[i];
-            if (r->run == RUN_WAIT && !stop && deps_done(e, r)) {
+            bool group_stopped = r->def->group == GM_GROUP_ALB && e->alb_failed;
+            if (r->run == RUN_WAIT && !stop && !group_stopped && deps_done(e, r)) {
                 r->run = RUN_ACTIVE;
                 r->started_ms = gm_now_ms();
                 gm_node_state *s = state_of(e, r);
@@ -432,9 +462,13 @@ static gm_status run_forward(gm_engine *e, gm_error *err)
     if (interrupted(e))
         return gm_error_set(err, GM_ERR_CONFLICT, "interrupted");
     for (size_t i = 0; i < e->n_runs; i++)
-        if (e->runs[i].run != RUN_DONE)
+        if (e->runs[i].run != RUN_DONE && !(e->alb_failed && e->runs[i].def->group == GM_GROUP_ALB))
             return gm_error_set(err, GM_ERR_TIMEOUT, "deploy timed out before '%s' started",
                                 e->runs[i].def->name);
+    if (e->alb_failed) {
+        *err = e->alb_error;
+        return err->status ? err->status : GM_ERR_INTERNAL;
+    }
     return GM_OK;
 }
 
@@ -444,6 +478,8 @@ static bool needs_delete(gm_engine *e, gm_node_run *r)
 {
     gm_node_state *s = gm_deployment_node(e->dep, r->def->name);
     if (!s || s->provenance == GM_PROV_REUSED || !r->ops->owns_resource)
+        return false;
+    if (e->only_group >= 0 && r->def->group != e->only_group)
         return false;
     if (e->keep_efs && (strcmp(r->def->kind, "efs") == 0 || strcmp(r->def->kind, "mount_target") == 0))
         return false;
@@ -531,6 +567,7 @@ static gm_status run_reverse(gm_engine *e, gm_error *err)
 {
     pthread_mutex_lock(&e->lock);
     e->failed = false;
+    e->reversing = true;
     gm_error_clear(&e->first_error);
     for (size_t i = 0; i < e->n_runs; i++) {
         gm_node_run *r = &e->runs[i];
@@ -640,6 +677,25 @@ gm_status gm_engine_deploy(const gm_engine_options *o, const gm_deploy_config *c
     }
     char reason[GM_ERROR_MESSAGE_MAX];
     snprintf(reason, sizeof reason, "%s", err->message);
+    if (e.alb_failed && !e.failed && !interrupted(&e)) {
+        /* Only the load balancer part failed: remove just its resources and
+         * keep the EC2 side; deploy --resume creates the part again. */
+        if (o->progress)
+            gm_progress_note(o->progress, "load balancer failed: removing only its resources");
+        e.only_group = GM_GROUP_ALB;
+        e.deadline_ms = gm_now_ms() + env_ms("GEUSEMAKER_DESTROY_TIMEOUT_MS", 20 * 60 * 1000);
+        gm_error rerr = {0};
+        gm_status rst = run_reverse(&e, &rerr);
+        char msg[2 * GM_ERROR_MESSAGE_MAX + 64];
+        if (rst == GM_OK)
+            snprintf(msg, sizeof msg, "load balancer failed and was removed: %s", reason);
+        else
+            snprintf(msg, sizeof msg, "load balancer failed: %s; removing it failed too: %s",
+                     reason, rerr.message);
+        set_status(&e, GM_DEP_PARTIAL, msg);
+        engine_release(&e);
+        return st;
+    }
     if (cfg->no_rollback || interrupted(&e)) {
         set_status(&e, GM_DEP_FAILED, reason);
         engine_release(&e);

@@ -14,7 +14,10 @@ typedef struct gm_node_def {
     const char *kind;
     const char *deps[GM_MAX_DEPS];
     int slot; /* which of a pair (subnet a/b, mount target a/b) */
+    int group; /* GM_GROUP_CORE or GM_GROUP_ALB: an ALB failure removes only its group */
 } gm_node_def;
+
+enum { GM_GROUP_CORE = 0, GM_GROUP_ALB = 1 };
 
 typedef struct gm_engine gm_engine;
 typedef struct gm_node_run gm_node_run;
@@ -67,6 +70,10 @@ struct gm_engine {
     bool failed;
     gm_error first_error;
     bool keep_efs;
+    bool alb_failed;      /* a node of the load balancer group failed */
+    gm_error alb_error;
+    int only_group;       /* reverse runs: -1 all, else only that group */
+    bool reversing;       /* rollback or destroy: every failure counts */
     pthread_mutex_t io_lock; /* serialises state writes (group commit) */
     uint64_t version;        /* bumped by every change that must be saved */
     uint64_t written;        /* the newest version on disk */
@@ -76,7 +83,8 @@ struct gm_engine {
 extern const gm_node_ops gm_ops_azs, gm_ops_ami, gm_ops_vpc, gm_ops_vpc_dns, gm_ops_igw,
     gm_ops_subnet, gm_ops_route_table, gm_ops_sg, gm_ops_sg_rules, gm_ops_efs,
     gm_ops_mount_target, gm_ops_role, gm_ops_role_policy, gm_ops_profile, gm_ops_profile_role,
-    gm_ops_secrets, gm_ops_instance, gm_ops_health;
+    gm_ops_secrets, gm_ops_instance, gm_ops_health, gm_ops_alb_sg, gm_ops_alb_ingress, gm_ops_alb,
+    gm_ops_target_group, gm_ops_listener, gm_ops_targets, gm_ops_alb_healthy;
 
 const gm_node_ops *gm_engine_ops_for(const char *kind);
 const gm_node_def *gm_engine_graph(const char *tier, size_t *out_n);

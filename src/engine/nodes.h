@@ -16,4 +16,14 @@ gm_status gm_n_inspect_ec2(gm_engine *e, const char *action, const char *id_para
 
 bool gm_instance_type_is_arm(const char *type);
 
+/* A security group of this deployment named geusemaker-NAME-<suffix> in its
+ * VPC (find-or-create, journalled). *out_id is malloc'd. */
+gm_status gm_n_sg_create(gm_engine *e, gm_node_run *n, const gm_node_ops *ops,
+                         const char *suffix, const char *description, char **out_id,
+                         gm_error *err);
+gm_status gm_n_sg_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err);
+gm_status gm_n_sg_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err);
+gm_status gm_n_sg_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *out,
+                          gm_error *err);
+
 #endif

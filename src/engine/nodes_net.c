@@ -521,28 +521,25 @@ const gm_node_ops gm_ops_route_table = {"route_table", "routing the subnets to t
 
 /* ---- security group ---------------------------------------------------------- */
 
-static gm_status sg_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
-{
-    return gm_e_ec2_find_tagged(e, "DescribeSecurityGroups", "securityGroupInfo", "groupId",
-                                n->def->name, NULL, NULL, out_id, err);
-}
-
-static gm_status sg_create(gm_engine *e, gm_node_run *n, gm_error *err)
+gm_status gm_n_sg_create(gm_engine *e, gm_node_run *n, const gm_node_ops *ops,
+                         const char *suffix, const char *description, char **out_id,
+                         gm_error *err)
 {
     char *id = NULL;
     char token[96];
-    gm_status st = gm_n_adopt_or_intent(e, n, &gm_ops_sg, &id, token, sizeof token, err);
+    *out_id = NULL;
+    gm_status st = gm_n_adopt_or_intent(e, n, ops, &id, token, sizeof token, err);
     if (st != GM_OK || id) {
-        free(id);
+        *out_id = id;
         return st;
     }
     char *vpc = gm_e_id(e, "vpc");
     char name[128];
-    gm_e_resource_name(e, "sg", name, sizeof name);
+    gm_e_resource_name(e, suffix, name, sizeof name);
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "GroupName", name);
-    gm_params_add(&p, "GroupDescription", "GeuseMaker AI stack instance and EFS");
+    gm_params_add(&p, "GroupDescription", description);
     gm_params_add(&p, "VpcId", vpc ? vpc : "");
     gm_e_tag_spec(e, &p, 1, "security-group", n->def->name);
     xmlDocPtr doc = NULL;
@@ -554,12 +551,27 @@ static gm_status sg_create(gm_engine *e, gm_node_run *n, gm_error *err)
                 : gm_error_set(err, GM_ERR_PARSE, "CreateSecurityGroup returned no groupId");
     }
     xmlFreeDoc(doc);
-    free(id);
     free(vpc);
+    *out_id = id;
     return st;
 }
 
-static gm_status sg_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+static gm_status sg_create(gm_engine *e, gm_node_run *n, gm_error *err)
+{
+    char *id = NULL;
+    gm_status st = gm_n_sg_create(e, n, &gm_ops_sg, "sg", "GeuseMaker AI stack instance and EFS",
+                                  &id, err);
+    free(id);
+    return st;
+}
+
+gm_status gm_n_sg_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+{
+    return gm_e_ec2_find_tagged(e, "DescribeSecurityGroups", "securityGroupInfo", "groupId",
+                                n->def->name, NULL, NULL, out_id, err);
+}
+
+gm_status gm_n_sg_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
 {
     static const char *const gone[] = {"InvalidGroup.NotFound", "InvalidGroupId.Malformed", NULL};
     gm_params p;
@@ -570,15 +582,15 @@ static gm_status sg_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_err
     return st;
 }
 
-static gm_status sg_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *out,
-                            gm_error *err)
+gm_status gm_n_sg_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *out,
+                          gm_error *err)
 {
     return gm_n_inspect_ec2(e, "DescribeSecurityGroups", "GroupId.1", id, "securityGroupInfo", NULL,
                             out, err);
 }
 
 const gm_node_ops gm_ops_sg = {"security_group", "creating the security group", true, sg_create,
-                               sg_find, sg_destroy, sg_inspect};
+                               gm_n_sg_find, gm_n_sg_destroy, gm_n_sg_inspect};
 
 /* Ports reachable from the allowed ranges: nginx only (HTTP redirect, HTTPS);
  * SSH only with a key pair; NFS from the group itself. */

@@ -76,9 +76,33 @@ gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err)
     if (!gm_tier_parse(cfg->tier, &tier))
         return gm_error_set(err, GM_ERR_INVALID,
                             "unknown --tier '%s': expected dev, automation or gpu", cfg->tier);
-    if (tier == GM_TIER_AUTOMATION)
+    if (tier != GM_TIER_AUTOMATION &&
+        (cfg->certificate_arn || cfg->alb_timeout_ms || cfg->hc_interval_s || cfg->hc_timeout_s ||
+         cfg->healthy_threshold || cfg->unhealthy_threshold))
         return gm_error_set(err, GM_ERR_INVALID,
-                            "tier 'automation' (load balancer) is not available yet: use --tier dev");
+                            "load balancer options need --tier automation (tier '%s' has none)",
+                            cfg->tier);
+    if (cfg->certificate_arn && !(gm_str_startswith(cfg->certificate_arn, "arn:aws") &&
+                                  strstr(cfg->certificate_arn, ":certificate/")))
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid --certificate-arn '%s': expected an ACM certificate arn "
+                            "(arn:aws:acm:REGION:ACCOUNT:certificate/ID)",
+                            cfg->certificate_arn);
+    int interval = cfg->hc_interval_s ? cfg->hc_interval_s : 30;
+    int timeout = cfg->hc_timeout_s ? cfg->hc_timeout_s : 5;
+    if (interval < 5 || interval > 300)
+        return gm_error_set(err, GM_ERR_INVALID, "--health-check-interval must be 5..300 seconds");
+    if (timeout < 2 || timeout > 120 || timeout >= interval)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "--health-check-timeout must be 2..120 seconds and shorter than the "
+                            "interval (%d s)",
+                            interval);
+    if ((cfg->healthy_threshold && (cfg->healthy_threshold < 2 || cfg->healthy_threshold > 10)) ||
+        (cfg->unhealthy_threshold && (cfg->unhealthy_threshold < 2 || cfg->unhealthy_threshold > 10)))
+        return gm_error_set(err, GM_ERR_INVALID, "health check thresholds must be 2..10");
+    if (tier == GM_TIER_AUTOMATION && cfg->vpc_id && strcmp(cfg->subnet_ids[0], cfg->subnet_ids[1]) == 0)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "the load balancer needs two subnets in two availability zones");
     st = check_instance_type(cfg->instance_type, err);
     if (st != GM_OK)
         return st;

@@ -51,6 +51,11 @@ def leftovers(boto, name):
     found["roles"] = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(prefix)]
     found["instance_profiles"] = [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]
                                   if p["InstanceProfileName"].startswith(prefix)]
+    elb = boto("elbv2")
+    found["load_balancers"] = [lb["LoadBalancerArn"] for lb in elb.describe_load_balancers()["LoadBalancers"]
+                               if lb["LoadBalancerName"] == name + "-alb"]
+    found["target_groups"] = [tg["TargetGroupArn"] for tg in elb.describe_target_groups()["TargetGroups"]
+                              if tg["TargetGroupName"] == name + "-tg"]
     ssm = boto("ssm")
     found["parameters"] = [p["Name"] for p in ssm.get_parameters_by_path(
         Path="/geusemaker/%s/" % name, Recursive=True)["Parameters"]]
