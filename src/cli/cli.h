@@ -76,6 +76,9 @@ int gm_cli_usage_error(gm_cli *cli, const char *fmt, ...) __attribute__((format(
  * that writes the log and --verbose lines. */
 gm_status gm_cli_aws_client(gm_cli *cli, gm_aws_client **out, gm_error *err);
 
+/* A client in us-east-1 for the Price List API, or NULL when none can be made. */
+gm_aws_client *gm_cli_pricing_client(gm_cli *cli);
+
 int gm_cmd_whoami(gm_cli *cli, int argc, char **argv);
 extern const gm_command gm_command_whoami;
 extern const gm_command gm_command_userdata;

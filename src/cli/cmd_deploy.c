@@ -10,6 +10,7 @@
 #include "core/str.h"
 #include "core/timeutil.h"
 #include "cost/estimate.h"
+#include "cost/rank.h"
 #include "stack/stack.h"
 
 static int cmd_deploy(gm_cli *cli, int argc, char **argv);
@@ -27,7 +28,10 @@ const gm_command gm_command_deploy = {
         "  --name NAME            deployment name: lowercase letters, digits, '-'\n"
         "  --tier TIER            dev (default), automation (adds a load balancer), gpu\n"
         "  --instance-type T      EC2 instance type (default per tier)\n"
-        "  --spot | --on-demand   market (default spot, falling back to on-demand)\n"
+        "  --instance-types A,B   candidate types, in preference order (default: the tier's)\n"
+        "  --spot | --on-demand   market (default: spot when it saves 20 %, else on-demand)\n"
+        "  --spot-only            never on-demand; --max-spot-price USD caps the spot price\n"
+        "  --budget USD           refuse a plan estimated over USD a month (--force overrides)\n"
         "  --allow-cidr CIDR      who may reach the stack (repeatable); default: your\n"
         "                         public address/32 (GEUSEMAKER_IP_ENDPOINT overrides the\n"
         "                         address service)\n"
@@ -73,7 +77,20 @@ enum {
     OPT_HC_TIMEOUT,
     OPT_HEALTHY,
     OPT_UNHEALTHY,
+    OPT_TYPES,
+    OPT_SPOT_ONLY,
+    OPT_MAX_SPOT,
+    OPT_BUDGET,
+    OPT_FORCE,
 };
+
+/* Every candidate type passes the same checks as the first. */
+static gm_status check_type_like_first(const gm_deploy_config *cfg, int i, gm_error *err)
+{
+    gm_deploy_config one = *cfg;
+    one.instance_type = cfg->instance_types[i];
+    return gm_engine_check_config(&one, err);
+}
 
 static void mark_reused(gm_deployment *dep, const char *node, const char *kind, const char *id)
 {
@@ -88,19 +105,26 @@ static json_t *config_json(const gm_deploy_config *cfg)
     json_t *cidrs = json_array();
     for (int i = 0; i < cfg->n_cidrs; i++)
         json_array_append_new(cidrs, json_string(cfg->cidrs[i]));
+    json_t *types = json_array();
+    for (int i = 0; i < cfg->n_types; i++)
+        json_array_append_new(types, json_string(cfg->instance_types[i]));
+    json_t *market = json_pack("{s:o, s:b, s:f, s:f, s:f}", "instance_types", types, "spot_only",
+                               cfg->spot_only, "max_spot_price", cfg->max_spot_price,
+                               "min_spot_saving", cfg->min_spot_saving, "budget_monthly",
+                               cfg->budget_monthly);
     json_t *alb = json_pack("{s:s?, s:I, s:i, s:i, s:i, s:i}", "certificate_arn",
                             cfg->certificate_arn, "alb_timeout_ms", (json_int_t)cfg->alb_timeout_ms,
                             "hc_interval_s", cfg->hc_interval_s, "hc_timeout_s", cfg->hc_timeout_s,
                             "healthy_threshold", cfg->healthy_threshold, "unhealthy_threshold",
                             cfg->unhealthy_threshold);
-    return json_pack("{s:s, s:s, s:b, s:o, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b, s:I, s:I, s:o}",
+    return json_pack("{s:s, s:s, s:b, s:o, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b, s:I, s:I, s:o, s:o}",
                      "tier", cfg->tier, "instance_type", cfg->instance_type, "spot", cfg->spot,
                      "allow_cidrs", cidrs, "key_name", cfg->key_name, "vpc_id", cfg->vpc_id,
                      "subnet_a", cfg->subnet_ids[0], "subnet_b", cfg->subnet_ids[1],
                      "security_group_id", cfg->security_group_id, "efs_id", cfg->efs_id,
                      "no_rollback", cfg->no_rollback, "no_wait", cfg->no_wait, "timeout_ms",
                      (json_int_t)cfg->timeout_ms, "health_timeout_ms",
-                     (json_int_t)cfg->health_timeout_ms, "load_balancer", alb);
+                     (json_int_t)cfg->health_timeout_ms, "load_balancer", alb, "market", market);
 }
 
 /* Fills cfg from a saved record (strings point into dep->config). */
@@ -126,6 +150,16 @@ static gm_status config_from_state(const gm_deployment *dep, gm_deploy_config *c
     cfg->no_rollback = json_is_true(json_object_get(c, "no_rollback"));
     cfg->timeout_ms = json_integer_value(json_object_get(c, "timeout_ms"));
     cfg->health_timeout_ms = json_integer_value(json_object_get(c, "health_timeout_ms"));
+    json_t *mk = json_object_get(c, "market");
+    json_array_foreach(json_object_get(mk, "instance_types"), i, v)
+    {
+        if (cfg->n_types < 16 && json_string_value(v))
+            cfg->instance_types[cfg->n_types++] = json_string_value(v);
+    }
+    cfg->spot_only = json_is_true(json_object_get(mk, "spot_only"));
+    cfg->max_spot_price = json_number_value(json_object_get(mk, "max_spot_price"));
+    cfg->min_spot_saving = json_number_value(json_object_get(mk, "min_spot_saving"));
+    cfg->budget_monthly = json_number_value(json_object_get(mk, "budget_monthly"));
     json_t *alb = json_object_get(c, "load_balancer");
     cfg->certificate_arn = json_string_value(json_object_get(alb, "certificate_arn"));
     cfg->alb_timeout_ms = json_integer_value(json_object_get(alb, "alb_timeout_ms"));
@@ -163,12 +197,18 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
         {"health-check-timeout", required_argument, NULL, OPT_HC_TIMEOUT},
         {"healthy-threshold", required_argument, NULL, OPT_HEALTHY},
         {"unhealthy-threshold", required_argument, NULL, OPT_UNHEALTHY},
+        {"instance-types", required_argument, NULL, OPT_TYPES},
+        {"spot-only", no_argument, NULL, OPT_SPOT_ONLY},
+        {"max-spot-price", required_argument, NULL, OPT_MAX_SPOT},
+        {"budget", required_argument, NULL, OPT_BUDGET},
+        {"force", no_argument, NULL, OPT_FORCE},
         {0, 0, 0, 0},
     };
     gm_deploy_config cfg = {.tier = "dev", .spot = true};
     const char *resume = NULL;
     bool saw_spot = false, saw_od = false, saw_config = false;
     char subnets_buf[256] = "";
+    char types_buf[512] = "";
     int c;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
@@ -223,6 +263,35 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
             saw_config = true;
             break;
         }
+        case OPT_TYPES: {
+            snprintf(types_buf, sizeof types_buf, "%s", optarg);
+            for (char *save = NULL, *t = strtok_r(types_buf, ",", &save); t;
+                 t = strtok_r(NULL, ",", &save)) {
+                if (cfg.n_types == 16)
+                    return gm_cli_usage_error(cli, "at most 16 --instance-types");
+                cfg.instance_types[cfg.n_types++] = t;
+            }
+            if (cfg.n_types == 0)
+                return gm_cli_usage_error(cli, "--instance-types needs at least one type");
+            saw_config = true;
+            break;
+        }
+        case OPT_SPOT_ONLY: cfg.spot_only = true; saw_spot = true; saw_config = true; break;
+        case OPT_MAX_SPOT:
+        case OPT_BUDGET: {
+            gm_error perr = {0};
+            double v = 0;
+            if (gm_cost_parse_usd(optarg, c == OPT_MAX_SPOT ? "--max-spot-price" : "--budget", &v,
+                                  &perr) != GM_OK)
+                return gm_cli_usage_error(cli, "%s", perr.message);
+            if (c == OPT_MAX_SPOT)
+                cfg.max_spot_price = v;
+            else
+                cfg.budget_monthly = v;
+            saw_config = true;
+            break;
+        }
+        case OPT_FORCE: cfg.force = true; break;
         case OPT_NO_ROLLBACK: cfg.no_rollback = true; break;
         case OPT_NO_WAIT: cfg.no_wait = true; break;
         case OPT_YES: break;
@@ -263,10 +332,22 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
         if ((st = gm_engine_check_name(resume, &err)) != GM_OK)
             return gm_cli_fail(cli, st, &err);
     } else {
-        if (!cfg.instance_type) {
-            gm_tier t = GM_TIER_DEV;
-            gm_tier_parse(cfg.tier, &t);
-            cfg.instance_type = gm_stack_default_instance_type(t);
+        if (cfg.instance_type && cfg.n_types)
+            return gm_cli_usage_error(cli, "--instance-type and --instance-types exclude each other");
+        if (!cfg.instance_type && !cfg.n_types) {
+            /* No type named: the tier's candidate list, cheapest first. */
+            size_t n = 0;
+            const char *const *dflt = gm_cost_default_types(cfg.tier, &n);
+            for (size_t i = 0; i < n && i < 16; i++)
+                cfg.instance_types[cfg.n_types++] = dflt[i];
+        }
+        if (cfg.n_types)
+            cfg.instance_type = cfg.instance_types[0];
+        if (cfg.spot_only && saw_od)
+            return gm_cli_usage_error(cli, "--spot-only and --on-demand exclude each other");
+        for (int i = 1; i < cfg.n_types; i++) {
+            if ((st = check_type_like_first(&cfg, i, &err)) != GM_OK)
+                return gm_cli_fail(cli, st, &err);
         }
         if ((st = gm_engine_check_config(&cfg, &err)) != GM_OK)
             return gm_cli_fail(cli, st, &err);
@@ -275,7 +356,7 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
     int64_t t0 = gm_now_ms();
     gm_store *store = NULL;
     gm_lock *lock = NULL;
-    gm_aws_client *aws = NULL;
+    gm_aws_client *aws = NULL, *pricing = NULL;
     gm_deployment *dep = NULL;
     gm_progress *progress = NULL;
     char detected[64];
@@ -318,6 +399,7 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
     st = gm_cli_aws_client(cli, &aws, &err);
     if (st != GM_OK)
         goto done;
+    pricing = gm_cli_pricing_client(cli);
     if (!resume) {
         if (cfg.n_cidrs == 0) {
             st = gm_engine_detect_cidr(aws, detected, sizeof detected, &err);
@@ -331,6 +413,16 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
         st = gm_engine_check_reused(aws, &cfg, &err);
         if (st != GM_OK)
             goto done;
+        if (cfg.budget_monthly > 0) {
+            json_t *est = NULL;
+            st = gm_engine_budget_check(aws, pricing, &cfg, cfg.tier, &est, &err);
+            json_decref(est);
+            if (st != GM_OK) {
+                if (st == GM_ERR_INVALID)
+                    fprintf(stderr, "nothing was created; --force deploys anyway\n");
+                goto done;
+            }
+        }
         dep = gm_deployment_new(cfg.name, cfg.tier, gm_aws_client_region(aws));
         if (!dep) {
             st = gm_error_set(&err, GM_ERR_NOMEM, "out of memory");
@@ -370,8 +462,8 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
     snprintf(title, sizeof title, "%s \"%s\" in %s", resume ? "Resuming" : "Deploying", cfg.name,
              gm_aws_client_region(aws));
     progress = gm_progress_new(&cli->term, cli->output != GM_OUTPUT_JSON && !cli->verbose, title);
-    gm_engine_options eo = {.aws = aws, .store = store, .progress = progress,
-                            .interrupt = &gm_cli_interrupted};
+    gm_engine_options eo = {.aws = aws, .pricing = pricing, .store = store,
+                            .progress = progress, .interrupt = &gm_cli_interrupted};
     st = gm_engine_deploy(&eo, &cfg, dep, resume != NULL, &err);
     gm_progress_free(progress);
     progress = NULL;
@@ -410,6 +502,7 @@ done:
     gm_progress_free(progress);
     gm_deployment_free(dep);
     gm_aws_client_free(aws);
+    gm_aws_client_free(pricing);
     gm_lock_release(lock);
     gm_store_free(store);
     gm_log_close();

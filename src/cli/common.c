@@ -147,3 +147,21 @@ gm_status gm_cli_aws_client(gm_cli *cli, gm_aws_client **out, gm_error *err)
     };
     return gm_aws_client_new(&opts, out, err);
 }
+
+gm_aws_client *gm_cli_pricing_client(gm_cli *cli)
+{
+    /* The Price List API lives in us-east-1. Without it the shipped table is
+     * used, and every figure says so. */
+    gm_aws_client_options opts = {
+        .region = "us-east-1",
+        .profile = cli->profile,
+        .observer = observe_call,
+        .max_attempts = 1,
+        .total_timeout_ms = 5000,
+    };
+    gm_aws_client *c = NULL;
+    gm_error err = {0};
+    if (gm_aws_client_new(&opts, &c, &err) != GM_OK)
+        return NULL;
+    return c;
+}

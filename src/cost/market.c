@@ -91,8 +91,7 @@ int gm_cost_market_az_index(const gm_cost_market *m, const char *az)
     return -1;
 }
 
-gm_status gm_cost_market_add_az(gm_cost_market *m, const char *az, size_t *out_index,
-                                gm_error *err)
+gm_status gm_cost_market_add_az(gm_cost_market *m, const char *az, size_t *out_index, gm_error *err)
 {
     if (!az || !*az || strlen(az) >= GM_COST_AZ_MAX)
         return gm_error_set(err, GM_ERR_INVALID, "invalid availability zone '%s'", az ? az : "");
@@ -103,8 +102,7 @@ gm_status gm_cost_market_add_az(gm_cost_market *m, const char *az, size_t *out_i
         return GM_OK;
     }
     if (m->n_azs == GM_COST_MAX_AZS)
-        return gm_error_set(err, GM_ERR_LIMIT, "more than %d availability zones",
-                            GM_COST_MAX_AZS);
+        return gm_error_set(err, GM_ERR_LIMIT, "more than %d availability zones", GM_COST_MAX_AZS);
     size_t pos = 0;
     while (pos < m->n_azs && strcmp(m->azs[pos], az) < 0)
         pos++;
@@ -163,8 +161,7 @@ gm_status gm_cost_parse_offerings(xmlDocPtr doc, gm_cost_market *m, bool add_zon
         return gm_error_set(err, GM_ERR_PARSE,
                             "instance type offerings answer has no instanceTypeOfferingSet");
     m->offerings_known = true;
-    GM_XML_FOREACH(item, set, "item")
-    {
+    GM_XML_FOREACH (item, set, "item") {
         char type[GM_COST_TYPE_MAX], loc[GM_COST_AZ_MAX];
         gm_xml_text_to(item, "instanceType", type, sizeof type);
         gm_xml_text_to(item, "location", loc, sizeof loc);
@@ -176,8 +173,10 @@ gm_status gm_cost_parse_offerings(xmlDocPtr doc, gm_cost_market *m, bool add_zon
         gm_status st = gm_cost_market_set_offered(m, type, loc, add_zones, &lerr);
         if (st == GM_ERR_LIMIT) {
             if (!gm_str_startswith(m->notes[m->n_notes ? m->n_notes - 1 : 0], "more than"))
-                gm_cost_market_note(m, "more than %d zones offer the candidates: the rest are "
-                                       "not considered", GM_COST_MAX_AZS);
+                gm_cost_market_note(m,
+                                    "more than %d zones offer the candidates: the rest are "
+                                    "not considered",
+                                    GM_COST_MAX_AZS);
             continue;
         }
         if (st != GM_OK)
@@ -194,8 +193,7 @@ gm_status gm_cost_parse_instance_types(xmlDocPtr doc, gm_cost_market *m, gm_erro
     xmlNodePtr set = root ? gm_xml_find(root, "instanceTypeSet") : NULL;
     if (!set)
         return gm_error_set(err, GM_ERR_PARSE, "instance types answer has no instanceTypeSet");
-    GM_XML_FOREACH(item, set, "item")
-    {
+    GM_XML_FOREACH (item, set, "item") {
         char type[GM_COST_TYPE_MAX], vcpus[16], mem[24];
         gm_xml_text_to(item, "instanceType", type, sizeof type);
         gm_xml_text_to(item, "vCpuInfo/defaultVCpus", vcpus, sizeof vcpus);
@@ -206,8 +204,7 @@ gm_status gm_cost_parse_instance_types(xmlDocPtr doc, gm_cost_market *m, gm_erro
             continue;
         int gpus = 0;
         xmlNodePtr list = gm_xml_path(item, "gpuInfo/gpus");
-        GM_XML_FOREACH(g, list, "item")
-        {
+        GM_XML_FOREACH (g, list, "item") {
             char maker[32], count[16];
             gm_xml_text_to(g, "manufacturer", maker, sizeof maker);
             gm_xml_text_to(g, "count", count, sizeof count);
@@ -274,13 +271,31 @@ static gm_status gather_offerings(const gm_cost_gather_options *o, gm_cost_marke
     return st;
 }
 
-static void gather_specs(const gm_cost_gather_options *o, gm_cost_market *m,
-                         const char *const *types)
+/* The candidates offered in at least one zone considered (all of them when
+ * the offerings are unknown): AWS refuses a whole call naming a type that the
+ * region does not have. */
+static size_t offered_types(const gm_cost_market *m, const char **out)
 {
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_types; i++) {
+        bool offered = !m->offerings_known;
+        for (size_t a = 0; a < m->n_azs && !offered; a++)
+            offered = m->types[i].offered[a];
+        if (offered)
+            out[n++] = m->types[i].type;
+    }
+    return n;
+}
+
+static void gather_specs(const gm_cost_gather_options *o, gm_cost_market *m,
+                         const char *const *types, size_t n)
+{
+    if (n == 0)
+        return;
     gm_params p;
     gm_params_init(&p);
     gm_error err = {0};
-    gm_status st = add_list(&p, "InstanceType.", types, m->n_types);
+    gm_status st = add_list(&p, "InstanceType.", types, n);
     xmlDocPtr doc = NULL;
     if (st == GM_OK)
         st = gm_aws_query(o->aws, &gm_svc_ec2, "DescribeInstanceTypes", &p, &doc, &err);
@@ -289,25 +304,23 @@ static void gather_specs(const gm_cost_gather_options *o, gm_cost_market *m,
         st = gm_cost_parse_instance_types(doc, m, &err);
     xmlFreeDoc(doc);
     if (st != GM_OK)
-        gm_cost_market_note(m, "instance specs from the %s: %s", GM_COST_TABLE_SOURCE,
-                            err.message);
+        gm_cost_market_note(m, "instance specs from the %s: %s", GM_COST_TABLE_SOURCE, err.message);
 }
 
 static void gather_spot(const gm_cost_gather_options *o, gm_cost_market *m,
-                        const char *const *types)
+                        const char *const *types, size_t n)
 {
     gm_error err = {0};
     char now[32];
     gm_time_iso8601(time(NULL), now);
-    gm_status st = gm_cost_fetch_spot_prices(o->aws, types, m->n_types, o->azs, o->n_azs,
-                                             &m->spot, &err);
+    gm_status st = gm_cost_fetch_spot_prices(o->aws, types, n, o->azs, o->n_azs, &m->spot, &err);
     if (st == GM_OK) {
         m->spot_known = true;
         snprintf(m->spot_source, sizeof m->spot_source, "spot price history %s", now);
     } else {
         gm_spot_prices_release(&m->spot);
         gm_spot_prices_init(&m->spot);
-        snprintf(m->spot_error, sizeof m->spot_error, "spot prices unavailable: %s",
+        snprintf(m->spot_error, sizeof m->spot_error, "spot prices unavailable: %.280s",
                  err.message);
     }
 }
@@ -319,8 +332,10 @@ static void gather_on_demand(const gm_cost_gather_options *o, gm_cost_market *m)
         char today[32];
         gm_time_iso8601(time(NULL), today);
         today[10] = '\0';
-        for (size_t i = 0; i < m->n_types; i++) {
-            gm_cost_type *t = &m->types[i];
+        const char *offered[GM_COST_MAX_TYPES];
+        size_t n_offered = offered_types(m, offered);
+        for (size_t i = 0; i < n_offered; i++) {
+            gm_cost_type *t = gm_cost_market_type(m, offered[i]);
             gm_error err = {0};
             double v = -1;
             gm_status st = gm_cost_fetch_on_demand(o->pricing, m->region, t->type, &v, &err);
@@ -341,15 +356,15 @@ static void gather_on_demand(const gm_cost_gather_options *o, gm_cost_market *m)
         }
     }
     for (size_t i = 0; i < m->n_types; i++)
-        if (m->types[i].on_demand >= 0 && gm_str_startswith(m->types[i].on_demand_source, "shipped"))
+        if (m->types[i].on_demand >= 0 &&
+            gm_str_startswith(m->types[i].on_demand_source, "shipped"))
             table_used = true;
     if (table_used && strcmp(m->region, "us-east-1") != 0)
         gm_cost_market_note(m, "the shipped table holds us-east-1 prices: prices in %s may differ",
                             m->region);
 }
 
-gm_status gm_cost_market_gather(const gm_cost_gather_options *o, gm_cost_market *m,
-                                gm_error *err)
+gm_status gm_cost_market_gather(const gm_cost_gather_options *o, gm_cost_market *m, gm_error *err)
 {
     if (!o || !o->aws || m->n_types == 0)
         return gm_error_set(err, GM_ERR_INVALID, "no candidate instance types to price");
@@ -366,11 +381,13 @@ gm_status gm_cost_market_gather(const gm_cost_gather_options *o, gm_cost_market 
         gm_error_prefix(err, "cannot list the zones offering the candidate instance types");
         return st;
     }
-    gather_specs(o, m, types);
-    if (!o->skip_spot)
-        gather_spot(o, m, types);
-    else
+    const char *offered[GM_COST_MAX_TYPES];
+    size_t n_offered = offered_types(m, offered);
+    gather_specs(o, m, offered, n_offered);
+    if (o->skip_spot)
         snprintf(m->spot_error, sizeof m->spot_error, "spot not considered (on-demand only)");
+    else if (n_offered)
+        gather_spot(o, m, offered, n_offered);
     gather_on_demand(o, m);
     return GM_OK;
 }

@@ -42,8 +42,8 @@ typedef struct gm_cost_market {
     bool offerings_known; /* false: every type counts as offered in every zone */
     gm_spot_prices spot;  /* owned */
     bool spot_known;      /* the spot price history was read (even if it was empty) */
-    char spot_source[GM_COST_SOURCE_MAX];  /* "spot price history 2026-11-23T10:00:00Z" */
-    char spot_error[GM_COST_NOTE_MAX];     /* why spot prices are unknown, or "" */
+    char spot_source[GM_COST_SOURCE_MAX];            /* "spot price history 2026-11-23T10:00:00Z" */
+    char spot_error[GM_COST_NOTE_MAX];               /* why spot prices are unknown, or "" */
     char notes[GM_COST_MAX_NOTES][GM_COST_NOTE_MAX]; /* fallbacks taken, for the user */
     size_t n_notes;
 } gm_cost_market;
@@ -77,12 +77,12 @@ void gm_cost_market_note(gm_cost_market *m, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 typedef struct gm_cost_gather_options {
-    gm_aws_client *aws;      /* the deployment's region */
-    gm_aws_client *pricing;  /* a client in us-east-1 for the Price List API; NULL: table only */
-    const char *const *azs;  /* zones to consider (the engine's subnets); NULL: every zone
-                                offering a candidate */
+    gm_aws_client *aws;     /* the deployment's region */
+    gm_aws_client *pricing; /* a client in us-east-1 for the Price List API; NULL: table only */
+    const char *const *azs; /* zones to consider (the engine's subnets); NULL: every zone
+                               offering a candidate */
     size_t n_azs;
-    bool skip_spot;          /* on-demand only: no DescribeSpotPriceHistory */
+    bool skip_spot; /* on-demand only: no DescribeSpotPriceHistory */
 } gm_cost_gather_options;
 
 /* Fills a market whose candidate types were added: the zones offering each
@@ -92,8 +92,7 @@ typedef struct gm_cost_gather_options {
  * spot_error says why) and on-demand prices (pricing GetProducts per type;
  * after the first failure the table is used for the rest, with a note).
  * Makes read-only calls only. */
-gm_status gm_cost_market_gather(const gm_cost_gather_options *o, gm_cost_market *m,
-                                gm_error *err);
+gm_status gm_cost_market_gather(const gm_cost_gather_options *o, gm_cost_market *m, gm_error *err);
 
 /* The parsers gather uses, over one response each (exposed for tests):
  * DescribeInstanceTypeOfferings (instanceTypeOfferingSet, availability-zone

@@ -11,6 +11,7 @@
 #include "core/timeutil.h"
 
 /* See GM_COST_TABLE_SOURCE. Sorted by family for reading, not for lookup. */
+/* clang-format off */
 static const gm_instance_info table[] = {
     /* type            USD/h   vCPU  MiB   GPUs */
     {"t3.medium", 0.0416, 2, 4096, 0},      {"t3.large", 0.0832, 2, 8192, 0},
@@ -32,6 +33,7 @@ static const gm_instance_info table[] = {
     {"g6.xlarge", 0.8048, 4, 16384, 1},     {"g6.2xlarge", 0.9776, 8, 32768, 1},
     {"g6e.xlarge", 1.861, 4, 32768, 1},
 };
+/* clang-format on */
 
 const gm_instance_info *gm_cost_table_lookup(const char *type)
 {
@@ -56,8 +58,7 @@ void gm_spot_prices_release(gm_spot_prices *p)
     memset(p, 0, sizeof *p);
 }
 
-const gm_spot_price *gm_spot_prices_get(const gm_spot_prices *p, const char *type,
-                                        const char *az)
+const gm_spot_price *gm_spot_prices_get(const gm_spot_prices *p, const char *type, const char *az)
 {
     for (size_t i = 0; p && type && az && i < p->n; i++)
         if (strcmp(p->items[i].type, type) == 0 && strcmp(p->items[i].az, az) == 0)
@@ -135,8 +136,8 @@ static bool is_linux_product(const char *pd)
     return pd && (strcmp(pd, "Linux/UNIX") == 0 || strcmp(pd, "Linux/UNIX (Amazon VPC)") == 0);
 }
 
-gm_status gm_cost_parse_spot_history_doc(xmlDocPtr doc, gm_spot_prices *out,
-                                         char **out_next_token, gm_error *err)
+gm_status gm_cost_parse_spot_history_doc(xmlDocPtr doc, gm_spot_prices *out, char **out_next_token,
+                                         gm_error *err)
 {
     if (out_next_token)
         *out_next_token = NULL;
@@ -146,8 +147,7 @@ gm_status gm_cost_parse_spot_history_doc(xmlDocPtr doc, gm_spot_prices *out,
         return gm_error_set(err, GM_ERR_PARSE,
                             "spot price history answer has no spotPriceHistorySet");
     size_t index = 0;
-    GM_XML_FOREACH(item, set, "item")
-    {
+    GM_XML_FOREACH (item, set, "item") {
         index++;
         char type[GM_COST_TYPE_MAX + 1], az[GM_COST_AZ_MAX + 1], pd[64], price_s[40], ts_s[48];
         gm_xml_text_to(item, "instanceType", type, sizeof type);
@@ -217,9 +217,9 @@ gm_status gm_cost_fetch_spot_prices(gm_aws_client *aws, const char *const *types
     gm_status st = GM_OK;
     for (int page = 0;; page++) {
         if (page == GM_COST_MAX_PAGES) {
-            st = gm_error_set(err, GM_ERR_LIMIT,
-                              "spot price history goes on for more than %d pages",
-                              GM_COST_MAX_PAGES);
+            st =
+                gm_error_set(err, GM_ERR_LIMIT, "spot price history goes on for more than %d pages",
+                             GM_COST_MAX_PAGES);
             break;
         }
         gm_params p;
@@ -250,8 +250,8 @@ gm_status gm_cost_fetch_spot_prices(gm_aws_client *aws, const char *const *types
             break;
         if (next && token && strcmp(next, token) == 0) {
             free(next);
-            st = gm_error_set(err, GM_ERR_PARSE,
-                              "spot price history repeated its pagination token");
+            st =
+                gm_error_set(err, GM_ERR_PARSE, "spot price history repeated its pagination token");
             break;
         }
         free(token);
@@ -283,10 +283,8 @@ static double product_hourly(const json_t *product)
     const json_t *on_demand = json_object_get(json_object_get(product, "terms"), "OnDemand");
     const char *k1, *k2;
     json_t *term, *dim;
-    json_object_foreach((json_t *)on_demand, k1, term)
-    {
-        json_object_foreach(json_object_get(term, "priceDimensions"), k2, dim)
-        {
+    json_object_foreach ((json_t *)on_demand, k1, term) {
+        json_object_foreach (json_object_get(term, "priceDimensions"), k2, dim) {
             const char *unit = json_string_value(json_object_get(dim, "unit"));
             const char *usd =
                 json_string_value(json_object_get(json_object_get(dim, "pricePerUnit"), "USD"));
@@ -307,8 +305,7 @@ gm_status gm_cost_parse_price_list(const json_t *response, const char *type, dou
         return gm_error_set(err, GM_ERR_PARSE, "price list answer has no PriceList array");
     size_t i;
     const json_t *entry;
-    json_array_foreach(list, i, entry)
-    {
+    json_array_foreach (list, i, entry) {
         json_t *doc = NULL;
         if (json_is_string(entry))
             doc = json_loadb(json_string_value(entry), json_string_length(entry), 0, NULL);
@@ -351,8 +348,8 @@ gm_status gm_cost_fetch_on_demand(gm_aws_client *pricing, const char *region, co
     json_array_append_new(filters, term_filter("tenancy", "Shared"));
     json_array_append_new(filters, term_filter("preInstalledSw", "NA"));
     json_array_append_new(filters, term_filter("capacitystatus", "Used"));
-    json_t *body = json_pack("{s:s, s:o, s:s, s:i}", "ServiceCode", "AmazonEC2", "Filters",
-                             filters, "FormatVersion", "aws_v1", "MaxResults", 100);
+    json_t *body = json_pack("{s:s, s:o, s:s, s:i}", "ServiceCode", "AmazonEC2", "Filters", filters,
+                             "FormatVersion", "aws_v1", "MaxResults", 100);
     if (!body)
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     gm_status st = GM_OK;

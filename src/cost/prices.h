@@ -79,8 +79,7 @@ gm_status gm_spot_prices_put(gm_spot_prices *p, const char *type, const char *az
                              time_t timestamp, gm_error *err);
 
 /* The price of (type, az), or NULL. Valid until the next put or release. */
-const gm_spot_price *gm_spot_prices_get(const gm_spot_prices *p, const char *type,
-                                        const char *az);
+const gm_spot_price *gm_spot_prices_get(const gm_spot_prices *p, const char *type, const char *az);
 
 /* Parses one DescribeSpotPriceHistory response into out (adding to what is
  * there). Only Linux/UNIX items are kept ("Linux/UNIX" and "Linux/UNIX (Amazon
@@ -92,8 +91,8 @@ const gm_spot_price *gm_spot_prices_get(const gm_spot_prices *p, const char *typ
 gm_status gm_cost_parse_spot_history(const char *xml, size_t len, gm_spot_prices *out,
                                      char **out_next_token, gm_error *err);
 /* The same over an already parsed document (borrowed). */
-gm_status gm_cost_parse_spot_history_doc(xmlDocPtr doc, gm_spot_prices *out,
-                                         char **out_next_token, gm_error *err);
+gm_status gm_cost_parse_spot_history_doc(xmlDocPtr doc, gm_spot_prices *out, char **out_next_token,
+                                         gm_error *err);
 
 /* Reads the current spot prices (StartTime now: AWS answers with the price in
  * effect at that time) of every type in every zone (n_azs 0: all zones of the

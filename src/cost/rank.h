@@ -57,7 +57,7 @@ typedef struct gm_cost_strategy {
     double min_saving;     /* share of on-demand that spot must save (0.20 = 20 %) */
     double max_spot_price; /* USD per hour; <= 0: no cap */
     gm_cost_needs needs;
-    bool soft_needs;       /* vCPU/memory shortfalls warn instead of reject */
+    bool soft_needs; /* vCPU/memory shortfalls warn instead of reject */
 } gm_cost_strategy;
 
 /* The needs of a tier: dev and automation 4 vCPUs and 16 GiB (n8n, PostgreSQL,
@@ -80,9 +80,9 @@ typedef struct gm_cost_candidate {
     char type[GM_COST_TYPE_MAX];
     char az[GM_COST_AZ_MAX]; /* "" when a rejection concerns every zone */
     gm_market market;
-    int rank;                /* 1-based failover position; 0 for rejections */
-    double hourly;           /* USD per hour at that market; < 0 unknown */
-    double on_demand;        /* the type's on-demand USD per hour; < 0 unknown */
+    int rank;                                  /* 1-based failover position; 0 for rejections */
+    double hourly;                             /* USD per hour at that market; < 0 unknown */
+    double on_demand;                          /* the type's on-demand USD per hour; < 0 unknown */
     char source[GM_COST_SOURCE_MAX];           /* where hourly came from */
     char on_demand_source[GM_COST_SOURCE_MAX]; /* where on_demand came from */
     char reason[320];  /* viable: why at this place; rejected: why not usable */
@@ -94,6 +94,7 @@ typedef struct gm_cost_ranking {
     size_t n_viable;
     gm_cost_candidate *rejected; /* in candidate-type, zone, market order */
     size_t n_rejected;
+    size_t cap; /* room in each array */
 } gm_cost_ranking;
 
 void gm_cost_ranking_init(gm_cost_ranking *r);

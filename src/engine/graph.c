@@ -37,8 +37,10 @@ static const gm_node_def dev_graph[] = {
     {"instance_profile", "instance_profile", {NULL}, 0, GM_GROUP_CORE},
     {"profile_role", "profile_role", {"role", "instance_profile"}, 0, GM_GROUP_CORE},
     {"secrets", "secrets", {NULL}, 0, GM_GROUP_CORE},
+    {"placement", "placement", {NULL}, 0, GM_GROUP_CORE},
     {"instance", "instance",
-     {"ami", "subnet_a", "sg", "profile_role", "efs", "secrets"}, 0, GM_GROUP_CORE},
+     {"ami", "subnet_a", "subnet_b", "sg", "profile_role", "efs", "secrets", "placement"}, 0,
+     GM_GROUP_CORE},
     {"health", "health", {"instance", "route_table", "sg_rules", "mount_target_a", "role_policy"}, 0, GM_GROUP_CORE},
     /* Tier 2 (automation): the load balancer in front. Its nodes form their own
      * group: a failure there removes only them and keeps the EC2 side. */
@@ -74,7 +76,7 @@ const gm_node_ops *gm_engine_ops_for(const char *kind)
         &gm_ops_igw,         &gm_ops_subnet,  &gm_ops_route_table, &gm_ops_sg,
         &gm_ops_sg_rules,    &gm_ops_efs,     &gm_ops_mount_target, &gm_ops_role,
         &gm_ops_role_policy, &gm_ops_profile, &gm_ops_profile_role, &gm_ops_secrets,
-        &gm_ops_instance,    &gm_ops_health,  &gm_ops_alb_sg,      &gm_ops_alb_ingress,
+        &gm_ops_instance,    &gm_ops_health,  &gm_ops_placement,  &gm_ops_alb_sg,      &gm_ops_alb_ingress,
         &gm_ops_alb,         &gm_ops_target_group, &gm_ops_listener, &gm_ops_targets,
         &gm_ops_alb_healthy,
     };
@@ -283,6 +285,7 @@ static gm_status engine_init(gm_engine *e, const gm_engine_options *o,
 {
     memset(e, 0, sizeof *e);
     e->aws = o->aws;
+    e->pricing = o->pricing;
     e->store = o->store;
     e->progress = o->progress;
     e->interrupt = o->interrupt;
@@ -323,6 +326,7 @@ static gm_status engine_init(gm_engine *e, const gm_engine_options *o,
 
 static void engine_release(gm_engine *e)
 {
+    gm_e_market_free(e);
     free(e->runs);
     pthread_cond_destroy(&e->cond);
     pthread_mutex_destroy(&e->io_lock);

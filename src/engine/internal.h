@@ -7,7 +7,7 @@
 #include "aws/xml.h"
 #include "engine/engine.h"
 
-#define GM_MAX_DEPS 8
+#define GM_MAX_DEPS 10
 
 typedef struct gm_node_def {
     const char *name;
@@ -70,6 +70,8 @@ struct gm_engine {
     bool failed;
     gm_error first_error;
     bool keep_efs;
+    gm_aws_client *pricing;
+    struct gm_cost_market *market; /* gathered by the placement node (memory only) */
     bool alb_failed;      /* a node of the load balancer group failed */
     gm_error alb_error;
     int only_group;       /* reverse runs: -1 all, else only that group */
@@ -83,7 +85,7 @@ struct gm_engine {
 extern const gm_node_ops gm_ops_azs, gm_ops_ami, gm_ops_vpc, gm_ops_vpc_dns, gm_ops_igw,
     gm_ops_subnet, gm_ops_route_table, gm_ops_sg, gm_ops_sg_rules, gm_ops_efs,
     gm_ops_mount_target, gm_ops_role, gm_ops_role_policy, gm_ops_profile, gm_ops_profile_role,
-    gm_ops_secrets, gm_ops_instance, gm_ops_health, gm_ops_alb_sg, gm_ops_alb_ingress, gm_ops_alb,
+    gm_ops_secrets, gm_ops_instance, gm_ops_health, gm_ops_placement, gm_ops_alb_sg, gm_ops_alb_ingress, gm_ops_alb,
     gm_ops_target_group, gm_ops_listener, gm_ops_targets, gm_ops_alb_healthy;
 
 const gm_node_ops *gm_engine_ops_for(const char *kind);
@@ -103,6 +105,9 @@ gm_provenance gm_e_provenance(gm_engine *e, const char *node_name);
 /* Sleeps interval_ms unless the deadline passed or an interrupt arrived:
  * GM_ERR_TIMEOUT / GM_ERR_CONFLICT("interrupted") then. */
 gm_status gm_e_wait(gm_engine *e, int64_t interval_ms, const char *what, gm_error *err);
+
+/* Frees the gathered market (placement). */
+void gm_e_market_free(gm_engine *e);
 
 /* Deterministic names. */
 void gm_e_resource_name(gm_engine *e, const char *suffix, char *out, size_t size);

@@ -26,4 +26,10 @@ gm_status gm_n_sg_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error
 gm_status gm_n_sg_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *out,
                           gm_error *err);
 
+/* The failover order for the instance in the two zones azs (ranked from the
+ * market the placement node gathered; gathered again after a resume). */
+struct gm_cost_ranking;
+gm_status gm_n_launch_plan(gm_engine *e, const char *const azs[2], struct gm_cost_ranking *out,
+                           gm_error *err);
+
 #endif

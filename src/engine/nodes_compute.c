@@ -8,6 +8,8 @@
 #include "core/timeutil.h"
 #include "engine/internal.h"
 #include "engine/nodes.h"
+#include "cost/estimate.h"
+#include "cost/rank.h"
 #include "stack/secrets.h"
 #include "stack/stack.h"
 
@@ -194,19 +196,6 @@ static bool is_profile_not_ready(const gm_error *err)
            (strstr(err->message, "nstance profile") || strstr(err->message, "iamInstanceProfile"));
 }
 
-static bool is_spot_unavailable(const char *code)
-{
-    static const char *const codes[] = {
-        "InsufficientInstanceCapacity", "InsufficientHostCapacity", "InsufficientCapacity",
-        "UnfulfillableCapacity",        "SpotMaxPriceTooLow",       "MaxSpotInstanceCountExceeded",
-        NULL,
-    };
-    for (int i = 0; codes[i]; i++)
-        if (strcmp(code, codes[i]) == 0)
-            return true;
-    return false;
-}
-
 static gm_status build_userdata(gm_engine *e, const char *efs, char **out_b64, size_t *out_size,
                                 gm_error *err)
 {
@@ -234,17 +223,20 @@ static gm_status build_userdata(gm_engine *e, const char *efs, char **out_b64, s
     return st;
 }
 
-static gm_status run_instance(gm_engine *e, gm_node_run *n, const char *token, bool spot,
+static gm_status run_instance(gm_engine *e, gm_node_run *n, const char *token, const char *type,
+                              const char *subnet_node, const char *az, bool spot,
                               const char *userdata, char **out_id, gm_error *err)
 {
     char *ami = gm_e_id(e, "ami");
-    char *subnet = gm_e_id(e, "subnet_a");
+    char *subnet = gm_e_id(e, subnet_node);
     char *sg = gm_e_id(e, "sg");
     char *profile = gm_e_id(e, "instance_profile");
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "ImageId", ami ? ami : "");
-    gm_params_add(&p, "InstanceType", e->cfg->instance_type);
+    gm_params_add(&p, "InstanceType", type);
+    if (az && *az)
+        gm_params_add(&p, "Placement.AvailabilityZone", az);
     gm_params_add(&p, "MinCount", "1");
     gm_params_add(&p, "MaxCount", "1");
     gm_params_add(&p, "ClientToken", token);
@@ -356,6 +348,101 @@ static gm_status wait_running(gm_engine *e, gm_node_run *n, const char *id, gm_e
     return st;
 }
 
+static const char *subnet_for_az(gm_engine *e, const char *az, char *const azs[2])
+{
+    (void)e;
+    return azs[1] && strcmp(az, azs[1]) == 0 ? "subnet_b" : "subnet_a";
+}
+
+static char *subnet_az(gm_engine *e, const char *subnet_node, const char *azs_key)
+{
+    char *az = gm_e_output(e, subnet_node, "az");
+    if (!az)
+        az = gm_e_output(e, "azs", azs_key);
+    return az;
+}
+
+/* Launches down the failover order: RunInstances errors are classified by
+ * scope (zone capacity -> next zone, then next type; spot price -> next
+ * candidate; account quota -> another market or stop; throttling -> the
+ * request core already retried; auth and the rest -> stop). Every attempt is
+ * noted; the choice and why are recorded in the node's outputs. A failed
+ * RunInstances creates nothing, so failed attempts leave nothing behind. */
+static gm_status launch_with_failover(gm_engine *e, gm_node_run *n, const char *token,
+                                      const char *userdata, char **out_id, gm_error *err)
+{
+    char *azs[2] = {subnet_az(e, "subnet_a", "az_a"), subnet_az(e, "subnet_b", "az_b")};
+    const char *zones[2] = {azs[0] ? azs[0] : "", azs[1] ? azs[1] : ""};
+    gm_cost_ranking plan;
+    gm_status st = gm_n_launch_plan(e, zones, &plan, err);
+    if (st != GM_OK) {
+        free(azs[0]);
+        free(azs[1]);
+        return st;
+    }
+    json_t *attempts = json_array();
+    size_t i = 0;
+    while (i < plan.n_viable) {
+        const gm_cost_candidate *c = &plan.viable[i];
+        bool spot = c->market == GM_MARKET_SPOT;
+        char attempt_token[128];
+        /* A distinct token per attempt: the same token with other parameters
+         * would be refused as a mismatch. */
+        snprintf(attempt_token, sizeof attempt_token, "%.60s-%zu", token, i + 1);
+        gm_error lerr = {0};
+        st = run_instance(e, n, attempt_token, c->type, subnet_for_az(e, c->az, azs), c->az,
+                          spot, userdata, out_id, &lerr);
+        json_array_append_new(attempts, json_pack("{s:s, s:s, s:s, s:s}", "type", c->type, "az",
+                                                  c->az, "market", gm_market_name(c->market),
+                                                  "result", st == GM_OK ? "launched" : lerr.aws_code));
+        if (st == GM_OK) {
+            char price[64];
+            snprintf(price, sizeof price, "%.4f", c->hourly);
+            gm_e_set_output(e, n, "chosen_type", c->type);
+            gm_e_set_output(e, n, "chosen_az", c->az);
+            gm_e_set_output(e, n, "chosen_market", gm_market_name(c->market));
+            gm_e_set_output(e, n, "chosen_hourly_usd", price);
+            gm_e_set_output(e, n, "price_source", c->source);
+            gm_e_set_output(e, n, "choice_reason", c->reason);
+            json_t *est = gm_cost_estimate_candidate(c, strcmp(e->dep->tier, "automation") == 0,
+                                                     NULL);
+            if (est) {
+                pthread_mutex_lock(&e->lock);
+                json_decref(e->dep->cost);
+                e->dep->cost = est;
+                pthread_mutex_unlock(&e->lock);
+            }
+            if (i > 0)
+                gm_e_event(e, n, "launched %s %s in %s after %zu failed attempt(s)", c->type,
+                           gm_market_name(c->market), c->az, i);
+            break;
+        }
+        size_t next = gm_cost_failover_next(&plan, i, lerr.aws_code);
+        gm_launch_error_class cls = gm_cost_launch_error_class(lerr.aws_code);
+        if (next >= plan.n_viable) {
+            *err = lerr;
+            if (cls == GM_LAUNCH_ERR_ACCOUNT_QUOTA && e->cfg->spot_only)
+                gm_error_prefix(err, "spot quota reached and --spot-only forbids on-demand");
+            else if (i > 0)
+                gm_error_prefix(err, "no launch candidate left after %zu attempt(s)", i + 1);
+            break;
+        }
+        gm_e_event(e, n, "attempt %zu: %s %s in %s refused (%s, %s): trying %s %s in %s", i + 1,
+                   c->type, gm_market_name(c->market), c->az, lerr.aws_code,
+                   gm_launch_error_class_name(cls), plan.viable[next].type,
+                   gm_market_name(plan.viable[next].market), plan.viable[next].az);
+        i = next;
+    }
+    char *text = json_dumps(attempts, JSON_COMPACT);
+    gm_e_set_output(e, n, "launch_attempts", text);
+    free(text);
+    json_decref(attempts);
+    gm_cost_ranking_release(&plan);
+    free(azs[0]);
+    free(azs[1]);
+    return st;
+}
+
 static gm_status instance_create(gm_engine *e, gm_node_run *n, gm_error *err)
 {
     char *id = NULL;
@@ -371,18 +458,7 @@ static gm_status instance_create(gm_engine *e, gm_node_run *n, gm_error *err)
             char sz[32];
             snprintf(sz, sizeof sz, "%zu", size);
             gm_e_set_output(e, n, "userdata_bytes", sz);
-            bool spot = e->cfg->spot;
-            gm_error lerr = {0};
-            st = run_instance(e, n, token, spot, userdata, &id, &lerr);
-            if (st != GM_OK && spot && is_spot_unavailable(lerr.aws_code)) {
-                gm_e_event(e, n, "spot launch refused (%s): launching on-demand", lerr.aws_code);
-                char od_token[112];
-                snprintf(od_token, sizeof od_token, "%.60s-od", token);
-                gm_error_clear(&lerr);
-                st = run_instance(e, n, od_token, false, userdata, &id, &lerr);
-            }
-            if (st != GM_OK)
-                *err = lerr;
+            st = launch_with_failover(e, n, token, userdata, &id, err);
         }
         free(userdata);
         if (st == GM_OK)

@@ -304,8 +304,8 @@ def test_log_file_records_operations(gm, proxy, gm_home):
     assert destroy(gm, "logged").returncode == 0
 
 
-IAM_PREFIX = {"ec2": "ec2", "sts": "sts", "iam": "iam", "ssm": "ssm",
-              "elasticfilesystem": "elasticfilesystem"}
+IAM_PREFIX = {"ec2": "ec2", "sts": "sts", "iam": "iam", "ssm": "ssm", "pricing": "pricing",
+              "elasticfilesystem": "elasticfilesystem", "elasticloadbalancing": "elasticloadbalancing"}
 
 
 def test_iam_policy_covers_every_call(gm, proxy, boto):
@@ -318,9 +318,10 @@ def test_iam_policy_covers_every_call(gm, proxy, boto):
         assert stmt["Effect"] == "Allow"
         acts = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
         allowed.update(acts)
-    assert deploy(gm, "policy").returncode == 0
-    assert gm.run("status", "policy", env=FAST).returncode == 0
-    assert destroy(gm, "policy").returncode == 0
+    for tier in ("dev", "automation"):
+        assert deploy(gm, "policy", "--tier", tier).returncode == 0
+        assert gm.run("status", "policy", env=FAST).returncode == 0
+        assert destroy(gm, "policy").returncode == 0
     used = {(r["service"], r["action"]) for r in proxy.records}
     missing = ["%s:%s" % (IAM_PREFIX[s], a) for s, a in sorted(used)
                if not any(fnmatch.fnmatchcase("%s:%s" % (IAM_PREFIX[s], a), p) for p in allowed)]

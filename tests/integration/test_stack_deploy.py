@@ -142,3 +142,26 @@ def test_secrets_never_leak_and_are_removed(gm, proxy, boto, gm_home):
 
     assert destroy(gm, "leak").returncode == 0
     assert ssm.get_parameters_by_path(Path="/geusemaker/leak/")["Parameters"] == []
+
+
+def test_gpu_tier_uses_gpu_userdata_and_its_ami(gm, proxy, boto, gm_home):
+    ssm = boto("ssm")
+    ami = ssm.get_parameter(
+        Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")["Parameter"]["Value"]
+    # The emulator has no Deep Learning AMI parameter: point the lookup at one of ours.
+    ssm.put_parameter(Name="/test/deeplearning-ami", Value=ami, Type="String")
+    r = deploy(gm, "gpu", "--tier", "gpu", "--instance-type", "g5.xlarge", "--on-demand",
+               env={"GEUSEMAKER_AMI_PARAMETER": "/test/deeplearning-ami"})
+    assert r.returncode == 0, r.stderr
+    st = json.load(open(os.path.join(str(gm_home), "deployments", "gpu.json")))
+    inst_id = [n for n in st["nodes"] if n["name"] == "instance"][0]["id"]
+    ec2 = boto("ec2")
+    inst = ec2.describe_instances(InstanceIds=[inst_id])["Reservations"][0]["Instances"][0]
+    assert inst["InstanceType"] == "g5.xlarge" and inst["ImageId"] == ami
+    ud = ec2.describe_instance_attribute(InstanceId=inst_id, Attribute="userData")["UserData"]["Value"]
+    raw = base64.b64decode(ud)
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    assert b"nvidia" in raw.lower()
+    assert destroy(gm, "gpu").returncode == 0
+    assert leftovers(boto, "gpu") == {}
