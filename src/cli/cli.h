@@ -83,5 +83,6 @@ int gm_cmd_whoami(gm_cli *cli, int argc, char **argv);
 extern const gm_command gm_command_whoami;
 extern const gm_command gm_command_userdata;
 extern const gm_command gm_command_health, gm_command_secrets;
+extern const gm_command gm_command_plan, gm_command_cost;
 
 #endif

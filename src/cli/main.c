@@ -7,7 +7,7 @@
 #include "cli/deployment.h"
 
 static const gm_command *const commands[] = {
-    &gm_command_deploy, &gm_command_destroy, &gm_command_list,
+    &gm_command_plan,   &gm_command_deploy, &gm_command_destroy, &gm_command_list, &gm_command_cost,
     &gm_command_status, &gm_command_health, &gm_command_secrets, &gm_command_userdata,
     &gm_command_whoami,
 };

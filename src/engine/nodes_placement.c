@@ -114,8 +114,10 @@ gm_status gm_n_launch_plan(gm_engine *e, const char *const azs[2], gm_cost_ranki
     s.soft_needs = e->cfg->n_types > 0 || e->cfg->instance_type != NULL;
     gm_cost_ranking_init(out);
     st = gm_cost_rank(m, &s, out, err);
-    if (st != GM_OK)
+    if (st != GM_OK) {
+        gm_cost_ranking_release(out);
         return st;
+    }
     if (e->cfg->budget_monthly > 0 && !e->cfg->force)
         gm_cost_budget_filter(out, e->cfg->budget_monthly, NULL,
                               strcmp(e->dep->tier, "automation") == 0);
