@@ -21,7 +21,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         xmlNodePtr root = xmlDocGetRootElement(doc);
         free(gm_xml_text(root, "GetCallerIdentityResult/Account"));
         gm_xml_find(root, "item");
-        GM_XML_FOREACH(n, root, "item") { free(gm_xml_text(n, "")); }
+        GM_XML_FOREACH (n, root, "item") {
+            free(gm_xml_text(n, ""));
+        }
         xmlFreeDoc(doc);
     }
     gm_headers_release(&h);

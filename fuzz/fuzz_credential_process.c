@@ -12,8 +12,7 @@ static void check(gm_status st, const gm_credentials *c, const gm_error *err)
         if (!c->access_key_id || !*c->access_key_id || !c->secret_access_key ||
             !*c->secret_access_key || !c->source)
             abort();
-    } else if (c->access_key_id || c->secret_access_key || c->session_token ||
-               err->status != st) {
+    } else if (c->access_key_id || c->secret_access_key || c->session_token || err->status != st) {
         abort();
     }
 }

@@ -2,7 +2,7 @@
 # Sets up a fresh machine, builds, and runs every test:
 #   1. unit tests, SigV4 vectors and fuzz corpora (CTest) on the normal build;
 #   2. the same on the ASan+UBSan build;
-#   3. shellcheck on the project's scripts;
+#   3. clang-format and shellcheck on the project's sources and scripts;
 #   4. integration tests (pytest: the real binary against a local moto server,
 #      through the project's fault-injection proxy);
 #   5. the whoami, credential and deploy integration tests again with the sanitizer binary;
@@ -28,6 +28,9 @@ echo "== unit tests (normal build)" >&2
 ctest --test-dir build --output-on-failure -j "$jobs"
 echo "== unit tests (asan+ubsan build)" >&2
 ctest --test-dir build-asan --output-on-failure -j "$jobs"
+
+echo "== clang-format" >&2
+git ls-files 'src/*.[ch]' 'tests/unit/*.[ch]' 'fuzz/*.c' 'bench/*.c' | xargs clang-format --dry-run --Werror
 
 echo "== shellcheck" >&2
 shellcheck scripts/*.sh .ci/run tests/integration/userdata_sandbox/stub

@@ -18,14 +18,18 @@
 const gm_aws_service gm_svc_ec2 = {"ec2", "ec2", "EC2", "2016-11-15", NULL, GM_PROTO_QUERY, false};
 const gm_aws_service gm_svc_sts = {"sts", "sts", "STS", "2011-06-15", NULL, GM_PROTO_QUERY, false};
 const gm_aws_service gm_svc_iam = {"iam", "iam", "IAM", "2010-05-08", NULL, GM_PROTO_QUERY, true};
-const gm_aws_service gm_svc_elbv2 = {"elasticloadbalancing", "elasticloadbalancing",
-                                     "ELASTIC_LOAD_BALANCING_V2", "2015-12-01", NULL,
-                                     GM_PROTO_QUERY, false};
+const gm_aws_service gm_svc_elbv2 = {"elasticloadbalancing",
+                                     "elasticloadbalancing",
+                                     "ELASTIC_LOAD_BALANCING_V2",
+                                     "2015-12-01",
+                                     NULL,
+                                     GM_PROTO_QUERY,
+                                     false};
 const gm_aws_service gm_svc_ssm = {"ssm", "ssm", "SSM", NULL, "AmazonSSM", GM_PROTO_JSON, false};
-const gm_aws_service gm_svc_efs = {"elasticfilesystem", "elasticfilesystem", "EFS", NULL, NULL,
-                                   GM_PROTO_REST_JSON, false};
-const gm_aws_service gm_svc_pricing = {"pricing", "api.pricing", "PRICING", NULL,
-                                       "AWSPriceListService", GM_PROTO_JSON, false};
+const gm_aws_service gm_svc_efs = {
+    "elasticfilesystem", "elasticfilesystem", "EFS", NULL, NULL, GM_PROTO_REST_JSON, false};
+const gm_aws_service gm_svc_pricing = {
+    "pricing", "api.pricing", "PRICING", NULL, "AWSPriceListService", GM_PROTO_JSON, false};
 
 struct gm_aws_client {
     char *region;
@@ -92,8 +96,8 @@ gm_status gm_aws_resolve_region(const char *flag, const char *profile, char **ou
                             "AWS_DEFAULT_REGION and the region of profile '%s')",
                             gm_profile_name(profile));
     if (!valid_region(r)) {
-        gm_error_set(err, GM_ERR_INVALID, "invalid region '%s' from %s: expected a name like 'us-east-1'",
-                     r, src);
+        gm_error_set(err, GM_ERR_INVALID,
+                     "invalid region '%s' from %s: expected a name like 'us-east-1'", r, src);
         free(from_profile);
         return GM_ERR_INVALID;
     }
@@ -224,11 +228,20 @@ bool gm_aws_endpoint_is_loopback(const gm_aws_client *c, const gm_aws_service *s
 bool gm_aws_is_auth_code(const char *code)
 {
     static const char *const codes[] = {
-        "AuthFailure",           "UnauthorizedOperation",     "AccessDenied",
-        "AccessDeniedException", "InvalidClientTokenId",      "SignatureDoesNotMatch",
-        "ExpiredToken",          "ExpiredTokenException",     "UnrecognizedClientException",
-        "InvalidAccessKeyId",    "MissingAuthenticationToken", "IncompleteSignature",
-        "UnauthorizedAccess",    "OptInRequired",
+        "AuthFailure",
+        "UnauthorizedOperation",
+        "AccessDenied",
+        "AccessDeniedException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
+        "UnauthorizedAccess",
+        "OptInRequired",
     };
     if (!code)
         return false;
@@ -369,8 +382,8 @@ static gm_status attempt_once(gm_aws_client *c, const call *k, int attempt, int 
     st = refresh_credentials(c, &creds, err);
     if (st == GM_OK) {
         gm_sigv4_params sp = {
-            .region = k->svc->global && !gm_str_startswith(c->region, "cn-") ? "us-east-1"
-                                                                            : c->region,
+            .region =
+                k->svc->global && !gm_str_startswith(c->region, "cn-") ? "us-east-1" : c->region,
             .service = k->svc->signing_name,
             .timestamp = time(NULL),
             .credentials = &creds,
@@ -402,8 +415,16 @@ static gm_status perform(gm_aws_client *c, const call *k, gm_http_response *resp
         if (st == GM_OK) {
             gm_retry_success(&c->retry, cost);
             if (c->observer) {
-                gm_aws_call_info info = {k->svc->signing_name, k->action, attempt, dt,
-                                         resp->status, rid, NULL, NULL, false, 0};
+                gm_aws_call_info info = {k->svc->signing_name,
+                                         k->action,
+                                         attempt,
+                                         dt,
+                                         resp->status,
+                                         rid,
+                                         NULL,
+                                         NULL,
+                                         false,
+                                         0};
                 c->observer(c->observer_ctx, &info);
             }
             return GM_OK;
@@ -448,9 +469,8 @@ static void call_release(call *k)
     gm_buf_release(&k->body);
 }
 
-static gm_status call_init(gm_aws_client *c, call *k, const gm_aws_service *svc,
-                           const char *action, const char *method, const char *path,
-                           gm_error *err)
+static gm_status call_init(gm_aws_client *c, call *k, const gm_aws_service *svc, const char *action,
+                           const char *method, const char *path, gm_error *err)
 {
     memset(k, 0, sizeof *k);
     k->svc = svc;
@@ -541,15 +561,14 @@ static gm_status json_result(const call *k, const gm_http_response *resp, json_t
         json_decref(j);
         set_call_context(err, k);
         return gm_error_set(err, GM_ERR_PARSE, "malformed response from %s %s: %s",
-                            k->svc->signing_name, k->action,
-                            j ? "not a json object" : jerr.text);
+                            k->svc->signing_name, k->action, j ? "not a json object" : jerr.text);
     }
     *out = j;
     return GM_OK;
 }
 
-gm_status gm_aws_json(gm_aws_client *c, const gm_aws_service *svc, const char *action,
-                      json_t *body, json_t **out, gm_error *err)
+gm_status gm_aws_json(gm_aws_client *c, const gm_aws_service *svc, const char *action, json_t *body,
+                      json_t **out, gm_error *err)
 {
     *out = NULL;
     call k;

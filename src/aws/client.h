@@ -31,7 +31,7 @@ typedef struct gm_aws_service {
     const char *api_version;     /* Query: the Version parameter */
     const char *target_prefix;   /* JSON 1.1: "AmazonSSM" */
     gm_protocol protocol;
-    bool global;                 /* one endpoint for all regions (IAM) */
+    bool global; /* one endpoint for all regions (IAM) */
 } gm_aws_service;
 
 extern const gm_aws_service gm_svc_ec2;
@@ -54,9 +54,9 @@ gm_status gm_params_addf(gm_params *p, const char *value, const char *name_fmt, 
 typedef struct gm_aws_call_info {
     const char *service;
     const char *action;
-    int attempt;         /* 1-based */
+    int attempt; /* 1-based */
     int64_t duration_ms;
-    long http_status;    /* 0: no response */
+    long http_status; /* 0: no response */
     const char *request_id;
     const char *error_code; /* NULL on success */
     const char *error_message;
@@ -67,10 +67,10 @@ typedef struct gm_aws_call_info {
 typedef void (*gm_aws_call_observer)(void *ctx, const gm_aws_call_info *info);
 
 typedef struct gm_aws_client_options {
-    const char *region;  /* NULL: AWS_REGION, AWS_DEFAULT_REGION, profile region */
-    const char *profile; /* NULL: AWS_PROFILE or "default" */
-    int max_attempts;    /* 0: AWS_MAX_ATTEMPTS or 3 */
-    int64_t retry_base_ms; /* 0: GEUSEMAKER_RETRY_BASE_MS or 1000 */
+    const char *region;      /* NULL: AWS_REGION, AWS_DEFAULT_REGION, profile region */
+    const char *profile;     /* NULL: AWS_PROFILE or "default" */
+    int max_attempts;        /* 0: AWS_MAX_ATTEMPTS or 3 */
+    int64_t retry_base_ms;   /* 0: GEUSEMAKER_RETRY_BASE_MS or 1000 */
     long connect_timeout_ms; /* 0: 5000 */
     long total_timeout_ms;   /* 0: 60000 per attempt */
     gm_transport *transport; /* NULL: libcurl; otherwise taken (freed with the client) */
@@ -82,8 +82,7 @@ typedef struct gm_aws_client gm_aws_client;
 
 /* Resolves region and credentials. Errors: GM_ERR_INVALID "no aws region
  * configured ..." and GM_ERR_AUTH from the credential chain. */
-gm_status gm_aws_client_new(const gm_aws_client_options *opts, gm_aws_client **out,
-                            gm_error *err);
+gm_status gm_aws_client_new(const gm_aws_client_options *opts, gm_aws_client **out, gm_error *err);
 void gm_aws_client_free(gm_aws_client *c);
 
 const char *gm_aws_client_region(const gm_aws_client *c);
@@ -97,8 +96,7 @@ bool gm_aws_endpoint_is_loopback(const gm_aws_client *c, const gm_aws_service *s
 
 /* Region resolution on its own: flag > AWS_REGION > AWS_DEFAULT_REGION >
  * profile region. *out is malloc'd. */
-gm_status gm_aws_resolve_region(const char *flag, const char *profile, char **out,
-                                gm_error *err);
+gm_status gm_aws_resolve_region(const char *flag, const char *profile, char **out, gm_error *err);
 
 /* Query protocol: Action + Version + params as a form POST; *out_doc is the
  * parsed XML response (xmlFreeDoc). On an AWS error: GM_ERR_AWS (or GM_ERR_AUTH
@@ -108,8 +106,8 @@ gm_status gm_aws_query(gm_aws_client *c, const gm_aws_service *svc, const char *
 
 /* JSON 1.1 protocol: body is borrowed (NULL sends {}); *out is the response
  * object (json_decref). */
-gm_status gm_aws_json(gm_aws_client *c, const gm_aws_service *svc, const char *action,
-                      json_t *body, json_t **out, gm_error *err);
+gm_status gm_aws_json(gm_aws_client *c, const gm_aws_service *svc, const char *action, json_t *body,
+                      json_t **out, gm_error *err);
 
 /* REST-JSON protocol: method and path (with query) under the endpoint; body may
  * be NULL; action names the operation for logs and errors; *out may be NULL

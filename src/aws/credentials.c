@@ -219,8 +219,8 @@ typedef struct json_fields {
 } json_fields;
 
 /* A member that must be a string when present (null counts as absent). */
-static gm_status json_opt_string(json_t *root, const char *name, const char *what,
-                                 const char **out, gm_error *err)
+static gm_status json_opt_string(json_t *root, const char *name, const char *what, const char **out,
+                                 gm_error *err)
 {
     *out = NULL;
     json_t *v = json_object_get(root, name);
@@ -252,8 +252,8 @@ static gm_status json_credentials(json_t *root, const json_fields *f, gm_credent
         if (expiration == (time_t)-1)
             return gm_error_set(err, GM_ERR_PARSE, "%s has a malformed 'Expiration'", f->what);
     }
-    return credentials_set(out, akid, secret, token, expiration, f->source, f->what,
-                           GM_ERR_PARSE, err);
+    return credentials_set(out, akid, secret, token, expiration, f->source, f->what, GM_ERR_PARSE,
+                           err);
 }
 
 static json_t *json_parse_object(const char *json, size_t len, const char *what, gm_error *err)
@@ -288,8 +288,8 @@ gm_status gm_credential_process_parse(const char *json, size_t len, gm_credentia
     if (!ver)
         st = gm_error_set(err, GM_ERR_PARSE, "%s has no 'Version'", f.what);
     else if (!json_is_integer(ver) || json_integer_value(ver) != 1)
-        st = gm_error_set(err, GM_ERR_PARSE, "%s has an unsupported 'Version' (expected 1)",
-                          f.what);
+        st =
+            gm_error_set(err, GM_ERR_PARSE, "%s has an unsupported 'Version' (expected 1)", f.what);
     else
         st = json_credentials(root, &f, out, err);
     json_decref(root);
@@ -307,8 +307,7 @@ gm_status gm_imds_credentials_parse(const char *json, size_t len, gm_credentials
     gm_status st;
     json_t *code = json_object_get(root, "Code");
     if (code && !(json_is_string(code) && strcmp(json_string_value(code), "Success") == 0))
-        st = gm_error_set(err, GM_ERR_PARSE, "%s report a failure (Code is not 'Success')",
-                          f.what);
+        st = gm_error_set(err, GM_ERR_PARSE, "%s report a failure (Code is not 'Success')", f.what);
     else
         st = json_credentials(root, &f, out, err);
     json_decref(root);
@@ -399,9 +398,8 @@ static gm_status load_files(chain_ctx *c, gm_error *err)
     if (config_section_of(c->config, c->profile, &c->config_section) != GM_OK)
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory reading the aws config file");
     if (c->named && !c->in_cred && !c->config_section)
-        return gm_error_set(err, GM_ERR_INVALID,
-                            "profile '%s' not found in '%s' or '%s'", c->profile,
-                            c->cred_path ? c->cred_path : "~/.aws/credentials",
+        return gm_error_set(err, GM_ERR_INVALID, "profile '%s' not found in '%s' or '%s'",
+                            c->profile, c->cred_path ? c->cred_path : "~/.aws/credentials",
                             c->config_path ? c->config_path : "~/.aws/config");
     return GM_OK;
 }
@@ -453,8 +451,8 @@ static gm_status provider_environment(chain_ctx *c, gm_credentials *out, gm_erro
         return gm_error_set(err, GM_ERR_AUTH,
                             "environment variable 'AWS_SECRET_ACCESS_KEY' is set but "
                             "'AWS_ACCESS_KEY_ID' is not");
-    return credentials_set(out, akid, secret, env_nonempty("AWS_SESSION_TOKEN"), 0,
-                           "environment", "the environment", GM_ERR_AUTH, err);
+    return credentials_set(out, akid, secret, env_nonempty("AWS_SESSION_TOKEN"), 0, "environment",
+                           "the environment", GM_ERR_AUTH, err);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -481,8 +479,7 @@ static gm_status provider_web_identity(chain_ctx *c, gm_credentials *out, gm_err
     bool env = env_nonempty("AWS_WEB_IDENTITY_TOKEN_FILE") && env_nonempty("AWS_ROLE_ARN");
     if (!env && !profile_get(c, "web_identity_token_file"))
         return GM_OK; /* not configured */
-    return gm_error_set(err, GM_ERR_AUTH,
-                        "web identity credentials (%s) are not supported yet",
+    return gm_error_set(err, GM_ERR_AUTH, "web identity credentials (%s) are not supported yet",
                         env ? "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN"
                             : "'web_identity_token_file' in the profile");
 }
@@ -502,9 +499,8 @@ static gm_status provider_sso(chain_ctx *c, gm_credentials *out, gm_error *err)
 /* ---------------------------------------------------------------------- */
 /* 5-6. Static keys in the shared files                                   */
 
-static gm_status static_keys(chain_ctx *c, const gm_ini *doc, const char *section,
-                             const char *path, const char *source, gm_credentials *out,
-                             gm_error *err)
+static gm_status static_keys(chain_ctx *c, const gm_ini *doc, const char *section, const char *path,
+                             const char *source, gm_credentials *out, gm_error *err)
 {
     const char *akid = gm_ini_get(doc, section, "aws_access_key_id");
     const char *secret = gm_ini_get(doc, section, "aws_secret_access_key");
@@ -570,8 +566,8 @@ static void reap(pid_t pid, int *out_wstatus)
  * out->max) within timeout_ms. stdin and stderr are inherited. On GM_OK
  * *out_wstatus holds the wait status. On timeout or overflow the child is
  * killed (SIGKILL) and reaped. */
-static gm_status run_capture(const char *command, long timeout_ms, const char *what,
-                             gm_buf *out, int *out_wstatus, gm_error *err)
+static gm_status run_capture(const char *command, long timeout_ms, const char *what, gm_buf *out,
+                             int *out_wstatus, gm_error *err)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
@@ -730,8 +726,8 @@ typedef struct imds_ctx {
  * unless retry_transport_errors is false for transport failures). On GM_OK
  * resp holds the last answer, whatever its status. */
 static gm_status imds_call(const imds_ctx *m, const char *method, const char *path,
-                           const char *token, bool retry_transport_errors,
-                           gm_http_response *resp, gm_error *err)
+                           const char *token, bool retry_transport_errors, gm_http_response *resp,
+                           gm_error *err)
 {
     gm_http_request req;
     gm_http_request_init(&req);
@@ -802,8 +798,8 @@ static gm_status provider_imds(chain_ctx *c, gm_credentials *out, gm_error *err)
     }
     imds_ctx m = {
         .transport = c->opts->transport,
-        .timeout_ms = c->opts->imds_timeout_ms > 0 ? c->opts->imds_timeout_ms
-                                                   : IMDS_TIMEOUT_DEFAULT_MS,
+        .timeout_ms =
+            c->opts->imds_timeout_ms > 0 ? c->opts->imds_timeout_ms : IMDS_TIMEOUT_DEFAULT_MS,
     };
     char *endpoint = imds_endpoint();
     if (!endpoint)

@@ -30,7 +30,7 @@ typedef struct gm_credentials {
 } gm_credentials;
 
 typedef struct gm_credentials_options {
-    const char *profile;    /* NULL: AWS_PROFILE, else "default" */
+    const char *profile;     /* NULL: AWS_PROFILE, else "default" */
     gm_transport *transport; /* for IMDS; NULL skips IMDS */
     long imds_timeout_ms;    /* default 1000 */
     long process_timeout_ms; /* credential_process deadline; default 60000 */

@@ -124,8 +124,8 @@ void gm_http_response_reset(gm_http_response *resp)
     resp->status = 0;
 }
 
-gm_status gm_url_split(const char *url, char **out_scheme, char **out_host_header,
-                       char **out_path, char **out_query, gm_error *err)
+gm_status gm_url_split(const char *url, char **out_scheme, char **out_host_header, char **out_path,
+                       char **out_query, gm_error *err)
 {
     const char *sep = url ? strstr(url, "://") : NULL;
     if (!sep || sep == url)
@@ -136,7 +136,8 @@ gm_status gm_url_split(const char *url, char **out_scheme, char **out_host_heade
     if (hlen == 0)
         return gm_error_set(err, GM_ERR_INVALID, "malformed url '%s': no host", url);
     if (memchr(host, '@', hlen))
-        return gm_error_set(err, GM_ERR_INVALID, "malformed url '%s': credentials in urls are not supported", url);
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "malformed url '%s': credentials in urls are not supported", url);
     char *scheme = strndup(url, (size_t)(sep - url));
     char *hosthdr = strndup(host, hlen);
     const char *rest = host + hlen;

@@ -36,10 +36,10 @@ const char *gm_headers_get(const gm_headers *h, const char *name);
 void gm_headers_remove(gm_headers *h, const char *name);
 
 typedef struct gm_http_request {
-    char *method;       /* "GET", "POST", ... */
-    char *url;          /* scheme://host[:port]/path[?query], path already percent-encoded */
-    gm_headers headers; /* Host is derived from url by the signer when absent */
-    gm_buf body;        /* bounded by GM_LIMIT_REQUEST_BODY */
+    char *method;            /* "GET", "POST", ... */
+    char *url;               /* scheme://host[:port]/path[?query], path already percent-encoded */
+    gm_headers headers;      /* Host is derived from url by the signer when absent */
+    gm_buf body;             /* bounded by GM_LIMIT_REQUEST_BODY */
     long connect_timeout_ms; /* 0: transport default */
     long total_timeout_ms;   /* 0: transport default */
 } gm_http_request;
@@ -61,8 +61,8 @@ void gm_http_response_reset(gm_http_response *resp);
  * NULL when not wanted. path is "/" when the URL has none; query excludes '?'
  * and is "" when absent; host_header is host[:port] as the Host header wants
  * it (default ports dropped). */
-gm_status gm_url_split(const char *url, char **out_scheme, char **out_host_header,
-                       char **out_path, char **out_query, gm_error *err);
+gm_status gm_url_split(const char *url, char **out_scheme, char **out_host_header, char **out_path,
+                       char **out_query, gm_error *err);
 
 /* True when the URL's host is in 127.0.0.0/8, "localhost" or [::1]. */
 bool gm_url_is_loopback(const char *url);

@@ -192,7 +192,7 @@ gm_status gm_ini_parse(const char *text, size_t len, const char *name, gm_ini **
 
     size_t lineno = 0;
     size_t cur_section = SIZE_MAX;
-    bool have_key = false;      /* a key line opened a possible continuation */
+    bool have_key = false;        /* a key line opened a possible continuation */
     bool key_value_empty = false; /* ... with an empty value: nested sub-section */
     size_t key_indent = 0;
 

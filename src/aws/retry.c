@@ -21,22 +21,19 @@ static const char *const throttle_codes[] = {
 };
 
 static const char *const transient_codes[] = {
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "InternalError",
-    "InternalFailure",
-    "InternalServiceError",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "Unavailable",
+    "RequestTimeout",        "RequestTimeoutException", "InternalError",      "InternalFailure",
+    "InternalServiceError",  "InternalServerError",     "ServiceUnavailable", "Unavailable",
     "IDPCommunicationError",
 };
 
 /* Capacity answers come back as HTTP 500 from EC2, but retrying the same call in
  * the same zone does not help: the caller fails over instead. */
 static const char *const capacity_codes[] = {
-    "InsufficientInstanceCapacity", "InsufficientHostCapacity", "InsufficientCapacity",
-    "UnfulfillableCapacity",        "InsufficientReservedInstanceCapacity",
+    "InsufficientInstanceCapacity",
+    "InsufficientHostCapacity",
+    "InsufficientCapacity",
+    "UnfulfillableCapacity",
+    "InsufficientReservedInstanceCapacity",
 };
 
 static bool in_list(const char *code, const char *const *list, size_t n)

@@ -402,8 +402,7 @@ static gm_status check_inputs(const gm_http_request *req, const gm_sigv4_params 
     if (!c->access_key_id || !*c->access_key_id)
         return gm_error_set(err, GM_ERR_INVALID, "missing access key id for signing");
     if (!is_scope_part(c->access_key_id))
-        return gm_error_set(err, GM_ERR_INVALID,
-                            "invalid access key id: unexpected characters");
+        return gm_error_set(err, GM_ERR_INVALID, "invalid access key id: unexpected characters");
     if (!c->secret_access_key || !*c->secret_access_key)
         return gm_error_set(err, GM_ERR_INVALID, "missing secret access key for signing");
     if (c->session_token && has_crlf(c->session_token))
@@ -443,13 +442,12 @@ static gm_status check_inputs(const gm_http_request *req, const gm_sigv4_params 
 static bool skip_header(const char *name, bool sign_body)
 {
     return strcasecmp(name, "authorization") == 0 || strcasecmp(name, "x-amzn-trace-id") == 0 ||
-           strcasecmp(name, "x-amz-date") == 0 ||
-           strcasecmp(name, "x-amz-security-token") == 0 ||
+           strcasecmp(name, "x-amz-date") == 0 || strcasecmp(name, "x-amz-security-token") == 0 ||
            (sign_body && strcasecmp(name, "x-amz-content-sha256") == 0);
 }
 
-gm_status gm_sigv4_sign(gm_http_request *req, const gm_sigv4_params *params,
-                        gm_sigv4_debug *debug, gm_error *err)
+gm_status gm_sigv4_sign(gm_http_request *req, const gm_sigv4_params *params, gm_sigv4_debug *debug,
+                        gm_error *err)
 {
     gm_status st = check_inputs(req, params, err);
     if (st != GM_OK)
@@ -595,8 +593,9 @@ gm_status gm_sigv4_sign(gm_http_request *req, const gm_sigv4_params *params,
     explicit_bzero(key, sizeof key);
     gm_hex_encode(mac, sizeof mac, signature);
 
-    st = gm_buf_printf(&auth, SIGV4_ALGORITHM " Credential=%s/%s/%s/%s/aws4_request, "
-                              "SignedHeaders=%s, Signature=%s",
+    st = gm_buf_printf(&auth,
+                       SIGV4_ALGORITHM " Credential=%s/%s/%s/%s/aws4_request, "
+                                       "SignedHeaders=%s, Signature=%s",
                        cred->access_key_id, date, params->region, params->service,
                        gm_buf_cstr(&signed_headers), signature);
     gm_buf_release(&signed_headers);

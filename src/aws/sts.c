@@ -14,8 +14,9 @@ gm_status gm_sts_get_caller_identity(gm_aws_client *c, gm_caller_identity *out, 
     xmlNodePtr r = gm_xml_path(xmlDocGetRootElement(doc), "GetCallerIdentityResult");
     if (!r) {
         xmlFreeDoc(doc);
-        return gm_error_set(err, GM_ERR_PARSE,
-                            "malformed response from sts GetCallerIdentity: no GetCallerIdentityResult");
+        return gm_error_set(
+            err, GM_ERR_PARSE,
+            "malformed response from sts GetCallerIdentity: no GetCallerIdentityResult");
     }
     gm_xml_text_to(r, "Account", out->account, sizeof out->account);
     gm_xml_text_to(r, "Arn", out->arn, sizeof out->arn);

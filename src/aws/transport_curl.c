@@ -137,7 +137,8 @@ static gm_status curl_send(gm_transport *base, const gm_http_request *req, gm_ht
 
     sink s = {.resp = resp};
     gm_http_response_reset(resp);
-    long connect_ms = req->connect_timeout_ms ? req->connect_timeout_ms : t->opts.connect_timeout_ms;
+    long connect_ms =
+        req->connect_timeout_ms ? req->connect_timeout_ms : t->opts.connect_timeout_ms;
     long total_ms = req->total_timeout_ms ? req->total_timeout_ms : t->opts.total_timeout_ms;
 
     curl_easy_setopt(h, CURLOPT_URL, req->url);

@@ -13,10 +13,10 @@
 /* Exit codes (documented in --help). */
 enum {
     GM_EXIT_OK = 0,
-    GM_EXIT_FAILED = 1,  /* the operation failed */
-    GM_EXIT_USAGE = 2,   /* bad input: nothing was done */
-    GM_EXIT_LOCKED = 3,  /* another geusemaker process holds the deployment's lock */
-    GM_EXIT_AUTH = 4,    /* no credentials, or AWS rejected them */
+    GM_EXIT_FAILED = 1, /* the operation failed */
+    GM_EXIT_USAGE = 2,  /* bad input: nothing was done */
+    GM_EXIT_LOCKED = 3, /* another geusemaker process holds the deployment's lock */
+    GM_EXIT_AUTH = 4,   /* no credentials, or AWS rejected them */
 };
 
 typedef enum gm_output { GM_OUTPUT_TEXT, GM_OUTPUT_JSON } gm_output;
@@ -28,7 +28,7 @@ typedef struct gm_cli {
     gm_output output;
     bool verbose;
     bool no_color;
-    gm_term term; /* stderr */
+    gm_term term;    /* stderr */
     char **cmd_argv; /* the command's argv (for messages) */
 } gm_cli;
 
@@ -46,13 +46,15 @@ typedef struct gm_command {
 #define GM_OPT_VERBOSE 1003
 #define GM_OPT_NO_COLOR 1004
 #define GM_OPT_HELP 1005
-#define GM_CLI_GLOBAL_OPTIONS                                      \
-    {"region", required_argument, NULL, GM_OPT_REGION},            \
-        {"profile", required_argument, NULL, GM_OPT_PROFILE},      \
-        {"output", required_argument, NULL, GM_OPT_OUTPUT},        \
-        {"verbose", no_argument, NULL, GM_OPT_VERBOSE},            \
-        {"no-color", no_argument, NULL, GM_OPT_NO_COLOR},          \
-        {"help", no_argument, NULL, GM_OPT_HELP}
+#define GM_CLI_GLOBAL_OPTIONS                                 \
+    {"region", required_argument, NULL, GM_OPT_REGION},       \
+        {"profile", required_argument, NULL, GM_OPT_PROFILE}, \
+        {"output", required_argument, NULL, GM_OPT_OUTPUT},   \
+        {"verbose", no_argument, NULL, GM_OPT_VERBOSE},       \
+        {"no-color", no_argument, NULL, GM_OPT_NO_COLOR},     \
+    {                                                         \
+        "help", no_argument, NULL, GM_OPT_HELP                \
+    }
 
 /* Handles a global option code. Returns 0 when handled, GM_EXIT_USAGE on a
  * bad value, -1 when the code is not a global option, and -2 for --help

@@ -108,23 +108,23 @@ static json_t *config_json(const gm_deploy_config *cfg)
     json_t *types = json_array();
     for (int i = 0; i < cfg->n_types; i++)
         json_array_append_new(types, json_string(cfg->instance_types[i]));
-    json_t *market = json_pack("{s:o, s:b, s:f, s:f, s:f}", "instance_types", types, "spot_only",
-                               cfg->spot_only, "max_spot_price", cfg->max_spot_price,
-                               "min_spot_saving", cfg->min_spot_saving, "budget_monthly",
-                               cfg->budget_monthly);
-    json_t *alb = json_pack("{s:s?, s:I, s:i, s:i, s:i, s:i}", "certificate_arn",
-                            cfg->certificate_arn, "alb_timeout_ms", (json_int_t)cfg->alb_timeout_ms,
-                            "hc_interval_s", cfg->hc_interval_s, "hc_timeout_s", cfg->hc_timeout_s,
-                            "healthy_threshold", cfg->healthy_threshold, "unhealthy_threshold",
-                            cfg->unhealthy_threshold);
-    return json_pack("{s:s, s:s, s:b, s:o, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b, s:I, s:I, s:o, s:o}",
-                     "tier", cfg->tier, "instance_type", cfg->instance_type, "spot", cfg->spot,
-                     "allow_cidrs", cidrs, "key_name", cfg->key_name, "vpc_id", cfg->vpc_id,
-                     "subnet_a", cfg->subnet_ids[0], "subnet_b", cfg->subnet_ids[1],
-                     "security_group_id", cfg->security_group_id, "efs_id", cfg->efs_id,
-                     "no_rollback", cfg->no_rollback, "no_wait", cfg->no_wait, "timeout_ms",
-                     (json_int_t)cfg->timeout_ms, "health_timeout_ms",
-                     (json_int_t)cfg->health_timeout_ms, "load_balancer", alb, "market", market);
+    json_t *market =
+        json_pack("{s:o, s:b, s:f, s:f, s:f}", "instance_types", types, "spot_only", cfg->spot_only,
+                  "max_spot_price", cfg->max_spot_price, "min_spot_saving", cfg->min_spot_saving,
+                  "budget_monthly", cfg->budget_monthly);
+    json_t *alb =
+        json_pack("{s:s?, s:I, s:i, s:i, s:i, s:i}", "certificate_arn", cfg->certificate_arn,
+                  "alb_timeout_ms", (json_int_t)cfg->alb_timeout_ms, "hc_interval_s",
+                  cfg->hc_interval_s, "hc_timeout_s", cfg->hc_timeout_s, "healthy_threshold",
+                  cfg->healthy_threshold, "unhealthy_threshold", cfg->unhealthy_threshold);
+    return json_pack(
+        "{s:s, s:s, s:b, s:o, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b, s:I, s:I, s:o, s:o}",
+        "tier", cfg->tier, "instance_type", cfg->instance_type, "spot", cfg->spot, "allow_cidrs",
+        cidrs, "key_name", cfg->key_name, "vpc_id", cfg->vpc_id, "subnet_a", cfg->subnet_ids[0],
+        "subnet_b", cfg->subnet_ids[1], "security_group_id", cfg->security_group_id, "efs_id",
+        cfg->efs_id, "no_rollback", cfg->no_rollback, "no_wait", cfg->no_wait, "timeout_ms",
+        (json_int_t)cfg->timeout_ms, "health_timeout_ms", (json_int_t)cfg->health_timeout_ms,
+        "load_balancer", alb, "market", market);
 }
 
 /* Fills cfg from a saved record (strings point into dep->config). */
@@ -141,8 +141,7 @@ static gm_status config_from_state(const gm_deployment *dep, gm_deploy_config *c
     cfg->spot = json_is_true(json_object_get(c, "spot"));
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(c, "allow_cidrs"), i, v)
-    {
+    json_array_foreach (json_object_get(c, "allow_cidrs"), i, v) {
         if (cfg->n_cidrs < GM_MAX_CIDRS && json_string_value(v))
             cfg->cidrs[cfg->n_cidrs++] = json_string_value(v);
     }
@@ -151,8 +150,7 @@ static gm_status config_from_state(const gm_deployment *dep, gm_deploy_config *c
     cfg->timeout_ms = json_integer_value(json_object_get(c, "timeout_ms"));
     cfg->health_timeout_ms = json_integer_value(json_object_get(c, "health_timeout_ms"));
     json_t *mk = json_object_get(c, "market");
-    json_array_foreach(json_object_get(mk, "instance_types"), i, v)
-    {
+    json_array_foreach (json_object_get(mk, "instance_types"), i, v) {
         if (cfg->n_types < 16 && json_string_value(v))
             cfg->instance_types[cfg->n_types++] = json_string_value(v);
     }
@@ -213,18 +211,36 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_NAME: cfg.name = optarg; break;
-        case OPT_TIER: cfg.tier = optarg; saw_config = true; break;
-        case OPT_TYPE: cfg.instance_type = optarg; saw_config = true; break;
-        case OPT_SPOT: saw_spot = true; cfg.spot = true; break;
-        case OPT_ON_DEMAND: saw_od = true; cfg.spot = false; break;
+        case OPT_TIER:
+            cfg.tier = optarg;
+            saw_config = true;
+            break;
+        case OPT_TYPE:
+            cfg.instance_type = optarg;
+            saw_config = true;
+            break;
+        case OPT_SPOT:
+            saw_spot = true;
+            cfg.spot = true;
+            break;
+        case OPT_ON_DEMAND:
+            saw_od = true;
+            cfg.spot = false;
+            break;
         case OPT_CIDR:
             if (cfg.n_cidrs == GM_MAX_CIDRS)
                 return gm_cli_usage_error(cli, "at most %d --allow-cidr ranges", GM_MAX_CIDRS);
             cfg.cidrs[cfg.n_cidrs++] = optarg;
             saw_config = true;
             break;
-        case OPT_KEY: cfg.key_name = optarg; saw_config = true; break;
-        case OPT_VPC: cfg.vpc_id = optarg; saw_config = true; break;
+        case OPT_KEY:
+            cfg.key_name = optarg;
+            saw_config = true;
+            break;
+        case OPT_VPC:
+            cfg.vpc_id = optarg;
+            saw_config = true;
+            break;
         case OPT_SUBNETS: {
             snprintf(subnets_buf, sizeof subnets_buf, "%s", optarg);
             char *comma = strchr(subnets_buf, ',');
@@ -236,9 +252,18 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
             saw_config = true;
             break;
         }
-        case OPT_SG: cfg.security_group_id = optarg; saw_config = true; break;
-        case OPT_EFS: cfg.efs_id = optarg; saw_config = true; break;
-        case OPT_CERT: cfg.certificate_arn = optarg; saw_config = true; break;
+        case OPT_SG:
+            cfg.security_group_id = optarg;
+            saw_config = true;
+            break;
+        case OPT_EFS:
+            cfg.efs_id = optarg;
+            saw_config = true;
+            break;
+        case OPT_CERT:
+            cfg.certificate_arn = optarg;
+            saw_config = true;
+            break;
         case OPT_ALB_TIMEOUT:
         case OPT_HC_INTERVAL:
         case OPT_HC_TIMEOUT:
@@ -247,8 +272,9 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
             char *end = NULL;
             long v = strtol(optarg, &end, 10);
             if (!end || *end || v <= 0 || v > 3600)
-                return gm_cli_usage_error(cli, "invalid value '%s' for an option of 'deploy': "
-                                               "expected a positive number",
+                return gm_cli_usage_error(cli,
+                                          "invalid value '%s' for an option of 'deploy': "
+                                          "expected a positive number",
                                           optarg);
             if (c == OPT_ALB_TIMEOUT)
                 cfg.alb_timeout_ms = v * 1000;
@@ -276,7 +302,11 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
             saw_config = true;
             break;
         }
-        case OPT_SPOT_ONLY: cfg.spot_only = true; saw_spot = true; saw_config = true; break;
+        case OPT_SPOT_ONLY:
+            cfg.spot_only = true;
+            saw_spot = true;
+            saw_config = true;
+            break;
         case OPT_MAX_SPOT:
         case OPT_BUDGET: {
             gm_error perr = {0};
@@ -333,7 +363,8 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
             return gm_cli_fail(cli, st, &err);
     } else {
         if (cfg.instance_type && cfg.n_types)
-            return gm_cli_usage_error(cli, "--instance-type and --instance-types exclude each other");
+            return gm_cli_usage_error(cli,
+                                      "--instance-type and --instance-types exclude each other");
         if (!cfg.instance_type && !cfg.n_types) {
             /* No type named: the tier's candidate list, cheapest first. */
             size_t n = 0;
@@ -369,8 +400,8 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
         if (st != GM_OK)
             goto done;
         if (dep->status == GM_DEP_DESTROYED) {
-            st = gm_error_set(&err, GM_ERR_CONFLICT, "deployment '%s' was destroyed: deploy it anew",
-                              cfg.name);
+            st = gm_error_set(&err, GM_ERR_CONFLICT,
+                              "deployment '%s' was destroyed: deploy it anew", cfg.name);
             goto done;
         }
         bool no_wait = cfg.no_wait, no_rb = cfg.no_rollback;
@@ -409,7 +440,8 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
         }
         for (int i = 0; i < cfg.n_cidrs; i++)
             if (strcmp(cfg.cidrs[i], "0.0.0.0/0") == 0)
-                fprintf(stderr, "warning: --allow-cidr 0.0.0.0/0 opens the stack to the whole internet\n");
+                fprintf(stderr,
+                        "warning: --allow-cidr 0.0.0.0/0 opens the stack to the whole internet\n");
         st = gm_engine_check_reused(aws, &cfg, &err);
         if (st != GM_OK)
             goto done;
@@ -431,8 +463,8 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
         json_decref(dep->config);
         dep->config = config_json(&cfg);
         json_decref(dep->cost);
-        dep->cost = gm_cost_estimate(cfg.instance_type, cfg.spot, strcmp(cfg.tier, "automation") == 0,
-                                     NULL);
+        dep->cost = gm_cost_estimate(cfg.instance_type, cfg.spot,
+                                     strcmp(cfg.tier, "automation") == 0, NULL);
         if (cfg.vpc_id) {
             mark_reused(dep, "vpc", "vpc", cfg.vpc_id);
             mark_reused(dep, "subnet_a", "subnet", cfg.subnet_ids[0]);
@@ -462,8 +494,11 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
     snprintf(title, sizeof title, "%s \"%s\" in %s", resume ? "Resuming" : "Deploying", cfg.name,
              gm_aws_client_region(aws));
     progress = gm_progress_new(&cli->term, cli->output != GM_OUTPUT_JSON && !cli->verbose, title);
-    gm_engine_options eo = {.aws = aws, .pricing = pricing, .store = store,
-                            .progress = progress, .interrupt = &gm_cli_interrupted};
+    gm_engine_options eo = {.aws = aws,
+                            .pricing = pricing,
+                            .store = store,
+                            .progress = progress,
+                            .interrupt = &gm_cli_interrupted};
     st = gm_engine_deploy(&eo, &cfg, dep, resume != NULL, &err);
     gm_progress_free(progress);
     progress = NULL;
@@ -483,13 +518,15 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
         free(archived);
     } else if (dep->status == GM_DEP_PARTIAL) {
         gm_cli_print_deployment(cli, dep, NULL, gm_now_ms() - t0);
-        fprintf(stderr, "the EC2 side of '%s' is up and recorded as partially deployed; only the "
-                        "load balancer's resources were removed. Retry the load balancer with "
-                        "'geusemaker deploy --resume %s'\n",
+        fprintf(stderr,
+                "the EC2 side of '%s' is up and recorded as partially deployed; only the "
+                "load balancer's resources were removed. Retry the load balancer with "
+                "'geusemaker deploy --resume %s'\n",
                 cfg.name, cfg.name);
     } else {
-        fprintf(stderr, "the deployment is recorded as '%s'; continue with 'geusemaker deploy "
-                        "--resume %s' or remove it with 'geusemaker destroy %s'\n",
+        fprintf(stderr,
+                "the deployment is recorded as '%s'; continue with 'geusemaker deploy "
+                "--resume %s' or remove it with 'geusemaker destroy %s'\n",
                 gm_dep_status_name(dep->status), cfg.name, cfg.name);
     }
     gm_log_event(st == GM_OK ? GM_LOG_INFO : GM_LOG_ERROR, "deploy_end",
@@ -508,4 +545,3 @@ done:
     gm_log_close();
     return rc;
 }
-

@@ -29,8 +29,8 @@ static bool confirm(const char *name)
 {
     if (!isatty(STDIN_FILENO))
         return false;
-    fprintf(stderr, "This deletes every resource of deployment '%s'. Type its name to confirm: ",
-            name);
+    fprintf(stderr,
+            "This deletes every resource of deployment '%s'. Type its name to confirm: ", name);
     char line[128];
     if (!fgets(line, sizeof line, stdin))
         return false;
@@ -67,7 +67,8 @@ static int cmd_destroy(gm_cli *cli, int argc, char **argv)
     if (st != GM_OK)
         return gm_cli_fail(cli, st, &err);
     if (!yes && !isatty(STDIN_FILENO))
-        return gm_cli_usage_error(cli, "destroy needs --yes when there is no terminal to confirm on");
+        return gm_cli_usage_error(cli,
+                                  "destroy needs --yes when there is no terminal to confirm on");
 
     int64_t t0 = gm_now_ms();
     gm_store *store = NULL;
@@ -91,13 +92,14 @@ static int cmd_destroy(gm_cli *cli, int argc, char **argv)
     st = gm_cli_aws_client(cli, &aws, &err);
     if (st != GM_OK)
         goto done;
-    gm_log_event(GM_LOG_INFO, "destroy_start", json_pack("{s:s, s:b}", "name", name, "keep_efs", keep_efs));
+    gm_log_event(GM_LOG_INFO, "destroy_start",
+                 json_pack("{s:s, s:b}", "name", name, "keep_efs", keep_efs));
     gm_cli_install_interrupt_handlers();
     char title[128];
     snprintf(title, sizeof title, "Destroying \"%s\" in %s", name, dep->region);
     progress = gm_progress_new(&cli->term, cli->output != GM_OUTPUT_JSON && !cli->verbose, title);
-    gm_engine_options eo = {.aws = aws, .store = store, .progress = progress,
-                            .interrupt = &gm_cli_interrupted};
+    gm_engine_options eo = {
+        .aws = aws, .store = store, .progress = progress, .interrupt = &gm_cli_interrupted};
     st = gm_engine_destroy(&eo, dep, keep_efs, &err);
     gm_progress_free(progress);
     progress = NULL;
@@ -106,8 +108,9 @@ static int cmd_destroy(gm_cli *cli, int argc, char **argv)
                            "duration_ms", (json_int_t)(gm_now_ms() - t0), "error",
                            st == GM_OK ? NULL : err.message));
     if (st != GM_OK) {
-        fprintf(stderr, "the record of '%s' is kept with what remains; run 'geusemaker destroy %s' "
-                        "again to finish\n",
+        fprintf(stderr,
+                "the record of '%s' is kept with what remains; run 'geusemaker destroy %s' "
+                "again to finish\n",
                 name, name);
         goto done;
     }

@@ -50,14 +50,16 @@ static int cmd_health(gm_cli *cli, int argc, char **argv)
     gm_health_target_kind kind = GM_HEALTH_TARGET_SKIP;
     if (st == GM_OK) {
         gm_node_state *inst = gm_deployment_node(dep, "instance");
-        const char *ip = inst ? json_string_value(json_object_get(inst->outputs, "public_ip")) : NULL;
+        const char *ip =
+            inst ? json_string_value(json_object_get(inst->outputs, "public_ip")) : NULL;
         char *endpoint = gm_aws_endpoint(aws, &gm_svc_ec2);
         st = gm_health_target(endpoint, ip, getenv(GM_HEALTH_ENDPOINT_ENV), &kind, &url, &err);
         free(endpoint);
     }
     if (st == GM_OK && kind == GM_HEALTH_TARGET_SKIP) {
-        fprintf(stderr, "not probed: AWS is a local emulator (its instance addresses are not "
-                        "real); set %s to probe a health endpoint\n",
+        fprintf(stderr,
+                "not probed: AWS is a local emulator (its instance addresses are not "
+                "real); set %s to probe a health endpoint\n",
                 GM_HEALTH_ENDPOINT_ENV);
         if (cli->output == GM_OUTPUT_JSON)
             printf("{\"name\": \"%s\", \"verdict\": \"skipped\"}\n", name);

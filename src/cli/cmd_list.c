@@ -65,12 +65,12 @@ static int cmd_list(gm_cli *cli, int argc, char **argv)
         if (!market)
             market = json_is_true(json_object_get(d->config, "spot")) ? "spot" : "on-demand";
         json_t *hourly = json_object_get(d->cost, "hourly");
-        json_array_append_new(
-            arr, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:O?}", "name", d->name, "tier",
-                           d->tier, "region", d->region, "status", gm_dep_status_name(d->status),
-                           "instance_type", type, "market", market, "age_s",
-                           (json_int_t)((gm_wall_ms() - d->created_at) / 1000), "cost_per_hour",
-                           hourly));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:O?}", "name",
+                                             d->name, "tier", d->tier, "region", d->region,
+                                             "status", gm_dep_status_name(d->status),
+                                             "instance_type", type, "market", market, "age_s",
+                                             (json_int_t)((gm_wall_ms() - d->created_at) / 1000),
+                                             "cost_per_hour", hourly));
         gm_deployment_free(d);
     }
     gm_store_list_free(names, n);
@@ -86,17 +86,17 @@ static int cmd_list(gm_cli *cli, int argc, char **argv)
                "TYPE", "MARKET", "AGE", "COST/H");
         size_t i;
         json_t *o;
-        json_array_foreach(arr, i, o)
-        {
+        json_array_foreach (arr, i, o) {
             char age[32] = "-", cost[32] = "-";
             if (json_object_get(o, "age_s"))
                 format_age(json_integer_value(json_object_get(o, "age_s")) * 1000, age, sizeof age);
             if (json_object_get(o, "cost_per_hour"))
                 snprintf(cost, sizeof cost, "$%.4f",
                          json_number_value(json_object_get(o, "cost_per_hour")));
-#define S(k) (json_string_value(json_object_get(o, k)) ? json_string_value(json_object_get(o, k)) : "-")
-            printf("%-22s %-10s %-14s %-12s %-13s %-9s %-7s %s\n", S("name"), S("tier"), S("region"),
-                   S("status"), S("instance_type"), S("market"), age, cost);
+#define S(k) \
+    (json_string_value(json_object_get(o, k)) ? json_string_value(json_object_get(o, k)) : "-")
+            printf("%-22s %-10s %-14s %-12s %-13s %-9s %-7s %s\n", S("name"), S("tier"),
+                   S("region"), S("status"), S("instance_type"), S("market"), age, cost);
 #undef S
         }
     }

@@ -24,9 +24,8 @@ enum { OPT_YES = 1 };
 
 static int cmd_secrets(gm_cli *cli, int argc, char **argv)
 {
-    static const struct option longopts[] = {GM_CLI_GLOBAL_OPTIONS,
-                                             {"yes", no_argument, NULL, OPT_YES},
-                                             {0, 0, 0, 0}};
+    static const struct option longopts[] = {
+        GM_CLI_GLOBAL_OPTIONS, {"yes", no_argument, NULL, OPT_YES}, {0, 0, 0, 0}};
     bool yes = false;
     int c;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
@@ -85,8 +84,7 @@ static int cmd_secrets(gm_cli *cli, int argc, char **argv)
         json_t *result = json_object();
         size_t i;
         json_t *p;
-        json_array_foreach(json_object_get(out, "Parameters"), i, p)
-        {
+        json_array_foreach (json_object_get(out, "Parameters"), i, p) {
             const char *pn = json_string_value(json_object_get(p, "Name"));
             const char *key = pn && prefix ? pn + strlen(prefix) : pn;
             if (key)
@@ -99,7 +97,8 @@ static int cmd_secrets(gm_cli *cli, int argc, char **argv)
         } else {
             const char *k;
             json_t *v;
-            json_object_foreach(result, k, v) printf("%-20s %s\n", k, json_string_value(v));
+            json_object_foreach (result, k, v)
+                printf("%-20s %s\n", k, json_string_value(v));
         }
         rc = json_object_size(result) == GM_SECRET_COUNT ? GM_EXIT_OK : GM_EXIT_FAILED;
         if (rc != GM_EXIT_OK)

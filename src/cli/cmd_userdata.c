@@ -47,8 +47,7 @@ static size_t split_models(char *list, const char **out, size_t max)
 {
     size_t n = 0;
     char *save = NULL;
-    for (char *tok = strtok_r(list, ",", &save); tok && n < max;
-         tok = strtok_r(NULL, ",", &save)) {
+    for (char *tok = strtok_r(list, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save)) {
         while (*tok == ' ')
             tok++;
         if (*tok)
@@ -57,8 +56,8 @@ static size_t split_models(char *list, const char **out, size_t max)
     return n;
 }
 
-static int print_json(const gm_stack_params *p, const char *kind, const gm_buf *text,
-                      size_t sent, bool gzipped, size_t b64)
+static int print_json(const gm_stack_params *p, const char *kind, const gm_buf *text, size_t sent,
+                      bool gzipped, size_t b64)
 {
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(p->name));
@@ -101,27 +100,13 @@ static int gm_cmd_userdata(gm_cli *cli, int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
-        case OPT_NAME:
-            name = optarg;
-            break;
-        case OPT_TIER:
-            tier_s = optarg;
-            break;
-        case OPT_TYPE:
-            type = optarg;
-            break;
-        case OPT_MODELS:
-            models_s = optarg;
-            break;
-        case OPT_COMPOSE:
-            compose = true;
-            break;
-        case OPT_OS:
-            os_s = optarg;
-            break;
-        case OPT_EFS_ID:
-            efs = optarg;
-            break;
+        case OPT_NAME: name = optarg; break;
+        case OPT_TIER: tier_s = optarg; break;
+        case OPT_TYPE: type = optarg; break;
+        case OPT_MODELS: models_s = optarg; break;
+        case OPT_COMPOSE: compose = true; break;
+        case OPT_OS: os_s = optarg; break;
+        case OPT_EFS_ID: efs = optarg; break;
         default: {
             int rc = gm_cli_common_option(cli, &gm_command_userdata, c, optarg);
             if (rc >= 0)
@@ -177,8 +162,8 @@ static int gm_cmd_userdata(gm_cli *cli, int argc, char **argv)
     gm_error err = {0};
     gm_buf text;
     gm_buf_init(&text, compose ? GM_LIMIT_COMPOSE_FILE : GM_LIMIT_USERDATA_SCRIPT);
-    gm_status st = compose ? gm_compose_render(&p, &text, &err)
-                           : gm_userdata_render(&p, &text, &err);
+    gm_status st =
+        compose ? gm_compose_render(&p, &text, &err) : gm_userdata_render(&p, &text, &err);
     if (st != GM_OK) {
         free(models_copy);
         gm_buf_release(&text);

@@ -39,9 +39,8 @@ int gm_cmd_whoami(gm_cli *cli, int argc, char **argv)
     const char *profile = gm_profile_name(cli->profile);
     if (cli->output == GM_OUTPUT_JSON) {
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "account", id.account, "arn",
-                              id.arn, "user_id", id.user_id, "region",
-                              gm_aws_client_region(aws), "credential_source", creds->source,
-                              "profile", profile);
+                              id.arn, "user_id", id.user_id, "region", gm_aws_client_region(aws),
+                              "credential_source", creds->source, "profile", profile);
         char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         if (text)
             printf("%s\n", text);

@@ -10,12 +10,8 @@
 int gm_cli_global_option(gm_cli *cli, int code, const char *arg)
 {
     switch (code) {
-    case GM_OPT_REGION:
-        cli->region = arg;
-        return 0;
-    case GM_OPT_PROFILE:
-        cli->profile = arg;
-        return 0;
+    case GM_OPT_REGION: cli->region = arg; return 0;
+    case GM_OPT_PROFILE: cli->profile = arg; return 0;
     case GM_OPT_OUTPUT:
         if (strcmp(arg, "json") == 0)
             cli->output = GM_OUTPUT_JSON;
@@ -32,10 +28,8 @@ int gm_cli_global_option(gm_cli *cli, int code, const char *arg)
         cli->no_color = true;
         gm_term_init(&cli->term, stderr, true);
         return 0;
-    case GM_OPT_HELP:
-        return -2;
-    default:
-        return -1;
+    case GM_OPT_HELP: return -2;
+    default: return -1;
     }
 }
 
@@ -55,7 +49,8 @@ int gm_cli_common_option(gm_cli *cli, const gm_command *cmd, int code, const cha
             return gm_cli_usage_error(cli, "option '-%c' of '%s' is unknown or lacks its value",
                                       optopt, cmd->name);
         return gm_cli_usage_error(cli, "unknown option '%s' for '%s' (see 'geusemaker %s --help')",
-                                  optind > 0 && cli->cmd_argv ? cli->cmd_argv[optind - 1] : "?", cmd->name, cmd->name);
+                                  optind > 0 && cli->cmd_argv ? cli->cmd_argv[optind - 1] : "?",
+                                  cmd->name, cmd->name);
     }
     if (code == ':')
         return gm_cli_usage_error(cli, "option '%s' of '%s' needs a value",
@@ -97,29 +92,25 @@ int gm_cli_fail(gm_cli *cli, gm_status st, const gm_error *err)
     if (err && err->attempts > 1)
         fprintf(stderr, "  attempts: %d\n", err->attempts);
     switch (st) {
-    case GM_OK:
-        return GM_EXIT_OK;
-    case GM_ERR_INVALID:
-        return GM_EXIT_USAGE;
-    case GM_ERR_LOCKED:
-        return GM_EXIT_LOCKED;
+    case GM_OK: return GM_EXIT_OK;
+    case GM_ERR_INVALID: return GM_EXIT_USAGE;
+    case GM_ERR_LOCKED: return GM_EXIT_LOCKED;
     case GM_ERR_AUTH:
         if (err && *err->aws_code)
             fprintf(stderr, "hint: AWS rejected the credentials from this run's credential "
                             "source; check them with 'geusemaker whoami'\n");
         return GM_EXIT_AUTH;
-    default:
-        return GM_EXIT_FAILED;
+    default: return GM_EXIT_FAILED;
     }
 }
 
 static void observe_call(void *ctx, const gm_aws_call_info *info)
 {
     (void)ctx;
-    json_t *f = json_pack("{s:s, s:s, s:i, s:I, s:I}", "service", info->service, "action",
-                          info->action, "attempt", info->attempt, "duration_ms",
-                          (json_int_t)info->duration_ms, "http_status",
-                          (json_int_t)info->http_status);
+    json_t *f =
+        json_pack("{s:s, s:s, s:i, s:I, s:I}", "service", info->service, "action", info->action,
+                  "attempt", info->attempt, "duration_ms", (json_int_t)info->duration_ms,
+                  "http_status", (json_int_t)info->http_status);
     if (!f)
         return;
     if (info->request_id)

@@ -89,16 +89,18 @@ json_t *gm_cli_deployment_json(const gm_deployment *dep)
     for (size_t i = 0; i < dep->n_nodes; i++)
         if (strcmp(dep->nodes[i].name, "alb") == 0)
             alb_node = &dep->nodes[i];
-    bool https = json_string_value(json_object_get(
-                     json_object_get(dep->config, "load_balancer"), "certificate_arn")) != NULL;
+    bool https = json_string_value(json_object_get(json_object_get(dep->config, "load_balancer"),
+                                                   "certificate_arn")) != NULL;
     if (alb && *alb && alb_node && alb_node->status == GM_NODE_CREATED) {
-        json_object_set_new(endpoints, "n8n", json_sprintf("%s://%s/", https ? "https" : "http", alb));
+        json_object_set_new(endpoints, "n8n",
+                            json_sprintf("%s://%s/", https ? "https" : "http", alb));
         json_object_set_new(endpoints, "load_balancer", json_string(alb));
         if (ip && *ip)
             json_object_set_new(endpoints, "instance", json_sprintf("https://%s/", ip));
     } else if (ip && *ip) {
         json_object_set_new(endpoints, "n8n", json_sprintf("https://%s/", ip));
-        json_object_set_new(endpoints, "health", json_sprintf("https://%s/geusemaker/health.json", ip));
+        json_object_set_new(endpoints, "health",
+                            json_sprintf("https://%s/geusemaker/health.json", ip));
     }
     char created[32];
     gm_time_iso8601((time_t)(dep->created_at / 1000), created);
@@ -125,8 +127,8 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
         return;
     }
     printf("Deployment:  %s (tier %s, region %s)\n", dep->name, dep->tier, dep->region);
-    printf("Status:      %s%s%s\n", gm_dep_status_name(dep->status),
-           dep->status_reason ? ": " : "", dep->status_reason ? dep->status_reason : "");
+    printf("Status:      %s%s%s\n", gm_dep_status_name(dep->status), dep->status_reason ? ": " : "",
+           dep->status_reason ? dep->status_reason : "");
     if (duration_ms >= 0)
         printf("Duration:    %.1fs\n", (double)duration_ms / 1000.0);
     printf("Resources:\n");
@@ -136,11 +138,10 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
         char drift[256] = "";
         size_t k;
         json_t *d;
-        json_array_foreach(json_object_get(l, "drift"), k, d)
-        {
+        json_array_foreach (json_object_get(l, "drift"), k, d) {
             size_t used = strlen(drift);
-            snprintf(drift + used, sizeof drift - used, "%s%s", used ? ", " : "  DRIFT: ",
-                     json_string_value(d));
+            snprintf(drift + used, sizeof drift - used, "%s%s",
+                     used ? ", " : "  DRIFT: ", json_string_value(d));
         }
         const char *state = json_string_value(json_object_get(l, "state"));
         if (!state && l)
@@ -154,7 +155,8 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
         printf("Endpoints:\n");
         const char *k;
         json_t *v;
-        json_object_foreach(ep, k, v) printf("  %-8s %s\n", k, json_string_value(v));
+        json_object_foreach (ep, k, v)
+            printf("  %-8s %s\n", k, json_string_value(v));
         printf("  (internal services: aws ssm start-session --target %s "
                "--document-name AWS-StartPortForwardingSession)\n",
                json_string_value(json_object_get(

@@ -26,7 +26,6 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
  * status, resources, endpoints, cost. */
 json_t *gm_cli_deployment_json(const gm_deployment *dep);
 
-extern const gm_command gm_command_deploy, gm_command_destroy, gm_command_list,
-    gm_command_status;
+extern const gm_command gm_command_deploy, gm_command_destroy, gm_command_list, gm_command_status;
 
 #endif

@@ -7,21 +7,20 @@
 #include "cli/deployment.h"
 
 static const gm_command *const commands[] = {
-    &gm_command_plan,   &gm_command_deploy, &gm_command_destroy, &gm_command_list, &gm_command_cost,
-    &gm_command_status, &gm_command_health, &gm_command_secrets, &gm_command_userdata,
-    &gm_command_whoami,
+    &gm_command_plan,     &gm_command_deploy, &gm_command_destroy, &gm_command_list,
+    &gm_command_cost,     &gm_command_status, &gm_command_health,  &gm_command_secrets,
+    &gm_command_userdata, &gm_command_whoami,
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 
 static void print_help(FILE *out)
 {
-    fprintf(out,
-            "usage: geusemaker [--version] [--help] <command> [options]\n"
-            "\n"
-            "Deploys a private AI stack (n8n, Ollama, Qdrant, Crawl4AI, PostgreSQL) on AWS\n"
-            "and manages it: status, logs, cost, destroy.\n"
-            "\n"
-            "commands:\n");
+    fprintf(out, "usage: geusemaker [--version] [--help] <command> [options]\n"
+                 "\n"
+                 "Deploys a private AI stack (n8n, Ollama, Qdrant, Crawl4AI, PostgreSQL) on AWS\n"
+                 "and manages it: status, logs, cost, destroy.\n"
+                 "\n"
+                 "commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
     fprintf(out,

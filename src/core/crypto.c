@@ -36,8 +36,7 @@ gm_status gm_random_bytes(void *out, size_t len, gm_error *err)
 
 gm_status gm_random_token(char *out, size_t n, gm_error *err)
 {
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     size_t i = 0;
     while (i < n) {
         unsigned char raw[64];

@@ -12,19 +12,19 @@
 
 typedef enum gm_status {
     GM_OK = 0,
-    GM_ERR_INVALID,     /* bad input from the user or a caller */
-    GM_ERR_NOMEM,       /* allocation failed */
-    GM_ERR_IO,          /* local file or process I/O */
-    GM_ERR_PARSE,       /* malformed document */
-    GM_ERR_LIMIT,       /* a named size limit was exceeded */
-    GM_ERR_NETWORK,     /* transport failure: connect, reset, TLS */
-    GM_ERR_TIMEOUT,     /* a deadline passed */
-    GM_ERR_AWS,         /* the service answered with an error; see aws_code */
-    GM_ERR_AUTH,        /* credentials missing, rejected or not authorized */
-    GM_ERR_NOT_FOUND,   /* the thing asked for does not exist */
-    GM_ERR_LOCKED,      /* another process holds the lock */
-    GM_ERR_CONFLICT,    /* state disagrees with what was asked */
-    GM_ERR_INTERNAL,    /* a bug */
+    GM_ERR_INVALID,   /* bad input from the user or a caller */
+    GM_ERR_NOMEM,     /* allocation failed */
+    GM_ERR_IO,        /* local file or process I/O */
+    GM_ERR_PARSE,     /* malformed document */
+    GM_ERR_LIMIT,     /* a named size limit was exceeded */
+    GM_ERR_NETWORK,   /* transport failure: connect, reset, TLS */
+    GM_ERR_TIMEOUT,   /* a deadline passed */
+    GM_ERR_AWS,       /* the service answered with an error; see aws_code */
+    GM_ERR_AUTH,      /* credentials missing, rejected or not authorized */
+    GM_ERR_NOT_FOUND, /* the thing asked for does not exist */
+    GM_ERR_LOCKED,    /* another process holds the lock */
+    GM_ERR_CONFLICT,  /* state disagrees with what was asked */
+    GM_ERR_INTERNAL,  /* a bug */
 } gm_status;
 
 #define GM_ERROR_MESSAGE_MAX 1024

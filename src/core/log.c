@@ -103,8 +103,7 @@ void gm_log_event(gm_log_level level, const char *event, json_t *fields)
         fprintf(stderr, "%.8s %s", ts + 11, event);
         const char *key;
         json_t *val;
-        json_object_foreach(fields, key, val)
-        {
+        json_object_foreach (fields, key, val) {
             char *v = json_is_string(val) ? NULL : json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT);
             fprintf(stderr, " %s=%s", key, v ? v : json_string_value(val));
             free(v);

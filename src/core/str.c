@@ -118,8 +118,7 @@ gm_status gm_uri_decode(gm_buf *out, const char *s, size_t len, bool plus_is_spa
 {
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (c == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 &&
-            hexval(s[i + 2]) >= 0) {
+        if (c == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
             c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
         } else if (c == '+' && plus_is_space) {

@@ -8,7 +8,7 @@
 
 #include "core/buf.h"
 
-char *gm_strdup(const char *s);              /* NULL in, NULL out */
+char *gm_strdup(const char *s); /* NULL in, NULL out */
 char *gm_strndup(const char *s, size_t n);
 char *gm_strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool gm_str_eq(const char *a, const char *b); /* NULL-safe */

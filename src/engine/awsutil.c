@@ -73,8 +73,7 @@ gm_status gm_e_ec2_find_tagged(gm_engine *e, const char *describe_action, const 
     if (st != GM_OK)
         return st;
     xmlNodePtr set = gm_xml_find(xmlDocGetRootElement(doc), set_name);
-    GM_XML_FOREACH(item, set, "item")
-    {
+    GM_XML_FOREACH (item, set, "item") {
         char *id = gm_xml_text(item, id_elem);
         if (id && *id) {
             *out_id = id;
@@ -89,9 +88,8 @@ gm_status gm_e_ec2_find_tagged(gm_engine *e, const char *describe_action, const 
 bool gm_e_is_dependency_error(const gm_error *err)
 {
     static const char *const codes[] = {
-        "DependencyViolation", "ResourceInUse",      "FileSystemInUse",
-        "DeleteConflict",      "InvalidGroup.InUse", "MountTargetConflict",
-        "IncorrectState",      NULL,
+        "DependencyViolation", "ResourceInUse",       "FileSystemInUse", "DeleteConflict",
+        "InvalidGroup.InUse",  "MountTargetConflict", "IncorrectState",  NULL,
     };
     return err && *err->aws_code && code_in(err->aws_code, codes);
 }
@@ -100,8 +98,8 @@ static void *parallel_call(void *arg)
 {
     gm_e_call *c = arg;
     xmlDocPtr doc = NULL;
-    c->st = gm_aws_query(c->engine->aws, c->svc ? c->svc : &gm_svc_ec2, c->action, &c->params,
-                         &doc, &c->err);
+    c->st = gm_aws_query(c->engine->aws, c->svc ? c->svc : &gm_svc_ec2, c->action, &c->params, &doc,
+                         &c->err);
     if (c->st != GM_OK && *c->err.aws_code && code_in(c->err.aws_code, c->ok_codes)) {
         c->st = GM_OK;
         gm_error_clear(&c->err);

@@ -24,23 +24,23 @@
 
 typedef struct gm_deploy_config {
     const char *name;
-    const char *tier;          /* dev (default), automation, gpu */
-    const char *instance_type; /* the first candidate (default: the tier's list) */
+    const char *tier;               /* dev (default), automation, gpu */
+    const char *instance_type;      /* the first candidate (default: the tier's list) */
     const char *instance_types[16]; /* candidates in preference order (--instance-types) */
-    int n_types;               /* 0: just instance_type */
-    bool spot;                 /* default true: spot when it saves enough */
-    bool spot_only;            /* never on-demand */
-    double max_spot_price;     /* USD/hour cap for spot; 0: none */
-    double min_spot_saving;    /* share spot must save over on-demand; 0: 20 % */
-    double budget_monthly;     /* USD; 0: none. Candidates over it are not launched */
-    bool force;                /* deploy even when the estimate is over the budget */
+    int n_types;                    /* 0: just instance_type */
+    bool spot;                      /* default true: spot when it saves enough */
+    bool spot_only;                 /* never on-demand */
+    double max_spot_price;          /* USD/hour cap for spot; 0: none */
+    double min_spot_saving;         /* share spot must save over on-demand; 0: 20 % */
+    double budget_monthly;          /* USD; 0: none. Candidates over it are not launched */
+    bool force;                     /* deploy even when the estimate is over the budget */
     const char *cidrs[GM_MAX_CIDRS];
-    int n_cidrs;               /* 0: detect the caller's public /32 */
+    int n_cidrs; /* 0: detect the caller's public /32 */
     const char *key_name;
-    const char *vpc_id;        /* reuse */
-    const char *subnet_ids[2]; /* reuse, with vpc_id */
+    const char *vpc_id;            /* reuse */
+    const char *subnet_ids[2];     /* reuse, with vpc_id */
     const char *security_group_id; /* reuse */
-    const char *efs_id;        /* reuse */
+    const char *efs_id;            /* reuse */
     bool no_rollback;
     bool no_wait;
     int64_t timeout_ms;        /* whole deploy; default 30 min */
@@ -56,7 +56,7 @@ typedef struct gm_deploy_config {
 
 typedef struct gm_engine_options {
     gm_aws_client *aws;
-    gm_aws_client *pricing;           /* us-east-1 client for the Price List API; may be NULL */
+    gm_aws_client *pricing; /* us-east-1 client for the Price List API; may be NULL */
     gm_store *store;
     gm_progress *progress;            /* may be NULL */
     volatile sig_atomic_t *interrupt; /* set by SIGINT/SIGTERM; may be NULL */
@@ -78,8 +78,7 @@ gm_status gm_engine_detect_cidr(gm_aws_client *aws, char *out, size_t size, gm_e
 
 /* Checks the resources a deploy is told to reuse: subnets in the VPC and in two
  * zones, the security group in the VPC, the file system exists. */
-gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg,
-                                 gm_error *err);
+gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg, gm_error *err);
 
 /* With cfg->budget_monthly: estimates the plan (read-only calls: offers and
  * prices) and refuses it with GM_ERR_INVALID when over budget, unless

@@ -38,10 +38,16 @@ static const gm_node_def dev_graph[] = {
     {"profile_role", "profile_role", {"role", "instance_profile"}, 0, GM_GROUP_CORE},
     {"secrets", "secrets", {NULL}, 0, GM_GROUP_CORE},
     {"placement", "placement", {NULL}, 0, GM_GROUP_CORE},
-    {"instance", "instance",
-     {"ami", "subnet_a", "subnet_b", "sg", "profile_role", "efs", "secrets", "placement"}, 0,
+    {"instance",
+     "instance",
+     {"ami", "subnet_a", "subnet_b", "sg", "profile_role", "efs", "secrets", "placement"},
+     0,
      GM_GROUP_CORE},
-    {"health", "health", {"instance", "route_table", "sg_rules", "mount_target_a", "role_policy"}, 0, GM_GROUP_CORE},
+    {"health",
+     "health",
+     {"instance", "route_table", "sg_rules", "mount_target_a", "role_policy"},
+     0,
+     GM_GROUP_CORE},
     /* Tier 2 (automation): the load balancer in front. Its nodes form their own
      * group: a failure there removes only them and keeps the EC2 side. */
     {"alb_sg", "alb_sg", {"vpc"}, 0, GM_GROUP_ALB},
@@ -50,7 +56,10 @@ static const gm_node_def dev_graph[] = {
     {"target_group", "target_group", {"vpc"}, 0, GM_GROUP_ALB},
     {"listener", "listener", {"alb", "target_group"}, 0, GM_GROUP_ALB},
     {"targets", "targets", {"target_group", "instance"}, 0, GM_GROUP_ALB},
-    {"alb_healthy", "alb_healthy", {"targets", "listener", "alb_ingress", "route_table"}, 0,
+    {"alb_healthy",
+     "alb_healthy",
+     {"targets", "listener", "alb_ingress", "route_table"},
+     0,
      GM_GROUP_ALB},
 };
 
@@ -72,13 +81,13 @@ const gm_node_def *gm_engine_graph(const char *tier, size_t *out_n)
 const gm_node_ops *gm_engine_ops_for(const char *kind)
 {
     static const gm_node_ops *const all[] = {
-        &gm_ops_azs,         &gm_ops_ami,     &gm_ops_vpc,         &gm_ops_vpc_dns,
-        &gm_ops_igw,         &gm_ops_subnet,  &gm_ops_route_table, &gm_ops_sg,
-        &gm_ops_sg_rules,    &gm_ops_efs,     &gm_ops_mount_target, &gm_ops_role,
-        &gm_ops_role_policy, &gm_ops_profile, &gm_ops_profile_role, &gm_ops_secrets,
-        &gm_ops_instance,    &gm_ops_health,  &gm_ops_placement,  &gm_ops_alb_sg,      &gm_ops_alb_ingress,
-        &gm_ops_alb,         &gm_ops_target_group, &gm_ops_listener, &gm_ops_targets,
-        &gm_ops_alb_healthy,
+        &gm_ops_azs,         &gm_ops_ami,         &gm_ops_vpc,          &gm_ops_vpc_dns,
+        &gm_ops_igw,         &gm_ops_subnet,      &gm_ops_route_table,  &gm_ops_sg,
+        &gm_ops_sg_rules,    &gm_ops_efs,         &gm_ops_mount_target, &gm_ops_role,
+        &gm_ops_role_policy, &gm_ops_profile,     &gm_ops_profile_role, &gm_ops_secrets,
+        &gm_ops_instance,    &gm_ops_health,      &gm_ops_placement,    &gm_ops_alb_sg,
+        &gm_ops_alb_ingress, &gm_ops_alb,         &gm_ops_target_group, &gm_ops_listener,
+        &gm_ops_targets,     &gm_ops_alb_healthy,
     };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (strcmp(all[i]->kind, kind) == 0)
@@ -95,8 +104,8 @@ json_t *gm_engine_graph_json(const char *tier, const gm_deploy_config *cfg)
         json_t *deps = json_array();
         for (int k = 0; k < GM_MAX_DEPS && g[i].deps[k]; k++)
             json_array_append_new(deps, json_string(g[i].deps[k]));
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:o}", "node", g[i].name, "kind",
-                                             g[i].kind, "deps", deps));
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:o}", "node", g[i].name, "kind", g[i].kind, "deps", deps));
     }
     (void)cfg;
     return arr;
@@ -233,8 +242,8 @@ void gm_e_event(gm_engine *e, gm_node_run *n, const char *fmt, ...)
     pthread_mutex_lock(&e->lock);
     gm_deployment_add_event(e->dep, "note", n ? n->def->name : NULL, "%s", msg);
     pthread_mutex_unlock(&e->lock);
-    gm_log_event(GM_LOG_INFO, "note", json_pack("{s:s, s:s}", "node", n ? n->def->name : "",
-                                                "message", msg));
+    gm_log_event(GM_LOG_INFO, "note",
+                 json_pack("{s:s, s:s}", "node", n ? n->def->name : "", "message", msg));
     if (e->progress)
         gm_progress_note(e->progress, "%s", msg);
 }
@@ -279,9 +288,8 @@ static int find_run(gm_engine *e, const char *name)
     return -1;
 }
 
-static gm_status engine_init(gm_engine *e, const gm_engine_options *o,
-                             const gm_deploy_config *cfg, gm_deployment *dep, int64_t timeout_ms,
-                             gm_error *err)
+static gm_status engine_init(gm_engine *e, const gm_engine_options *o, const gm_deploy_config *cfg,
+                             gm_deployment *dep, int64_t timeout_ms, gm_error *err)
 {
     memset(e, 0, sizeof *e);
     e->aws = o->aws;
@@ -485,7 +493,8 @@ static bool needs_delete(gm_engine *e, gm_node_run *r)
         return false;
     if (e->only_group >= 0 && r->def->group != e->only_group)
         return false;
-    if (e->keep_efs && (strcmp(r->def->kind, "efs") == 0 || strcmp(r->def->kind, "mount_target") == 0))
+    if (e->keep_efs &&
+        (strcmp(r->def->kind, "efs") == 0 || strcmp(r->def->kind, "mount_target") == 0))
         return false;
     return s->status == GM_NODE_CREATING || s->status == GM_NODE_CREATED ||
            s->status == GM_NODE_FAILED || s->status == GM_NODE_DELETING;
@@ -517,7 +526,8 @@ static void *destroy_worker(void *arg)
                 break;
             gm_error werr = {0};
             char what[128];
-            snprintf(what, sizeof what, "waiting for dependencies of %s %s to go", r->def->kind, id);
+            snprintf(what, sizeof what, "waiting for dependencies of %s %s to go", r->def->kind,
+                     id);
             if (gm_e_wait(e, e->poll_ms, what, &werr) != GM_OK) {
                 gm_error_prefix(&nerr, "%s", werr.message);
                 break;
@@ -624,8 +634,8 @@ static gm_status run_reverse(gm_engine *e, gm_error *err)
         gm_error_prefix(err, "%zu resource(s) remain", left);
         return err->status ? err->status : GM_ERR_INTERNAL;
     }
-    return gm_error_set(err, GM_ERR_TIMEOUT, "%zu resource(s) remain (first: '%s'): deadline passed",
-                        left, first_left);
+    return gm_error_set(err, GM_ERR_TIMEOUT,
+                        "%zu resource(s) remain (first: '%s'): deadline passed", left, first_left);
 }
 
 /* ---- public entry points ------------------------------------------------- */
@@ -665,8 +675,8 @@ gm_status gm_engine_deploy(const gm_engine_options *o, const gm_deploy_config *c
     /* Nodes already created (resume) or reused stay done; the rest run. */
     for (size_t i = 0; i < e.n_runs; i++) {
         gm_node_state *s = gm_deployment_node(dep, e.runs[i].def->name);
-        bool done = s && (s->provenance == GM_PROV_REUSED ||
-                          (s->status == GM_NODE_CREATED && s->id));
+        bool done =
+            s && (s->provenance == GM_PROV_REUSED || (s->status == GM_NODE_CREATED && s->id));
         e.runs[i].run = done ? RUN_DONE : RUN_WAIT;
         if (done && o->progress)
             gm_progress_skip(o->progress, e.runs[i].def->name,

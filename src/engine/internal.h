@@ -13,7 +13,7 @@ typedef struct gm_node_def {
     const char *name;
     const char *kind;
     const char *deps[GM_MAX_DEPS];
-    int slot; /* which of a pair (subnet a/b, mount target a/b) */
+    int slot;  /* which of a pair (subnet a/b, mount target a/b) */
     int group; /* GM_GROUP_CORE or GM_GROUP_ALB: an ALB failure removes only its group */
 } gm_node_def;
 
@@ -36,8 +36,7 @@ typedef struct gm_node_ops {
     /* Deletes it; a resource that is already gone counts as deleted. */
     gm_status (*destroy)(gm_engine *e, gm_node_run *n, const char *id, gm_error *err);
     /* Live look: fills out with "exists" (bool), "state" and "drift" (array). */
-    gm_status (*inspect)(gm_engine *e, gm_node_run *n, const char *id, json_t *out,
-                         gm_error *err);
+    gm_status (*inspect)(gm_engine *e, gm_node_run *n, const char *id, json_t *out, gm_error *err);
 } gm_node_ops;
 
 typedef enum { RUN_WAIT, RUN_ACTIVE, RUN_DONE, RUN_FAILED } gm_run_state;
@@ -72,10 +71,10 @@ struct gm_engine {
     bool keep_efs;
     gm_aws_client *pricing;
     struct gm_cost_market *market; /* gathered by the placement node (memory only) */
-    bool alb_failed;      /* a node of the load balancer group failed */
+    bool alb_failed;               /* a node of the load balancer group failed */
     gm_error alb_error;
-    int only_group;       /* reverse runs: -1 all, else only that group */
-    bool reversing;       /* rollback or destroy: every failure counts */
+    int only_group;          /* reverse runs: -1 all, else only that group */
+    bool reversing;          /* rollback or destroy: every failure counts */
     pthread_mutex_t io_lock; /* serialises state writes (group commit) */
     uint64_t version;        /* bumped by every change that must be saved */
     uint64_t written;        /* the newest version on disk */
@@ -83,9 +82,9 @@ struct gm_engine {
 
 /* Node kinds (engine/nodes_*.c). */
 extern const gm_node_ops gm_ops_azs, gm_ops_ami, gm_ops_vpc, gm_ops_vpc_dns, gm_ops_igw,
-    gm_ops_subnet, gm_ops_route_table, gm_ops_sg, gm_ops_sg_rules, gm_ops_efs,
-    gm_ops_mount_target, gm_ops_role, gm_ops_role_policy, gm_ops_profile, gm_ops_profile_role,
-    gm_ops_secrets, gm_ops_instance, gm_ops_health, gm_ops_placement, gm_ops_alb_sg, gm_ops_alb_ingress, gm_ops_alb,
+    gm_ops_subnet, gm_ops_route_table, gm_ops_sg, gm_ops_sg_rules, gm_ops_efs, gm_ops_mount_target,
+    gm_ops_role, gm_ops_role_policy, gm_ops_profile, gm_ops_profile_role, gm_ops_secrets,
+    gm_ops_instance, gm_ops_health, gm_ops_placement, gm_ops_alb_sg, gm_ops_alb_ingress, gm_ops_alb,
     gm_ops_target_group, gm_ops_listener, gm_ops_targets, gm_ops_alb_healthy;
 
 const gm_node_ops *gm_engine_ops_for(const char *kind);
@@ -95,7 +94,7 @@ const gm_node_def *gm_engine_graph(const char *tier, size_t *out_n);
 gm_status gm_e_journal_intent(gm_engine *e, gm_node_run *n, char *out_token, size_t size,
                               gm_error *err);
 gm_status gm_e_journal_id(gm_engine *e, gm_node_run *n, const char *id, gm_error *err);
-char *gm_e_id(gm_engine *e, const char *node_name);  /* copy of a node's id, or NULL */
+char *gm_e_id(gm_engine *e, const char *node_name); /* copy of a node's id, or NULL */
 char *gm_e_output(gm_engine *e, const char *node_name, const char *key); /* copy or NULL */
 void gm_e_set_output(gm_engine *e, gm_node_run *n, const char *key, const char *value);
 void gm_e_event(gm_engine *e, gm_node_run *n, const char *fmt, ...)

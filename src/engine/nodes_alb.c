@@ -58,9 +58,9 @@ static void elb_name(gm_engine *e, const char *suffix, char *out, size_t size)
 static gm_status alb_sg_create(gm_engine *e, gm_node_run *n, gm_error *err)
 {
     char *id = NULL;
-    gm_status st = gm_n_sg_create(e, n, &gm_ops_alb_sg, "alb",
-                                  "GeuseMaker load balancer: HTTP and HTTPS from allowed ranges",
-                                  &id, err);
+    gm_status st =
+        gm_n_sg_create(e, n, &gm_ops_alb_sg, "alb",
+                       "GeuseMaker load balancer: HTTP and HTTPS from allowed ranges", &id, err);
     if (st == GM_OK) {
         gm_params p;
         gm_params_init(&p);
@@ -82,8 +82,10 @@ static gm_status alb_sg_create(gm_engine *e, gm_node_run *n, gm_error *err)
     return st;
 }
 
-const gm_node_ops gm_ops_alb_sg = {"alb_sg", "creating the load balancer's security group", true,
-                                   alb_sg_create, gm_n_sg_find, gm_n_sg_destroy, gm_n_sg_inspect};
+const gm_node_ops gm_ops_alb_sg = {"alb_sg",       "creating the load balancer's security group",
+                                   true,           alb_sg_create,
+                                   gm_n_sg_find,   gm_n_sg_destroy,
+                                   gm_n_sg_inspect};
 
 /* ---- the instance group admits the load balancer group on nginx's ports ---- */
 
@@ -142,9 +144,13 @@ static gm_status alb_ingress_destroy(gm_engine *e, gm_node_run *n, const char *i
     return st;
 }
 
-const gm_node_ops gm_ops_alb_ingress = {"alb_ingress", "admitting the load balancer to the instance",
-                                        true, alb_ingress_create, alb_ingress_find,
-                                        alb_ingress_destroy, NULL};
+const gm_node_ops gm_ops_alb_ingress = {"alb_ingress",
+                                        "admitting the load balancer to the instance",
+                                        true,
+                                        alb_ingress_create,
+                                        alb_ingress_find,
+                                        alb_ingress_destroy,
+                                        NULL};
 
 /* ---- the load balancer ------------------------------------------------------ */
 
@@ -164,7 +170,8 @@ static gm_status alb_describe(gm_engine *e, const char *param, const char *value
     if (state)
         *state = '\0';
     if (st == GM_OK && doc) {
-        xmlNodePtr lb = gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "LoadBalancers"), "member");
+        xmlNodePtr lb =
+            gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "LoadBalancers"), "member");
         if (lb && out_arn)
             *out_arn = gm_xml_text(lb, "LoadBalancerArn");
         if (lb && state)
@@ -207,7 +214,8 @@ static gm_status alb_create(gm_engine *e, gm_node_run *n, gm_error *err)
         st = elb_call(e, "CreateLoadBalancer", &p, &doc, NULL, err);
         gm_params_release(&p);
         if (st == GM_OK) {
-            xmlNodePtr lb = gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "LoadBalancers"), "member");
+            xmlNodePtr lb =
+                gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "LoadBalancers"), "member");
             arn = lb ? gm_xml_text(lb, "LoadBalancerArn") : NULL;
             st = arn ? gm_e_journal_id(e, n, arn, err)
                      : gm_error_set(err, GM_ERR_PARSE, "CreateLoadBalancer returned no arn");
@@ -277,7 +285,8 @@ static gm_status alb_inspect(gm_engine *e, gm_node_run *n, const char *id, json_
     if (found) {
         json_object_set_new(live, "state", json_string(state));
         if (strcmp(state, "active") != 0)
-            json_array_append_new(json_object_get(live, "drift"), json_sprintf("load balancer is %s", state));
+            json_array_append_new(json_object_get(live, "drift"),
+                                  json_sprintf("load balancer is %s", state));
     } else {
         json_array_append_new(json_object_get(live, "drift"), json_string("missing"));
     }
@@ -285,8 +294,8 @@ static gm_status alb_inspect(gm_engine *e, gm_node_run *n, const char *id, json_
     return GM_OK;
 }
 
-const gm_node_ops gm_ops_alb = {"alb", "creating the load balancer", true, alb_create, alb_find,
-                                alb_destroy, alb_inspect};
+const gm_node_ops gm_ops_alb = {
+    "alb", "creating the load balancer", true, alb_create, alb_find, alb_destroy, alb_inspect};
 
 /* ---- target group ------------------------------------------------------------ */
 
@@ -303,7 +312,8 @@ static gm_status tg_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *
     gm_params_release(&p);
     *out_id = NULL;
     if (st == GM_OK && doc) {
-        xmlNodePtr tg = gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "TargetGroups"), "member");
+        xmlNodePtr tg =
+            gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "TargetGroups"), "member");
         if (tg)
             *out_id = gm_xml_text(tg, "TargetGroupArn");
     }
@@ -346,7 +356,8 @@ static gm_status tg_create(gm_engine *e, gm_node_run *n, gm_error *err)
         st = elb_call(e, "CreateTargetGroup", &p, &doc, NULL, err);
         gm_params_release(&p);
         if (st == GM_OK) {
-            xmlNodePtr tg = gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "TargetGroups"), "member");
+            xmlNodePtr tg =
+                gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "TargetGroups"), "member");
             arn = tg ? gm_xml_text(tg, "TargetGroupArn") : NULL;
             st = arn ? gm_e_journal_id(e, n, arn, err)
                      : gm_error_set(err, GM_ERR_PARSE, "CreateTargetGroup returned no arn");
@@ -369,8 +380,8 @@ static gm_status tg_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_err
     return st;
 }
 
-const gm_node_ops gm_ops_target_group = {"target_group", "creating target groups", true,
-                                         tg_create, tg_find, tg_destroy, NULL};
+const gm_node_ops gm_ops_target_group = {
+    "target_group", "creating target groups", true, tg_create, tg_find, tg_destroy, NULL};
 
 /* ---- listeners ---------------------------------------------------------------- */
 
@@ -409,7 +420,8 @@ static gm_status listener_create(gm_engine *e, gm_node_run *n, gm_error *err)
         st = elb_call(e, "CreateListener", &p, &doc, NULL, err);
         gm_params_release(&p);
         if (st == GM_OK && !first) {
-            xmlNodePtr l = gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "Listeners"), "member");
+            xmlNodePtr l =
+                gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "Listeners"), "member");
             first = l ? gm_xml_text(l, "ListenerArn") : NULL;
         }
         xmlFreeDoc(doc);
@@ -441,8 +453,7 @@ static gm_status listener_destroy(gm_engine *e, gm_node_run *n, const char *id, 
     static const char *const gone[] = {"LoadBalancerNotFound", "ListenerNotFound", NULL};
     gm_status st = elb_call(e, "DescribeListeners", &p, &doc, gone, err);
     gm_params_release(&p);
-    GM_XML_FOREACH(l, gm_xml_find(doc ? xmlDocGetRootElement(doc) : NULL, "Listeners"), "member")
-    {
+    GM_XML_FOREACH (l, gm_xml_find(doc ? xmlDocGetRootElement(doc) : NULL, "Listeners"), "member") {
         char *arn = gm_xml_text(l, "ListenerArn");
         gm_params_init(&p);
         gm_params_add(&p, "ListenerArn", arn ? arn : "");
@@ -457,8 +468,8 @@ static gm_status listener_destroy(gm_engine *e, gm_node_run *n, const char *id, 
     return st;
 }
 
-const gm_node_ops gm_ops_listener = {"listener", "creating listeners", true, listener_create,
-                                     listener_find, listener_destroy, NULL};
+const gm_node_ops gm_ops_listener = {"listener",    "creating listeners", true, listener_create,
+                                     listener_find, listener_destroy,     NULL};
 
 /* ---- targets ------------------------------------------------------------------- */
 
@@ -509,8 +520,8 @@ static gm_status targets_destroy(gm_engine *e, gm_node_run *n, const char *id, g
     return st;
 }
 
-const gm_node_ops gm_ops_targets = {"targets", "registering instances", true, targets_create,
-                                    targets_find, targets_destroy, NULL};
+const gm_node_ops gm_ops_targets = {"targets",    "registering instances", true, targets_create,
+                                    targets_find, targets_destroy,         NULL};
 
 /* ---- healthy targets -------------------------------------------------------------- */
 
@@ -534,8 +545,8 @@ static gm_status alb_healthy_create(gm_engine *e, gm_node_run *n, gm_error *err)
             break;
         int total = 0, healthy = 0;
         char why[512] = "";
-        GM_XML_FOREACH(d, gm_xml_find(xmlDocGetRootElement(doc), "TargetHealthDescriptions"), "member")
-        {
+        GM_XML_FOREACH (d, gm_xml_find(xmlDocGetRootElement(doc), "TargetHealthDescriptions"),
+                        "member") {
             char state[32], reason[96], desc[256], id[64];
             gm_xml_text_to(d, "TargetHealth/State", state, sizeof state);
             gm_xml_text_to(d, "TargetHealth/Reason", reason, sizeof reason);
@@ -573,5 +584,5 @@ static gm_status alb_healthy_create(gm_engine *e, gm_node_run *n, gm_error *err)
     return st;
 }
 
-const gm_node_ops gm_ops_alb_healthy = {"alb_healthy", "waiting for healthy targets", false,
-                                        alb_healthy_create, NULL, NULL, NULL};
+const gm_node_ops gm_ops_alb_healthy = {
+    "alb_healthy", "waiting for healthy targets", false, alb_healthy_create, NULL, NULL, NULL};

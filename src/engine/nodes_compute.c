@@ -35,11 +35,11 @@ typedef struct put_job {
 static void *put_parameter(void *arg)
 {
     put_job *j = arg;
-    json_t *body = json_pack(
-        "{s:s, s:s, s:s, s:s, s:b, s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}]}", "Name", j->name, "Value",
-        j->value, "Type", "SecureString", "Description", j->description, "Overwrite", 0, "Tags",
-        "Key", "geusemaker:deployment", "Value", j->e->dep->name, "Key", "geusemaker:node", "Value",
-        j->node, "Key", "ManagedBy", "Value", "geusemaker");
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:b, s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}]}", "Name",
+                             j->name, "Value", j->value, "Type", "SecureString", "Description",
+                             j->description, "Overwrite", 0, "Tags", "Key", "geusemaker:deployment",
+                             "Value", j->e->dep->name, "Key", "geusemaker:node", "Value", j->node,
+                             "Key", "ManagedBy", "Value", "geusemaker");
     json_t *out = NULL;
     gm_error cerr = {0};
     j->st = body ? gm_aws_json(j->e->aws, &gm_svc_ssm, "PutParameter", body, &out, &cerr)
@@ -148,18 +148,20 @@ static gm_status secrets_inspect(gm_engine *e, gm_node_run *n, const char *id, j
         return st;
     size_t found = json_array_size(json_object_get(out, "Parameters"));
     json_object_set_new(live, "exists", json_boolean(found > 0));
-    json_object_set_new(live, "state", json_sprintf("%zu of %d parameters", found, GM_SECRET_COUNT));
+    json_object_set_new(live, "state",
+                        json_sprintf("%zu of %d parameters", found, GM_SECRET_COUNT));
     size_t i;
     json_t *missing;
-    json_array_foreach(json_object_get(out, "InvalidParameters"), i, missing)
+    json_array_foreach (json_object_get(out, "InvalidParameters"), i, missing)
         json_array_append_new(json_object_get(live, "drift"),
                               json_sprintf("missing %s", json_string_value(missing)));
     json_decref(out);
     return GM_OK;
 }
 
-const gm_node_ops gm_ops_secrets = {"secrets", "storing the stack's secrets in SSM", true,
-                                    secrets_create, secrets_find, secrets_destroy,
+const gm_node_ops gm_ops_secrets = {"secrets",      "storing the stack's secrets in SSM",
+                                    true,           secrets_create,
+                                    secrets_find,   secrets_destroy,
                                     secrets_inspect};
 
 /* ---- instance ------------------------------------------------------------------ */
@@ -272,7 +274,8 @@ static gm_status run_instance(gm_engine *e, gm_node_run *n, const char *token, c
         gm_error cerr = {0};
         st = gm_aws_query(e->aws, &gm_svc_ec2, "RunInstances", &p, &doc, &cerr);
         if (st == GM_OK) {
-            xmlNodePtr item = gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "instancesSet"), "item");
+            xmlNodePtr item =
+                gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "instancesSet"), "item");
             *out_id = item ? gm_xml_text(item, "instanceId") : NULL;
             xmlFreeDoc(doc);
             if (!*out_id)
@@ -317,15 +320,18 @@ static gm_status wait_running(gm_engine *e, gm_node_run *n, const char *id, gm_e
         }
         char state[32] = "";
         if (st == GM_OK) {
-            xmlNodePtr item = gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "instancesSet"), "item");
+            xmlNodePtr item =
+                gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "instancesSet"), "item");
             gm_xml_text_to(item, "instanceState/name", state, sizeof state);
             if (strcmp(state, "running") == 0) {
                 char buf[128];
-                gm_e_set_output(e, n, "public_ip", gm_xml_text_to(item, "ipAddress", buf, sizeof buf));
+                gm_e_set_output(e, n, "public_ip",
+                                gm_xml_text_to(item, "ipAddress", buf, sizeof buf));
                 gm_e_set_output(e, n, "private_ip",
                                 gm_xml_text_to(item, "privateIpAddress", buf, sizeof buf));
-                gm_e_set_output(e, n, "az", gm_xml_text_to(item, "placement/availabilityZone", buf,
-                                                           sizeof buf));
+                gm_e_set_output(
+                    e, n, "az",
+                    gm_xml_text_to(item, "placement/availabilityZone", buf, sizeof buf));
                 gm_e_set_output(e, n, "instance_type",
                                 gm_xml_text_to(item, "instanceType", buf, sizeof buf));
                 gm_xml_text_to(item, "instanceLifecycle", buf, sizeof buf);
@@ -390,11 +396,12 @@ static gm_status launch_with_failover(gm_engine *e, gm_node_run *n, const char *
          * would be refused as a mismatch. */
         snprintf(attempt_token, sizeof attempt_token, "%.60s-%zu", token, i + 1);
         gm_error lerr = {0};
-        st = run_instance(e, n, attempt_token, c->type, subnet_for_az(e, c->az, azs), c->az,
-                          spot, userdata, out_id, &lerr);
-        json_array_append_new(attempts, json_pack("{s:s, s:s, s:s, s:s}", "type", c->type, "az",
-                                                  c->az, "market", gm_market_name(c->market),
-                                                  "result", st == GM_OK ? "launched" : lerr.aws_code));
+        st = run_instance(e, n, attempt_token, c->type, subnet_for_az(e, c->az, azs), c->az, spot,
+                          userdata, out_id, &lerr);
+        json_array_append_new(attempts,
+                              json_pack("{s:s, s:s, s:s, s:s}", "type", c->type, "az", c->az,
+                                        "market", gm_market_name(c->market), "result",
+                                        st == GM_OK ? "launched" : lerr.aws_code));
         if (st == GM_OK) {
             char price[64];
             snprintf(price, sizeof price, "%.4f", c->hourly);
@@ -404,8 +411,8 @@ static gm_status launch_with_failover(gm_engine *e, gm_node_run *n, const char *
             gm_e_set_output(e, n, "chosen_hourly_usd", price);
             gm_e_set_output(e, n, "price_source", c->source);
             gm_e_set_output(e, n, "choice_reason", c->reason);
-            json_t *est = gm_cost_estimate_candidate(c, strcmp(e->dep->tier, "automation") == 0,
-                                                     NULL);
+            json_t *est =
+                gm_cost_estimate_candidate(c, strcmp(e->dep->tier, "automation") == 0, NULL);
             if (est) {
                 pthread_mutex_lock(&e->lock);
                 json_decref(e->dep->cost);
@@ -470,8 +477,7 @@ static gm_status instance_create(gm_engine *e, gm_node_run *n, gm_error *err)
     return st;
 }
 
-static gm_status instance_state(gm_engine *e, gm_params *p, char *state, size_t size,
-                                gm_error *err)
+static gm_status instance_state(gm_engine *e, gm_params *p, char *state, size_t size, gm_error *err)
 {
     static const char *const gone[] = {"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed",
                                        NULL};
@@ -479,7 +485,8 @@ static gm_status instance_state(gm_engine *e, gm_params *p, char *state, size_t 
     *state = '\0';
     gm_status st = gm_e_ec2_call(e, "DescribeInstances", p, &doc, gone, err);
     if (st == GM_OK) {
-        xmlNodePtr item = gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "instancesSet"), "item");
+        xmlNodePtr item =
+            gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "instancesSet"), "item");
         gm_xml_text_to(item, "instanceState/name", state, size);
         if (!item)
             snprintf(state, size, "terminated");
@@ -517,9 +524,11 @@ static gm_status instance_inspect(gm_engine *e, gm_node_run *n, const char *id, 
                                     "instanceState/name", live, err);
     const char *state = json_string_value(json_object_get(live, "state"));
     if (st == GM_OK && state && strcmp(state, "running") != 0)
-        json_array_append_new(json_object_get(live, "drift"), json_sprintf("instance is %s", state));
+        json_array_append_new(json_object_get(live, "drift"),
+                              json_sprintf("instance is %s", state));
     return st;
 }
 
-const gm_node_ops gm_ops_instance = {"instance", "launching the instance", true, instance_create,
-                                     instance_find, instance_destroy, instance_inspect};
+const gm_node_ops gm_ops_instance = {
+    "instance",       "launching the instance", true, instance_create, instance_find,
+    instance_destroy, instance_inspect};

@@ -22,8 +22,7 @@ static bool has_tag(json_t *tags, const char *key, const char *value)
 {
     size_t i;
     json_t *t;
-    json_array_foreach(tags, i, t)
-    {
+    json_array_foreach (tags, i, t) {
         if (gm_str_eq(json_string_value(json_object_get(t, "Key")), key) &&
             gm_str_eq(json_string_value(json_object_get(t, "Value")), value))
             return true;
@@ -35,7 +34,8 @@ static gm_status describe_fs(gm_engine *e, const char *query, json_t **out, gm_e
 {
     char path[512];
     snprintf(path, sizeof path, EFS_API "/file-systems%s", query);
-    return gm_aws_rest_json(e->aws, &gm_svc_efs, "DescribeFileSystems", "GET", path, NULL, out, err);
+    return gm_aws_rest_json(e->aws, &gm_svc_efs, "DescribeFileSystems", "GET", path, NULL, out,
+                            err);
 }
 
 static gm_status efs_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
@@ -56,8 +56,7 @@ static gm_status efs_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error 
         return st;
     size_t i;
     json_t *fs;
-    json_array_foreach(json_object_get(out, "FileSystems"), i, fs)
-    {
+    json_array_foreach (json_object_get(out, "FileSystems"), i, fs) {
         json_t *tags = json_object_get(fs, "Tags");
         if (*query || (has_tag(tags, "geusemaker:deployment", e->dep->name) &&
                        has_tag(tags, "geusemaker:node", n->def->name))) {
@@ -171,8 +170,9 @@ static gm_status efs_inspect(gm_engine *e, gm_node_run *n, const char *id, json_
     return GM_OK;
 }
 
-const gm_node_ops gm_ops_efs = {"efs", "creating the encrypted file system", true, efs_create,
-                                efs_find, efs_destroy, efs_inspect};
+const gm_node_ops gm_ops_efs = {
+    "efs",      "creating the encrypted file system", true, efs_create, efs_find, efs_destroy,
+    efs_inspect};
 
 /* ---- mount targets --------------------------------------------------------- */
 
@@ -195,16 +195,15 @@ static gm_status mt_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *
     snprintf(path, sizeof path, EFS_API "/mount-targets?FileSystemId=%s", fs);
     json_t *out = NULL;
     gm_error cerr = {0};
-    gm_status st = gm_aws_rest_json(e->aws, &gm_svc_efs, "DescribeMountTargets", "GET", path,
-                                    NULL, &out, &cerr);
+    gm_status st = gm_aws_rest_json(e->aws, &gm_svc_efs, "DescribeMountTargets", "GET", path, NULL,
+                                    &out, &cerr);
     if (st != GM_OK && strcmp(cerr.aws_code, "FileSystemNotFound") == 0)
         st = GM_OK;
     else if (st != GM_OK)
         *err = cerr;
     size_t i;
     json_t *mt;
-    json_array_foreach(json_object_get(out, "MountTargets"), i, mt)
-    {
+    json_array_foreach (json_object_get(out, "MountTargets"), i, mt) {
         if (gm_str_eq(json_string_value(json_object_get(mt, "SubnetId")), subnet)) {
             *out_id = gm_strdup(json_string_value(json_object_get(mt, "MountTargetId")));
             break;
@@ -267,8 +266,8 @@ static gm_status mt_create(gm_engine *e, gm_node_run *n, gm_error *err)
     json_t *body = json_pack("{s:s?, s:s?, s:[s?]}", "FileSystemId", fs, "SubnetId", subnet,
                              "SecurityGroups", sg);
     json_t *out = NULL;
-    st = gm_aws_rest_json(e->aws, &gm_svc_efs, "CreateMountTarget", "POST", EFS_API "/mount-targets",
-                          body, &out, err);
+    st = gm_aws_rest_json(e->aws, &gm_svc_efs, "CreateMountTarget", "POST",
+                          EFS_API "/mount-targets", body, &out, err);
     json_decref(body);
     if (st == GM_OK) {
         const char *mid = json_string_value(json_object_get(out, "MountTargetId"));
@@ -341,5 +340,6 @@ static gm_status mt_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t
     return GM_OK;
 }
 
-const gm_node_ops gm_ops_mount_target = {"mount_target", "creating an EFS mount target", true,
-                                         mt_create, mt_find, mt_destroy, mt_inspect};
+const gm_node_ops gm_ops_mount_target = {
+    "mount_target", "creating an EFS mount target", true, mt_create, mt_find, mt_destroy,
+    mt_inspect};

@@ -28,7 +28,8 @@ static bool on_progress(void *arg, const gm_health_progress *p)
         snprintf(detail, sizeof detail, "%s%s%.512s", gm_health_state_name(p->doc->verdict),
                  *p->doc->reason ? ": " : "", p->doc->reason);
     else
-        snprintf(detail, sizeof detail, "not answering yet (%.600s)", p->error ? p->error : "no answer");
+        snprintf(detail, sizeof detail, "not answering yet (%.600s)",
+                 p->error ? p->error : "no answer");
     if (strcmp(detail, w->last) != 0) {
         snprintf(w->last, sizeof w->last, "%s", detail);
         if (w->e->progress)
@@ -54,8 +55,9 @@ static gm_status health_create(gm_engine *e, gm_node_run *n, gm_error *err)
         return st;
     if (kind == GM_HEALTH_TARGET_SKIP) {
         free(url);
-        gm_e_event(e, n, "health check skipped: AWS is a local emulator and "
-                         "GEUSEMAKER_HEALTH_ENDPOINT is not set");
+        gm_e_event(e, n,
+                   "health check skipped: AWS is a local emulator and "
+                   "GEUSEMAKER_HEALTH_ENDPOINT is not set");
         gm_e_set_output(e, n, "verdict", "skipped");
         return gm_e_journal_id(e, n, "skipped", err);
     }
@@ -80,5 +82,5 @@ static gm_status health_create(gm_engine *e, gm_node_run *n, gm_error *err)
     return gm_e_journal_id(e, n, gm_health_state_name(doc.verdict), err);
 }
 
-const gm_node_ops gm_ops_health = {"health", "waiting for the stack to be healthy", false,
-                                   health_create, NULL, NULL, NULL};
+const gm_node_ops gm_ops_health = {
+    "health", "waiting for the stack to be healthy", false, health_create, NULL, NULL, NULL};

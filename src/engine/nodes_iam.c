@@ -67,8 +67,7 @@ static gm_status find_named(gm_engine *e, const char *action, const char *param,
     xmlNodePtr obj = gm_xml_find(xmlDocGetRootElement(doc), elem);
     if (obj) {
         bool ours = false;
-        GM_XML_FOREACH(t, gm_xml_child(obj, "Tags"), "member")
-        {
+        GM_XML_FOREACH (t, gm_xml_child(obj, "Tags"), "member") {
             char *k = gm_xml_text(t, "Key"), *v = gm_xml_text(t, "Value");
             if (gm_str_eq(k, "geusemaker:deployment") && gm_str_eq(v, e->dep->name))
                 ours = true;
@@ -141,8 +140,7 @@ static gm_status role_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_e
     gm_params_release(&p);
     if (st != GM_OK)
         return st;
-    GM_XML_FOREACH(m, gm_xml_find(xmlDocGetRootElement(doc), "AttachedPolicies"), "member")
-    {
+    GM_XML_FOREACH (m, gm_xml_find(xmlDocGetRootElement(doc), "AttachedPolicies"), "member") {
         char *arn = gm_xml_text(m, "PolicyArn");
         gm_params_init(&p);
         gm_params_add(&p, "RoleName", id);
@@ -162,8 +160,7 @@ static gm_status role_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_e
         gm_params_release(&p);
     }
     if (st == GM_OK && doc) {
-        GM_XML_FOREACH(m, gm_xml_find(xmlDocGetRootElement(doc), "PolicyNames"), "member")
-        {
+        GM_XML_FOREACH (m, gm_xml_find(xmlDocGetRootElement(doc), "PolicyNames"), "member") {
             char *pn = gm_xml_text(m, "");
             gm_params_init(&p);
             gm_params_add(&p, "RoleName", id);
@@ -197,8 +194,9 @@ static gm_status role_inspect(gm_engine *e, gm_node_run *n, const char *id, json
     return st;
 }
 
-const gm_node_ops gm_ops_role = {"iam_role", "creating the instance role", true, role_create,
-                                 role_find, role_destroy, role_inspect};
+const gm_node_ops gm_ops_role = {
+    "iam_role",  "creating the instance role", true, role_create, role_find, role_destroy,
+    role_inspect};
 
 /* Least privilege: SSM agent core, mounting only this deployment's file
  * systems, reading only this deployment's parameters. */
@@ -214,7 +212,8 @@ static gm_status role_policy_create(gm_engine *e, gm_node_run *n, gm_error *err)
         "\"Action\":[\"ssm:GetParameter\",\"ssm:GetParameters\",\"ssm:GetParametersByPath\"],"
         "\"Resource\":\"arn:aws:ssm:%s:*:parameter/geusemaker/%s/*\"},"
         "{\"Sid\":\"DecryptOwnParameters\",\"Effect\":\"Allow\",\"Action\":\"kms:Decrypt\","
-        "\"Resource\":\"*\",\"Condition\":{\"StringEquals\":{\"kms:ViaService\":\"ssm.%s.amazonaws.com\"}}},"
+        "\"Resource\":\"*\",\"Condition\":{\"StringEquals\":{\"kms:ViaService\":\"ssm.%s.amazonaws."
+        "com\"}}},"
         "{\"Sid\":\"MountOwnFileSystem\",\"Effect\":\"Allow\","
         "\"Action\":[\"elasticfilesystem:ClientMount\",\"elasticfilesystem:ClientWrite\","
         "\"elasticfilesystem:DescribeMountTargets\"],"
@@ -247,8 +246,9 @@ static gm_status role_policy_create(gm_engine *e, gm_node_run *n, gm_error *err)
     return st;
 }
 
-const gm_node_ops gm_ops_role_policy = {"role_policy", "granting the role its permissions", false,
-                                        role_policy_create, NULL, NULL, NULL};
+const gm_node_ops gm_ops_role_policy = {
+    "role_policy", "granting the role its permissions", false, role_policy_create, NULL, NULL,
+    NULL};
 
 /* ---- instance profile -------------------------------------------------------- */
 
@@ -301,8 +301,7 @@ static gm_status profile_remove_roles(gm_engine *e, const char *profile, gm_erro
     gm_params_release(&p);
     if (st != GM_OK || !doc)
         return st;
-    GM_XML_FOREACH(m, gm_xml_find(xmlDocGetRootElement(doc), "Roles"), "member")
-    {
+    GM_XML_FOREACH (m, gm_xml_find(xmlDocGetRootElement(doc), "Roles"), "member") {
         char *role = gm_xml_text(m, "RoleName");
         gm_params_init(&p);
         gm_params_add(&p, "InstanceProfileName", profile);
@@ -335,8 +334,8 @@ static gm_status profile_inspect(gm_engine *e, gm_node_run *n, const char *id, j
                                  gm_error *err)
 {
     char *found = NULL;
-    gm_status st = find_named(e, "GetInstanceProfile", "InstanceProfileName", id,
-                              "InstanceProfile", &found, err);
+    gm_status st = find_named(e, "GetInstanceProfile", "InstanceProfileName", id, "InstanceProfile",
+                              &found, err);
     json_object_set_new(live, "exists", json_boolean(found != NULL));
     if (st == GM_OK && !found)
         json_array_append_new(json_object_get(live, "drift"), json_string("missing"));
@@ -344,8 +343,12 @@ static gm_status profile_inspect(gm_engine *e, gm_node_run *n, const char *id, j
     return st;
 }
 
-const gm_node_ops gm_ops_profile = {"instance_profile", "creating the instance profile", true,
-                                    profile_create, profile_find, profile_destroy,
+const gm_node_ops gm_ops_profile = {"instance_profile",
+                                    "creating the instance profile",
+                                    true,
+                                    profile_create,
+                                    profile_find,
+                                    profile_destroy,
                                     profile_inspect};
 
 static gm_status profile_role_create(gm_engine *e, gm_node_run *n, gm_error *err)
@@ -380,6 +383,10 @@ static gm_status profile_role_destroy(gm_engine *e, gm_node_run *n, const char *
     return profile_remove_roles(e, id, err);
 }
 
-const gm_node_ops gm_ops_profile_role = {"profile_role", "putting the role in the profile", true,
-                                         profile_role_create, profile_role_find,
-                                         profile_role_destroy, NULL};
+const gm_node_ops gm_ops_profile_role = {"profile_role",
+                                         "putting the role in the profile",
+                                         true,
+                                         profile_role_create,
+                                         profile_role_find,
+                                         profile_role_destroy,
+                                         NULL};

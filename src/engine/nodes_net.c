@@ -10,8 +10,8 @@
 
 /* ---- shared -------------------------------------------------------------- */
 
-gm_status gm_n_adopt_or_intent(gm_engine *e, gm_node_run *n, const gm_node_ops *ops,
-                               char **out_id, char *token, size_t token_size, gm_error *err)
+gm_status gm_n_adopt_or_intent(gm_engine *e, gm_node_run *n, const gm_node_ops *ops, char **out_id,
+                               char *token, size_t token_size, gm_error *err)
 {
     *out_id = NULL;
     /* Only a node journalled by an earlier run can have left something behind:
@@ -85,14 +85,15 @@ static gm_status azs_create(gm_engine *e, gm_node_run *n, gm_error *err)
     gm_params_add(&p, "Filter.1.Name", "instance-type");
     gm_params_add(&p, "Filter.1.Value.1", e->cfg->instance_type);
     xmlDocPtr doc = NULL;
-    gm_status st = gm_aws_query(e->aws, &gm_svc_ec2, "DescribeInstanceTypeOfferings", &p, &doc, err);
+    gm_status st =
+        gm_aws_query(e->aws, &gm_svc_ec2, "DescribeInstanceTypeOfferings", &p, &doc, err);
     gm_params_release(&p);
     if (st != GM_OK)
         return st;
     char *offered[64];
     size_t no = 0;
-    GM_XML_FOREACH(item, gm_xml_find(xmlDocGetRootElement(doc), "instanceTypeOfferingSet"), "item")
-    {
+    GM_XML_FOREACH (item, gm_xml_find(xmlDocGetRootElement(doc), "instanceTypeOfferingSet"),
+                    "item") {
         char *loc = gm_xml_text(item, "location");
         if (loc && no < 64)
             offered[no++] = loc;
@@ -118,8 +119,8 @@ static gm_status azs_create(gm_engine *e, gm_node_run *n, gm_error *err)
     return gm_e_journal_id(e, n, id, err);
 }
 
-const gm_node_ops gm_ops_azs = {"azs", "choosing availability zones", false, azs_create, NULL,
-                                NULL, NULL};
+const gm_node_ops gm_ops_azs = {"azs", "choosing availability zones", false, azs_create, NULL, NULL,
+                                NULL};
 
 /* ---- AMI lookup ----------------------------------------------------------- */
 
@@ -150,7 +151,8 @@ static gm_status ami_create(gm_engine *e, gm_node_run *n, gm_error *err)
                  "/aws/service/deeplearning/ami/x86_64/"
                  "base-oss-nvidia-driver-gpu-amazon-linux-2023/latest/ami-id");
     else
-        snprintf(param, sizeof param, "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-%s",
+        snprintf(param, sizeof param,
+                 "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-%s",
                  gm_instance_type_is_arm(e->cfg->instance_type) ? "arm64" : "x86_64");
     json_t *body = json_pack("{s:s}", "Name", param);
     json_t *out = NULL;
@@ -223,8 +225,8 @@ static gm_status vpc_inspect(gm_engine *e, gm_node_run *n, const char *id, json_
     return gm_n_inspect_ec2(e, "DescribeVpcs", "VpcId.1", id, "vpcSet", "state", out, err);
 }
 
-const gm_node_ops gm_ops_vpc = {"vpc", "creating the VPC", true, vpc_create, vpc_find,
-                                vpc_destroy, vpc_inspect};
+const gm_node_ops gm_ops_vpc = {"vpc",    "creating the VPC", true,       vpc_create,
+                                vpc_find, vpc_destroy,        vpc_inspect};
 
 static gm_status vpc_dns_create(gm_engine *e, gm_node_run *n, gm_error *err)
 {
@@ -247,8 +249,8 @@ static gm_status vpc_dns_create(gm_engine *e, gm_node_run *n, gm_error *err)
     return st;
 }
 
-const gm_node_ops gm_ops_vpc_dns = {"vpc_dns", "turning on VPC DNS hostnames", false,
-                                    vpc_dns_create, NULL, NULL, NULL};
+const gm_node_ops gm_ops_vpc_dns = {
+    "vpc_dns", "turning on VPC DNS hostnames", false, vpc_dns_create, NULL, NULL, NULL};
 
 /* ---- internet gateway ------------------------------------------------------ */
 
@@ -304,15 +306,15 @@ static gm_status igw_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_er
     gm_params_release(&p);
     if (st != GM_OK)
         return st;
-    xmlNodePtr item = gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "internetGatewaySet"), "item");
+    xmlNodePtr item =
+        gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "internetGatewaySet"), "item");
     if (!item) {
         xmlFreeDoc(doc);
         return GM_OK;
     }
     static const char *const not_attached[] = {"Gateway.NotAttached",
                                                "InvalidInternetGatewayID.NotFound", NULL};
-    GM_XML_FOREACH(att, gm_xml_child(item, "attachmentSet"), "item")
-    {
+    GM_XML_FOREACH (att, gm_xml_child(item, "attachmentSet"), "item") {
         char *vpc = gm_xml_text(att, "vpcId");
         gm_params_init(&p);
         gm_params_add(&p, "InternetGatewayId", id);
@@ -340,8 +342,8 @@ static gm_status igw_inspect(gm_engine *e, gm_node_run *n, const char *id, json_
                             "internetGatewaySet", NULL, out, err);
 }
 
-const gm_node_ops gm_ops_igw = {"igw", "creating the internet gateway", true, igw_create,
-                                igw_find, igw_destroy, igw_inspect};
+const gm_node_ops gm_ops_igw = {
+    "igw", "creating the internet gateway", true, igw_create, igw_find, igw_destroy, igw_inspect};
 
 /* ---- subnets ---------------------------------------------------------------- */
 
@@ -401,8 +403,8 @@ static gm_status subnet_inspect(gm_engine *e, gm_node_run *n, const char *id, js
     return gm_n_inspect_ec2(e, "DescribeSubnets", "SubnetId.1", id, "subnetSet", "state", out, err);
 }
 
-const gm_node_ops gm_ops_subnet = {"subnet", "creating a subnet", true, subnet_create,
-                                   subnet_find, subnet_destroy, subnet_inspect};
+const gm_node_ops gm_ops_subnet = {"subnet",    "creating a subnet", true,          subnet_create,
+                                   subnet_find, subnet_destroy,      subnet_inspect};
 
 /* ---- public routing: route table, default route, associations ------------ */
 
@@ -483,8 +485,7 @@ static gm_status rt_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_err
         return st;
     xmlNodePtr item = gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "routeTableSet"), "item");
     static const char *const assoc_gone[] = {"InvalidAssociationID.NotFound", NULL};
-    GM_XML_FOREACH(assoc, gm_xml_child(item, "associationSet"), "item")
-    {
+    GM_XML_FOREACH (assoc, gm_xml_child(item, "associationSet"), "item") {
         char *aid = gm_xml_text(assoc, "routeTableAssociationId");
         char *main_flag = gm_xml_text(assoc, "main");
         if (aid && !(main_flag && strcmp(main_flag, "true") == 0)) {
@@ -516,14 +517,14 @@ static gm_status rt_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t
                             out, err);
 }
 
-const gm_node_ops gm_ops_route_table = {"route_table", "routing the subnets to the internet", true,
-                                        rt_create, rt_find, rt_destroy, rt_inspect};
+const gm_node_ops gm_ops_route_table = {
+    "route_table", "routing the subnets to the internet", true, rt_create, rt_find, rt_destroy,
+    rt_inspect};
 
 /* ---- security group ---------------------------------------------------------- */
 
-gm_status gm_n_sg_create(gm_engine *e, gm_node_run *n, const gm_node_ops *ops,
-                         const char *suffix, const char *description, char **out_id,
-                         gm_error *err)
+gm_status gm_n_sg_create(gm_engine *e, gm_node_run *n, const gm_node_ops *ops, const char *suffix,
+                         const char *description, char **out_id, gm_error *err)
 {
     char *id = NULL;
     char token[96];
@@ -559,8 +560,8 @@ gm_status gm_n_sg_create(gm_engine *e, gm_node_run *n, const gm_node_ops *ops,
 static gm_status sg_create(gm_engine *e, gm_node_run *n, gm_error *err)
 {
     char *id = NULL;
-    gm_status st = gm_n_sg_create(e, n, &gm_ops_sg, "sg", "GeuseMaker AI stack instance and EFS",
-                                  &id, err);
+    gm_status st =
+        gm_n_sg_create(e, n, &gm_ops_sg, "sg", "GeuseMaker AI stack instance and EFS", &id, err);
     free(id);
     return st;
 }
@@ -582,15 +583,15 @@ gm_status gm_n_sg_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error
     return st;
 }
 
-gm_status gm_n_sg_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *out,
-                          gm_error *err)
+gm_status gm_n_sg_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *out, gm_error *err)
 {
     return gm_n_inspect_ec2(e, "DescribeSecurityGroups", "GroupId.1", id, "securityGroupInfo", NULL,
                             out, err);
 }
 
-const gm_node_ops gm_ops_sg = {"security_group", "creating the security group", true, sg_create,
-                               gm_n_sg_find, gm_n_sg_destroy, gm_n_sg_inspect};
+const gm_node_ops gm_ops_sg = {
+    "security_group", "creating the security group", true, sg_create, gm_n_sg_find, gm_n_sg_destroy,
+    gm_n_sg_inspect};
 
 /* Ports reachable from the allowed ranges: nginx only (HTTP redirect, HTTPS);
  * SSH only with a key pair; NFS from the group itself. */
@@ -612,9 +613,10 @@ static gm_status sg_rules_create(gm_engine *e, gm_node_run *n, gm_error *err)
         gm_params_addf(&p, port, "IpPermissions.%d.FromPort", perm);
         gm_params_addf(&p, port, "IpPermissions.%d.ToPort", perm);
         for (int c = 0; c < e->cfg->n_cidrs; c++) {
-            gm_params_addf(&p, e->cfg->cidrs[c], "IpPermissions.%d.IpRanges.%d.CidrIp", perm, c + 1);
-            gm_params_addf(&p, "geusemaker allowed range", "IpPermissions.%d.IpRanges.%d.Description",
-                           perm, c + 1);
+            gm_params_addf(&p, e->cfg->cidrs[c], "IpPermissions.%d.IpRanges.%d.CidrIp", perm,
+                           c + 1);
+            gm_params_addf(&p, "geusemaker allowed range",
+                           "IpPermissions.%d.IpRanges.%d.Description", perm, c + 1);
         }
     }
     gm_params_addf(&p, "tcp", "IpPermissions.%d.IpProtocol", perm);
@@ -630,5 +632,6 @@ static gm_status sg_rules_create(gm_engine *e, gm_node_run *n, gm_error *err)
     return st;
 }
 
-const gm_node_ops gm_ops_sg_rules = {"sg_rules", "opening the stack's ports to allowed ranges",
-                                     false, sg_rules_create, NULL, NULL, NULL};
+const gm_node_ops gm_ops_sg_rules = {
+    "sg_rules", "opening the stack's ports to allowed ranges", false, sg_rules_create, NULL, NULL,
+    NULL};

@@ -83,8 +83,8 @@ static gm_status placement_create(gm_engine *e, gm_node_run *n, gm_error *err)
     return gm_e_journal_id(e, n, id, err);
 }
 
-const gm_node_ops gm_ops_placement = {"placement", "reading prices and capacity offers", false,
-                                      placement_create, NULL, NULL, NULL};
+const gm_node_ops gm_ops_placement = {
+    "placement", "reading prices and capacity offers", false, placement_create, NULL, NULL, NULL};
 
 gm_status gm_n_launch_plan(gm_engine *e, const char *const azs[2], gm_cost_ranking *out,
                            gm_error *err)
@@ -103,7 +103,7 @@ gm_status gm_n_launch_plan(gm_engine *e, const char *const azs[2], gm_cost_ranki
     }
     gm_cost_strategy s;
     gm_cost_strategy_init(&s, e->dep->tier);
-    s.mode = !e->cfg->spot        ? GM_COST_MODE_ON_DEMAND_ONLY
+    s.mode = !e->cfg->spot       ? GM_COST_MODE_ON_DEMAND_ONLY
              : e->cfg->spot_only ? GM_COST_MODE_SPOT_ONLY
                                  : GM_COST_MODE_CHEAPEST;
     if (e->cfg->max_spot_price > 0)
@@ -132,10 +132,9 @@ gm_status gm_n_launch_plan(gm_engine *e, const char *const azs[2], gm_cost_ranki
     }
     out->n_viable = k;
     if (k == 0) {
-        gm_status rs = gm_error_set(err, GM_ERR_INVALID,
-                                    "no instance candidate can run in %s or %s%s%s", azs[0],
-                                    azs[1], out->n_rejected ? ": " : "",
-                                    out->n_rejected ? out->rejected[0].reason : "");
+        gm_status rs = gm_error_set(
+            err, GM_ERR_INVALID, "no instance candidate can run in %s or %s%s%s", azs[0], azs[1],
+            out->n_rejected ? ": " : "", out->n_rejected ? out->rejected[0].reason : "");
         gm_cost_ranking_release(out);
         return rs;
     }
@@ -159,7 +158,7 @@ gm_status gm_engine_budget_check(gm_aws_client *aws, gm_aws_client *pricing,
         return st;
     gm_cost_strategy s;
     gm_cost_strategy_init(&s, tier);
-    s.mode = !cfg->spot ? GM_COST_MODE_ON_DEMAND_ONLY
+    s.mode = !cfg->spot       ? GM_COST_MODE_ON_DEMAND_ONLY
              : cfg->spot_only ? GM_COST_MODE_SPOT_ONLY
                               : GM_COST_MODE_CHEAPEST;
     if (cfg->max_spot_price > 0)

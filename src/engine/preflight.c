@@ -53,7 +53,8 @@ static gm_status check_instance_type(const char *t, gm_error *err)
              t[i] == '-';
     if (!ok)
         return gm_error_set(err, GM_ERR_INVALID,
-                            "invalid --instance-type '%s': expected an EC2 type like 't3.xlarge'", t);
+                            "invalid --instance-type '%s': expected an EC2 type like 't3.xlarge'",
+                            t);
     return GM_OK;
 }
 
@@ -98,15 +99,19 @@ gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err)
                             "interval (%d s)",
                             interval);
     if ((cfg->healthy_threshold && (cfg->healthy_threshold < 2 || cfg->healthy_threshold > 10)) ||
-        (cfg->unhealthy_threshold && (cfg->unhealthy_threshold < 2 || cfg->unhealthy_threshold > 10)))
+        (cfg->unhealthy_threshold &&
+         (cfg->unhealthy_threshold < 2 || cfg->unhealthy_threshold > 10)))
         return gm_error_set(err, GM_ERR_INVALID, "health check thresholds must be 2..10");
-    if (tier == GM_TIER_AUTOMATION && cfg->vpc_id && strcmp(cfg->subnet_ids[0], cfg->subnet_ids[1]) == 0)
+    if (tier == GM_TIER_AUTOMATION && cfg->vpc_id &&
+        strcmp(cfg->subnet_ids[0], cfg->subnet_ids[1]) == 0)
         return gm_error_set(err, GM_ERR_INVALID,
                             "the load balancer needs two subnets in two availability zones");
     st = check_instance_type(cfg->instance_type, err);
     if (st != GM_OK)
         return st;
-    gm_stack_params sp = {.name = cfg->name, .tier = cfg->tier, .region = "us-east-1",
+    gm_stack_params sp = {.name = cfg->name,
+                          .tier = cfg->tier,
+                          .region = "us-east-1",
                           .instance_type = cfg->instance_type};
     st = gm_stack_validate(&sp, err);
     if (st != GM_OK)
@@ -122,8 +127,9 @@ gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err)
                             "--vpc-id and --subnet-ids go together: give both or neither");
     for (int i = 0; i < 2 && cfg->subnet_ids[0]; i++)
         if (!cfg->subnet_ids[i] || !aws_id_ok(cfg->subnet_ids[i], "subnet-"))
-            return gm_error_set(err, GM_ERR_INVALID,
-                                "invalid --subnet-ids: expected two subnet ids, 'subnet-a,subnet-b'");
+            return gm_error_set(
+                err, GM_ERR_INVALID,
+                "invalid --subnet-ids: expected two subnet ids, 'subnet-a,subnet-b'");
     if (cfg->subnet_ids[0] && strcmp(cfg->subnet_ids[0], cfg->subnet_ids[1]) == 0)
         return gm_error_set(err, GM_ERR_INVALID, "--subnet-ids names the same subnet twice");
     if (cfg->security_group_id && !aws_id_ok(cfg->security_group_id, "sg-"))
@@ -196,8 +202,7 @@ gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg
             return st;
         char az[2][64] = {"", ""};
         int i = 0;
-        GM_XML_FOREACH(item, gm_xml_find(xmlDocGetRootElement(doc), "subnetSet"), "item")
-        {
+        GM_XML_FOREACH (item, gm_xml_find(xmlDocGetRootElement(doc), "subnetSet"), "item") {
             char vpc[64];
             gm_xml_text_to(item, "vpcId", vpc, sizeof vpc);
             if (strcmp(vpc, cfg->vpc_id) != 0) {
@@ -225,9 +230,9 @@ gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg
         if (st != GM_OK)
             return st;
         char vpc[64];
-        gm_xml_text_to(gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "securityGroupInfo"),
-                                    "item"),
-                       "vpcId", vpc, sizeof vpc);
+        gm_xml_text_to(
+            gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "securityGroupInfo"), "item"),
+            "vpcId", vpc, sizeof vpc);
         xmlFreeDoc(doc);
         if (strcmp(vpc, cfg->vpc_id) != 0)
             return gm_error_set(err, GM_ERR_INVALID,
@@ -238,12 +243,11 @@ gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg
         char path[128];
         snprintf(path, sizeof path, "/2015-02-01/file-systems?FileSystemId=%s", cfg->efs_id);
         json_t *out = NULL;
-        gm_status st = gm_aws_rest_json(aws, &gm_svc_efs, "DescribeFileSystems", "GET", path,
-                                        NULL, &out, err);
+        gm_status st =
+            gm_aws_rest_json(aws, &gm_svc_efs, "DescribeFileSystems", "GET", path, NULL, &out, err);
         json_decref(out);
         if (st != GM_OK)
             return st;
     }
     return GM_OK;
 }
-

@@ -106,16 +106,16 @@ gm_status gm_health_parse(const char *text, size_t len, gm_health_doc *out, gm_e
     memset(out, 0, sizeof *out);
     out->age_s = -1;
     if (len > GM_HEALTH_DOC_MAX)
-        return gm_error_set(err, GM_ERR_LIMIT, "health document of %zu bytes exceeds %u bytes",
-                            len, GM_HEALTH_DOC_MAX);
+        return gm_error_set(err, GM_ERR_LIMIT, "health document of %zu bytes exceeds %u bytes", len,
+                            GM_HEALTH_DOC_MAX);
     if (!text || len == 0)
         return bad(out, err, "empty health document");
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         char msg[256];
-        snprintf(msg, sizeof msg, "health document is not JSON: %s (line %d, column %d)",
-                 jerr.text, jerr.line, jerr.column);
+        snprintf(msg, sizeof msg, "health document is not JSON: %s (line %d, column %d)", jerr.text,
+                 jerr.line, jerr.column);
         return bad(out, err, msg);
     }
     gm_status st = GM_OK;
@@ -125,7 +125,8 @@ gm_status gm_health_parse(const char *text, size_t len, gm_health_doc *out, gm_e
     json_t *services = json_object_get(root, "services");
     if (!json_is_object(root))
         what = "health document is not a JSON object";
-    else if (!json_is_string(overall) || !gm_health_state_parse(json_string_value(overall), &out->overall))
+    else if (!json_is_string(overall) ||
+             !gm_health_state_parse(json_string_value(overall), &out->overall))
         what = "health document has no valid 'overall' (healthy, starting, degraded or unhealthy)";
     else if (!json_is_string(checked) ||
              (out->checked_at_epoch = gm_time_parse_iso8601(json_string_value(checked))) == -1)
@@ -146,8 +147,7 @@ gm_status gm_health_parse(const char *text, size_t len, gm_health_doc *out, gm_e
 
     const char *key;
     json_t *svc;
-    json_object_foreach(services, key, svc)
-    {
+    json_object_foreach (services, key, svc) {
         char msg[160];
         if (out->n_services >= GM_HEALTH_MAX_SERVICES) {
             snprintf(msg, sizeof msg, "health document lists more than %d services",
@@ -164,8 +164,8 @@ gm_status gm_health_parse(const char *text, size_t len, gm_health_doc *out, gm_e
         }
         gm_health_service *s = &out->services[out->n_services];
         json_t *state = st == GM_OK ? json_object_get(svc, "state") : NULL;
-        if (st == GM_OK &&
-            (!json_is_string(state) || !gm_health_state_parse(json_string_value(state), &s->state))) {
+        if (st == GM_OK && (!json_is_string(state) ||
+                            !gm_health_state_parse(json_string_value(state), &s->state))) {
             snprintf(msg, sizeof msg, "service '%.31s' of the health document has no valid 'state'",
                      key);
             st = GM_ERR_PARSE;

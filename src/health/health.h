@@ -44,10 +44,10 @@
 #define GM_HEALTH_ENDPOINT_ENV "GEUSEMAKER_HEALTH_ENDPOINT"
 
 #define GM_HEALTH_MAX_SERVICES 16
-#define GM_HEALTH_DOC_MAX (64u * 1024u)     /* named limit of the document's body */
-#define GM_HEALTH_STALE_S 180               /* older than this: the timer has stopped */
-#define GM_HEALTH_REQUEST_TIMEOUT_MS 10000  /* one probe inside gm_health_wait */
-#define GM_HEALTH_POLL_MS 5000              /* default poll interval */
+#define GM_HEALTH_DOC_MAX (64u * 1024u)    /* named limit of the document's body */
+#define GM_HEALTH_STALE_S 180              /* older than this: the timer has stopped */
+#define GM_HEALTH_REQUEST_TIMEOUT_MS 10000 /* one probe inside gm_health_wait */
+#define GM_HEALTH_POLL_MS 5000             /* default poll interval */
 
 /* Ordered from best to worst: a verdict is the worst of its inputs. */
 typedef enum gm_health_state {
@@ -73,13 +73,13 @@ typedef struct gm_health_doc {
     /* What callers act on: the worst of the published overall, the overall
      * recomputed from the services by the rule above, and staleness. */
     gm_health_state verdict;
-    char reason[512];        /* why the verdict is not healthy; "" when it is */
-    char checked_at[40];     /* as published */
+    char reason[512];    /* why the verdict is not healthy; "" when it is */
+    char checked_at[40]; /* as published */
     time_t checked_at_epoch;
-    char deployment[64];     /* "" when absent */
-    char tier[16];           /* "" when absent */
-    bool stale;              /* set by gm_health_apply_age */
-    long age_s;              /* -1 when unknown */
+    char deployment[64]; /* "" when absent */
+    char tier[16];       /* "" when absent */
+    bool stale;          /* set by gm_health_apply_age */
+    long age_s;          /* -1 when unknown */
     gm_health_service services[GM_HEALTH_MAX_SERVICES];
     size_t n_services;
 } gm_health_doc;

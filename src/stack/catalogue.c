@@ -15,7 +15,8 @@ static const gm_service services[] = {
             {
                 {"POSTGRES_USER", "n8n"},
                 {"POSTGRES_DB", "n8n"},
-                {"POSTGRES_PASSWORD", "${GM_POSTGRES_PASSWORD:?postgres password missing from the env file}"},
+                {"POSTGRES_PASSWORD",
+                 "${GM_POSTGRES_PASSWORD:?postgres password missing from the env file}"},
                 /* A subdirectory: the EFS root of the service may hold other entries. */
                 {"PGDATA", "/var/lib/postgresql/data/pgdata"},
                 {NULL, NULL},
@@ -42,9 +43,11 @@ static const gm_service services[] = {
                 {"DB_POSTGRESDB_PORT", "5432"},
                 {"DB_POSTGRESDB_DATABASE", "n8n"},
                 {"DB_POSTGRESDB_USER", "n8n"},
-                {"DB_POSTGRESDB_PASSWORD", "${GM_POSTGRES_PASSWORD:?postgres password missing from the env file}"},
+                {"DB_POSTGRESDB_PASSWORD",
+                 "${GM_POSTGRES_PASSWORD:?postgres password missing from the env file}"},
                 /* From SSM: the same key for the life of the data, on every instance. */
-                {"N8N_ENCRYPTION_KEY", "${GM_N8N_ENCRYPTION_KEY:?n8n encryption key missing from the env file}"},
+                {"N8N_ENCRYPTION_KEY",
+                 "${GM_N8N_ENCRYPTION_KEY:?n8n encryption key missing from the env file}"},
                 {"N8N_PROTOCOL", "https"},
                 {"N8N_PROXY_HOPS", "1"},
                 {"N8N_DIAGNOSTICS_ENABLED", "false"},
@@ -74,7 +77,8 @@ static const gm_service services[] = {
         .data_dir = "/qdrant/storage",
         .env =
             {
-                {"QDRANT__SERVICE__API_KEY", "${GM_QDRANT_API_KEY:?qdrant api key missing from the env file}"},
+                {"QDRANT__SERVICE__API_KEY",
+                 "${GM_QDRANT_API_KEY:?qdrant api key missing from the env file}"},
                 {"QDRANT__TELEMETRY_DISABLED", "true"},
                 {NULL, NULL},
             },
@@ -118,12 +122,14 @@ static const gm_service services[] = {
         .publish = true, /* 127.0.0.1 only; nginx asks the token */
         .env =
             {
-                {"CRAWL4AI_API_TOKEN", "${GM_CRAWL4AI_TOKEN:?crawl4ai token missing from the env file}"},
+                {"CRAWL4AI_API_TOKEN",
+                 "${GM_CRAWL4AI_TOKEN:?crawl4ai token missing from the env file}"},
                 {NULL, NULL},
             },
         /* Replaces the image's own check, which fails on hosts under 2 GB. */
         .test = {"CMD", "python3", "-c",
-                 "import urllib.request; urllib.request.urlopen('http://127.0.0.1:11235/health', timeout=5)",
+                 "import urllib.request; urllib.request.urlopen('http://127.0.0.1:11235/health', "
+                 "timeout=5)",
                  NULL},
         .interval = "20s",
         .timeout = "10s",

@@ -16,13 +16,14 @@ typedef struct gm_service_env {
 } gm_service_env;
 
 typedef struct gm_service {
-    const char *name;      /* Compose service name: "postgres", "n8n", ... */
-    const char *image;     /* pinned: repository:version */
-    int port;              /* container port; 0 = none */
-    bool publish;          /* published on 127.0.0.1:port (for nginx); never 0.0.0.0 */
-    const char *data_dir;  /* container path of its data, bind-mounted from
-                              /mnt/efs/<name>; NULL = stateless */
-    const char *data_owner; /* "uid:gid" the data directory must belong to; NULL = image handles it */
+    const char *name;     /* Compose service name: "postgres", "n8n", ... */
+    const char *image;    /* pinned: repository:version */
+    int port;             /* container port; 0 = none */
+    bool publish;         /* published on 127.0.0.1:port (for nginx); never 0.0.0.0 */
+    const char *data_dir; /* container path of its data, bind-mounted from
+                             /mnt/efs/<name>; NULL = stateless */
+    const char
+        *data_owner; /* "uid:gid" the data directory must belong to; NULL = image handles it */
     gm_service_env env[GM_SERVICE_MAX_ENV]; /* NULL-terminated */
     /* Container healthcheck: exec form, NULL-terminated; only tools the image
      * really has (no curl/wget in Ollama or Qdrant). */

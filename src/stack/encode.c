@@ -46,8 +46,9 @@ gm_status gm_userdata_encode(const gm_buf *script, char **out_base64, size_t *ou
     if (!script || !out_base64)
         return gm_error_set(err, GM_ERR_INVALID, "missing UserData script");
     if (script->len > (size_t)INT32_MAX / 2)
-        return gm_error_set(err, GM_ERR_LIMIT, "UserData script of %zu bytes is far over the "
-                                               "EC2 limit of %u bytes",
+        return gm_error_set(err, GM_ERR_LIMIT,
+                            "UserData script of %zu bytes is far over the "
+                            "EC2 limit of %u bytes",
                             script->len, GM_LIMIT_USERDATA_RAW);
     const unsigned char *payload = (const unsigned char *)gm_buf_cstr(script);
     size_t size = script->len;

@@ -24,8 +24,8 @@ static inline void gm_emit_put(gm_emit *e, const char *s)
         e->st = gm_buf_appends(e->b, s);
 }
 
-__attribute__((format(printf, 2, 3))) static inline void gm_emit_putf(gm_emit *e,
-                                                                      const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static inline void gm_emit_putf(gm_emit *e, const char *fmt,
+                                                                      ...)
 {
     if (e->st != GM_OK)
         return;

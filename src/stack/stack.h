@@ -61,7 +61,7 @@ typedef struct gm_stack_params {
     const char *efs_id;        /* NULL: a placeholder (review only; the script refuses to run) */
     const char *const *models; /* Ollama models to pull in the background; may be NULL */
     size_t n_models;
-    const char *ssm_prefix;    /* "/geusemaker/NAME/"; NULL: derived from name */
+    const char *ssm_prefix; /* "/geusemaker/NAME/"; NULL: derived from name */
 } gm_stack_params;
 
 /* Paths on the instance (without the GM_ROOT prefix). */

@@ -11,9 +11,8 @@ static const char *const os_names[] = {"al2023", "ubuntu2204", "ubuntu2404"};
 
 /* NVIDIA GPU families. Keep in step with the EC2 accelerated-computing list. */
 static const char *const gpu_families[] = {
-    "g3",  "g3s", "g4dn", "g5",   "g5g",  "g6",   "g6e",     "g6f",      "gr6", "gr6f",
-    "g7e", "p2",  "p3",   "p3dn", "p4d",  "p4de", "p5",      "p5e",      "p5en", "p6-b200",
-    "p6e-gb200",
+    "g3", "g3s", "g4dn", "g5",  "g5g",  "g6", "g6e", "g6f",  "gr6",     "gr6f",      "g7e",
+    "p2", "p3",  "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "p6e-gb200",
 };
 #define N_GPU (sizeof gpu_families / sizeof *gpu_families)
 
@@ -103,7 +102,8 @@ gm_status gm_stack_validate_name(const char *name, gm_error *err)
                             name, n > 40 ? "..." : "", n, GM_STACK_NAME_MAX);
     if (!(name[0] >= 'a' && name[0] <= 'z'))
         return gm_error_set(err, GM_ERR_INVALID,
-                            "invalid deployment name '%s': must start with a lowercase letter", name);
+                            "invalid deployment name '%s': must start with a lowercase letter",
+                            name);
     for (size_t i = 0; i < n; i++) {
         if (!is_lower_alnum(name[i]) && name[i] != '-')
             return gm_error_set(err, GM_ERR_INVALID,
@@ -196,8 +196,7 @@ gm_status gm_stack_validate(const gm_stack_params *p, gm_error *err)
     if ((unsigned)p->os > GM_OS_UBUNTU2404)
         return gm_error_set(err, GM_ERR_INVALID, "unknown operating system %d", (int)p->os);
     if (!valid_region(p->region))
-        return gm_error_set(err, GM_ERR_INVALID, "invalid region '%s'",
-                            p->region ? p->region : "");
+        return gm_error_set(err, GM_ERR_INVALID, "invalid region '%s'", p->region ? p->region : "");
     if (p->efs_id && !valid_efs_id(p->efs_id))
         return gm_error_set(err, GM_ERR_INVALID,
                             "invalid EFS file system id '%s': expected 'fs-' and hex digits",
@@ -231,13 +230,10 @@ gm_status gm_stack_validate(const gm_stack_params *p, gm_error *err)
 const char *gm_stack_default_instance_type(gm_tier tier)
 {
     switch (tier) {
-    case GM_TIER_GPU:
-        return "g4dn.xlarge";
-    case GM_TIER_AUTOMATION:
-        return "m6i.xlarge";
+    case GM_TIER_GPU: return "g4dn.xlarge";
+    case GM_TIER_AUTOMATION: return "m6i.xlarge";
     case GM_TIER_DEV:
-    default:
-        return "t3.xlarge";
+    default: return "t3.xlarge";
     }
 }
 
@@ -247,16 +243,10 @@ const char *const *gm_stack_default_models(gm_tier tier, size_t *out_n)
     static const char *const medium[] = {"llama3.2:3b", "nomic-embed-text"};
     static const char *const large[] = {"llama3.1:8b", "nomic-embed-text"};
     switch (tier) {
-    case GM_TIER_GPU:
-        *out_n = 2;
-        return large;
-    case GM_TIER_AUTOMATION:
-        *out_n = 2;
-        return medium;
+    case GM_TIER_GPU: *out_n = 2; return large;
+    case GM_TIER_AUTOMATION: *out_n = 2; return medium;
     case GM_TIER_DEV:
-    default:
-        *out_n = 1;
-        return small;
+    default: *out_n = 1; return small;
     }
 }
 

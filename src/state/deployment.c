@@ -65,16 +65,15 @@
 /* ---- enums ---------------------------------------------------------------- */
 
 static const char *const dep_status_names[] = {
-    [GM_DEP_CREATING] = "creating",       [GM_DEP_RUNNING] = "running",
-    [GM_DEP_FAILED] = "failed",           [GM_DEP_ROLLING_BACK] = "rolling_back",
-    [GM_DEP_DESTROYING] = "destroying",   [GM_DEP_DESTROYED] = "destroyed",
+    [GM_DEP_CREATING] = "creating",     [GM_DEP_RUNNING] = "running",
+    [GM_DEP_FAILED] = "failed",         [GM_DEP_ROLLING_BACK] = "rolling_back",
+    [GM_DEP_DESTROYING] = "destroying", [GM_DEP_DESTROYED] = "destroyed",
     [GM_DEP_PARTIAL] = "partial",
 };
 
 static const char *const node_status_names[] = {
-    [GM_NODE_PENDING] = "pending",   [GM_NODE_CREATING] = "creating",
-    [GM_NODE_CREATED] = "created",   [GM_NODE_FAILED] = "failed",
-    [GM_NODE_DELETING] = "deleting", [GM_NODE_DELETED] = "deleted",
+    [GM_NODE_PENDING] = "pending", [GM_NODE_CREATING] = "creating", [GM_NODE_CREATED] = "created",
+    [GM_NODE_FAILED] = "failed",   [GM_NODE_DELETING] = "deleting", [GM_NODE_DELETED] = "deleted",
 };
 
 static const char *const provenance_names[] = {
@@ -339,8 +338,8 @@ static void events_trim(json_t *events, size_t keep)
     json_decref(kept);
 }
 
-void gm_deployment_add_event(gm_deployment *d, const char *type, const char *node,
-                             const char *fmt, ...)
+void gm_deployment_add_event(gm_deployment *d, const char *type, const char *node, const char *fmt,
+                             ...)
 {
     if (!d || !type || !fmt)
         return;
@@ -378,15 +377,14 @@ static json_t *node_to_json(const gm_node_state *n)
     json_t *o = json_object();
     if (!o)
         return NULL;
-    bool ok = put(o, "name", jstr(n->name)) && put(o, "kind", jstr(n->kind)) &&
-              put(o, "id", jstr(n->id)) &&
-              put(o, "provenance", json_string(provenance_name(n->provenance))) &&
-              put(o, "status", json_string(gm_node_status_name(n->status))) &&
-              put(o, "token", jstr(n->token)) &&
-              put(o, "created_at", json_integer(n->created_at)) &&
-              put(o, "updated_at", json_integer(n->updated_at)) &&
-              put(o, "outputs", copy_or_empty_object(n->outputs)) &&
-              put(o, "error", jstr(n->error));
+    bool ok =
+        put(o, "name", jstr(n->name)) && put(o, "kind", jstr(n->kind)) &&
+        put(o, "id", jstr(n->id)) &&
+        put(o, "provenance", json_string(provenance_name(n->provenance))) &&
+        put(o, "status", json_string(gm_node_status_name(n->status))) &&
+        put(o, "token", jstr(n->token)) && put(o, "created_at", json_integer(n->created_at)) &&
+        put(o, "updated_at", json_integer(n->updated_at)) &&
+        put(o, "outputs", copy_or_empty_object(n->outputs)) && put(o, "error", jstr(n->error));
     if (!ok) {
         json_decref(o);
         return NULL;
@@ -440,15 +438,13 @@ static gm_status migrate_v0_to_v1(json_t *doc, gm_error *err)
     json_t *nodes = json_object_get(doc, "nodes");
     size_t i;
     json_t *n;
-    json_array_foreach(nodes, i, n)
-    {
+    json_array_foreach (nodes, i, n) {
         if (!json_is_object(n))
             continue;
         if (!json_object_get(n, "provenance") &&
             json_object_set_new(n, "provenance", json_string("created")) != 0)
             return gm_error_set(err, GM_ERR_NOMEM, "out of memory migrating state");
-        if (!json_object_get(n, "outputs") &&
-            json_object_set_new(n, "outputs", json_object()) != 0)
+        if (!json_object_get(n, "outputs") && json_object_set_new(n, "outputs", json_object()) != 0)
             return gm_error_set(err, GM_ERR_NOMEM, "out of memory migrating state");
     }
     return GM_OK;
@@ -469,16 +465,15 @@ typedef struct field_spec {
 } field_spec;
 
 static const field_spec top_fields[] = {
-    {"schema_version", false}, {"name", true},        {"tier", true},
-    {"region", true},          {"status", true},      {"status_reason", false},
-    {"created_at", true},      {"updated_at", true},  {"config", false},
-    {"cost", false},           {"nodes", true},       {"events", false},
+    {"schema_version", false}, {"name", true},           {"tier", true},       {"region", true},
+    {"status", true},          {"status_reason", false}, {"created_at", true}, {"updated_at", true},
+    {"config", false},         {"cost", false},          {"nodes", true},      {"events", false},
 };
 
 static const field_spec node_fields[] = {
-    {"name", true},        {"kind", true},        {"id", false},     {"provenance", true},
-    {"status", true},      {"token", false},      {"created_at", false},
-    {"updated_at", false}, {"outputs", true},     {"error", false},
+    {"name", true},    {"kind", true},   {"id", false},         {"provenance", true},
+    {"status", true},  {"token", false}, {"created_at", false}, {"updated_at", false},
+    {"outputs", true}, {"error", false},
 };
 
 static gm_status bad(gm_error *err, const char *field, const char *problem)
@@ -501,8 +496,7 @@ static gm_status check_keys(json_t *o, const char *prefix, const field_spec *spe
     char field[FIELD_MAX];
     const char *key;
     json_t *v;
-    json_object_foreach(o, key, v)
-    {
+    json_object_foreach (o, key, v) {
         size_t i = 0;
         while (i < n && strcmp(spec[i].key, key) != 0)
             i++;
@@ -541,8 +535,8 @@ static gm_status get_str(json_t *o, const char *prefix, const char *key, bool al
 }
 
 /* A required-or-defaulted string copied into a fixed array. */
-static gm_status get_fixed(json_t *o, const char *prefix, const char *key, bool nonempty,
-                           char *dst, size_t cap, gm_error *err)
+static gm_status get_fixed(json_t *o, const char *prefix, const char *key, bool nonempty, char *dst,
+                           size_t cap, gm_error *err)
 {
     const char *s;
     gm_status st = get_str(o, prefix, key, false, &s, err);
@@ -586,8 +580,8 @@ static gm_status get_time(json_t *o, const char *prefix, const char *key, int64_
     return GM_OK;
 }
 
-static gm_status get_enum(json_t *o, const char *prefix, const char *key,
-                          const char *const *names, size_t n, int *out, gm_error *err)
+static gm_status get_enum(json_t *o, const char *prefix, const char *key, const char *const *names,
+                          size_t n, int *out, gm_error *err)
 {
     const char *s;
     gm_status st = get_str(o, prefix, key, false, &s, err);
@@ -698,8 +692,7 @@ static gm_status parse_events(json_t *events, json_t **dst, gm_error *err)
         return bad(err, "events", "must be an array");
     size_t i;
     json_t *e;
-    json_array_foreach(events, i, e)
-    {
+    json_array_foreach (events, i, e) {
         snprintf(field, sizeof field, "events[%zu]", i);
         if (!json_is_object(e))
             return bad(err, field, "must be an object");

@@ -45,32 +45,32 @@ typedef struct gm_node_state {
     char *id;               /* AWS id or name; NULL until known */
     gm_provenance provenance;
     gm_node_status status;
-    char token[96];         /* idempotency token (ClientToken, CreationToken, ...) */
-    int64_t created_at;     /* epoch ms; 0 unknown */
-    int64_t updated_at;     /* epoch ms */
-    json_t *outputs;        /* object; never NULL after load/add */
-    char *error;            /* last error message, or NULL */
+    char token[96];     /* idempotency token (ClientToken, CreationToken, ...) */
+    int64_t created_at; /* epoch ms; 0 unknown */
+    int64_t updated_at; /* epoch ms */
+    json_t *outputs;    /* object; never NULL after load/add */
+    char *error;        /* last error message, or NULL */
 } gm_node_state;
 
 typedef struct gm_deployment {
     int schema_version;
     char name[GM_NAME_MAX];
-    char tier[16];   /* "dev", "automation", "gpu" */
+    char tier[16]; /* "dev", "automation", "gpu" */
     char region[32];
     gm_dep_status status;
     char *status_reason; /* why failed/partial, or NULL */
     int64_t created_at;
     int64_t updated_at;
-    json_t *config;  /* object: the deploy options (no secrets) */
-    json_t *cost;    /* object: cost snapshot, may be empty */
+    json_t *config; /* object: the deploy options (no secrets) */
+    json_t *cost;   /* object: cost snapshot, may be empty */
     gm_node_state *nodes;
     size_t n_nodes;
-    json_t *events;  /* array of {"ts": ms, "type": str, "node": str?, "message": str} */
+    json_t *events; /* array of {"ts": ms, "type": str, "node": str?, "message": str} */
 } gm_deployment;
 
-const char *gm_dep_status_name(gm_dep_status s);      /* "creating", ... "partial" */
+const char *gm_dep_status_name(gm_dep_status s); /* "creating", ... "partial" */
 gm_status gm_dep_status_parse(const char *s, gm_dep_status *out);
-const char *gm_node_status_name(gm_node_status s);    /* "pending", ... "deleted" */
+const char *gm_node_status_name(gm_node_status s); /* "pending", ... "deleted" */
 gm_status gm_node_status_parse(const char *s, gm_node_status *out);
 
 /* A new record (status creating, timestamps now, empty config/cost/events). */
@@ -86,8 +86,8 @@ gm_status gm_node_set_id(gm_node_state *n, const char *id);
 gm_status gm_node_set_error(gm_node_state *n, const char *message); /* NULL clears */
 
 /* Appends an event (ts now). node may be NULL. Keeps at most 1000 events. */
-void gm_deployment_add_event(gm_deployment *d, const char *type, const char *node,
-                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void gm_deployment_add_event(gm_deployment *d, const char *type, const char *node, const char *fmt,
+                             ...) __attribute__((format(printf, 4, 5)));
 
 /* JSON round trip. to_json returns a new reference. from_json validates every
  * field (GM_ERR_PARSE naming the field), refuses schema_version newer than

@@ -209,8 +209,7 @@ static char *default_home(void)
         return gm_strfmt("%s/.geusemaker", home);
     struct passwd pw, *res = NULL;
     char buf[4096];
-    if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &res) == 0 && res && res->pw_dir &&
-        *res->pw_dir)
+    if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &res) == 0 && res && res->pw_dir && *res->pw_dir)
         return gm_strfmt("%s/.geusemaker", res->pw_dir);
     return NULL;
 }

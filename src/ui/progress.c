@@ -331,8 +331,8 @@ static void plain_event(gm_progress *p, int64_t now, const char *keyword, const 
         gm_buf_printf(&b, ": %s", text);
     if (with_duration) {
         char el[32];
-        gm_buf_printf(&b, " (%s)", gm_progress_format_elapsed(s->end_ms - s->start_ms, el,
-                                                               sizeof(el)));
+        gm_buf_printf(&b, " (%s)",
+                      gm_progress_format_elapsed(s->end_ms - s->start_ms, el, sizeof(el)));
     }
     plain_write(p, &b);
     gm_buf_release(&b);
@@ -390,8 +390,7 @@ static void tty_final_line(gm_progress *p, gm_buf *b, const step *s)
         gm_buf_appends(b, "  ");
         append_styled(p, b, SGR_YELLOW, "halted");
         break;
-    case STEP_RUNNING:
-        break;
+    case STEP_RUNNING: break;
     }
     gm_buf_appends(b, "  ");
     append_styled(p, b, SGR_DIM, el);

@@ -6,9 +6,9 @@
 #include <stdio.h>
 
 typedef struct gm_term {
-    FILE *out;       /* stderr */
-    bool tty;        /* out is a terminal */
-    bool color;      /* ANSI colour allowed */
+    FILE *out;  /* stderr */
+    bool tty;   /* out is a terminal */
+    bool color; /* ANSI colour allowed */
 } gm_term;
 
 /* Detects the TTY and colour settings for stream (NO_COLOR, TERM=dumb,

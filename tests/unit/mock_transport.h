@@ -11,7 +11,7 @@
 #define MOCK_MAX 32
 
 typedef struct mock_reply {
-    gm_status fail;   /* GM_OK: answer with status/body; else this transport error */
+    gm_status fail; /* GM_OK: answer with status/body; else this transport error */
     long status;
     const char *body;
     const char *headers[4]; /* "Name: value" */

@@ -154,8 +154,8 @@ static int same_text(const char *exp, size_t elen, const char *got, size_t glen,
     char e[HINT_MAX * 4 + 8], g[HINT_MAX * 4 + 8];
     escape(e, sizeof e, exp + start + from, el - from);
     escape(g, sizeof g, got + start + (from < gl ? from : gl), gl - (from < gl ? from : gl));
-    snprintf(hint, hintsz, "line %zu, column %zu: expected \"%s%s\", got \"%s%s\"", line,
-             col + 1, from ? "..." : "", e, from ? "..." : "", g);
+    snprintf(hint, hintsz, "line %zu, column %zu: expected \"%s%s\", got \"%s%s\"", line, col + 1,
+             from ? "..." : "", e, from ? "..." : "", g);
     return 0;
 }
 
@@ -279,8 +279,7 @@ static int json_flag(json_t *obj, const char *key, int def)
 
 /* Finds "Name:value" in a raw request text; the value (trimmed) is written to
  * out. Returns 1 when found. Only header lines (before the blank line). */
-static int find_header_line(const char *text, size_t len, const char *name, char *out,
-                            size_t outsz)
+static int find_header_line(const char *text, size_t len, const char *name, char *out, size_t outsz)
 {
     size_t nlen = strlen(name);
     const char *p = text, *end = text + len;
@@ -415,9 +414,7 @@ static int run_case(const char *dir, char *msg, size_t msgsz)
             snprintf(msg, msgsz, "cannot read %s", checks[i].file);
             goto out;
         }
-        const gm_buf *got = i == 0 ? &dbg.canonical_request
-                            : i == 1 ? &dbg.string_to_sign
-                                     : NULL;
+        const gm_buf *got = i == 0 ? &dbg.canonical_request : i == 1 ? &dbg.string_to_sign : NULL;
         const char *gs = got ? gm_buf_cstr(got) : dbg.signature;
         size_t gl = got ? got->len : strlen(dbg.signature);
         char hint[1024];

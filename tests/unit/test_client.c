@@ -28,10 +28,11 @@ static const char *QUERY_ERROR_XML =
 
 static void clean_env(void)
 {
-    const char *vars[] = {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_EC2",
-                          "AWS_ENDPOINT_URL_IAM", "AWS_REGION", "AWS_DEFAULT_REGION",
-                          "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_MAX_ATTEMPTS",
-                          "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"};
+    const char *vars[] = {"AWS_ENDPOINT_URL",     "AWS_ENDPOINT_URL_STS",
+                          "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_IAM",
+                          "AWS_REGION",           "AWS_DEFAULT_REGION",
+                          "AWS_PROFILE",          "AWS_SESSION_TOKEN",
+                          "AWS_MAX_ATTEMPTS",     "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
         unsetenv(vars[i]);
     setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
@@ -74,7 +75,8 @@ static void test_query_success_and_request_shape(void)
     CHECK_STR(gm_headers_get(&m->headers[0], "Content-Type"),
               "application/x-www-form-urlencoded; charset=utf-8");
     const char *auth = gm_headers_get(&m->headers[0], "Authorization");
-    CHECK(auth && strstr(auth, "Credential=AKIDTEST/") && strstr(auth, "/eu-west-1/sts/aws4_request"));
+    CHECK(auth && strstr(auth, "Credential=AKIDTEST/") &&
+          strstr(auth, "/eu-west-1/sts/aws4_request"));
     CHECK(gm_headers_get(&m->headers[0], "X-Amz-Date") != NULL);
     CHECK(auth && !strstr(auth, "secret-test-key"));
     gm_aws_client_free(c);
@@ -179,7 +181,8 @@ static void test_throttling_exhausts_attempts(void)
     CHECK_STR(err.request_id, "sts-rid-2");
     CHECK_INT(err.attempts, 3);
     CHECK(err.retryable);
-    CHECK(strstr(err.message, "sts GetCallerIdentity failed after retries: Throttling: Rate exceeded") != NULL);
+    CHECK(strstr(err.message,
+                 "sts GetCallerIdentity failed after retries: Throttling: Rate exceeded") != NULL);
     gm_aws_client_free(c);
 }
 
@@ -273,9 +276,10 @@ static void test_rest_json_protocol(void)
     clean_env();
     mock_transport *m = mock_new();
     mock_push(m, (mock_reply){.status = 200, .body = "{\"FileSystems\":[]}"});
-    mock_push(m, (mock_reply){.status = 404,
-                              .body = "{\"ErrorCode\":\"FileSystemNotFound\",\"Message\":\"gone\"}",
-                              .headers = {"x-amzn-ErrorType: FileSystemNotFound:http://internal/"}});
+    mock_push(m,
+              (mock_reply){.status = 404,
+                           .body = "{\"ErrorCode\":\"FileSystemNotFound\",\"Message\":\"gone\"}",
+                           .headers = {"x-amzn-ErrorType: FileSystemNotFound:http://internal/"}});
     mock_push(m, (mock_reply){.status = 204});
     gm_aws_client *c = new_client(m, "us-east-1");
     json_t *out = NULL;
@@ -285,8 +289,8 @@ static void test_rest_json_protocol(void)
               GM_OK);
     CHECK(json_is_array(json_object_get(out, "FileSystems")));
     CHECK_STR(m->methods[0], "GET");
-    CHECK_STR(m->urls[0],
-              "https://elasticfilesystem.us-east-1.amazonaws.com/2015-02-01/file-systems?CreationToken=abc");
+    CHECK_STR(m->urls[0], "https://elasticfilesystem.us-east-1.amazonaws.com/2015-02-01/"
+                          "file-systems?CreationToken=abc");
     json_decref(out);
     CHECK_INT(gm_aws_rest_json(c, &gm_svc_efs, "DeleteFileSystem", "DELETE",
                                "/2015-02-01/file-systems/fs-1", NULL, &out, &err),

@@ -132,7 +132,8 @@ static gm_status mock_send(gm_transport *t, const gm_http_request *req, gm_http_
         recorded *r = &m->reqs[m->nreqs++];
         copy_str(r->method, sizeof r->method, req->method);
         copy_str(r->url, sizeof r->url, req->url);
-        copy_str(r->token, sizeof r->token, gm_headers_get(&req->headers, "X-aws-ec2-metadata-token"));
+        copy_str(r->token, sizeof r->token,
+                 gm_headers_get(&req->headers, "X-aws-ec2-metadata-token"));
         copy_str(r->ttl, sizeof r->ttl,
                  gm_headers_get(&req->headers, "X-aws-ec2-metadata-token-ttl-seconds"));
         r->total_timeout_ms = req->total_timeout_ms;
@@ -182,11 +183,11 @@ static void mock_fail(mock *m, const char *method, const char *suffix, gm_status
     m->routes[m->nroutes++] = (route){method, suffix, fail, 0, NULL, 0, 0};
 }
 
-#define IMDS_CREDS_JSON                                                                    \
-    "{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : \"2024-01-01T00:00:00Z\",\n"        \
-    "  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : \"ASIAIMDS\",\n"                      \
-    "  \"SecretAccessKey\" : \"imds-" SECRET_MARK "\",\n"                                   \
-    "  \"Token\" : \"imds-token-" SECRET_MARK "\",\n"                                       \
+#define IMDS_CREDS_JSON                                                             \
+    "{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : \"2024-01-01T00:00:00Z\",\n" \
+    "  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : \"ASIAIMDS\",\n"               \
+    "  \"SecretAccessKey\" : \"imds-" SECRET_MARK "\",\n"                           \
+    "  \"Token\" : \"imds-token-" SECRET_MARK "\",\n"                               \
     "  \"Expiration\" : \"2999-01-01T00:00:00Z\"\n}"
 
 /* A healthy IMDS with role "my-role". */
@@ -194,8 +195,8 @@ static void mock_imds_ok(mock *m)
 {
     mock_route(m, "PUT", "/latest/api/token", 200, "TOKEN-" SECRET_MARK, 0);
     mock_route(m, "GET", "/latest/meta-data/iam/security-credentials/", 200, "my-role\n", 0);
-    mock_route(m, "GET", "/latest/meta-data/iam/security-credentials/my-role", 200,
-               IMDS_CREDS_JSON, 0);
+    mock_route(m, "GET", "/latest/meta-data/iam/security-credentials/my-role", 200, IMDS_CREDS_JSON,
+               0);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -293,7 +294,9 @@ static void test_default_home_paths(void)
     snprintf(awsdir, sizeof awsdir, "%s/.aws", g_dir);
     mkdir(awsdir, 0700);
     snprintf(path, sizeof path, "%s/credentials", awsdir);
-    write_file(path, "[default]\naws_access_key_id = AKIDHOME\naws_secret_access_key = h-" SECRET_MARK "\n");
+    write_file(path,
+               "[default]\naws_access_key_id = AKIDHOME\naws_secret_access_key = h-" SECRET_MARK
+               "\n");
     gm_credentials c;
     gm_error err;
     CHECK_INT(resolve(NULL, &c, &err), GM_OK);
@@ -304,7 +307,9 @@ static void test_default_home_paths(void)
 
     /* "~/" in AWS_SHARED_CREDENTIALS_FILE expands to HOME. */
     snprintf(path, sizeof path, "%s/tilde-creds", g_dir);
-    write_file(path, "[default]\naws_access_key_id = AKIDTILDE\naws_secret_access_key = t-" SECRET_MARK "\n");
+    write_file(path,
+               "[default]\naws_access_key_id = AKIDTILDE\naws_secret_access_key = t-" SECRET_MARK
+               "\n");
     setenv("AWS_SHARED_CREDENTIALS_FILE", "~/tilde-creds", 1);
     CHECK_INT(resolve(NULL, &c, &err), GM_OK);
     CHECK_STR(c.access_key_id, "AKIDTILDE");
@@ -347,7 +352,8 @@ static void test_config_file(void)
     CHECK(strstr(err.message, "profile 'plain' not found") != NULL);
 
     /* [profile default] wins over [default]. */
-    write_config("[default]\naws_access_key_id = AKIDPLAIN\naws_secret_access_key = a-" SECRET_MARK "\n"
+    write_config("[default]\naws_access_key_id = AKIDPLAIN\naws_secret_access_key = a-" SECRET_MARK
+                 "\n"
                  "[profile default]\naws_access_key_id = AKIDPREFIXED\n"
                  "aws_secret_access_key = b-" SECRET_MARK "\n");
     CHECK_INT(resolve(NULL, &c, &err), GM_OK);
@@ -414,11 +420,13 @@ static void test_profile_not_found(void)
 static void test_precedence(void)
 {
     reset_env();
-    write_creds("[default]\naws_access_key_id = AKIDCREDS\naws_secret_access_key = c-" SECRET_MARK "\n"
-                "[p]\naws_access_key_id = AKIDCREDSP\naws_secret_access_key = cp-" SECRET_MARK "\n");
-    write_config("[default]\naws_access_key_id = AKIDCFG\naws_secret_access_key = g-" SECRET_MARK "\n"
-                 "credential_process = /bin/false\n"
-                 "[profile p]\naws_access_key_id = AKIDCFGP\naws_secret_access_key = gp-" SECRET_MARK "\n");
+    write_creds(
+        "[default]\naws_access_key_id = AKIDCREDS\naws_secret_access_key = c-" SECRET_MARK "\n"
+        "[p]\naws_access_key_id = AKIDCREDSP\naws_secret_access_key = cp-" SECRET_MARK "\n");
+    write_config(
+        "[default]\naws_access_key_id = AKIDCFG\naws_secret_access_key = g-" SECRET_MARK "\n"
+        "credential_process = /bin/false\n"
+        "[profile p]\naws_access_key_id = AKIDCFGP\naws_secret_access_key = gp-" SECRET_MARK "\n");
     setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "env-" SECRET_MARK, 1);
     gm_credentials c;
@@ -463,7 +471,8 @@ static void test_files_beat_imds(void)
 {
     reset_env();
     unsetenv("AWS_EC2_METADATA_DISABLED");
-    write_creds("[default]\naws_access_key_id = AKIDCREDS\naws_secret_access_key = c-" SECRET_MARK "\n");
+    write_creds("[default]\naws_access_key_id = AKIDCREDS\naws_secret_access_key = c-" SECRET_MARK
+                "\n");
     mock m;
     mock_init(&m);
     mock_imds_ok(&m);
@@ -570,8 +579,7 @@ static void test_process_failures(void)
     CHECK(strstr(err.message, "expired") != NULL);
 
     /* Oversize output. */
-    CHECK_INT(resolve_process("head -c 100000 /dev/zero | tr '\\0' a", 0, &c, &err),
-              GM_ERR_LIMIT);
+    CHECK_INT(resolve_process("head -c 100000 /dev/zero | tr '\\0' a", 0, &c, &err), GM_ERR_LIMIT);
 
     /* A command that does not exist: the shell exits 127. */
     CHECK_INT(resolve_process("/nonexistent/gm-cred-helper", 0, &c, &err), GM_ERR_AUTH);
@@ -609,7 +617,8 @@ static void test_process_parse_direct(void)
         gm_status want;
     } cases[] = {
         {"{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\"}", GM_OK},
-        {"{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"SessionToken\":null}", GM_OK},
+        {"{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"SessionToken\":null}",
+         GM_OK},
         {"{\"Version\":\"1\",\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\"}", GM_ERR_PARSE},
         {"{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\"}", GM_ERR_PARSE},
         {"{\"Version\":1.0,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\"}", GM_ERR_PARSE},
@@ -617,7 +626,8 @@ static void test_process_parse_direct(void)
         {"{\"Version\":1,\"AccessKeyId\":5,\"SecretAccessKey\":\"S\"}", GM_ERR_PARSE},
         {"{\"Version\":1,\"AccessKeyId\":\"A B\",\"SecretAccessKey\":\"S\"}", GM_ERR_PARSE},
         {"{\"Version\":1,\"AccessKeyId\":\"A\\u0000B\",\"SecretAccessKey\":\"S\"}", GM_ERR_PARSE},
-        {"{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"Expiration\":\"soon\"}", GM_ERR_PARSE},
+        {"{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"Expiration\":\"soon\"}",
+         GM_ERR_PARSE},
         {"[1]", GM_ERR_PARSE},
         {"", GM_ERR_PARSE},
     };
@@ -656,8 +666,9 @@ static void test_unsupported_slots(void)
     gm_credentials c;
     gm_error err;
     reset_env();
-    write_config("[profile ar]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = default\n"
-                 "[default]\naws_access_key_id = AKID\naws_secret_access_key = d-" SECRET_MARK "\n");
+    write_config(
+        "[profile ar]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = default\n"
+        "[default]\naws_access_key_id = AKID\naws_secret_access_key = d-" SECRET_MARK "\n");
     gm_credentials_options o = {.profile = "ar"};
     CHECK_INT(resolve(&o, &c, &err), GM_ERR_AUTH);
     CHECK(strstr(err.message, "assume-role profiles are not supported yet") != NULL);

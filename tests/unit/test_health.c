@@ -354,9 +354,9 @@ static void test_wait_mock(void)
     mock_push(m, (mock_reply){.status = 200, .body = LYING});
     mock_push(m, (mock_reply){.status = 200, .body = STARTING});
     progress_log l2 = {.stop_when_ready = true};
-    CHECK_INT(gm_health_wait(&m->base, "http://h/x", gm_now_ms() + 5000, 1, on_progress, &l2, &d,
-                             &err),
-              GM_OK);
+    CHECK_INT(
+        gm_health_wait(&m->base, "http://h/x", gm_now_ms() + 5000, 1, on_progress, &l2, &d, &err),
+        GM_OK);
     CHECK_INT(d.verdict, GM_HEALTH_STARTING);
     CHECK_INT(l2.calls, 2);
     gm_transport_free(&m->base);
@@ -424,9 +424,9 @@ static void test_target(void)
     CHECK_INT(gm_health_target(NULL, NULL, "http://127.0.0.1:8080/", &k, &url, &err), GM_OK);
     CHECK_STR(url, "http://127.0.0.1:8080/geusemaker/health.json");
     free(url);
-    CHECK_INT(gm_health_target(NULL, "54.1.2.3", "http://127.0.0.1:8080/custom/doc.json", &k,
-                               &url, &err),
-              GM_OK);
+    CHECK_INT(
+        gm_health_target(NULL, "54.1.2.3", "http://127.0.0.1:8080/custom/doc.json", &k, &url, &err),
+        GM_OK);
     CHECK_INT(k, GM_HEALTH_TARGET_OVERRIDE);
     CHECK_STR(url, "http://127.0.0.1:8080/custom/doc.json");
     free(url);
@@ -435,8 +435,8 @@ static void test_target(void)
     CHECK_INT(k, GM_HEALTH_TARGET_INSTANCE);
     CHECK_STR(url, "http://54.1.2.3/geusemaker/health.json");
     free(url);
-    CHECK_INT(gm_health_target("https://ec2.eu-west-1.amazonaws.com", "2001:db8::1", NULL, &k,
-                               &url, &err),
+    CHECK_INT(gm_health_target("https://ec2.eu-west-1.amazonaws.com", "2001:db8::1", NULL, &k, &url,
+                               &err),
               GM_OK);
     CHECK_STR(url, "http://[2001:db8::1]/geusemaker/health.json");
     free(url);
@@ -522,8 +522,8 @@ static bool server_start(server *s, srv_mode mode)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t al = sizeof a;
-    if (s->fd < 0 || bind(s->fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        listen(s->fd, 8) != 0 || getsockname(s->fd, (struct sockaddr *)&a, &al) != 0)
+    if (s->fd < 0 || bind(s->fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(s->fd, 8) != 0 ||
+        getsockname(s->fd, (struct sockaddr *)&a, &al) != 0)
         return false;
     s->port = ntohs(a.sin_port);
     return pthread_create(&s->thread, NULL, server_main, s) == 0;
@@ -539,8 +539,8 @@ static void server_stop(server *s)
 static void no_proxies(void)
 {
     /* 127.0.0.1 only: never through a proxy from the environment. */
-    const char *vars[] = {"http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                          "ALL_PROXY"};
+    const char *vars[] = {"http_proxy", "https_proxy", "all_proxy",
+                          "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
         unsetenv(vars[i]);
 }
@@ -647,13 +647,13 @@ static int probe_main(int argc, char **argv)
     memset(&d, 0, sizeof d);
     progress_log l = {0};
     int64_t t0 = gm_now_ms();
-    gm_status st = wait ? gm_health_wait(t, url, t0 + deadline_ms, interval_ms, on_progress, &l,
-                                         &d, &err)
-                        : gm_health_fetch(t, url, timeout_ms, &d, &err);
-    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:i}", "status",
-                          st == GM_OK ? "ok" : gm_status_name(st), "error",
-                          st == GM_OK ? "" : err.message, "http_status", (json_int_t)err.http_status,
-                          "elapsed_ms", (json_int_t)(gm_now_ms() - t0), "attempts", l.calls);
+    gm_status st =
+        wait ? gm_health_wait(t, url, t0 + deadline_ms, interval_ms, on_progress, &l, &d, &err)
+             : gm_health_fetch(t, url, timeout_ms, &d, &err);
+    json_t *o = json_pack(
+        "{s:s, s:s, s:I, s:I, s:i}", "status", st == GM_OK ? "ok" : gm_status_name(st), "error",
+        st == GM_OK ? "" : err.message, "http_status", (json_int_t)err.http_status, "elapsed_ms",
+        (json_int_t)(gm_now_ms() - t0), "attempts", l.calls);
     if (d.n_services || d.verdict)
         json_object_set_new(o, "doc", gm_health_doc_to_json(&d));
     char *s = json_dumps(o, JSON_COMPACT);

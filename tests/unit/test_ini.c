@@ -167,8 +167,7 @@ static void test_malformed_lines(void)
     CHECK(strstr(msg, "/x/config:2") != NULL);
 
     /* CRLF files count lines the same way. */
-    CHECK_INT(parse_fail("[default]\r\na = b\r\n\r\nbad line\r\n", msg, sizeof msg),
-              GM_ERR_PARSE);
+    CHECK_INT(parse_fail("[default]\r\na = b\r\n\r\nbad line\r\n", msg, sizeof msg), GM_ERR_PARSE);
     CHECK(strstr(msg, "/x/config:4") != NULL);
 
     /* The offending text (maybe a secret) is never quoted. */

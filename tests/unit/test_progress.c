@@ -257,9 +257,9 @@ static void test_plain_format(void)
     fake_clock_ms = 3200;
     gm_progress_start(p, "efs", NULL);
     fake_clock_ms = 65200;
-    gm_progress_done(p, "sg", "sg-1"); /* unknown key */
-    gm_progress_done(p, "vpc", "vpc-other"); /* ended already: ignored */
-    gm_progress_fail(p, "vpc", "late");      /* ignored */
+    gm_progress_done(p, "sg", "sg-1");        /* unknown key */
+    gm_progress_done(p, "vpc", "vpc-other");  /* ended already: ignored */
+    gm_progress_fail(p, "vpc", "late");       /* ignored */
     gm_progress_detail(p, "vpc", "vpc-late"); /* ended: stored, not printed */
 
     int running, done, failed, skipped;

@@ -289,10 +289,9 @@ static void test_resign_replaces(void)
     char *first = gm_strdup(gm_headers_get(&req.headers, "Authorization"));
     CHECK_INT(gm_sigv4_sign(&req, &p, NULL, &err), GM_OK); /* a retry signs again */
     CHECK_STR(gm_headers_get(&req.headers, "Authorization"), first);
-    CHECK_STR(first,
-              "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240501/us-east-1/sts/aws4_request, "
-              "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, "
-              "Signature=9e120297946119b7d3edeb7ad70eda139b24d0b3df8ada999a5da0c77a0a1c0f");
+    CHECK_STR(first, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240501/us-east-1/sts/aws4_request, "
+                     "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, "
+                     "Signature=9e120297946119b7d3edeb7ad70eda139b24d0b3df8ada999a5da0c77a0a1c0f");
     CHECK_INT(count_headers(&req, "Authorization"), 1);
     CHECK_INT(count_headers(&req, "X-Amz-Date"), 1);
     CHECK_INT(count_headers(&req, "X-Amz-Security-Token"), 1);
@@ -322,8 +321,8 @@ static void test_double_encoded_path(void)
     gm_buf_init(&dbg.string_to_sign, GM_LIMIT_SMALL);
     gm_error err = {0};
     CHECK_INT(gm_sigv4_sign(&req, &p, &dbg, &err), GM_OK);
-    CHECK(gm_str_startswith(gm_buf_cstr(&dbg.canonical_request),
-                            "GET\n/2015-02-01/a%2520b/c/\n\n"));
+    CHECK(
+        gm_str_startswith(gm_buf_cstr(&dbg.canonical_request), "GET\n/2015-02-01/a%2520b/c/\n\n"));
     CHECK_STR(dbg.signature, "e4f2cfb6da8c19bdfb31c1eb7d09f854224c02d994937a8593dbd7f967bc9e72");
     gm_buf_release(&dbg.canonical_request);
     gm_buf_release(&dbg.string_to_sign);

@@ -58,17 +58,17 @@ static void test_tier_and_os_names(void)
 
 static void test_gpu_types(void)
 {
-    const char *gpu[] = {"g4dn.xlarge", "g5.2xlarge",   "g5g.xlarge",  "g6.xlarge",
-                         "g6e.12xlarge", "gr6.4xlarge", "p3.2xlarge",  "p4d.24xlarge",
+    const char *gpu[] = {"g4dn.xlarge",  "g5.2xlarge",    "g5g.xlarge",       "g6.xlarge",
+                         "g6e.12xlarge", "gr6.4xlarge",   "p3.2xlarge",       "p4d.24xlarge",
                          "p5.48xlarge",  "p3dn.24xlarge", "p6-b200.48xlarge", "g6f.large"};
     for (size_t i = 0; i < sizeof gpu / sizeof *gpu; i++) {
         if (!gm_instance_type_is_gpu(gpu[i]))
             fprintf(stderr, "  not GPU: %s\n", gpu[i]);
         CHECK(gm_instance_type_is_gpu(gpu[i]));
     }
-    const char *cpu[] = {"t3.large", "m6i.xlarge", "c7g.large", "g4ad.xlarge", "inf2.xlarge",
-                         "trn1.2xlarge", "g5", "", ".xlarge", "g5x.large", "gg5.xlarge",
-                         "r5.large"};
+    const char *cpu[] = {"t3.large",    "m6i.xlarge",   "c7g.large",  "g4ad.xlarge",
+                         "inf2.xlarge", "trn1.2xlarge", "g5",         "",
+                         ".xlarge",     "g5x.large",    "gg5.xlarge", "r5.large"};
     for (size_t i = 0; i < sizeof cpu / sizeof *cpu; i++) {
         if (gm_instance_type_is_gpu(cpu[i]))
             fprintf(stderr, "  wrongly GPU: %s\n", cpu[i]);
@@ -111,8 +111,9 @@ static void test_validate(void)
     expect_invalid(params("dev", "t3.large'", GM_OS_AL2023), "invalid instance type");
 
     gm_stack_params p = params("dev", "t3.large", GM_OS_AL2023);
-    const char *bad_names[] = {"", "Demo", "1demo", "demo-", "de--mo", "de_mo", "demo;rm",
-                               "abcdefghijklmnopqrstuvwxyz123" /* 29 */};
+    const char *bad_names[] = {
+        "",       "Demo",  "1demo",   "demo-",
+        "de--mo", "de_mo", "demo;rm", "abcdefghijklmnopqrstuvwxyz123" /* 29 */};
     for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++) {
         p.name = bad_names[i];
         expect_invalid(p, "deployment name");
@@ -280,10 +281,14 @@ static void test_userdata_variants(void)
         const char *tier, *type;
         gm_os os;
     } v[] = {
-        {"dev", "t3.xlarge", GM_OS_AL2023},         {"dev", "t3.xlarge", GM_OS_UBUNTU2204},
-        {"dev", "t3.xlarge", GM_OS_UBUNTU2404},     {"automation", "m6i.xlarge", GM_OS_AL2023},
-        {"automation", "m6i.xlarge", GM_OS_UBUNTU2404}, {"gpu", "g4dn.xlarge", GM_OS_AL2023},
-        {"gpu", "g5.xlarge", GM_OS_UBUNTU2204},     {"gpu", "g6.xlarge", GM_OS_UBUNTU2404},
+        {"dev", "t3.xlarge", GM_OS_AL2023},
+        {"dev", "t3.xlarge", GM_OS_UBUNTU2204},
+        {"dev", "t3.xlarge", GM_OS_UBUNTU2404},
+        {"automation", "m6i.xlarge", GM_OS_AL2023},
+        {"automation", "m6i.xlarge", GM_OS_UBUNTU2404},
+        {"gpu", "g4dn.xlarge", GM_OS_AL2023},
+        {"gpu", "g5.xlarge", GM_OS_UBUNTU2204},
+        {"gpu", "g6.xlarge", GM_OS_UBUNTU2404},
     };
     for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
         gm_stack_params p = params(v[i].tier, v[i].type, v[i].os);

@@ -256,8 +256,8 @@ static void test_round_trip(void)
         return;
     json_t *j = gm_deployment_to_json(d);
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    CHECK(gm_str_startswith(text,
-                            "{\n  \"schema_version\": 1,\n  \"name\": \"demo\",\n  \"tier\""));
+    CHECK(
+        gm_str_startswith(text, "{\n  \"schema_version\": 1,\n  \"name\": \"demo\",\n  \"tier\""));
     /* Node keys in the documented order. */
     CHECK(contains(text, "\"name\": \"vpc\",\n      \"kind\": \"vpc\",\n      \"id\": "
                          "\"vpc-0123456789abcdef0\",\n      \"provenance\": \"reused\",\n      "
@@ -340,8 +340,9 @@ static void test_validation(void)
     json_object_set_new(doc, "name", json_string(""));
     EXPECT_INVALID(doc, "state field 'name' is empty");
     doc = valid_doc();
-    json_object_set_new(doc, "name", json_string("a12345678901234567890123456789012"
-                                                 "345678901234567890123456789012345"));
+    json_object_set_new(doc, "name",
+                        json_string("a12345678901234567890123456789012"
+                                    "345678901234567890123456789012345"));
     EXPECT_INVALID(doc, "state field 'name' is too long (at most 63 bytes)");
     doc = valid_doc();
     json_object_set_new(doc, "tier", json_string("automation-plus!"));
@@ -574,8 +575,7 @@ static void test_events_cap(void)
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     gm_deployment_add_event(d, "big", NULL, "%s", big);
-    const char *m =
-        json_string_value(json_object_get(json_array_get(d->events, 999), "message"));
+    const char *m = json_string_value(json_object_get(json_array_get(d->events, 999), "message"));
     CHECK(m && strlen(m) > 1000 && strlen(m) < 5000);
     gm_deployment_free(d);
 }
@@ -594,8 +594,8 @@ static void test_names(void)
     memset(n64, 'a', 64);
     n64[64] = '\0';
     CHECK(gm_store_valid_name(n63));
-    const char *bad[] = {NULL, "", "../x", "UPPER", "Demo", "-lead", "a_b", "a.b",
-                         "a/b", "a b", "caf\xc3\xa9", n64, ".", ".."};
+    const char *bad[] = {NULL,  "",    "../x", "UPPER",       "Demo", "-lead", "a_b",
+                         "a.b", "a/b", "a b",  "caf\xc3\xa9", n64,    ".",     ".."};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         if (gm_store_valid_name(bad[i])) {
             fprintf(stderr, "name %zu should be invalid\n", i);
@@ -892,8 +892,8 @@ static void test_save_failure(void)
         if (pid == 0) {
             close(fds[0]);
             char r = 's'; /* skipped */
-            if (chown(sub, 65534, 65534) == 0 && setgroups(0, NULL) == 0 &&
-                setgid(65534) == 0 && setuid(65534) == 0) {
+            if (chown(sub, 65534, 65534) == 0 && setgroups(0, NULL) == 0 && setgid(65534) == 0 &&
+                setuid(65534) == 0) {
                 gm_store *cs = NULL;
                 gm_error ce = {0};
                 r = 'f';
@@ -1224,7 +1224,7 @@ static void test_list(void)
     gm_lock *l = NULL;
     CHECK_INT(gm_store_lock(s, "delta", &l, &err), GM_OK); /* lock only: not a deployment */
     const char *noise[] = {".alpha.json.tmp.123", ".hidden.json", "UPPER.json", "notes.txt",
-                           "bad_name.json", ".json", "x.json.bak"};
+                           "bad_name.json",       ".json",        "x.json.bak"};
     for (int i = 0; i < 7; i++) {
         char *p = gm_strfmt("%s/deployments/%s", root, noise[i]);
         spit(p, "{}", 2);
