@@ -95,9 +95,9 @@ static void render_health_script(gm_emit *e, const gm_stack_params *p, gm_tier t
         "now=$(date -u +%Y-%m-%dT%H:%M:%SZ)" NL "body=\"\"" NL
         "crit_bad=0 crit_notready=0 other_bad=0 starting=0" NL "for s in \"${services[@]}\"; do" NL
         "  c=\"geusemaker-$s\"" NL "  st=$(docker inspect -f '{{if "
-                                   ".State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}"
-                                   "}{{end}}' \"$c\" 2>/dev/null) || st=missing" NL
-        "  case \"$st\" in" NL "    healthy) state=healthy detail=\"healthcheck passing\" ;;" NL
+        ".State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}"
+        "}{{end}}' \"$c\" 2>/dev/null) || st=missing" NL "  case \"$st\" in" NL
+        "    healthy) state=healthy detail=\"healthcheck passing\" ;;" NL
         "    starting) state=starting detail=\"container starting\" ;;" NL
         "    unhealthy) state=unhealthy detail=\"healthcheck failing\" ;;" NL
         "    running) state=healthy detail=\"container running\" ;;" NL "    *)" NL
@@ -107,7 +107,7 @@ static void render_health_script(gm_emit *e, const gm_stack_params *p, gm_tier t
         "  esac" NL "  if [ \"$s\" = postgres ] && [ \"$st\" != missing ]; then" NL "    rc=0" NL
         "    docker exec \"$c\" pg_isready -q -U n8n -d n8n || rc=$?" NL "    case $rc in" NL
         "      0) ;;" NL "      1) [ \"$state\" = healthy ] && state=starting; "
-                         "detail=\"pg_isready: rejecting connections\" ;;" NL
+        "detail=\"pg_isready: rejecting connections\" ;;" NL
         "      2) state=unhealthy detail=\"pg_isready: no response\" ;;" NL
         "      *) state=unhealthy detail=\"pg_isready: exit $rc\" ;;" NL "    esac" NL "  fi" NL
         "  if [ \"$s\" = ollama ]; then" NL "    if [ -e \"$STATE/late.failed\" ]; then" NL
@@ -396,7 +396,7 @@ static void render_packages(gm_emit *e, const gm_stack_params *p)
         gm_emit_put(e,
                     "apt_get() { apt-get -o DPkg::Lock::Timeout=600 -y \"$@\"; }" NL
                     "retry 5 15 apt_get update" NL "retry 5 15 apt_get install nginx openssl "
-                                                   "nfs-common stunnel4 git binutils util-linux" NL
+                    "nfs-common stunnel4 git binutils util-linux" NL
                     "command -v docker >/dev/null || retry 5 15 apt_get install docker.io" NL
                     "docker compose version >/dev/null 2>&1 || retry 5 15 apt_get install "
                     "docker-compose-v2" NL
@@ -454,8 +454,7 @@ static void render_docker(gm_emit *e, const gm_stack_params *p, gm_tier tier)
                        "if ! command -v nvidia-ctk >/dev/null; then" NL);
         if (p->os == GM_OS_AL2023)
             gm_emit_put(e, "  retry 5 10 curl -fsSL -o "
-                           "\"$R/etc/yum.repos.d/nvidia-container-toolkit.repo\" \\" NL
-                           "    "
+                           "\"$R/etc/yum.repos.d/nvidia-container-toolkit.repo\" \\" NL "    "
                            "https://nvidia.github.io/libnvidia-container/stable/rpm/"
                            "nvidia-container-toolkit.repo" NL
                            "  retry 5 15 dnf install -y nvidia-container-toolkit" NL);
@@ -467,16 +466,14 @@ static void render_docker(gm_emit *e, const gm_stack_params *p, gm_tier tier)
                 "  retry 5 10 curl -fsSL -o \"$STATE/nvidia.gpgkey\" "
                 "https://nvidia.github.io/libnvidia-container/gpgkey" NL
                 "  gpg --batch --yes --dearmor -o \"$key\" \"$STATE/nvidia.gpgkey\"" NL
-                "  arch=$(dpkg --print-architecture)" NL
-                "  printf 'deb "
+                "  arch=$(dpkg --print-architecture)" NL "  printf 'deb "
                 "[signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] "
                 "https://nvidia.github.io/libnvidia-container/stable/deb/%s /\\n' \"$arch\" \\" NL
                 "    >\"$R/etc/apt/sources.list.d/nvidia-container-toolkit.list\"" NL
                 "  retry 5 15 apt_get update" NL
                 "  retry 5 15 apt_get install nvidia-container-toolkit" NL);
         gm_emit_put(e, "fi" NL "nvidia-ctk runtime configure --runtime=docker "
-                               "--config=\"$R/etc/docker/daemon.json\"" NL
-                       "systemctl restart docker" NL);
+                       "--config=\"$R/etc/docker/daemon.json\"" NL "systemctl restart docker" NL);
     }
     gm_emit_put(e, "" NL);
 }
@@ -507,16 +504,16 @@ static void render_secrets(gm_emit *e)
         "ssm_out=\"\"" NL "for k in \"${keys[@]}\"; do" NL "  v=${secret[$k]:-}" NL
         "  [ -n \"$v\" ] || fail \"SSM parameter $GM_SSM_PREFIX$k is missing or empty\"" NL
         "  case \"$v\" in" NL "    *[!A-Za-z0-9._~+/=-]*) fail \"SSM parameter $GM_SSM_PREFIX$k "
-                              "holds characters outside [A-Za-z0-9._~+/=-]\" ;;" NL "  esac" NL
-        "done" NL "umask 077" NL "{" NL "  echo \"# GeuseMaker secrets, from SSM Parameter Store "
-                                        "at boot. Never copy them elsewhere.\"" NL);
+        "holds characters outside [A-Za-z0-9._~+/=-]\" ;;" NL "  esac" NL "done" NL "umask 077" NL
+        "{" NL "  echo \"# GeuseMaker secrets, from SSM Parameter Store "
+        "at boot. Never copy them elsewhere.\"" NL);
     for (int i = 0; i < GM_SECRET_COUNT; i++)
         gm_emit_putf(e, "  printf '%s=%%s\\n' \"${secret[%s]}\"" NL, t[i].env, t[i].key);
     gm_emit_put(e,
                 "} >\"$ENV_FILE.tmp\"" NL "chmod 600 \"$ENV_FILE.tmp\"" NL
                 "mv -f \"$ENV_FILE.tmp\" \"$ENV_FILE\"" NL "mkdir -p \"$NGINX/geusemaker\"" NL
                 "{" NL "  printf \"map \\$http_authorization \\$gm_ollama_ok {\\n  default 0;\\n  "
-                       "\\\"Bearer %s\\\" 1;\\n}\\n\" \"${secret[ollama_token]}\"" NL
+                "\\\"Bearer %s\\\" 1;\\n}\\n\" \"${secret[ollama_token]}\"" NL
                 "  printf \"map \\$http_authorization \\$gm_crawl4ai_ok {\\n  default 0;\\n  "
                 "\\\"Bearer %s\\\" 1;\\n}\\n\" \"${secret[crawl4ai_token]}\"" NL
                 "} >\"$NGINX/geusemaker/tokens.conf.tmp\"" NL
