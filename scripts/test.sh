@@ -6,8 +6,9 @@
 #   4. integration tests (pytest: the real binary against a local moto server,
 #      through the project's fault-injection proxy);
 #   5. the whoami, credential and deploy integration tests again with the sanitizer binary;
-#   6. line coverage of the orchestration (engine/) and state (state/) code by the unit and
-#      deploy/crash integration tests, on a gcov build (must be at least 80 %).
+#   6. line coverage of the orchestration (engine/, including the load balancer nodes) and
+#      state (state/) code by the unit and deploy, crash, ALB and failover integration tests,
+#      on a gcov build (must be at least 80 %).
 # Network: everything talks to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,9 @@ ctest --test-dir build-asan --output-on-failure -j "$jobs"
 echo "== clang-format" >&2
 git ls-files 'src/*.[ch]' 'tests/unit/*.[ch]' 'fuzz/*.c' 'bench/*.c' | xargs clang-format --dry-run --Werror
 
+echo "== layering" >&2
+scripts/check_layers.sh
+
 echo "== shellcheck" >&2
 shellcheck scripts/*.sh .ci/run tests/integration/userdata_sandbox/stub
 
@@ -44,7 +48,8 @@ echo "== coverage of engine/ and state/ (gcov build)" >&2
 find build-cov -name '*.gcda' -delete
 ctest --test-dir build-cov -j "$jobs" -R 'test_state|fuzz_state' >/dev/null
 GEUSEMAKER_BIN="$root/build-cov/geusemaker" python3 -m pytest -q -p no:cacheprovider \
-  tests/integration/test_deploy.py tests/integration/test_crash.py
+  tests/integration/test_deploy.py tests/integration/test_crash.py tests/integration/test_alb.py \
+  tests/integration/test_failover.py
 gcovr --root . --object-directory build-cov --filter 'src/engine/' --filter 'src/state/' \
   --print-summary --txt build-cov/coverage.txt --fail-under-line 80 >/dev/null
 cat build-cov/coverage.txt

@@ -89,18 +89,24 @@ json_t *gm_cli_deployment_json(const gm_deployment *dep)
     for (size_t i = 0; i < dep->n_nodes; i++)
         if (strcmp(dep->nodes[i].name, "alb") == 0)
             alb_node = &dep->nodes[i];
-    bool https = json_string_value(json_object_get(json_object_get(dep->config, "load_balancer"),
-                                                   "certificate_arn")) != NULL;
+    bool https = json_string_value(json_object_get(
+                     json_object_get(dep->config, "load_balancer"), "certificate_arn")) != NULL;
+    char base[300] = "";
     if (alb && *alb && alb_node && alb_node->status == GM_NODE_CREATED) {
-        json_object_set_new(endpoints, "n8n",
-                            json_sprintf("%s://%s/", https ? "https" : "http", alb));
+        snprintf(base, sizeof base, "%s://%s", https ? "https" : "http", alb);
         json_object_set_new(endpoints, "load_balancer", json_string(alb));
-        if (ip && *ip)
-            json_object_set_new(endpoints, "instance", json_sprintf("https://%s/", ip));
     } else if (ip && *ip) {
-        json_object_set_new(endpoints, "n8n", json_sprintf("https://%s/", ip));
-        json_object_set_new(endpoints, "health",
-                            json_sprintf("https://%s/geusemaker/health.json", ip));
+        snprintf(base, sizeof base, "https://%s", ip);
+    }
+    if (*base) {
+        /* Every service goes through nginx; the APIs need their own key or
+         * token (geusemaker secrets NAME). */
+        json_object_set_new(endpoints, "n8n", json_sprintf("%s/", base));
+        json_object_set_new(endpoints, "qdrant", json_sprintf("%s/qdrant/ (api-key header)", base));
+        json_object_set_new(endpoints, "crawl4ai",
+                            json_sprintf("%s/crawl4ai/ (bearer token)", base));
+        json_object_set_new(endpoints, "ollama", json_sprintf("%s/ollama/ (bearer token)", base));
+        json_object_set_new(endpoints, "health", json_sprintf("%s/geusemaker/health.json", base));
     }
     char created[32];
     gm_time_iso8601((time_t)(dep->created_at / 1000), created);
