@@ -50,7 +50,8 @@ static void elb_tags(gm_engine *e, gm_params *p, const char *node)
 /* "<name>-alb", "<name>-tg": the name check keeps names at most 28 long. */
 static void elb_name(gm_engine *e, const char *suffix, char *out, size_t size)
 {
-    snprintf(out, size, "%s-%s", e->dep->name, suffix);
+    if (snprintf(out, size, "%s-%s", e->dep->name, suffix) >= (int)size)
+        out[size - 1] = '\0'; /* cannot happen for a checked name; cut if it did */
 }
 
 /* ---- the load balancer's security group ----------------------------------- */

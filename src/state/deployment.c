@@ -483,10 +483,12 @@ static gm_status bad(gm_error *err, const char *field, const char *problem)
 
 static void field_name(char out[FIELD_MAX], const char *prefix, const char *key)
 {
-    if (prefix)
-        snprintf(out, FIELD_MAX, "%s.%s", prefix, key);
-    else
-        snprintf(out, FIELD_MAX, "%s", key);
+    /* A field path longer than FIELD_MAX is cut: it only names a field in a
+     * message. */
+    int n = prefix ? snprintf(out, FIELD_MAX, "%s.%s", prefix, key)
+                   : snprintf(out, FIELD_MAX, "%s", key);
+    if (n < 0)
+        out[0] = '\0';
 }
 
 /* Refuses keys that are not in the spec and required keys that are missing. */

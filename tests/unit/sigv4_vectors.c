@@ -154,8 +154,10 @@ static int same_text(const char *exp, size_t elen, const char *got, size_t glen,
     char e[HINT_MAX * 4 + 8], g[HINT_MAX * 4 + 8];
     escape(e, sizeof e, exp + start + from, el - from);
     escape(g, sizeof g, got + start + (from < gl ? from : gl), gl - (from < gl ? from : gl));
-    snprintf(hint, hintsz, "line %zu, column %zu: expected \"%s%s\", got \"%s%s\"", line, col + 1,
-             from ? "..." : "", e, from ? "..." : "", g);
+    int n = snprintf(hint, hintsz, "line %zu, column %zu: expected \"%s%s\", got \"%s%s\"", line,
+                     col + 1, from ? "..." : "", e, from ? "..." : "", g);
+    if (n < 0)
+        hint[0] = '\0'; /* a long hint is cut: it is only a hint */
     return 0;
 }
 
