@@ -89,8 +89,8 @@ json_t *gm_cli_deployment_json(const gm_deployment *dep)
     for (size_t i = 0; i < dep->n_nodes; i++)
         if (strcmp(dep->nodes[i].name, "alb") == 0)
             alb_node = &dep->nodes[i];
-    bool https = json_string_value(json_object_get(
-                     json_object_get(dep->config, "load_balancer"), "certificate_arn")) != NULL;
+    bool https = json_string_value(json_object_get(json_object_get(dep->config, "load_balancer"),
+                                                   "certificate_arn")) != NULL;
     char base[300] = "";
     if (alb && *alb && alb_node && alb_node->status == GM_NODE_CREATED) {
         snprintf(base, sizeof base, "%s://%s", https ? "https" : "http", alb);
