@@ -442,7 +442,8 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
             if (strcmp(cfg.cidrs[i], "0.0.0.0/0") == 0)
                 fprintf(stderr,
                         "warning: --allow-cidr 0.0.0.0/0 opens the stack to the whole internet\n");
-        st = gm_engine_check_reused(aws, &cfg, &err);
+        char reused_azs[2][64] = {"", ""};
+        st = gm_engine_check_reused(aws, &cfg, reused_azs, &err);
         if (st != GM_OK)
             goto done;
         if (cfg.budget_monthly > 0) {
@@ -469,6 +470,9 @@ static int cmd_deploy(gm_cli *cli, int argc, char **argv)
             mark_reused(dep, "vpc", "vpc", cfg.vpc_id);
             mark_reused(dep, "subnet_a", "subnet", cfg.subnet_ids[0]);
             mark_reused(dep, "subnet_b", "subnet", cfg.subnet_ids[1]);
+            for (int i = 0; i < 2; i++)
+                json_object_set_new(gm_deployment_node(dep, i ? "subnet_b" : "subnet_a")->outputs,
+                                    "az", json_string(reused_azs[i]));
             /* A reused VPC brings its own routing. */
             mark_reused(dep, "vpc_dns", "vpc_dns", cfg.vpc_id);
             mark_reused(dep, "igw", "igw", "-");

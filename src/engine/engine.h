@@ -77,8 +77,10 @@ gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err);
 gm_status gm_engine_detect_cidr(gm_aws_client *aws, char *out, size_t size, gm_error *err);
 
 /* Checks the resources a deploy is told to reuse: subnets in the VPC and in two
- * zones, the security group in the VPC, the file system exists. */
-gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg, gm_error *err);
+ * zones, the security group in the VPC, the file system exists. out_azs (may
+ * be NULL) receives the zones of the two subnets, in the order given. */
+gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg,
+                                 char out_azs[2][64], gm_error *err);
 
 /* With cfg->budget_monthly: estimates the plan (read-only calls: offers and
  * prices) and refuses it with GM_ERR_INVALID when over budget, unless

@@ -188,7 +188,8 @@ gm_status gm_engine_detect_cidr(gm_aws_client *aws, char *out, size_t size, gm_e
 }
 
 /* Checks reused resources before anything is created. */
-gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg, gm_error *err)
+gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg,
+                                 char out_azs[2][64], gm_error *err)
 {
     if (cfg->vpc_id) {
         gm_params p;
@@ -210,15 +211,23 @@ gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg
                 return gm_error_set(err, GM_ERR_INVALID, "subnet is in '%s', not in --vpc-id '%s'",
                                     vpc, cfg->vpc_id);
             }
-            if (i < 2)
-                gm_xml_text_to(item, "availabilityZone", az[i], sizeof az[i]);
+            /* Zones in the order the subnets were given, whatever the
+             * answer's order. */
+            char id[64];
+            gm_xml_text_to(item, "subnetId", id, sizeof id);
+            int k = strcmp(id, cfg->subnet_ids[0]) == 0 ? 0 : 1;
+            gm_xml_text_to(item, "availabilityZone", az[k], sizeof az[k]);
             i++;
         }
         xmlFreeDoc(doc);
-        if (i != 2 || strcmp(az[0], az[1]) == 0)
+        if (i != 2 || !*az[0] || !*az[1] || strcmp(az[0], az[1]) == 0)
             return gm_error_set(err, GM_ERR_INVALID,
                                 "--subnet-ids must name two existing subnets in two different "
                                 "availability zones");
+        if (out_azs) {
+            memcpy(out_azs[0], az[0], sizeof az[0]);
+            memcpy(out_azs[1], az[1], sizeof az[1]);
+        }
     }
     if (cfg->security_group_id) {
         gm_params p;
