@@ -38,15 +38,7 @@ static int cmd_health(gm_cli *cli, int argc, char **argv)
     gm_aws_client *aws = NULL;
     char *url = NULL;
     int rc = GM_EXIT_FAILED;
-    gm_status st = gm_engine_check_name(name, &err);
-    if (st == GM_OK)
-        st = gm_store_open(NULL, &store, &err);
-    if (st == GM_OK)
-        st = gm_store_load(store, name, &dep, &err);
-    if (st == GM_OK && !cli->region)
-        cli->region = dep->region;
-    if (st == GM_OK)
-        st = gm_cli_aws_client(cli, &aws, &err);
+    gm_status st = gm_cli_open_deployment(cli, name, &store, &dep, &aws, &err);
     gm_health_target_kind kind = GM_HEALTH_TARGET_SKIP;
     if (st == GM_OK) {
         gm_node_state *inst = gm_deployment_node(dep, "instance");

@@ -59,13 +59,7 @@ static int cmd_secrets(gm_cli *cli, int argc, char **argv)
     gm_deployment *dep = NULL;
     gm_aws_client *aws = NULL;
     json_t *out = NULL;
-    st = gm_store_open(NULL, &store, &err);
-    if (st == GM_OK)
-        st = gm_store_load(store, name, &dep, &err);
-    if (st == GM_OK && !cli->region)
-        cli->region = dep->region;
-    if (st == GM_OK)
-        st = gm_cli_aws_client(cli, &aws, &err);
+    st = gm_cli_open_deployment(cli, name, &store, &dep, &aws, &err);
     char *prefix = gm_stack_default_ssm_prefix(name);
     json_t *names = json_array();
     for (int i = 0; prefix && i < GM_SECRET_COUNT; i++) {

@@ -26,19 +26,11 @@ static int cmd_status(gm_cli *cli, int argc, char **argv)
         return gm_cli_usage_error(cli, "status takes exactly one deployment name");
     const char *name = argv[optind];
     gm_error err = {0};
-    gm_status st = gm_engine_check_name(name, &err);
     gm_store *store = NULL;
     gm_deployment *dep = NULL;
     gm_aws_client *aws = NULL;
     json_t *live = NULL;
-    if (st == GM_OK)
-        st = gm_store_open(NULL, &store, &err);
-    if (st == GM_OK)
-        st = gm_store_load(store, name, &dep, &err);
-    if (st == GM_OK && !cli->region)
-        cli->region = dep->region;
-    if (st == GM_OK)
-        st = gm_cli_aws_client(cli, &aws, &err);
+    gm_status st = gm_cli_open_deployment(cli, name, &store, &dep, &aws, &err);
     if (st == GM_OK) {
         gm_engine_options eo = {.aws = aws, .store = store};
         st = gm_engine_inspect(&eo, dep, &live, &err);

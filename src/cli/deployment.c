@@ -177,3 +177,18 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
                json_string_value(json_object_get(cost, "source")));
     json_decref(o);
 }
+
+gm_status gm_cli_open_deployment(gm_cli *cli, const char *name, gm_store **out_store,
+                                 gm_deployment **out_dep, gm_aws_client **out_aws, gm_error *err)
+{
+    gm_status st = gm_engine_check_name(name, err);
+    if (st == GM_OK)
+        st = gm_store_open(NULL, out_store, err);
+    if (st == GM_OK)
+        st = gm_store_load(*out_store, name, out_dep, err);
+    if (st == GM_OK && !cli->region)
+        cli->region = (*out_dep)->region;
+    if (st == GM_OK && out_aws)
+        st = gm_cli_aws_client(cli, out_aws, err);
+    return st;
+}

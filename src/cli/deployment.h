@@ -18,6 +18,12 @@ void gm_cli_install_interrupt_handlers(void);
 gm_status gm_cli_open_locked(gm_cli *cli, const char *name, gm_store **out_store,
                              gm_lock **out_lock, gm_error *err);
 
+/* For the reading commands: checks the name, opens the store, loads the record
+ * (its region unless --region), and makes the AWS client when out_aws is not
+ * NULL. The caller frees what was filled, on success or not. */
+gm_status gm_cli_open_deployment(gm_cli *cli, const char *name, gm_store **out_store,
+                                 gm_deployment **out_dep, gm_aws_client **out_aws, gm_error *err);
+
 /* Prints the deployment summary (text on stdout, or one JSON object). */
 void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live,
                              int64_t duration_ms);

@@ -34,12 +34,12 @@ static bool code_in(const char *code, const char *const *codes)
     return false;
 }
 
-gm_status gm_e_ec2_call(gm_engine *e, const char *action, gm_params *p, xmlDocPtr *out_doc,
-                        const char *const *ok_codes, gm_error *err)
+gm_status gm_e_query(gm_engine *e, const gm_aws_service *svc, const char *action, gm_params *p,
+                     xmlDocPtr *out_doc, const char *const *ok_codes, gm_error *err)
 {
     xmlDocPtr doc = NULL;
     gm_error cerr = {0};
-    gm_status st = gm_aws_query(e->aws, &gm_svc_ec2, action, p, &doc, &cerr);
+    gm_status st = gm_aws_query(e->aws, svc, action, p, &doc, &cerr);
     if (st != GM_OK && *cerr.aws_code && code_in(cerr.aws_code, ok_codes))
         st = GM_OK;
     else if (st != GM_OK)
@@ -49,6 +49,12 @@ gm_status gm_e_ec2_call(gm_engine *e, const char *action, gm_params *p, xmlDocPt
     else if (doc)
         xmlFreeDoc(doc);
     return st;
+}
+
+gm_status gm_e_ec2_call(gm_engine *e, const char *action, gm_params *p, xmlDocPtr *out_doc,
+                        const char *const *ok_codes, gm_error *err)
+{
+    return gm_e_query(e, &gm_svc_ec2, action, p, out_doc, ok_codes, err);
 }
 
 gm_status gm_e_ec2_find_tagged(gm_engine *e, const char *describe_action, const char *set_name,

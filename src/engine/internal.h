@@ -120,6 +120,10 @@ gm_status gm_e_ec2_find_tagged(gm_engine *e, const char *describe_action, const 
                                const char *id_elem, const char *node_name,
                                const char *extra_filter_name, const char *extra_filter_value,
                                char **out_id, gm_error *err);
+/* A Query call whose error codes listed in ok_codes (NULL-terminated) count as
+ * success; *out_doc may be NULL when the answer is not needed. */
+gm_status gm_e_query(gm_engine *e, const gm_aws_service *svc, const char *action, gm_params *p,
+                     xmlDocPtr *out_doc, const char *const *ok_codes, gm_error *err);
 /* An EC2 call whose error codes listed in ok_codes (NULL-terminated) count as
  * success (e.g. "InvalidVpcID.NotFound" on delete). */
 gm_status gm_e_ec2_call(gm_engine *e, const char *action, gm_params *p, xmlDocPtr *out_doc,

@@ -16,21 +16,7 @@
 static gm_status elb_call(gm_engine *e, const char *action, gm_params *p, xmlDocPtr *out,
                           const char *const *ok_codes, gm_error *err)
 {
-    xmlDocPtr doc = NULL;
-    gm_error cerr = {0};
-    gm_status st = gm_aws_query(e->aws, &gm_svc_elbv2, action, p, &doc, &cerr);
-    if (st != GM_OK) {
-        for (int i = 0; ok_codes && ok_codes[i]; i++)
-            if (strcmp(cerr.aws_code, ok_codes[i]) == 0)
-                st = GM_OK;
-        if (st != GM_OK)
-            *err = cerr;
-    }
-    if (out)
-        *out = doc;
-    else
-        xmlFreeDoc(doc);
-    return st;
+    return gm_e_query(e, &gm_svc_elbv2, action, p, out, ok_codes, err);
 }
 
 static void elb_tags(gm_engine *e, gm_params *p, const char *node)
