@@ -49,8 +49,9 @@ find build-cov -name '*.gcda' -delete
 ctest --test-dir build-cov -j "$jobs" -R 'test_state|fuzz_state' >/dev/null
 GEUSEMAKER_BIN="$root/build-cov/geusemaker" python3 -m pytest -q -p no:cacheprovider \
   tests/integration/test_deploy.py tests/integration/test_crash.py tests/integration/test_alb.py \
-  tests/integration/test_failover.py
-gcovr --root . --object-directory build-cov --filter 'src/engine/' --filter 'src/state/' \
+  tests/integration/test_failover.py tests/integration/test_stack_deploy.py
+gcovr --root . --object-directory build-cov --gcov-ignore-parse-errors \
+  --filter 'src/engine/' --filter 'src/state/' \
   --print-summary --txt build-cov/coverage.txt --fail-under-line 80 >/dev/null
 cat build-cov/coverage.txt
 
