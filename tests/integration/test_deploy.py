@@ -381,3 +381,17 @@ def test_keep_efs(gm, proxy, boto, gm_home):
     # The record stays, so a later destroy removes the file system too.
     assert destroy(gm, "keepfs").returncode == 0
     assert leftovers(boto, "keepfs") == {}
+
+
+def test_key_pair_is_used_and_opens_ssh_to_allowed_ranges_only(gm, proxy, boto, gm_home):
+    ec2 = boto("ec2")
+    ec2.create_key_pair(KeyName="ops")
+    r = deploy(gm, "withkey", "--key-name", "ops", "--output", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    inst = ec2.describe_instances(InstanceIds=[doc["resources"]["instance"]["id"]])["Reservations"][0]["Instances"][0]
+    assert inst["KeyName"] == "ops"
+    sg = ec2.describe_security_groups(GroupIds=[doc["resources"]["sg"]["id"]])["SecurityGroups"][0]
+    ssh = [p for p in sg["IpPermissions"] if p.get("FromPort") == 22]
+    assert len(ssh) == 1 and [r["CidrIp"] for r in ssh[0]["IpRanges"]] == [CIDR]
+    assert destroy(gm, "withkey").returncode == 0
