@@ -1,6 +1,7 @@
 /* The market: candidate types, zones, offerings, specs and prices. */
 #include "cost/market.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,14 +25,19 @@ void gm_cost_market_release(gm_cost_market *m)
     gm_spot_prices_release(&m->spot);
 }
 
+/* Notes may come from the gathering threads at once. */
+static pthread_mutex_t notes_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void gm_cost_market_note(gm_cost_market *m, const char *fmt, ...)
 {
-    if (m->n_notes >= GM_COST_MAX_NOTES)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(m->notes[m->n_notes++], GM_COST_NOTE_MAX, fmt, ap);
-    va_end(ap);
+    pthread_mutex_lock(&notes_lock);
+    if (m->n_notes < GM_COST_MAX_NOTES) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m->notes[m->n_notes++], GM_COST_NOTE_MAX, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&notes_lock);
 }
 
 static bool type_name_ok(const char *t)
@@ -364,6 +370,33 @@ static void gather_on_demand(const gm_cost_gather_options *o, gm_cost_market *m)
                             m->region);
 }
 
+typedef enum { GATHER_SPECS, GATHER_SPOT, GATHER_ON_DEMAND } gather_kind;
+
+typedef struct gather_job {
+    const gm_cost_gather_options *o;
+    gm_cost_market *m;
+    gather_kind kind;
+} gather_job;
+
+static void *gather_one(void *arg)
+{
+    gather_job *j = arg;
+    const char *offered[GM_COST_MAX_TYPES];
+    size_t n_offered = offered_types(j->m, offered);
+    switch (j->kind) {
+    case GATHER_SPECS: gather_specs(j->o, j->m, offered, n_offered); break;
+    case GATHER_SPOT:
+        if (j->o->skip_spot)
+            snprintf(j->m->spot_error, sizeof j->m->spot_error,
+                     "spot not considered (on-demand only)");
+        else if (n_offered)
+            gather_spot(j->o, j->m, offered, n_offered);
+        break;
+    case GATHER_ON_DEMAND: gather_on_demand(j->o, j->m); break;
+    }
+    return NULL;
+}
+
 gm_status gm_cost_market_gather(const gm_cost_gather_options *o, gm_cost_market *m, gm_error *err)
 {
     if (!o || !o->aws || m->n_types == 0)
@@ -381,13 +414,18 @@ gm_status gm_cost_market_gather(const gm_cost_gather_options *o, gm_cost_market 
         gm_error_prefix(err, "cannot list the zones offering the candidate instance types");
         return st;
     }
-    const char *offered[GM_COST_MAX_TYPES];
-    size_t n_offered = offered_types(m, offered);
-    gather_specs(o, m, offered, n_offered);
-    if (o->skip_spot)
-        snprintf(m->spot_error, sizeof m->spot_error, "spot not considered (on-demand only)");
-    else if (n_offered)
-        gather_spot(o, m, offered, n_offered);
-    gather_on_demand(o, m);
+    /* Specs, spot prices and on-demand prices are independent (each writes
+     * its own fields; notes are locked): one round trip for the three. */
+    gather_job jobs[3] = {{o, m, GATHER_SPECS}, {o, m, GATHER_SPOT}, {o, m, GATHER_ON_DEMAND}};
+    pthread_t threads[3];
+    bool started[3] = {false, false, false};
+    for (int i = 0; i < 3 && !o->sequential; i++)
+        started[i] = pthread_create(&threads[i], NULL, gather_one, &jobs[i]) == 0;
+    for (int i = 0; i < 3; i++) {
+        if (started[i])
+            pthread_join(threads[i], NULL);
+        else
+            gather_one(&jobs[i]); /* no thread to be had: in this one */
+    }
     return GM_OK;
 }

@@ -82,7 +82,9 @@ typedef struct gm_cost_gather_options {
     const char *const *azs; /* zones to consider (the engine's subnets); NULL: every zone
                                offering a candidate */
     size_t n_azs;
-    bool skip_spot; /* on-demand only: no DescribeSpotPriceHistory */
+    bool skip_spot;  /* on-demand only: no DescribeSpotPriceHistory */
+    bool sequential; /* one call after another (tests with ordered canned answers); otherwise
+                        specs, spot and on-demand prices are read at once */
 } gm_cost_gather_options;
 
 /* Fills a market whose candidate types were added: the zones offering each

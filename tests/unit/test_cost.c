@@ -961,7 +961,7 @@ static void test_gather(void)
     CHECK_INT(gm_cost_market_add_type(&m, "t3.xlarge", NULL), GM_OK); /* duplicate: ignored */
     CHECK_INT(gm_cost_market_add_type(&m, "NOT A TYPE", NULL), GM_ERR_INVALID);
     CHECK_INT(m.n_types, 2);
-    gm_cost_gather_options o = {.aws = aws, .pricing = pricing};
+    gm_cost_gather_options o = {.aws = aws, .pricing = pricing, .sequential = true};
     gm_error err = {0};
     CHECK_INT(gm_cost_market_gather(&o, &m, &err), GM_OK);
     CHECK_INT(ec2->n_requests, 3);
@@ -1012,7 +1012,7 @@ static void test_gather(void)
     gm_cost_market_init(&m, "us-east-1");
     gm_cost_market_add_type(&m, "t3.xlarge", NULL);
     const char *zones[] = {"us-east-1b", "us-east-1c"};
-    o = (gm_cost_gather_options){.aws = aws, .azs = zones, .n_azs = 2};
+    o = (gm_cost_gather_options){.aws = aws, .azs = zones, .n_azs = 2, .sequential = true};
     CHECK_INT(gm_cost_market_gather(&o, &m, &err), GM_OK);
     CHECK(has(ec2->bodies[0], "Filter.2.Name=location&Filter.2.Value.1=us-east-1b"));
     CHECK_INT(m.n_azs, 2); /* us-east-1a was offered but not asked for */
@@ -1031,7 +1031,7 @@ static void test_gather(void)
     aws = new_client(ec2, "us-east-1", 1);
     gm_cost_market_init(&m, "us-east-1");
     gm_cost_market_add_type(&m, "t3.xlarge", NULL);
-    o = (gm_cost_gather_options){.aws = aws};
+    o = (gm_cost_gather_options){.aws = aws, .sequential = true};
     gm_error_clear(&err);
     CHECK_INT(gm_cost_market_gather(&o, &m, &err), GM_ERR_PARSE);
     CHECK(has(err.message, "cannot list the zones offering the candidate instance types"));
