@@ -6,8 +6,10 @@
 #include "core/str.h"
 #include "engine/internal.h"
 
-gm_status gm_e_tag_spec(gm_engine *e, gm_params *p, int idx, const char *resource_type,
-                        const char *node_name)
+/* The standard tags of a resource, written as name and value parameters whose
+ * names are built from key_fmt / value_fmt with (idx, tag number). */
+static gm_status standard_tags(gm_engine *e, gm_params *p, const char *node_name,
+                               const char *key_fmt, const char *value_fmt, int idx)
 {
     char name_tag[160];
     snprintf(name_tag, sizeof name_tag, "%s-%s", e->dep->name, node_name);
@@ -17,13 +19,36 @@ gm_status gm_e_tag_spec(gm_engine *e, gm_params *p, int idx, const char *resourc
         {"geusemaker:node", node_name},
         {"ManagedBy", "geusemaker"},
     };
-    gm_status st = gm_params_addf(p, resource_type, "TagSpecification.%d.ResourceType", idx);
+    char key[96], value[96];
+    gm_status st = GM_OK;
     for (int i = 0; st == GM_OK && i < 4; i++) {
-        st = gm_params_addf(p, tags[i][0], "TagSpecification.%d.Tag.%d.Key", idx, i + 1);
+        if (idx > 0) {
+            snprintf(key, sizeof key, key_fmt, idx, i + 1);
+            snprintf(value, sizeof value, value_fmt, idx, i + 1);
+        } else {
+            snprintf(key, sizeof key, key_fmt, i + 1);
+            snprintf(value, sizeof value, value_fmt, i + 1);
+        }
+        st = gm_params_add(p, key, tags[i][0]);
         if (st == GM_OK)
-            st = gm_params_addf(p, tags[i][1], "TagSpecification.%d.Tag.%d.Value", idx, i + 1);
+            st = gm_params_add(p, value, tags[i][1]);
     }
     return st;
+}
+
+gm_status gm_e_tag_spec(gm_engine *e, gm_params *p, int idx, const char *resource_type,
+                        const char *node_name)
+{
+    gm_status st = gm_params_addf(p, resource_type, "TagSpecification.%d.ResourceType", idx);
+    if (st == GM_OK)
+        st = standard_tags(e, p, node_name, "TagSpecification.%d.Tag.%d.Key",
+                           "TagSpecification.%d.Tag.%d.Value", idx);
+    return st;
+}
+
+gm_status gm_e_member_tags(gm_engine *e, gm_params *p, const char *node_name)
+{
+    return standard_tags(e, p, node_name, "Tags.member.%d.Key", "Tags.member.%d.Value", 0);
 }
 
 static bool code_in(const char *code, const char *const *codes)

@@ -114,6 +114,8 @@ void gm_e_resource_name(gm_engine *e, const char *suffix, char *out, size_t size
 /* Adds TagSpecification.<idx> for resource_type with the standard tags. */
 gm_status gm_e_tag_spec(gm_engine *e, gm_params *p, int idx, const char *resource_type,
                         const char *node_name);
+/* The standard tags as Tags.member.N.Key/Value (IAM, ELBv2). */
+gm_status gm_e_member_tags(gm_engine *e, gm_params *p, const char *node_name);
 /* Finds EC2 resources by the deployment and node tags; *out_id NULL if none.
  * describe_action e.g. "DescribeVpcs", set/item paths e.g. "vpcSet", id_elem "vpcId". */
 gm_status gm_e_ec2_find_tagged(gm_engine *e, const char *describe_action, const char *set_name,

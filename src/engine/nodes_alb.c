@@ -19,20 +19,6 @@ static gm_status elb_call(gm_engine *e, const char *action, gm_params *p, xmlDoc
     return gm_e_query(e, &gm_svc_elbv2, action, p, out, ok_codes, err);
 }
 
-static void elb_tags(gm_engine *e, gm_params *p, const char *node)
-{
-    char name[160];
-    snprintf(name, sizeof name, "%s-%s", e->dep->name, node);
-    const char *tags[][2] = {{"Name", name},
-                             {"geusemaker:deployment", e->dep->name},
-                             {"geusemaker:node", node},
-                             {"ManagedBy", "geusemaker"}};
-    for (int i = 0; i < 4; i++) {
-        gm_params_addf(p, tags[i][0], "Tags.member.%d.Key", i + 1);
-        gm_params_addf(p, tags[i][1], "Tags.member.%d.Value", i + 1);
-    }
-}
-
 /* "<name>-alb", "<name>-tg": the name check keeps names at most 28 long. */
 static void elb_name(gm_engine *e, const char *suffix, char *out, size_t size)
 {
@@ -195,7 +181,7 @@ static gm_status alb_create(gm_engine *e, gm_node_run *n, gm_error *err)
         gm_params_add(&p, "Scheme", "internet-facing");
         gm_params_add(&p, "Type", "application");
         gm_params_add(&p, "IpAddressType", "ipv4");
-        elb_tags(e, &p, n->def->name);
+        gm_e_member_tags(e, &p, n->def->name);
         xmlDocPtr doc = NULL;
         /* The same name and settings again answers with the existing one. */
         st = elb_call(e, "CreateLoadBalancer", &p, &doc, NULL, err);
@@ -338,7 +324,7 @@ static gm_status tg_create(gm_engine *e, gm_node_run *n, gm_error *err)
         gm_params_add(&p, "HealthyThresholdCount", num[2]);
         gm_params_add(&p, "UnhealthyThresholdCount", num[3]);
         gm_params_add(&p, "Matcher.HttpCode", "200");
-        elb_tags(e, &p, n->def->name);
+        gm_e_member_tags(e, &p, n->def->name);
         xmlDocPtr doc = NULL;
         st = elb_call(e, "CreateTargetGroup", &p, &doc, NULL, err);
         gm_params_release(&p);
@@ -401,7 +387,7 @@ static gm_status listener_create(gm_engine *e, gm_node_run *n, gm_error *err)
             gm_params_add(&p, "DefaultActions.member.1.Type", "forward");
             gm_params_add(&p, "DefaultActions.member.1.TargetGroupArn", tg ? tg : "");
         }
-        elb_tags(e, &p, n->def->name);
+        gm_e_member_tags(e, &p, n->def->name);
         xmlDocPtr doc = NULL;
         /* An identical listener on the port is answered as created. */
         st = elb_call(e, "CreateListener", &p, &doc, NULL, err);

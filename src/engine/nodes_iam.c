@@ -21,20 +21,6 @@ static gm_status iam_call(gm_engine *e, const char *action, gm_params *p, xmlDoc
     return gm_e_query(e, &gm_svc_iam, action, p, out, ok_codes, err);
 }
 
-static void add_tags(gm_engine *e, gm_params *p, const char *node)
-{
-    char name[160];
-    snprintf(name, sizeof name, "%s-%s", e->dep->name, node);
-    const char *tags[][2] = {{"Name", name},
-                             {"geusemaker:deployment", e->dep->name},
-                             {"geusemaker:node", node},
-                             {"ManagedBy", "geusemaker"}};
-    for (int i = 0; i < 4; i++) {
-        gm_params_addf(p, tags[i][0], "Tags.member.%d.Key", i + 1);
-        gm_params_addf(p, tags[i][1], "Tags.member.%d.Value", i + 1);
-    }
-}
-
 /* Finds a role or profile by its deterministic name; one that exists without
  * this deployment's tag is not ours and is a conflict. */
 static gm_status find_named(gm_engine *e, const char *action, const char *param, const char *name,
@@ -99,7 +85,7 @@ static gm_status role_create(gm_engine *e, gm_node_run *n, gm_error *err)
     gm_params_add(&p, "Path", "/geusemaker/");
     gm_params_add(&p, "AssumeRolePolicyDocument", ASSUME_ROLE_POLICY);
     gm_params_add(&p, "Description", "GeuseMaker AI stack instance role");
-    add_tags(e, &p, n->def->name);
+    gm_e_member_tags(e, &p, n->def->name);
     gm_error cerr = {0};
     st = iam_call(e, "CreateRole", &p, NULL, NULL, &cerr);
     gm_params_release(&p);
@@ -261,7 +247,7 @@ static gm_status profile_create(gm_engine *e, gm_node_run *n, gm_error *err)
     gm_params_init(&p);
     gm_params_add(&p, "InstanceProfileName", name);
     gm_params_add(&p, "Path", "/geusemaker/");
-    add_tags(e, &p, n->def->name);
+    gm_e_member_tags(e, &p, n->def->name);
     gm_error cerr = {0};
     st = iam_call(e, "CreateInstanceProfile", &p, NULL, NULL, &cerr);
     gm_params_release(&p);
