@@ -30,12 +30,26 @@ static bool has_tag(json_t *tags, const char *key, const char *value)
     return false;
 }
 
+/* An EFS call in which the error gone_code (may be NULL) counts as success
+ * with no answer (*out NULL): "not found" on a delete or a look. The REST
+ * twin of gm_e_query's ok codes. */
+static gm_status efs_call(gm_engine *e, const char *action, const char *method, const char *path,
+                          json_t **out, const char *gone_code, gm_error *err)
+{
+    gm_error cerr = {0};
+    gm_status st = gm_aws_rest_json(e->aws, &gm_svc_efs, action, method, path, NULL, out, &cerr);
+    if (st != GM_OK && gone_code && strcmp(cerr.aws_code, gone_code) == 0)
+        return GM_OK;
+    if (st != GM_OK)
+        *err = cerr;
+    return st;
+}
+
 static gm_status describe_fs(gm_engine *e, const char *query, json_t **out, gm_error *err)
 {
     char path[512];
     snprintf(path, sizeof path, EFS_API "/file-systems%s", query);
-    return gm_aws_rest_json(e->aws, &gm_svc_efs, "DescribeFileSystems", "GET", path, NULL, out,
-                            err);
+    return efs_call(e, "DescribeFileSystems", "GET", path, out, "FileSystemNotFound", err);
 }
 
 static gm_status efs_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
@@ -135,14 +149,7 @@ static gm_status efs_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_er
 {
     char path[256];
     snprintf(path, sizeof path, EFS_API "/file-systems/%s", id);
-    gm_error cerr = {0};
-    gm_status st = gm_aws_rest_json(e->aws, &gm_svc_efs, "DeleteFileSystem", "DELETE", path, NULL,
-                                    NULL, &cerr);
-    if (st != GM_OK && strcmp(cerr.aws_code, "FileSystemNotFound") == 0)
-        return GM_OK;
-    if (st != GM_OK)
-        *err = cerr;
-    return st;
+    return efs_call(e, "DeleteFileSystem", "DELETE", path, NULL, "FileSystemNotFound", err);
 }
 
 static gm_status efs_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *live,
@@ -151,13 +158,10 @@ static gm_status efs_inspect(gm_engine *e, gm_node_run *n, const char *id, json_
     char query[128];
     snprintf(query, sizeof query, "?FileSystemId=%s", id);
     json_t *out = NULL;
-    gm_error cerr = {0};
-    gm_status st = describe_fs(e, query, &out, &cerr);
-    json_t *fs = st == GM_OK ? json_array_get(json_object_get(out, "FileSystems"), 0) : NULL;
-    if (st != GM_OK && strcmp(cerr.aws_code, "FileSystemNotFound") != 0) {
-        *err = cerr;
+    gm_status st = describe_fs(e, query, &out, err);
+    if (st != GM_OK)
         return st;
-    }
+    json_t *fs = json_array_get(json_object_get(out, "FileSystems"), 0);
     json_object_set_new(live, "exists", json_boolean(fs != NULL));
     if (fs) {
         json_object_set(live, "state", json_object_get(fs, "LifeCycleState"));
@@ -194,13 +198,8 @@ static gm_status mt_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *
     char path[256];
     snprintf(path, sizeof path, EFS_API "/mount-targets?FileSystemId=%s", fs);
     json_t *out = NULL;
-    gm_error cerr = {0};
-    gm_status st = gm_aws_rest_json(e->aws, &gm_svc_efs, "DescribeMountTargets", "GET", path, NULL,
-                                    &out, &cerr);
-    if (st != GM_OK && strcmp(cerr.aws_code, "FileSystemNotFound") == 0)
-        st = GM_OK;
-    else if (st != GM_OK)
-        *err = cerr;
+    gm_status st =
+        efs_call(e, "DescribeMountTargets", "GET", path, &out, "FileSystemNotFound", err);
     size_t i;
     json_t *mt;
     json_array_foreach (json_object_get(out, "MountTargets"), i, mt) {
@@ -285,30 +284,19 @@ static gm_status mt_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_err
 {
     char path[256];
     snprintf(path, sizeof path, EFS_API "/mount-targets/%s", id);
-    gm_error cerr = {0};
-    gm_status st = gm_aws_rest_json(e->aws, &gm_svc_efs, "DeleteMountTarget", "DELETE", path, NULL,
-                                    NULL, &cerr);
-    if (st != GM_OK && strcmp(cerr.aws_code, "MountTargetNotFound") == 0)
-        return GM_OK;
-    if (st != GM_OK) {
-        *err = cerr;
+    gm_status st =
+        efs_call(e, "DeleteMountTarget", "DELETE", path, NULL, "MountTargetNotFound", err);
+    if (st != GM_OK)
         return st;
-    }
     /* Deleting takes a while; the file system cannot go before it is gone. */
     snprintf(path, sizeof path, EFS_API "/mount-targets?MountTargetId=%s", id);
     for (;;) {
         json_t *out = NULL;
-        gm_error_clear(&cerr);
-        st = gm_aws_rest_json(e->aws, &gm_svc_efs, "DescribeMountTargets", "GET", path, NULL, &out,
-                              &cerr);
+        st = efs_call(e, "DescribeMountTargets", "GET", path, &out, "MountTargetNotFound", err);
         size_t left = json_array_size(json_object_get(out, "MountTargets"));
         json_decref(out);
-        if (st != GM_OK && strcmp(cerr.aws_code, "MountTargetNotFound") == 0)
-            return GM_OK;
-        if (st != GM_OK) {
-            *err = cerr;
+        if (st != GM_OK)
             return st;
-        }
         if (left == 0)
             return GM_OK;
         st = gm_e_wait(e, e->poll_ms, "waiting for a mount target to be deleted", err);
@@ -323,13 +311,10 @@ static gm_status mt_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t
     char path[256];
     snprintf(path, sizeof path, EFS_API "/mount-targets?MountTargetId=%s", id);
     json_t *out = NULL;
-    gm_error cerr = {0};
-    gm_status st = gm_aws_rest_json(e->aws, &gm_svc_efs, "DescribeMountTargets", "GET", path, NULL,
-                                    &out, &cerr);
-    if (st != GM_OK && strcmp(cerr.aws_code, "MountTargetNotFound") != 0) {
-        *err = cerr;
+    gm_status st =
+        efs_call(e, "DescribeMountTargets", "GET", path, &out, "MountTargetNotFound", err);
+    if (st != GM_OK)
         return st;
-    }
     json_t *mt = json_array_get(json_object_get(out, "MountTargets"), 0);
     json_object_set_new(live, "exists", json_boolean(mt != NULL));
     if (mt)
