@@ -3,9 +3,11 @@
 #ifndef GM_MOCK_TRANSPORT_H
 #define GM_MOCK_TRANSPORT_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/client.h"
 #include "aws/http.h"
 
 #define MOCK_MAX 32
@@ -89,6 +91,20 @@ static mock_transport *mock_new(void)
 static void mock_push(mock_transport *m, mock_reply r)
 {
     m->replies[m->n_replies++] = r;
+}
+
+/* An AWS client over the mock (taken by the client), with 1 ms backoff and
+ * max_attempts attempts (0: the default). NULL, with the reason on stderr,
+ * when it cannot be made. */
+static inline gm_aws_client *mock_client(mock_transport *m, const char *region, int max_attempts)
+{
+    gm_aws_client_options o = {
+        .region = region, .transport = &m->base, .retry_base_ms = 1, .max_attempts = max_attempts};
+    gm_aws_client *c = NULL;
+    gm_error err = {0};
+    if (gm_aws_client_new(&o, &c, &err) != GM_OK)
+        fprintf(stderr, "client: %s\n", err.message);
+    return c;
 }
 
 #endif

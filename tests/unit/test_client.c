@@ -42,23 +42,12 @@ static void clean_env(void)
     setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 }
 
-static gm_aws_client *new_client(mock_transport *m, const char *region)
-{
-    gm_aws_client_options o = {.region = region, .transport = &m->base, .retry_base_ms = 1};
-    gm_aws_client *c = NULL;
-    gm_error err = {0};
-    gm_status st = gm_aws_client_new(&o, &c, &err);
-    if (st != GM_OK)
-        fprintf(stderr, "client: %s\n", err.message);
-    return c;
-}
-
 static void test_query_success_and_request_shape(void)
 {
     clean_env();
     mock_transport *m = mock_new();
     mock_push(m, (mock_reply){.status = 200, .body = IDENTITY_XML});
-    gm_aws_client *c = new_client(m, "eu-west-1");
+    gm_aws_client *c = mock_client(m, "eu-west-1", 0);
     CHECK(c != NULL);
     if (!c)
         return;
@@ -87,7 +76,7 @@ static void test_query_params_are_encoded(void)
     clean_env();
     mock_transport *m = mock_new();
     mock_push(m, (mock_reply){.status = 200, .body = "<R/>"});
-    gm_aws_client *c = new_client(m, "us-east-1");
+    gm_aws_client *c = mock_client(m, "us-east-1", 0);
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "Filter.1.Name", "tag:geusemaker deployment");
@@ -107,7 +96,7 @@ static void test_endpoint_overrides(void)
 {
     clean_env();
     mock_transport *m = mock_new();
-    gm_aws_client *c = new_client(m, "us-west-2");
+    gm_aws_client *c = mock_client(m, "us-west-2", 0);
     char *u = gm_aws_endpoint(c, &gm_svc_ec2);
     CHECK_STR(u, "https://ec2.us-west-2.amazonaws.com");
     free(u);
@@ -140,7 +129,7 @@ static void test_iam_signs_for_us_east_1(void)
     clean_env();
     mock_transport *m = mock_new();
     mock_push(m, (mock_reply){.status = 200, .body = "<GetRoleResponse/>"});
-    gm_aws_client *c = new_client(m, "ap-southeast-2");
+    gm_aws_client *c = mock_client(m, "ap-southeast-2", 0);
     xmlDocPtr doc = NULL;
     gm_error err = {0};
     CHECK_INT(gm_aws_query(c, &gm_svc_iam, "GetRole", NULL, &doc, &err), GM_OK);
@@ -157,7 +146,7 @@ static void test_retry_503_then_success(void)
     mock_push(m, (mock_reply){.status = 503, .body = "Service Unavailable"});
     mock_push(m, (mock_reply){.fail = GM_ERR_NETWORK});
     mock_push(m, (mock_reply){.status = 200, .body = IDENTITY_XML});
-    gm_aws_client *c = new_client(m, "us-east-1");
+    gm_aws_client *c = mock_client(m, "us-east-1", 0);
     gm_caller_identity id;
     gm_error err = {0};
     CHECK_INT(gm_sts_get_caller_identity(c, &id, &err), GM_OK);
@@ -172,7 +161,7 @@ static void test_throttling_exhausts_attempts(void)
     mock_transport *m = mock_new();
     for (int i = 0; i < 5; i++)
         mock_push(m, (mock_reply){.status = 400, .body = QUERY_ERROR_XML});
-    gm_aws_client *c = new_client(m, "us-east-1");
+    gm_aws_client *c = mock_client(m, "us-east-1", 0);
     gm_caller_identity id;
     gm_error err = {0};
     CHECK_INT(gm_sts_get_caller_identity(c, &id, &err), GM_ERR_AWS);
@@ -194,7 +183,7 @@ static void test_auth_failure_is_not_retried(void)
     snprintf(body, sizeof body, EC2_ERROR_XML, "AuthFailure");
     mock_push(m, (mock_reply){.status = 401, .body = body});
     mock_push(m, (mock_reply){.status = 200, .body = "<ok/>"});
-    gm_aws_client *c = new_client(m, "us-east-1");
+    gm_aws_client *c = mock_client(m, "us-east-1", 0);
     xmlDocPtr doc = NULL;
     gm_error err = {0};
     CHECK_INT(gm_aws_query(c, &gm_svc_ec2, "DescribeVpcs", NULL, &doc, &err), GM_ERR_AUTH);
@@ -214,7 +203,7 @@ static void test_capacity_error_not_retried_by_core(void)
     char body[512];
     snprintf(body, sizeof body, EC2_ERROR_XML, "InsufficientInstanceCapacity");
     mock_push(m, (mock_reply){.status = 500, .body = body});
-    gm_aws_client *c = new_client(m, "us-east-1");
+    gm_aws_client *c = mock_client(m, "us-east-1", 0);
     xmlDocPtr doc = NULL;
     gm_error err = {0};
     /* A 500 with a capacity code: the code decides, and it is not transient. */
@@ -231,7 +220,7 @@ static void test_malformed_and_oversize_responses(void)
     mock_push(m, (mock_reply){.status = 200, .body = "<unclosed><a>"});
     mock_push(m, (mock_reply){.fail = GM_ERR_LIMIT});
     mock_push(m, (mock_reply){.status = 200, .body = "<GetCallerIdentityResponse/>"});
-    gm_aws_client *c = new_client(m, "us-east-1");
+    gm_aws_client *c = mock_client(m, "us-east-1", 0);
     xmlDocPtr doc = NULL;
     gm_error err = {0};
     CHECK_INT(gm_aws_query(c, &gm_svc_sts, "GetCallerIdentity", NULL, &doc, &err), GM_ERR_PARSE);
@@ -254,7 +243,7 @@ static void test_json_protocol(void)
                               .body = "{\"__type\":\"com.amazonaws.ssm#ParameterNotFound\","
                                       "\"message\":\"not there\"}",
                               .headers = {"x-amzn-RequestId: ssm-rid"}});
-    gm_aws_client *c = new_client(m, "us-east-1");
+    gm_aws_client *c = mock_client(m, "us-east-1", 0);
     json_t *body = json_pack("{s:s, s:b}", "Name", "/x", "WithDecryption", 1);
     json_t *out = NULL;
     gm_error err = {0};
@@ -281,7 +270,7 @@ static void test_rest_json_protocol(void)
                            .body = "{\"ErrorCode\":\"FileSystemNotFound\",\"Message\":\"gone\"}",
                            .headers = {"x-amzn-ErrorType: FileSystemNotFound:http://internal/"}});
     mock_push(m, (mock_reply){.status = 204});
-    gm_aws_client *c = new_client(m, "us-east-1");
+    gm_aws_client *c = mock_client(m, "us-east-1", 0);
     json_t *out = NULL;
     gm_error err = {0};
     CHECK_INT(gm_aws_rest_json(c, &gm_svc_efs, "DescribeFileSystems", "GET",

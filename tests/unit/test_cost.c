@@ -765,24 +765,13 @@ static void clean_env(void)
     setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 }
 
-static gm_aws_client *new_client(mock_transport *m, const char *region, int attempts)
-{
-    gm_aws_client_options o = {
-        .region = region, .transport = &m->base, .retry_base_ms = 1, .max_attempts = attempts};
-    gm_aws_client *c = NULL;
-    gm_error err = {0};
-    if (gm_aws_client_new(&o, &c, &err) != GM_OK)
-        fprintf(stderr, "client: %s\n", err.message);
-    return c;
-}
-
 static void test_fetch_spot_prices_paginates(void)
 {
     clean_env();
     mock_transport *m = mock_new();
     mock_push(m, (mock_reply){.status = 200, .body = SPH_PAGE1});
     mock_push(m, (mock_reply){.status = 200, .body = SPH_PAGE2});
-    gm_aws_client *c = new_client(m, "us-east-1", 1);
+    gm_aws_client *c = mock_client(m, "us-east-1", 1);
     gm_spot_prices p;
     gm_spot_prices_init(&p);
     const char *types[] = {"t3.xlarge", "m6i.xlarge"};
@@ -807,7 +796,7 @@ static void test_fetch_spot_prices_paginates(void)
     m = mock_new();
     mock_push(m, (mock_reply){.status = 200, .body = SPH_PAGE1});
     mock_push(m, (mock_reply){.status = 200, .body = SPH_PAGE1});
-    c = new_client(m, "us-east-1", 1);
+    c = mock_client(m, "us-east-1", 1);
     gm_spot_prices_init(&p);
     gm_error_clear(&err);
     CHECK_INT(gm_cost_fetch_spot_prices(c, types, 1, NULL, 0, &p, &err), GM_ERR_PARSE);
@@ -825,7 +814,7 @@ static void test_fetch_spot_prices_paginates(void)
             .body =
                 "<Response><Errors><Error><Code>InvalidParameterValue</Code><Message>bad</Message>"
                 "</Error></Errors><RequestID>rid</RequestID></Response>"});
-    c = new_client(m, "us-east-1", 1);
+    c = mock_client(m, "us-east-1", 1);
     gm_spot_prices_init(&p);
     gm_error_clear(&err);
     CHECK_INT(gm_cost_fetch_spot_prices(c, types, 1, NULL, 0, &p, &err), GM_ERR_AWS);
@@ -893,7 +882,7 @@ static void test_fetch_on_demand(void)
     mock_transport *m = mock_new();
     mock_push(m, (mock_reply){.status = 200, .body = page1});
     mock_push(m, (mock_reply){.status = 200, .body = page2});
-    gm_aws_client *c = new_client(m, "us-east-1", 1);
+    gm_aws_client *c = mock_client(m, "us-east-1", 1);
     double v = 0;
     gm_error err = {0};
     CHECK_INT(gm_cost_fetch_on_demand(c, "eu-west-1", "m6i.xlarge", &v, &err), GM_OK);
@@ -952,8 +941,8 @@ static void test_gather(void)
                                .headers = {"x-amzn-RequestId: p-1"},
                                .body = "{\"__type\":\"AccessDeniedException\","
                                        "\"message\":\"not allowed\"}"});
-    gm_aws_client *aws = new_client(ec2, "us-east-1", 1);
-    gm_aws_client *pricing = new_client(pm, "us-east-1", 1);
+    gm_aws_client *aws = mock_client(ec2, "us-east-1", 1);
+    gm_aws_client *pricing = mock_client(pm, "us-east-1", 1);
     gm_cost_market m;
     gm_cost_market_init(&m, "us-east-1");
     CHECK_INT(gm_cost_market_add_type(&m, "t3.xlarge", NULL), GM_OK);
@@ -1008,7 +997,7 @@ static void test_gather(void)
                        .body = "<Response><Errors><Error><Code>UnauthorizedOperation</"
                                "Code><Message>no spot for you"
                                "</Message></Error></Errors><RequestID>rid</RequestID></Response>"});
-    aws = new_client(ec2, "us-east-1", 1);
+    aws = mock_client(ec2, "us-east-1", 1);
     gm_cost_market_init(&m, "us-east-1");
     gm_cost_market_add_type(&m, "t3.xlarge", NULL);
     const char *zones[] = {"us-east-1b", "us-east-1c"};
@@ -1028,7 +1017,7 @@ static void test_gather(void)
 
     ec2 = mock_new();
     mock_push(ec2, (mock_reply){.status = 200, .body = "<Nope/>"});
-    aws = new_client(ec2, "us-east-1", 1);
+    aws = mock_client(ec2, "us-east-1", 1);
     gm_cost_market_init(&m, "us-east-1");
     gm_cost_market_add_type(&m, "t3.xlarge", NULL);
     o = (gm_cost_gather_options){.aws = aws, .sequential = true};
