@@ -35,19 +35,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gm_cost_market m;
     gm_cost_market_init(&m, "us-east-1");
     for (size_t i = 0; i < p.n && i < 8; i++) {
-        gm_cost_market_add_type(&m, p.items[i].type, NULL);
-        gm_cost_market_add_az(&m, p.items[i].az, NULL, NULL);
+        gm_ignore(gm_cost_market_add_type(&m, p.items[i].type, NULL));
+        gm_ignore(gm_cost_market_add_az(&m, p.items[i].az, NULL, NULL));
     }
     m.spot_known = true;
     for (size_t i = 0; i < p.n; i++)
-        gm_spot_prices_put(&m.spot, p.items[i].type, p.items[i].az, p.items[i].price,
-                           p.items[i].timestamp, NULL);
+        gm_ignore(gm_spot_prices_put(&m.spot, p.items[i].type, p.items[i].az, p.items[i].price,
+                                     p.items[i].timestamp, NULL));
     gm_cost_strategy s;
-    gm_cost_strategy_init(&s, "dev");
+    gm_cost_strategy_init(&s, GM_TIER_DEV);
     s.soft_needs = true;
     gm_cost_ranking r;
     gm_cost_ranking_init(&r);
-    gm_cost_rank(&m, &s, &r, NULL);
+    gm_ignore(gm_cost_rank(&m, &s, &r, NULL));
     if (r.n_viable + r.n_rejected > m.n_types * (2 * m.n_azs + 1))
         abort();
     for (size_t i = 1; i < r.n_viable; i++)

@@ -8,7 +8,7 @@ set -euo pipefail
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libcurl4-openssl-dev libssl-dev libxml2-dev libjansson-dev libyaml-dev zlib1g-dev
-  clang clang-format shellcheck gcovr git tmux python3 python3-pip
+  clang libclang-rt-14-dev clang-format shellcheck gcovr git tmux python3 python3-pip
 )
 
 missing=()

@@ -2,7 +2,9 @@
 # Sets up a fresh machine, builds, and runs every test:
 #   1. unit tests, SigV4 vectors and fuzz corpora (CTest) on the normal build;
 #   2. the same on the ASan+UBSan build;
-#   3. clang-format and shellcheck on the project's sources and scripts;
+#   3. clang-format, the layering rules, function length, the clang static
+#      analyser and shellcheck on the project's sources and scripts; every
+#      libFuzzer target runs for a few seconds on its corpus (clang build);
 #   4. integration tests (pytest: the real binary against a local moto server,
 #      through the project's fault-injection proxy);
 #   5. the whoami, credential and deploy integration tests again with the sanitizer binary;
@@ -35,6 +37,15 @@ git ls-files 'src/*.[ch]' 'tests/unit/*.[ch]' 'fuzz/*.c' 'bench/*.c' | xargs cla
 
 echo "== layering" >&2
 scripts/check_layers.sh
+
+echo "== function length" >&2
+scripts/check_functions.sh
+
+echo "== static analyser (clang --analyze)" >&2
+scripts/analyze.sh build
+
+echo "== fuzz targets (libFuzzer, ${GM_FUZZ_SECONDS:-5} s each)" >&2
+scripts/fuzz.sh "${GM_FUZZ_SECONDS:-5}"
 
 echo "== shellcheck" >&2
 shellcheck scripts/*.sh .ci/run tests/integration/userdata_sandbox/stub

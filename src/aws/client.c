@@ -43,18 +43,38 @@ struct gm_aws_client {
     long total_timeout_ms;
 };
 
-gm_status gm_params_addf(gm_params *p, const char *value, const char *name_fmt, ...)
+void gm_params_init(gm_params *p)
+{
+    gm_headers_init(&p->list);
+    p->status = GM_OK;
+}
+
+void gm_params_release(gm_params *p)
+{
+    gm_headers_release(&p->list);
+    p->status = GM_OK;
+}
+
+void gm_params_add(gm_params *p, const char *name, const char *value)
+{
+    if (p->status == GM_OK)
+        p->status = gm_headers_add(&p->list, name, value);
+}
+
+void gm_params_addf(gm_params *p, const char *value, const char *name_fmt, ...)
 {
     va_list ap;
     va_start(ap, name_fmt);
     char *name = NULL;
     int n = vasprintf(&name, name_fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return GM_ERR_NOMEM;
-    gm_status st = gm_params_add(p, name, value);
+    if (n < 0) {
+        if (p->status == GM_OK)
+            p->status = GM_ERR_NOMEM;
+        return;
+    }
+    gm_params_add(p, name, value);
     free(name);
-    return st;
 }
 
 static const char *env_nonempty(const char *name)
@@ -336,7 +356,8 @@ typedef struct call {
     gm_buf body;
 } call;
 
-static gm_status refresh_credentials(gm_aws_client *c, gm_credentials *out, gm_error *err)
+static GM_MUST_CHECK gm_status refresh_credentials(gm_aws_client *c, gm_credentials *out,
+                                                   gm_error *err)
 {
     gm_status st = GM_OK;
     pthread_mutex_lock(&c->cred_lock);
@@ -355,8 +376,8 @@ static gm_status refresh_credentials(gm_aws_client *c, gm_credentials *out, gm_e
     return st;
 }
 
-static gm_status attempt_once(gm_aws_client *c, const call *k, int attempt, int max_attempts,
-                              gm_http_response *resp, gm_error *err)
+static GM_MUST_CHECK gm_status attempt_once(gm_aws_client *c, const call *k, int attempt,
+                                            int max_attempts, gm_http_response *resp, gm_error *err)
 {
     gm_http_request req;
     gm_http_request_init(&req);
@@ -398,7 +419,8 @@ static gm_status attempt_once(gm_aws_client *c, const call *k, int attempt, int 
     return st;
 }
 
-static gm_status perform(gm_aws_client *c, const call *k, gm_http_response *resp, gm_error *err)
+static GM_MUST_CHECK gm_status perform(gm_aws_client *c, const call *k, gm_http_response *resp,
+                                       gm_error *err)
 {
     int max = c->retry.max_attempts;
     int cost = 0;
@@ -469,8 +491,9 @@ static void call_release(call *k)
     gm_buf_release(&k->body);
 }
 
-static gm_status call_init(gm_aws_client *c, call *k, const gm_aws_service *svc, const char *action,
-                           const char *method, const char *path, gm_error *err)
+static GM_MUST_CHECK gm_status call_init(gm_aws_client *c, call *k, const gm_aws_service *svc,
+                                         const char *action, const char *method, const char *path,
+                                         gm_error *err)
 {
     memset(k, 0, sizeof *k);
     k->svc = svc;
@@ -485,12 +508,13 @@ static gm_status call_init(gm_aws_client *c, call *k, const gm_aws_service *svc,
     return GM_OK;
 }
 
-static gm_status body_error(gm_error *err, gm_status st, const call *k)
+static GM_MUST_CHECK gm_status body_error(gm_error *err, gm_status st, const call *k)
 {
     if (st == GM_ERR_LIMIT)
         return gm_error_set(err, st, "request body for %s %s exceeds %u bytes",
                             k->svc->signing_name, k->action, GM_LIMIT_REQUEST_BODY);
-    return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    return gm_error_set(err, GM_ERR_NOMEM, "out of memory building the request for %s %s",
+                        k->svc->signing_name, k->action);
 }
 
 static void set_call_context(gm_error *err, const call *k)
@@ -519,8 +543,10 @@ gm_status gm_aws_query(gm_aws_client *c, const gm_aws_service *svc, const char *
         st = gm_buf_appends(&k.body, "&Version=");
     if (st == GM_OK)
         st = gm_uri_encode(&k.body, svc->api_version, strlen(svc->api_version), false);
-    for (size_t i = 0; params && st == GM_OK && i < params->count; i++) {
-        const gm_header *p = &params->items[i];
+    if (st == GM_OK && params && params->status != GM_OK)
+        st = params->status;
+    for (size_t i = 0; params && st == GM_OK && i < params->list.count; i++) {
+        const gm_header *p = &params->list.items[i];
         st = gm_buf_appendc(&k.body, '&');
         if (st == GM_OK)
             st = gm_uri_encode(&k.body, p->name, strlen(p->name), false);
@@ -549,8 +575,8 @@ gm_status gm_aws_query(gm_aws_client *c, const gm_aws_service *svc, const char *
     return st;
 }
 
-static gm_status json_result(const call *k, const gm_http_response *resp, json_t **out,
-                             bool allow_empty, gm_error *err)
+static GM_MUST_CHECK gm_status json_result(const call *k, const gm_http_response *resp,
+                                           json_t **out, bool allow_empty, gm_error *err)
 {
     *out = NULL;
     if (resp->body.len == 0 && allow_empty)

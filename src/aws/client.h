@@ -42,12 +42,22 @@ extern const gm_aws_service gm_svc_ssm;
 extern const gm_aws_service gm_svc_efs;
 extern const gm_aws_service gm_svc_pricing;
 
-/* Query parameters: an ordered list of names and values. */
-typedef gm_headers gm_params;
-#define gm_params_init gm_headers_init
-#define gm_params_release gm_headers_release
-#define gm_params_add gm_headers_add
-gm_status gm_params_addf(gm_params *p, const char *value, const char *name_fmt, ...)
+/* Query parameters: an ordered list of names and values. Adding keeps the
+ * first failure (memory) in the list, like a sticky error: gm_aws_query
+ * refuses a list that lost a parameter, so a request is never sent without
+ * one of its parameters (a lost tag would hide a resource from the look-ups
+ * that crash recovery depends on). */
+typedef struct gm_params {
+    gm_headers list;
+    gm_status status; /* GM_OK, or the first failure of an add */
+} gm_params;
+
+void gm_params_init(gm_params *p);
+void gm_params_release(gm_params *p);
+/* Appends name=value (value NULL: ""). */
+void gm_params_add(gm_params *p, const char *name, const char *value);
+/* Appends a parameter whose name is printf-formatted. */
+void gm_params_addf(gm_params *p, const char *value, const char *name_fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* What the client reports after every attempt (for logs and progress). */
@@ -82,7 +92,8 @@ typedef struct gm_aws_client gm_aws_client;
 
 /* Resolves region and credentials. Errors: GM_ERR_INVALID "no aws region
  * configured ..." and GM_ERR_AUTH from the credential chain. */
-gm_status gm_aws_client_new(const gm_aws_client_options *opts, gm_aws_client **out, gm_error *err);
+GM_MUST_CHECK gm_status gm_aws_client_new(const gm_aws_client_options *opts, gm_aws_client **out,
+                                          gm_error *err);
 void gm_aws_client_free(gm_aws_client *c);
 
 const char *gm_aws_client_region(const gm_aws_client *c);
@@ -96,30 +107,33 @@ bool gm_aws_endpoint_is_loopback(const gm_aws_client *c, const gm_aws_service *s
 
 /* Region resolution on its own: flag > AWS_REGION > AWS_DEFAULT_REGION >
  * profile region. *out is malloc'd. */
-gm_status gm_aws_resolve_region(const char *flag, const char *profile, char **out, gm_error *err);
+GM_MUST_CHECK gm_status gm_aws_resolve_region(const char *flag, const char *profile, char **out,
+                                              gm_error *err);
 
 /* Query protocol: Action + Version + params as a form POST; *out_doc is the
  * parsed XML response (xmlFreeDoc). On an AWS error: GM_ERR_AWS (or GM_ERR_AUTH
  * for auth codes) with err->aws_code, message and request id filled. */
-gm_status gm_aws_query(gm_aws_client *c, const gm_aws_service *svc, const char *action,
-                       const gm_params *params, xmlDocPtr *out_doc, gm_error *err);
+GM_MUST_CHECK gm_status gm_aws_query(gm_aws_client *c, const gm_aws_service *svc,
+                                     const char *action, const gm_params *params,
+                                     xmlDocPtr *out_doc, gm_error *err);
 
 /* JSON 1.1 protocol: body is borrowed (NULL sends {}); *out is the response
  * object (json_decref). */
-gm_status gm_aws_json(gm_aws_client *c, const gm_aws_service *svc, const char *action, json_t *body,
-                      json_t **out, gm_error *err);
+GM_MUST_CHECK gm_status gm_aws_json(gm_aws_client *c, const gm_aws_service *svc, const char *action,
+                                    json_t *body, json_t **out, gm_error *err);
 
 /* REST-JSON protocol: method and path (with query) under the endpoint; body may
  * be NULL; action names the operation for logs and errors; *out may be NULL
  * for an empty response body. */
-gm_status gm_aws_rest_json(gm_aws_client *c, const gm_aws_service *svc, const char *action,
-                           const char *method, const char *path, json_t *body, json_t **out,
-                           gm_error *err);
+GM_MUST_CHECK gm_status gm_aws_rest_json(gm_aws_client *c, const gm_aws_service *svc,
+                                         const char *action, const char *method, const char *path,
+                                         json_t *body, json_t **out, gm_error *err);
 
 /* Parses an AWS error response of the given protocol into err (code, message,
  * request id). Exposed for unit and fuzz tests. Always sets err. */
-gm_status gm_aws_parse_error(gm_protocol proto, long http_status, const gm_headers *headers,
-                             const char *body, size_t len, gm_error *err);
+GM_MUST_CHECK gm_status gm_aws_parse_error(gm_protocol proto, long http_status,
+                                           const gm_headers *headers, const char *body, size_t len,
+                                           gm_error *err);
 
 /* True for codes that mean "credentials rejected or not allowed". */
 bool gm_aws_is_auth_code(const char *code);

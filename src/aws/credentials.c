@@ -81,7 +81,7 @@ static void wipe_buf(gm_buf *b)
 }
 
 /* Copies *src into *dst when dst holds no error yet. */
-static gm_status error_move(gm_error *dst, const gm_error *src)
+static gm_status error_move(gm_error *dst, const gm_error *src) /* like gm_error_set */
 {
     if (dst && dst->status == GM_OK)
         *dst = *src;
@@ -144,9 +144,10 @@ static bool credential_value_ok(const char *s)
 /* Validates and copies the values into out (which must be zeroed). what names
  * the origin for messages; an invalid value fails with bad (GM_ERR_AUTH for
  * settings, GM_ERR_PARSE for documents). token may be NULL or "" (none). */
-static gm_status credentials_set(gm_credentials *out, const char *akid, const char *secret,
-                                 const char *token, time_t expiration, const char *source,
-                                 const char *what, gm_status bad, gm_error *err)
+static GM_MUST_CHECK gm_status credentials_set(gm_credentials *out, const char *akid,
+                                               const char *secret, const char *token,
+                                               time_t expiration, const char *source,
+                                               const char *what, gm_status bad, gm_error *err)
 {
     if (!credential_value_ok(akid))
         return gm_error_set(err, bad, "%s has an empty or invalid access key id", what);
@@ -219,8 +220,8 @@ typedef struct json_fields {
 } json_fields;
 
 /* A member that must be a string when present (null counts as absent). */
-static gm_status json_opt_string(json_t *root, const char *name, const char *what, const char **out,
-                                 gm_error *err)
+static GM_MUST_CHECK gm_status json_opt_string(json_t *root, const char *name, const char *what,
+                                               const char **out, gm_error *err)
 {
     *out = NULL;
     json_t *v = json_object_get(root, name);
@@ -232,8 +233,8 @@ static gm_status json_opt_string(json_t *root, const char *name, const char *wha
     return GM_OK;
 }
 
-static gm_status json_credentials(json_t *root, const json_fields *f, gm_credentials *out,
-                                  gm_error *err)
+static GM_MUST_CHECK gm_status json_credentials(json_t *root, const json_fields *f,
+                                                gm_credentials *out, gm_error *err)
 {
     const char *akid, *secret, *token, *exp_s;
     gm_status st;
@@ -336,16 +337,17 @@ static void tried_add(chain_ctx *c, const char *fmt, ...) __attribute__((format(
 
 static void tried_add(chain_ctx *c, const char *fmt, ...)
 {
+    /* The list only explains a failure: a truncated one is acceptable. */
     if (c->tried.len)
-        gm_buf_appends(&c->tried, ", ");
+        gm_ignore(gm_buf_appends(&c->tried, ", "));
     va_list ap;
     va_start(ap, fmt);
-    gm_buf_vprintf(&c->tried, fmt, ap); /* a truncated list is acceptable */
+    gm_ignore(gm_buf_vprintf(&c->tried, fmt, ap));
     va_end(ap);
 }
 
 /* Loads one file; a missing file (or no path) leaves *doc NULL. */
-static gm_status load_optional(const char *path, gm_ini **doc, gm_error *err)
+static GM_MUST_CHECK gm_status load_optional(const char *path, gm_ini **doc, gm_error *err)
 {
     *doc = NULL;
     if (!path)
@@ -362,7 +364,8 @@ static gm_status load_optional(const char *path, gm_ini **doc, gm_error *err)
 
 /* The config file section of a profile: "[profile NAME]"; for "default",
  * "[profile default]" wins over "[default]" when both exist. */
-static gm_status config_section_of(const gm_ini *config, const char *profile, char **out)
+static GM_MUST_CHECK gm_status config_section_of(const gm_ini *config, const char *profile,
+                                                 char **out)
 {
     *out = NULL;
     if (!config)
@@ -382,7 +385,7 @@ static gm_status config_section_of(const gm_ini *config, const char *profile, ch
     return GM_OK;
 }
 
-static gm_status load_files(chain_ctx *c, gm_error *err)
+static GM_MUST_CHECK gm_status load_files(chain_ctx *c, gm_error *err)
 {
     if (c->files_loaded)
         return GM_OK;
@@ -431,7 +434,8 @@ typedef gm_status (*provider_fn)(chain_ctx *c, gm_credentials *out, gm_error *er
 /* ---------------------------------------------------------------------- */
 /* 1. Environment                                                         */
 
-static gm_status provider_environment(chain_ctx *c, gm_credentials *out, gm_error *err)
+static GM_MUST_CHECK gm_status provider_environment(chain_ctx *c, gm_credentials *out,
+                                                    gm_error *err)
 {
     if (c->explicit_option) {
         /* As the CLI's --profile: an explicit profile beats the environment keys. */
@@ -461,7 +465,8 @@ static gm_status provider_environment(chain_ctx *c, gm_credentials *out, gm_erro
 /* SLOT: assume-role (role_arn + source_profile / credential_source). When
  * implemented: resolve the source credentials, call STS AssumeRole, cache
  * until expiration. Until then a profile naming role_arn fails loudly. */
-static gm_status provider_assume_role(chain_ctx *c, gm_credentials *out, gm_error *err)
+static GM_MUST_CHECK gm_status provider_assume_role(chain_ctx *c, gm_credentials *out,
+                                                    gm_error *err)
 {
     if (!profile_get(c, "role_arn"))
         return GM_OK; /* not configured */
@@ -474,7 +479,8 @@ static gm_status provider_assume_role(chain_ctx *c, gm_credentials *out, gm_erro
 /* SLOT: web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, or the
  * profile's web_identity_token_file + role_arn). When implemented: read the
  * token file, call STS AssumeRoleWithWebIdentity (unsigned). */
-static gm_status provider_web_identity(chain_ctx *c, gm_credentials *out, gm_error *err)
+static GM_MUST_CHECK gm_status provider_web_identity(chain_ctx *c, gm_credentials *out,
+                                                     gm_error *err)
 {
     bool env = env_nonempty("AWS_WEB_IDENTITY_TOKEN_FILE") && env_nonempty("AWS_ROLE_ARN");
     if (!env && !profile_get(c, "web_identity_token_file"))
@@ -486,7 +492,7 @@ static gm_status provider_web_identity(chain_ctx *c, gm_credentials *out, gm_err
 
 /* SLOT: IAM Identity Center (sso_session / sso_start_url). When implemented:
  * read the cached token under ~/.aws/sso/cache, call GetRoleCredentials. */
-static gm_status provider_sso(chain_ctx *c, gm_credentials *out, gm_error *err)
+static GM_MUST_CHECK gm_status provider_sso(chain_ctx *c, gm_credentials *out, gm_error *err)
 {
     if (!profile_get(c, "sso_session") && !profile_get(c, "sso_start_url"))
         return GM_OK; /* not configured */
@@ -499,8 +505,9 @@ static gm_status provider_sso(chain_ctx *c, gm_credentials *out, gm_error *err)
 /* ---------------------------------------------------------------------- */
 /* 5-6. Static keys in the shared files                                   */
 
-static gm_status static_keys(chain_ctx *c, const gm_ini *doc, const char *section, const char *path,
-                             const char *source, gm_credentials *out, gm_error *err)
+static GM_MUST_CHECK gm_status static_keys(chain_ctx *c, const gm_ini *doc, const char *section,
+                                           const char *path, const char *source,
+                                           gm_credentials *out, gm_error *err)
 {
     const char *akid = gm_ini_get(doc, section, "aws_access_key_id");
     const char *secret = gm_ini_get(doc, section, "aws_secret_access_key");
@@ -518,7 +525,8 @@ static gm_status static_keys(chain_ctx *c, const gm_ini *doc, const char *sectio
                            source, what, GM_ERR_AUTH, err);
 }
 
-static gm_status provider_credentials_file(chain_ctx *c, gm_credentials *out, gm_error *err)
+static GM_MUST_CHECK gm_status provider_credentials_file(chain_ctx *c, gm_credentials *out,
+                                                         gm_error *err)
 {
     if (!c->cred_path) {
         tried_add(c, "shared credentials file (no home directory)");
@@ -534,7 +542,8 @@ static gm_status provider_credentials_file(chain_ctx *c, gm_credentials *out, gm
     return static_keys(c, c->cred, c->profile, c->cred_path, "shared-credentials-file", out, err);
 }
 
-static gm_status provider_config_file(chain_ctx *c, gm_credentials *out, gm_error *err)
+static GM_MUST_CHECK gm_status provider_config_file(chain_ctx *c, gm_credentials *out,
+                                                    gm_error *err)
 {
     if (!c->config_path) {
         tried_add(c, "config file (no home directory)");
@@ -562,17 +571,15 @@ static void reap(pid_t pid, int *out_wstatus)
         *out_wstatus = ws;
 }
 
-/* Runs command with /bin/sh -c, capturing stdout into out (bounded by
- * out->max) within timeout_ms. stdin and stderr are inherited. On GM_OK
- * *out_wstatus holds the wait status. On timeout or overflow the child is
- * killed (SIGKILL) and reaped. */
-static gm_status run_capture(const char *command, long timeout_ms, const char *what, gm_buf *out,
-                             int *out_wstatus, gm_error *err)
+/* Starts /bin/sh -c command with its stdout on a pipe (*out_fd, the read
+ * end). The child starts with default SIGPIPE handling and no blocked
+ * signals, whatever this process (or libcurl) set up. */
+static GM_MUST_CHECK gm_status spawn_child(const char *command, const char *what, pid_t *out_pid,
+                                           int *out_fd, gm_error *err)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return gm_error_set(err, GM_ERR_IO, "cannot run %s: pipe: %s", what, strerror(errno));
-
     posix_spawn_file_actions_t fa;
     if (posix_spawn_file_actions_init(&fa) != 0) {
         close(fds[0]);
@@ -582,8 +589,6 @@ static gm_status run_capture(const char *command, long timeout_ms, const char *w
     /* dup2 onto 1 clears close-on-exec for the child's stdout; both pipe ends
      * are otherwise closed at exec. */
     posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    /* The child starts with default SIGPIPE handling and no blocked signals,
-     * whatever this process (or libcurl) set up. */
     posix_spawnattr_t attr;
     bool have_attr = posix_spawnattr_init(&attr) == 0;
     if (have_attr) {
@@ -596,8 +601,7 @@ static gm_status run_capture(const char *command, long timeout_ms, const char *w
         posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     }
     char *argv[] = {"/bin/sh", "-c", (char *)command, NULL};
-    pid_t pid;
-    int rc = posix_spawn(&pid, "/bin/sh", &fa, have_attr ? &attr : NULL, argv, environ);
+    int rc = posix_spawn(out_pid, "/bin/sh", &fa, have_attr ? &attr : NULL, argv, environ);
     if (have_attr)
         posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
@@ -606,64 +610,90 @@ static gm_status run_capture(const char *command, long timeout_ms, const char *w
         close(fds[0]);
         return gm_error_set(err, GM_ERR_IO, "cannot run %s: %s", what, strerror(rc));
     }
+    *out_fd = fds[0];
+    return GM_OK;
+}
 
+/* Reads fd to its end into out before deadline: GM_ERR_TIMEOUT,
+ * GM_ERR_LIMIT (out is full) or GM_ERR_IO (reported). */
+static GM_MUST_CHECK gm_status read_until(int fd, int64_t deadline, const char *what, gm_buf *out,
+                                          gm_error *err)
+{
     gm_status st = GM_OK;
-    int64_t deadline = gm_now_ms() + timeout_ms;
-    bool eof = false;
     char chunk[4096];
-    while (!eof) {
+    for (;;) {
         int64_t left = deadline - gm_now_ms();
         if (left <= 0) {
             st = GM_ERR_TIMEOUT;
             break;
         }
-        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
         int n = poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
             st = gm_error_set(err, GM_ERR_IO, "cannot read from %s: %s", what, strerror(errno));
             break;
         }
         if (n == 0)
             continue; /* the deadline check above ends the loop */
-        ssize_t got = read(fds[0], chunk, sizeof chunk);
+        ssize_t got = read(fd, chunk, sizeof chunk);
+        if (got < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
         if (got < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
             st = gm_error_set(err, GM_ERR_IO, "cannot read from %s: %s", what, strerror(errno));
             break;
         }
-        if (got == 0) {
-            eof = true;
+        if (got == 0)
             break;
-        }
         if (gm_buf_append(out, chunk, (size_t)got) != GM_OK) {
             st = GM_ERR_LIMIT;
             break;
         }
     }
     explicit_bzero(chunk, sizeof chunk);
-    close(fds[0]);
+    return st;
+}
 
-    /* stdout is closed (or we gave up): wait for the exit, still bounded. */
-    while (st == GM_OK) {
+/* Waits for pid's exit before deadline. */
+static GM_MUST_CHECK gm_status wait_until(pid_t pid, int64_t deadline, const char *what,
+                                          int *out_wstatus, gm_error *err)
+{
+    for (;;) {
         int ws = 0;
         pid_t r = waitpid(pid, &ws, WNOHANG);
         if (r == pid) {
             *out_wstatus = ws;
             return GM_OK;
         }
-        if (r < 0 && errno != EINTR) {
-            st = gm_error_set(err, GM_ERR_IO, "cannot wait for %s: %s", what, strerror(errno));
-            break;
-        }
-        if (gm_now_ms() >= deadline) {
-            st = GM_ERR_TIMEOUT;
-            break;
-        }
+        if (r < 0 && errno != EINTR)
+            return gm_error_set(err, GM_ERR_IO, "cannot wait for %s: %s", what, strerror(errno));
+        if (gm_now_ms() >= deadline)
+            return GM_ERR_TIMEOUT;
         gm_sleep_ms(5);
     }
+}
+
+/* Runs command with /bin/sh -c, capturing stdout into out (bounded by
+ * out->max) within timeout_ms. stdin and stderr are inherited. On GM_OK
+ * *out_wstatus holds the wait status. On timeout or overflow the child is
+ * killed (SIGKILL) and reaped. */
+static GM_MUST_CHECK gm_status run_capture(const char *command, long timeout_ms, const char *what,
+                                           gm_buf *out, int *out_wstatus, gm_error *err)
+{
+    pid_t pid = 0;
+    int fd = -1;
+    gm_status st = spawn_child(command, what, &pid, &fd, err);
+    if (st != GM_OK)
+        return st;
+    int64_t deadline = gm_now_ms() + timeout_ms;
+    st = read_until(fd, deadline, what, out, err);
+    close(fd);
+    /* stdout is closed (or we gave up): wait for the exit, still bounded. */
+    if (st == GM_OK)
+        st = wait_until(pid, deadline, what, out_wstatus, err);
+    if (st == GM_OK)
+        return GM_OK;
     kill(pid, SIGKILL);
     reap(pid, NULL);
     if (st == GM_ERR_TIMEOUT)
@@ -673,7 +703,7 @@ static gm_status run_capture(const char *command, long timeout_ms, const char *w
     return st;
 }
 
-static gm_status provider_process(chain_ctx *c, gm_credentials *out, gm_error *err)
+static GM_MUST_CHECK gm_status provider_process(chain_ctx *c, gm_credentials *out, gm_error *err)
 {
     const char *command = profile_get(c, "credential_process");
     if (!command) {
@@ -725,9 +755,9 @@ typedef struct imds_ctx {
 /* One IMDS call with at most one retry (on a transport failure or a 5xx,
  * unless retry_transport_errors is false for transport failures). On GM_OK
  * resp holds the last answer, whatever its status. */
-static gm_status imds_call(const imds_ctx *m, const char *method, const char *path,
-                           const char *token, bool retry_transport_errors, gm_http_response *resp,
-                           gm_error *err)
+static GM_MUST_CHECK gm_status imds_call(const imds_ctx *m, const char *method, const char *path,
+                                         const char *token, bool retry_transport_errors,
+                                         gm_http_response *resp, gm_error *err)
 {
     gm_http_request req;
     gm_http_request_init(&req);
@@ -786,7 +816,102 @@ static char *imds_endpoint(void)
     return gm_strndup(v, n);
 }
 
-static gm_status provider_imds(chain_ctx *c, gm_credentials *out, gm_error *err)
+/* The session token. No answer at all means "not on EC2": *out_token stays
+ * NULL and the reason is noted. */
+static GM_MUST_CHECK gm_status imds_token(chain_ctx *c, const imds_ctx *m, gm_http_response *resp,
+                                          char **out_token, gm_error *err)
+{
+    *out_token = NULL;
+    gm_error local;
+    gm_error_clear(&local);
+    gm_status st = imds_call(m, "PUT", "/latest/api/token", NULL, false, resp, &local);
+    if (st != GM_OK || resp->status != 200 || resp->body.len == 0) {
+        if (st == GM_OK)
+            tried_add(c, "instance metadata ('%s' refused a token: http %ld)", m->endpoint,
+                      resp->status);
+        else if (st == GM_ERR_NETWORK || st == GM_ERR_TIMEOUT)
+            tried_add(c, "instance metadata (no response from '%s')", m->endpoint);
+        else
+            tried_add(c, "instance metadata ('%s': %s)", m->endpoint, local.message);
+        return GM_OK;
+    }
+    *out_token = gm_strdup(gm_str_trim(resp->body.data));
+    return *out_token ? GM_OK : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+}
+
+/* The role name (first line); *out_role NULL when the instance has none. */
+static GM_MUST_CHECK gm_status imds_role(chain_ctx *c, const imds_ctx *m, const char *token,
+                                         gm_http_response *resp, char **out_role, gm_error *err)
+{
+    *out_role = NULL;
+    gm_status st = imds_call(m, "GET", IMDS_ROLE_PATH, token, true, resp, err);
+    if (st != GM_OK) {
+        gm_error_prefix(err, "cannot list the instance role at '%s'", m->endpoint);
+        return st;
+    }
+    if (resp->status == 404) {
+        tried_add(c, "instance metadata '%s' (no instance role)", m->endpoint);
+        return GM_OK;
+    }
+    if (resp->status != 200)
+        return gm_error_set(err, GM_ERR_AUTH,
+                            "instance metadata at '%s' answered http %ld listing the instance "
+                            "role",
+                            m->endpoint, resp->status);
+    char *body = resp->body.data ? resp->body.data : "";
+    body[strcspn(body, "\r\n")] = '\0';
+    gm_str_trim(body);
+    if (!*body) {
+        tried_add(c, "instance metadata '%s' (no instance role)", m->endpoint);
+        return GM_OK;
+    }
+    tried_add(c, "instance metadata '%s'", m->endpoint);
+    *out_role = gm_strdup(body);
+    return *out_role ? GM_OK : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+}
+
+/* The role's credentials. */
+static GM_MUST_CHECK gm_status imds_role_credentials(const imds_ctx *m, const char *token,
+                                                     const char *role, gm_http_response *resp,
+                                                     gm_credentials *out, gm_error *err)
+{
+    gm_buf enc;
+    gm_buf_init(&enc, GM_LIMIT_SMALL);
+    char *path = NULL;
+    if (gm_uri_encode(&enc, role, strlen(role), false) == GM_OK)
+        path = gm_strfmt("%s%s", IMDS_ROLE_PATH, gm_buf_cstr(&enc));
+    gm_buf_release(&enc);
+    if (!path)
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    gm_status st = imds_call(m, "GET", path, token, true, resp, err);
+    free(path);
+    if (st != GM_OK) {
+        gm_error_prefix(err, "cannot get credentials of instance role '%s'", role);
+        return st;
+    }
+    if (resp->status != 200)
+        return gm_error_set(err, GM_ERR_AUTH,
+                            "instance metadata at '%s' answered http %ld for the credentials of "
+                            "role '%s'",
+                            m->endpoint, resp->status, role);
+    st = gm_imds_credentials_parse(resp->body.data, resp->body.len, out, err);
+    if (st != GM_OK) {
+        gm_error_prefix(err, "instance role '%s'", role);
+        return st;
+    }
+    if (out->expiration && out->expiration <= time(NULL)) {
+        char when[32];
+        gm_time_iso8601(out->expiration, when);
+        gm_credentials_release(out);
+        return gm_error_set(err, GM_ERR_AUTH,
+                            "instance metadata returned credentials of role '%s' that expired "
+                            "at %s",
+                            role, when);
+    }
+    return GM_OK;
+}
+
+static GM_MUST_CHECK gm_status provider_imds(chain_ctx *c, gm_credentials *out, gm_error *err)
 {
     if (imds_disabled()) {
         tried_add(c, "instance metadata (disabled)");
@@ -805,99 +930,16 @@ static gm_status provider_imds(chain_ctx *c, gm_credentials *out, gm_error *err)
     if (!endpoint)
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     m.endpoint = endpoint;
-
-    gm_status st;
-    char *token = NULL, *role = NULL, *path = NULL;
+    char *token = NULL, *role = NULL;
     gm_http_response resp;
     gm_http_response_init(&resp);
-
-    /* The session token. No answer at all means "not on EC2": not found. */
-    gm_error local;
-    gm_error_clear(&local);
-    st = imds_call(&m, "PUT", "/latest/api/token", NULL, false, &resp, &local);
-    if (st != GM_OK || resp.status != 200 || resp.body.len == 0) {
-        if (st == GM_OK)
-            tried_add(c, "instance metadata ('%s' refused a token: http %ld)", endpoint,
-                      resp.status);
-        else if (st == GM_ERR_NETWORK || st == GM_ERR_TIMEOUT)
-            tried_add(c, "instance metadata (no response from '%s')", endpoint);
-        else
-            tried_add(c, "instance metadata ('%s': %s)", endpoint, local.message);
-        st = GM_OK;
-        goto done;
-    }
-    token = gm_strdup(gm_str_trim(resp.body.data));
-    if (!token) {
-        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-
-    /* The role name (first line). 404: the instance has no role. */
-    st = imds_call(&m, "GET", IMDS_ROLE_PATH, token, true, &resp, err);
-    if (st != GM_OK) {
-        gm_error_prefix(err, "cannot list the instance role at '%s'", endpoint);
-        goto done;
-    }
-    if (resp.status == 404) {
-        tried_add(c, "instance metadata '%s' (no instance role)", endpoint);
-        goto done;
-    }
-    if (resp.status != 200) {
-        st = gm_error_set(err, GM_ERR_AUTH,
-                          "instance metadata at '%s' answered http %ld listing the instance role",
-                          endpoint, resp.status);
-        goto done;
-    }
-    char *body = resp.body.data ? resp.body.data : "";
-    body[strcspn(body, "\r\n")] = '\0';
-    gm_str_trim(body);
-    if (!*body) {
-        tried_add(c, "instance metadata '%s' (no instance role)", endpoint);
-        goto done;
-    }
-    tried_add(c, "instance metadata '%s'", endpoint);
-    role = gm_strdup(body);
-    gm_buf enc;
-    gm_buf_init(&enc, GM_LIMIT_SMALL);
-    if (!role || gm_uri_encode(&enc, role, strlen(role), false) != GM_OK ||
-        !(path = gm_strfmt("%s%s", IMDS_ROLE_PATH, gm_buf_cstr(&enc)))) {
-        gm_buf_release(&enc);
-        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    gm_buf_release(&enc);
-
-    /* The role's credentials. */
-    st = imds_call(&m, "GET", path, token, true, &resp, err);
-    if (st != GM_OK) {
-        gm_error_prefix(err, "cannot get credentials of instance role '%s'", role);
-        goto done;
-    }
-    if (resp.status != 200) {
-        st = gm_error_set(err, GM_ERR_AUTH,
-                          "instance metadata at '%s' answered http %ld for the credentials of "
-                          "role '%s'",
-                          endpoint, resp.status, role);
-        goto done;
-    }
-    st = gm_imds_credentials_parse(resp.body.data, resp.body.len, out, err);
-    if (st != GM_OK) {
-        gm_error_prefix(err, "instance role '%s'", role);
-        goto done;
-    }
-    if (out->expiration && out->expiration <= time(NULL)) {
-        char when[32];
-        gm_time_iso8601(out->expiration, when);
-        gm_credentials_release(out);
-        st = gm_error_set(err, GM_ERR_AUTH,
-                          "instance metadata returned credentials of role '%s' that expired at %s",
-                          role, when);
-    }
-
-done:
+    gm_status st = imds_token(c, &m, &resp, &token, err);
+    if (st == GM_OK && token)
+        st = imds_role(c, &m, token, &resp, &role, err);
+    if (st == GM_OK && role)
+        st = imds_role_credentials(&m, token, role, &resp, out, err);
     wipe_free(token);
     free(role);
-    free(path);
     free(endpoint);
     wipe_buf(&resp.body);
     gm_http_response_release(&resp);

@@ -56,11 +56,11 @@ typedef struct gm_credentials_options {
  *    "not found"; a failure after that is an error.
  * Malformed config files are GM_ERR_PARSE / GM_ERR_LIMIT. No message ever
  * holds a secret value. */
-gm_status gm_credentials_resolve(const gm_credentials_options *opts, gm_credentials *out,
-                                 gm_error *err);
+GM_MUST_CHECK gm_status gm_credentials_resolve(const gm_credentials_options *opts,
+                                               gm_credentials *out, gm_error *err);
 
 /* Deep copy. */
-gm_status gm_credentials_copy(gm_credentials *dst, const gm_credentials *src);
+GM_MUST_CHECK gm_status gm_credentials_copy(gm_credentials *dst, const gm_credentials *src);
 
 /* Frees and wipes the secret fields. Safe on NULL and zeroed structs. */
 void gm_credentials_release(gm_credentials *c);
@@ -71,20 +71,21 @@ const char *gm_profile_name(const char *opts_profile);
 /* Looks up a key of the profile in the config file (AWS_CONFIG_FILE, default
  * ~/.aws/config; "[profile NAME]" sections, "[default]"). *out is NULL when
  * absent. Used for `region`. */
-gm_status gm_config_profile_get(const char *profile, const char *key, char **out, gm_error *err);
+GM_MUST_CHECK gm_status gm_config_profile_get(const char *profile, const char *key, char **out,
+                                              gm_error *err);
 
 /* Parses credential_process output: {"Version": 1, "AccessKeyId",
  * "SecretAccessKey", "SessionToken"?, "Expiration"?} into out (zeroed first;
  * left zeroed on failure), source "credential-process". Does not check the
  * expiration against the clock. GM_ERR_PARSE on anything else; the message
  * never quotes the input. Pure: the fuzz target calls it. */
-gm_status gm_credential_process_parse(const char *json, size_t len, gm_credentials *out,
-                                      gm_error *err);
+GM_MUST_CHECK gm_status gm_credential_process_parse(const char *json, size_t len,
+                                                    gm_credentials *out, gm_error *err);
 
 /* Parses the IMDS security-credentials document ({"Code": "Success",
  * "AccessKeyId", "SecretAccessKey", "Token", "Expiration", ...}) the same way,
  * source "imds". */
-gm_status gm_imds_credentials_parse(const char *json, size_t len, gm_credentials *out,
-                                    gm_error *err);
+GM_MUST_CHECK gm_status gm_imds_credentials_parse(const char *json, size_t len, gm_credentials *out,
+                                                  gm_error *err);
 
 #endif

@@ -181,7 +181,7 @@ gm_status gm_url_split(const char *url, char **out_scheme, char **out_host_heade
 bool gm_url_is_loopback(const char *url)
 {
     char *hosthdr = NULL;
-    if (gm_url_split(url, NULL, &hosthdr, NULL, NULL, NULL) != GM_OK)
+    if (gm_url_split(url, NULL, &hosthdr, NULL, NULL, NULL) != GM_OK || !hosthdr)
         return false;
     char *host = hosthdr;
     if (*host == '[') {

@@ -28,9 +28,9 @@ typedef struct gm_headers {
 void gm_headers_init(gm_headers *h);
 void gm_headers_release(gm_headers *h);
 /* Appends (duplicates allowed: the signer folds them). */
-gm_status gm_headers_add(gm_headers *h, const char *name, const char *value);
+GM_MUST_CHECK gm_status gm_headers_add(gm_headers *h, const char *name, const char *value);
 /* Replaces every header of that name with one value. */
-gm_status gm_headers_set(gm_headers *h, const char *name, const char *value);
+GM_MUST_CHECK gm_status gm_headers_set(gm_headers *h, const char *name, const char *value);
 /* First value of that name, or NULL. */
 const char *gm_headers_get(const gm_headers *h, const char *name);
 void gm_headers_remove(gm_headers *h, const char *name);
@@ -52,7 +52,8 @@ typedef struct gm_http_response {
 
 void gm_http_request_init(gm_http_request *req);
 void gm_http_request_release(gm_http_request *req);
-gm_status gm_http_request_setup(gm_http_request *req, const char *method, const char *url);
+GM_MUST_CHECK gm_status gm_http_request_setup(gm_http_request *req, const char *method,
+                                              const char *url);
 void gm_http_response_init(gm_http_response *resp);
 void gm_http_response_release(gm_http_response *resp);
 void gm_http_response_reset(gm_http_response *resp);
@@ -61,8 +62,8 @@ void gm_http_response_reset(gm_http_response *resp);
  * NULL when not wanted. path is "/" when the URL has none; query excludes '?'
  * and is "" when absent; host_header is host[:port] as the Host header wants
  * it (default ports dropped). */
-gm_status gm_url_split(const char *url, char **out_scheme, char **out_host_header, char **out_path,
-                       char **out_query, gm_error *err);
+GM_MUST_CHECK gm_status gm_url_split(const char *url, char **out_scheme, char **out_host_header,
+                                     char **out_path, char **out_query, gm_error *err);
 
 /* True when the URL's host is in 127.0.0.0/8, "localhost" or [::1]. */
 bool gm_url_is_loopback(const char *url);

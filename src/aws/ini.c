@@ -59,7 +59,7 @@ static size_t find_section(const gm_ini *doc, const char *name)
     }
 }
 
-static gm_status rehash(gm_ini *doc, size_t nslots)
+static GM_MUST_CHECK gm_status rehash(gm_ini *doc, size_t nslots)
 {
     size_t *slots = calloc(nslots, sizeof *slots);
     if (!slots)
@@ -77,7 +77,7 @@ static gm_status rehash(gm_ini *doc, size_t nslots)
 }
 
 /* Index of the section named name, adding it when new. */
-static gm_status intern_section(gm_ini *doc, const char *name, size_t *out_index)
+static GM_MUST_CHECK gm_status intern_section(gm_ini *doc, const char *name, size_t *out_index)
 {
     size_t found = find_section(doc, name);
     if (found != SIZE_MAX) {
@@ -111,7 +111,8 @@ static gm_status intern_section(gm_ini *doc, const char *name, size_t *out_index
     return GM_OK;
 }
 
-static gm_status add_entry(gm_ini *doc, size_t section, const char *key, const char *value)
+static GM_MUST_CHECK gm_status add_entry(gm_ini *doc, size_t section, const char *key,
+                                         const char *value)
 {
     if (doc->nentries == doc->entries_cap) {
         size_t cap = doc->entries_cap ? doc->entries_cap * 2 : 16;
@@ -157,9 +158,112 @@ static char *collapse_blanks(char *b, char *e)
     return w;
 }
 
-static gm_status syntax_error(gm_error *err, const char *name, size_t line, const char *what)
+static GM_MUST_CHECK gm_status syntax_error(gm_error *err, const char *name, size_t line,
+                                            const char *what)
 {
     return gm_error_set(err, GM_ERR_PARSE, "malformed line '%s:%zu': %s", name, line, what);
+}
+
+/* Where the parser is: the current section and the key line that may be
+ * continued by more indented lines. */
+typedef struct ini_state {
+    gm_ini *doc;
+    const char *name;
+    size_t lineno;
+    size_t section;       /* SIZE_MAX before the first section */
+    bool have_key;        /* a key line opened a possible continuation */
+    bool key_value_empty; /* ... with an empty value: nested sub-section */
+    size_t key_indent;
+} ini_state;
+
+/* "[name]" between b and e. GM_ERR_NOMEM is reported by the caller. */
+static GM_MUST_CHECK gm_status section_line(ini_state *s, char *b, char *e, gm_error *err)
+{
+    char *close = memchr(b, ']', (size_t)(e - b));
+    if (!close)
+        return syntax_error(err, s->name, s->lineno, "section header without ']'");
+    char *after = close + 1;
+    while (after < e && is_blank(*after))
+        after++;
+    if (after < e && *after != '#' && *after != ';')
+        return syntax_error(err, s->name, s->lineno, "unexpected text after section header");
+    char *nb = b + 1, *ne = close;
+    trim_range(&nb, &ne);
+    if (nb == ne)
+        return syntax_error(err, s->name, s->lineno, "empty section name");
+    ne = collapse_blanks(nb, ne);
+    *ne = '\0';
+    return intern_section(s->doc, nb, &s->section);
+}
+
+/* "key = value" between b and e. */
+static GM_MUST_CHECK gm_status key_line(ini_state *s, char *b, char *e, size_t indent,
+                                        gm_error *err)
+{
+    char *eq = memchr(b, '=', (size_t)(e - b));
+    if (!eq)
+        return syntax_error(err, s->name, s->lineno, "expected '[section]' or 'key = value'");
+    if (s->section == SIZE_MAX)
+        return syntax_error(err, s->name, s->lineno, "key outside of any section");
+    char *kb = b, *ke = eq, *vb = eq + 1, *ve = e;
+    trim_range(&kb, &ke);
+    trim_range(&vb, &ve);
+    if (kb == ke)
+        return syntax_error(err, s->name, s->lineno, "empty key");
+    for (char *k = kb; k < ke; k++)
+        *k = (char)tolower((unsigned char)*k);
+    *ke = '\0';
+    *ve = '\0';
+    gm_status st = add_entry(s->doc, s->section, kb, vb);
+    s->have_key = true;
+    s->key_value_empty = vb == ve;
+    s->key_indent = indent;
+    return st;
+}
+
+/* A line more indented than the key before it continues that key; under a
+ * key with an empty value it must be "key = value" (a nested section). */
+static GM_MUST_CHECK gm_status continuation_line(ini_state *s, char *b, char *e, gm_error *err)
+{
+    if (!s->key_value_empty)
+        return GM_OK;
+    char *eq = memchr(b, '=', (size_t)(e - b));
+    char *kb = b, *ke = eq;
+    if (eq)
+        trim_range(&kb, &ke);
+    if (!eq || kb == ke)
+        return syntax_error(err, s->name, s->lineno, "expected 'key = value' in a nested section");
+    return GM_OK;
+}
+
+static GM_MUST_CHECK gm_status parse_lines(ini_state *s, char *p, char *end, gm_error *err)
+{
+    gm_status st = GM_OK;
+    while (p < end && st == GM_OK) {
+        s->lineno++;
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *eol = nl ? nl : end;
+        char *next = nl ? nl + 1 : end;
+        if (memchr(p, '\0', (size_t)(eol - p)))
+            return syntax_error(err, s->name, s->lineno, "contains a NUL byte");
+        size_t indent = 0;
+        while (p + indent < eol && is_blank(p[indent]) && p[indent] != '\r')
+            indent++;
+        char *b = p, *e = eol;
+        trim_range(&b, &e);
+        p = next;
+        if (b == e || *b == '#' || *b == ';')
+            continue; /* blank and comment lines keep any continuation open */
+        if (s->have_key && indent > s->key_indent) {
+            st = continuation_line(s, b, e, err);
+            continue;
+        }
+        s->have_key = false;
+        st = *b == '[' ? section_line(s, b, e, err) : key_line(s, b, e, indent, err);
+    }
+    if (st == GM_ERR_NOMEM)
+        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory parsing '%s'", s->name);
+    return st;
 }
 
 gm_status gm_ini_parse(const char *text, size_t len, const char *name, gm_ini **out_doc,
@@ -173,127 +277,28 @@ gm_status gm_ini_parse(const char *text, size_t len, const char *name, gm_ini **
                             (unsigned)GM_LIMIT_CONFIG_FILE);
     if (len && !text)
         return gm_error_set(err, GM_ERR_INVALID, "no text given for '%s'", name);
-
-    gm_status st = GM_OK;
     gm_ini *doc = calloc(1, sizeof *doc);
-    if (!doc)
-        goto nomem;
-    doc->text = malloc(len + 1);
-    if (!doc->text)
-        goto nomem;
+    if (doc)
+        doc->text = malloc(len + 1);
+    if (!doc || !doc->text) {
+        gm_ini_free(doc);
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory parsing '%s'", name);
+    }
     if (len)
         memcpy(doc->text, text, len);
     doc->text[len] = '\0';
     doc->text_len = len;
-
     char *p = doc->text, *end = doc->text + len;
     if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
         p += 3;
-
-    size_t lineno = 0;
-    size_t cur_section = SIZE_MAX;
-    bool have_key = false;        /* a key line opened a possible continuation */
-    bool key_value_empty = false; /* ... with an empty value: nested sub-section */
-    size_t key_indent = 0;
-
-    while (p < end) {
-        lineno++;
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        char *eol = nl ? nl : end;
-        char *next = nl ? nl + 1 : end;
-        if (memchr(p, '\0', (size_t)(eol - p))) {
-            st = syntax_error(err, name, lineno, "contains a NUL byte");
-            goto error;
-        }
-        size_t indent = 0;
-        while (p + indent < eol && is_blank(p[indent]) && p[indent] != '\r')
-            indent++;
-        char *b = p, *e = eol;
-        trim_range(&b, &e);
-        p = next;
-
-        if (b == e || *b == '#' || *b == ';')
-            continue; /* blank and comment lines keep any continuation open */
-
-        if (have_key && indent > key_indent) {
-            if (key_value_empty) {
-                /* A nested sub-section line: must be "key = value". */
-                char *eq = memchr(b, '=', (size_t)(e - b));
-                char *kb = b, *ke = eq;
-                if (eq)
-                    trim_range(&kb, &ke);
-                if (!eq || kb == ke) {
-                    st = syntax_error(err, name, lineno,
-                                      "expected 'key = value' in a nested section");
-                    goto error;
-                }
-            }
-            continue;
-        }
-        have_key = false;
-
-        if (*b == '[') {
-            char *close = memchr(b, ']', (size_t)(e - b));
-            if (!close) {
-                st = syntax_error(err, name, lineno, "section header without ']'");
-                goto error;
-            }
-            char *after = close + 1;
-            while (after < e && is_blank(*after))
-                after++;
-            if (after < e && *after != '#' && *after != ';') {
-                st = syntax_error(err, name, lineno, "unexpected text after section header");
-                goto error;
-            }
-            char *nb = b + 1, *ne = close;
-            trim_range(&nb, &ne);
-            if (nb == ne) {
-                st = syntax_error(err, name, lineno, "empty section name");
-                goto error;
-            }
-            ne = collapse_blanks(nb, ne);
-            *ne = '\0';
-            st = intern_section(doc, nb, &cur_section);
-            if (st != GM_OK)
-                goto nomem;
-            continue;
-        }
-
-        char *eq = memchr(b, '=', (size_t)(e - b));
-        if (!eq) {
-            st = syntax_error(err, name, lineno, "expected '[section]' or 'key = value'");
-            goto error;
-        }
-        if (cur_section == SIZE_MAX) {
-            st = syntax_error(err, name, lineno, "key outside of any section");
-            goto error;
-        }
-        char *kb = b, *ke = eq, *vb = eq + 1, *ve = e;
-        trim_range(&kb, &ke);
-        trim_range(&vb, &ve);
-        if (kb == ke) {
-            st = syntax_error(err, name, lineno, "empty key");
-            goto error;
-        }
-        for (char *k = kb; k < ke; k++)
-            *k = (char)tolower((unsigned char)*k);
-        *ke = '\0';
-        *ve = '\0';
-        st = add_entry(doc, cur_section, kb, vb);
-        if (st != GM_OK)
-            goto nomem;
-        have_key = true;
-        key_value_empty = vb == ve;
-        key_indent = indent;
+    ini_state s = {.doc = doc, .name = name, .section = SIZE_MAX};
+    gm_status st = parse_lines(&s, p, end, err);
+    if (st != GM_OK) {
+        gm_ini_free(doc);
+        return st;
     }
     *out_doc = doc;
     return GM_OK;
-
-nomem:
-    st = gm_error_set(err, GM_ERR_NOMEM, "out of memory parsing '%s'", name);
-error:
-    gm_ini_free(doc);
-    return st;
 }
 
 gm_status gm_ini_load_file(const char *path, gm_ini **out_doc, gm_error *err)

@@ -37,13 +37,13 @@ typedef struct gm_ini gm_ini;
 /* Parses len bytes of text (need not be NUL-terminated). name labels error
  * messages (usually the file path; NULL: "<input>"). On success *out_doc is a
  * new document (gm_ini_free it); on failure *out_doc is NULL. */
-gm_status gm_ini_parse(const char *text, size_t len, const char *name, gm_ini **out_doc,
-                       gm_error *err);
+GM_MUST_CHECK gm_status gm_ini_parse(const char *text, size_t len, const char *name,
+                                     gm_ini **out_doc, gm_error *err);
 
 /* Reads and parses the file at path, bounded by GM_LIMIT_CONFIG_FILE. A
  * missing file is GM_ERR_NOT_FOUND (err says which path). The read buffer is
  * wiped before it is freed. */
-gm_status gm_ini_load_file(const char *path, gm_ini **out_doc, gm_error *err);
+GM_MUST_CHECK gm_status gm_ini_load_file(const char *path, gm_ini **out_doc, gm_error *err);
 
 /* The value of key in section, or NULL when absent. Valid until
  * gm_ini_free. NULL doc: NULL. */

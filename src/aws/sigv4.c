@@ -123,7 +123,7 @@ static const char *echo(char out[80], const char *s, const gm_credentials *c)
 }
 
 /* Maps a buffer failure to an error context entry. */
-static gm_status buf_failed(gm_status st, gm_error *err)
+static GM_MUST_CHECK gm_status buf_failed(gm_status st, gm_error *err)
 {
     if (st == GM_ERR_LIMIT)
         return gm_error_set(err, GM_ERR_LIMIT, "canonical request too large to sign");
@@ -167,7 +167,7 @@ static char *trim_collapse(const char *value)
     return out;
 }
 
-static gm_status sig_headers_add(sig_headers *h, const char *name, const char *value)
+static GM_MUST_CHECK gm_status sig_headers_add(sig_headers *h, const char *name, const char *value)
 {
     if (h->count == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 16;
@@ -213,7 +213,7 @@ typedef struct seg {
 /* Removes "." and ".." segments and empty segments (duplicate slashes). A
  * trailing slash stays, as does one left by a final "." or ".." (RFC 3986
  * 5.2.4); an empty result is "/". */
-static gm_status normalize_path(gm_buf *out, const char *path)
+static GM_MUST_CHECK gm_status normalize_path(gm_buf *out, const char *path)
 {
     size_t n = strlen(path);
     size_t max = 1;
@@ -258,7 +258,7 @@ static gm_status normalize_path(gm_buf *out, const char *path)
     return st;
 }
 
-static gm_status canonical_uri(gm_buf *out, const char *path, bool normalize)
+static GM_MUST_CHECK gm_status canonical_uri(gm_buf *out, const char *path, bool normalize)
 {
     if (!normalize)
         return gm_uri_encode(out, path, strlen(path), true);
@@ -285,7 +285,7 @@ static void sig_params_release(sig_params *q)
 }
 
 /* Decodes s[0..len) and encodes it again into a new string. */
-static gm_status reencode(const char *s, size_t len, char **out)
+static GM_MUST_CHECK gm_status reencode(const char *s, size_t len, char **out)
 {
     gm_buf dec, enc;
     gm_buf_init(&dec, GM_LIMIT_CANONICAL_REQUEST);
@@ -303,7 +303,7 @@ static gm_status reencode(const char *s, size_t len, char **out)
     return st;
 }
 
-static gm_status sig_params_add(sig_params *q, const char *piece, size_t len)
+static GM_MUST_CHECK gm_status sig_params_add(sig_params *q, const char *piece, size_t len)
 {
     if (q->count == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 16;
@@ -337,7 +337,7 @@ static int sig_param_cmp(const void *a, const void *b)
     return c ? c : strcmp(x->value, y->value);
 }
 
-static gm_status canonical_query(gm_buf *out, const char *query)
+static GM_MUST_CHECK gm_status canonical_query(gm_buf *out, const char *query)
 {
     sig_params q = {0};
     gm_status st = GM_OK;
@@ -367,8 +367,8 @@ static gm_status canonical_query(gm_buf *out, const char *query)
 
 /* ---- signing key ------------------------------------------------------- */
 
-static gm_status signing_key(const char *secret, const char *date, const char *region,
-                             const char *service, unsigned char out[GM_SHA256_LEN])
+static GM_MUST_CHECK gm_status signing_key(const char *secret, const char *date, const char *region,
+                                           const char *service, unsigned char out[GM_SHA256_LEN])
 {
     size_t slen = strlen(secret);
     size_t klen = 4 + slen;
@@ -390,8 +390,8 @@ static gm_status signing_key(const char *secret, const char *date, const char *r
 
 /* ---- the signer -------------------------------------------------------- */
 
-static gm_status check_inputs(const gm_http_request *req, const gm_sigv4_params *params,
-                              gm_error *err)
+static GM_MUST_CHECK gm_status check_inputs(const gm_http_request *req,
+                                            const gm_sigv4_params *params, gm_error *err)
 {
     if (!req || !params)
         return gm_error_set(err, GM_ERR_INVALID, "missing request or parameters to sign");
@@ -446,202 +446,232 @@ static bool skip_header(const char *name, bool sign_body)
            (sign_body && strcasecmp(name, "x-amz-content-sha256") == 0);
 }
 
+/* One signing: the request's parts and what is built from them. */
+typedef struct sign_ctx {
+    char *host, *path, *query;
+    char amzdate[32], date[16];
+    char body_hash[GM_SHA256_HEX_LEN];
+    const char *payload_hash;
+    bool have_host, has_token;
+    sig_headers sh;
+    gm_buf creq, sts, auth, signed_headers;
+    char signature[2 * GM_SHA256_LEN + 1];
+} sign_ctx;
+
+static void sign_ctx_release(sign_ctx *c)
+{
+    sig_headers_release(&c->sh);
+    gm_buf_release(&c->creq);
+    gm_buf_release(&c->sts);
+    gm_buf_release(&c->auth);
+    gm_buf_release(&c->signed_headers);
+    free(c->host);
+    free(c->path);
+    free(c->query);
+}
+
+/* The signing time and the payload hash. */
+static GM_MUST_CHECK gm_status sign_time_and_payload(sign_ctx *c, const gm_http_request *req,
+                                                     const gm_sigv4_params *params, gm_error *err)
+{
+    struct tm tm;
+    time_t t = params->timestamp;
+    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
+        return gm_error_set(err, GM_ERR_INVALID, "signing time out of range");
+    strftime(c->amzdate, sizeof c->amzdate, "%Y%m%dT%H%M%SZ", &tm);
+    strftime(c->date, sizeof c->date, "%Y%m%d", &tm);
+    c->payload_hash = params->payload_hash;
+    if (!c->payload_hash) {
+        gm_sha256_hex(req->body.data ? req->body.data : "", req->body.len, c->body_hash);
+        c->payload_hash = c->body_hash;
+    }
+    return GM_OK;
+}
+
+/* The headers that take part, sorted. */
+static GM_MUST_CHECK gm_status collect_headers(sign_ctx *c, const gm_http_request *req,
+                                               const gm_sigv4_params *params)
+{
+    gm_status st = GM_OK;
+    c->have_host = gm_headers_get(&req->headers, "host") != NULL;
+    for (size_t i = 0; i < req->headers.count && st == GM_OK; i++) {
+        const gm_header *h = &req->headers.items[i];
+        if (!skip_header(h->name, params->sign_body))
+            st = sig_headers_add(&c->sh, h->name, h->value);
+    }
+    if (st == GM_OK && !c->have_host)
+        st = sig_headers_add(&c->sh, "host", c->host);
+    if (st == GM_OK)
+        st = sig_headers_add(&c->sh, "x-amz-date", c->amzdate);
+    if (st == GM_OK && c->has_token && !params->omit_session_token)
+        st = sig_headers_add(&c->sh, "x-amz-security-token", params->credentials->session_token);
+    if (st == GM_OK && params->sign_body)
+        st = sig_headers_add(&c->sh, "x-amz-content-sha256", c->payload_hash);
+    if (st == GM_OK)
+        qsort(c->sh.items, c->sh.count, sizeof *c->sh.items, sig_header_cmp);
+    return st;
+}
+
+/* "name:value[,value]\n" per header (duplicates folded), then the list of
+ * signed header names. */
+static GM_MUST_CHECK gm_status canonical_headers(sign_ctx *c)
+{
+    gm_status st = GM_OK;
+    const sig_headers *sh = &c->sh;
+    for (size_t i = 0; i < sh->count && st == GM_OK; i++) {
+        bool first = i == 0 || strcmp(sh->items[i].name, sh->items[i - 1].name) != 0;
+        bool last = i + 1 == sh->count || strcmp(sh->items[i].name, sh->items[i + 1].name) != 0;
+        if (first) {
+            st = gm_buf_appends(&c->creq, sh->items[i].name);
+            if (st == GM_OK)
+                st = gm_buf_appendc(&c->creq, ':');
+        } else {
+            st = gm_buf_appendc(&c->creq, ',');
+        }
+        if (st == GM_OK)
+            st = gm_buf_appends(&c->creq, sh->items[i].value);
+        if (st == GM_OK && last)
+            st = gm_buf_appendc(&c->creq, '\n');
+        if (st == GM_OK && first) {
+            if (c->signed_headers.len)
+                st = gm_buf_appendc(&c->signed_headers, ';');
+            if (st == GM_OK)
+                st = gm_buf_appends(&c->signed_headers, sh->items[i].name);
+        }
+    }
+    return st;
+}
+
+static GM_MUST_CHECK gm_status canonical_request(sign_ctx *c, const gm_http_request *req,
+                                                 const gm_sigv4_params *params)
+{
+    gm_status st = gm_buf_appends(&c->creq, req->method);
+    if (st == GM_OK)
+        st = gm_buf_appendc(&c->creq, '\n');
+    if (st == GM_OK)
+        st = canonical_uri(&c->creq, c->path, params->normalize_path);
+    if (st == GM_OK)
+        st = gm_buf_appendc(&c->creq, '\n');
+    if (st == GM_OK)
+        st = canonical_query(&c->creq, c->query);
+    if (st == GM_OK)
+        st = gm_buf_appendc(&c->creq, '\n');
+    if (st == GM_OK)
+        st = canonical_headers(c);
+    if (st == GM_OK)
+        st = gm_buf_appendc(&c->creq, '\n');
+    if (st == GM_OK)
+        st = gm_buf_append(&c->creq, gm_buf_cstr(&c->signed_headers), c->signed_headers.len);
+    if (st == GM_OK)
+        st = gm_buf_appendc(&c->creq, '\n');
+    if (st == GM_OK)
+        st = gm_buf_appends(&c->creq, c->payload_hash);
+    return st;
+}
+
+/* The string to sign, the signature and the Authorization value. */
+static GM_MUST_CHECK gm_status signature(sign_ctx *c, const gm_sigv4_params *params)
+{
+    char creq_hash[GM_SHA256_HEX_LEN];
+    gm_sha256_hex(gm_buf_cstr(&c->creq), c->creq.len, creq_hash);
+    gm_status st = gm_buf_printf(&c->sts, SIGV4_ALGORITHM "\n%s\n%s/%s/%s/aws4_request\n%s",
+                                 c->amzdate, c->date, params->region, params->service, creq_hash);
+    unsigned char key[GM_SHA256_LEN], mac[GM_SHA256_LEN];
+    const gm_credentials *cred = params->credentials;
+    if (st == GM_OK)
+        st = signing_key(cred->secret_access_key, c->date, params->region, params->service, key);
+    if (st != GM_OK)
+        return st;
+    gm_hmac_sha256(key, sizeof key, gm_buf_cstr(&c->sts), c->sts.len, mac);
+    explicit_bzero(key, sizeof key);
+    gm_hex_encode(mac, sizeof mac, c->signature);
+    return gm_buf_printf(&c->auth,
+                         SIGV4_ALGORITHM " Credential=%s/%s/%s/%s/aws4_request, "
+                                         "SignedHeaders=%s, Signature=%s",
+                         cred->access_key_id, c->date, params->region, params->service,
+                         gm_buf_cstr(&c->signed_headers), c->signature);
+}
+
+static GM_MUST_CHECK gm_status fill_debug(const sign_ctx *c, gm_sigv4_debug *debug)
+{
+    gm_buf_reset(&debug->canonical_request);
+    gm_buf_reset(&debug->string_to_sign);
+    gm_status st = gm_buf_append(&debug->canonical_request, gm_buf_cstr(&c->creq), c->creq.len);
+    if (st == GM_OK)
+        st = gm_buf_append(&debug->string_to_sign, gm_buf_cstr(&c->sts), c->sts.len);
+    if (st == GM_OK)
+        memcpy(debug->signature, c->signature, sizeof debug->signature);
+    return st;
+}
+
+/* Only once everything is built does the request change. */
+static GM_MUST_CHECK gm_status apply_headers(const sign_ctx *c, gm_http_request *req,
+                                             const gm_sigv4_params *params)
+{
+    const char *token = params->credentials->session_token;
+    gm_status st = GM_OK;
+    gm_headers_remove(&req->headers, "authorization");
+    gm_headers_remove(&req->headers, "x-amz-security-token");
+    if (!c->have_host)
+        st = gm_headers_add(&req->headers, "Host", c->host);
+    if (st == GM_OK)
+        st = gm_headers_set(&req->headers, "X-Amz-Date", c->amzdate);
+    if (st == GM_OK && c->has_token && !params->omit_session_token)
+        st = gm_headers_add(&req->headers, "X-Amz-Security-Token", token);
+    if (st == GM_OK && params->sign_body)
+        st = gm_headers_set(&req->headers, "x-amz-content-sha256", c->payload_hash);
+    if (st == GM_OK)
+        st = gm_headers_add(&req->headers, "Authorization", gm_buf_cstr(&c->auth));
+    if (st == GM_OK && c->has_token && params->omit_session_token)
+        st = gm_headers_add(&req->headers, "X-Amz-Security-Token", token);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status split_url(sign_ctx *c, const gm_http_request *req,
+                                         const gm_credentials *cred, gm_error *err)
+{
+    gm_error uerr = {0};
+    gm_status st = gm_url_split(req->url, NULL, &c->host, &c->path, &c->query, &uerr);
+    if (st != GM_OK) {
+        if (holds_credential(req->url, cred)) /* then the url itself must not be shown */
+            return gm_error_set(err, st, "malformed url (withheld: it holds a credential)");
+        return gm_error_set(err, st, "%s", uerr.message);
+    }
+    for (const unsigned char *p = (const unsigned char *)c->host; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f)
+            return gm_error_set(err, GM_ERR_INVALID, "malformed url: bad character in host");
+    return GM_OK;
+}
+
 gm_status gm_sigv4_sign(gm_http_request *req, const gm_sigv4_params *params, gm_sigv4_debug *debug,
                         gm_error *err)
 {
     gm_status st = check_inputs(req, params, err);
     if (st != GM_OK)
         return st;
-    const gm_credentials *cred = params->credentials;
-    bool has_token = cred->session_token && *cred->session_token;
-
-    char *host = NULL, *path = NULL, *query = NULL;
-    gm_error uerr = {0};
-    st = gm_url_split(req->url, NULL, &host, &path, &query, &uerr);
-    if (st != GM_OK) {
-        if (holds_credential(req->url, cred)) /* then the url itself must not be shown */
-            return gm_error_set(err, st, "malformed url (withheld: it holds a credential)");
-        return gm_error_set(err, st, "%s", uerr.message);
-    }
-
-    sig_headers sh = {0};
-    gm_buf creq, sts, auth;
-    gm_buf_init(&creq, GM_LIMIT_CANONICAL_REQUEST);
-    gm_buf_init(&sts, GM_LIMIT_SMALL);
-    gm_buf_init(&auth, GM_LIMIT_SMALL);
-
-    for (const unsigned char *p = (const unsigned char *)host; *p; p++) {
-        if (*p <= 0x20 || *p == 0x7f) {
-            st = gm_error_set(err, GM_ERR_INVALID, "malformed url: bad character in host");
-            goto done;
-        }
-    }
-
-    /* Signing time. */
-    struct tm tm;
-    time_t t = params->timestamp;
-    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
-        st = gm_error_set(err, GM_ERR_INVALID, "signing time out of range");
-        goto done;
-    }
-    char amzdate[32], date[16];
-    strftime(amzdate, sizeof amzdate, "%Y%m%dT%H%M%SZ", &tm);
-    strftime(date, sizeof date, "%Y%m%d", &tm);
-
-    /* Payload hash. */
-    char body_hash[GM_SHA256_HEX_LEN];
-    const char *payload_hash = params->payload_hash;
-    if (!payload_hash) {
-        gm_sha256_hex(req->body.data ? req->body.data : "", req->body.len, body_hash);
-        payload_hash = body_hash;
-    }
-
-    /* The headers that take part. */
-    bool have_host = gm_headers_get(&req->headers, "host") != NULL;
-    for (size_t i = 0; i < req->headers.count && st == GM_OK; i++) {
-        const gm_header *h = &req->headers.items[i];
-        if (!skip_header(h->name, params->sign_body))
-            st = sig_headers_add(&sh, h->name, h->value);
-    }
-    if (st == GM_OK && !have_host)
-        st = sig_headers_add(&sh, "host", host);
+    sign_ctx c;
+    memset(&c, 0, sizeof c);
+    gm_buf_init(&c.creq, GM_LIMIT_CANONICAL_REQUEST);
+    gm_buf_init(&c.sts, GM_LIMIT_SMALL);
+    gm_buf_init(&c.auth, GM_LIMIT_SMALL);
+    gm_buf_init(&c.signed_headers, GM_LIMIT_CANONICAL_REQUEST);
+    c.has_token = params->credentials->session_token && *params->credentials->session_token;
+    st = split_url(&c, req, params->credentials, err);
     if (st == GM_OK)
-        st = sig_headers_add(&sh, "x-amz-date", amzdate);
-    if (st == GM_OK && has_token && !params->omit_session_token)
-        st = sig_headers_add(&sh, "x-amz-security-token", cred->session_token);
-    if (st == GM_OK && params->sign_body)
-        st = sig_headers_add(&sh, "x-amz-content-sha256", payload_hash);
-    if (st != GM_OK) {
-        st = buf_failed(st, err);
-        goto done;
-    }
-    qsort(sh.items, sh.count, sizeof *sh.items, sig_header_cmp);
-
-    /* Canonical request. */
-    st = gm_buf_appends(&creq, req->method);
-    if (st == GM_OK)
-        st = gm_buf_appendc(&creq, '\n');
-    if (st == GM_OK)
-        st = canonical_uri(&creq, path, params->normalize_path);
-    if (st == GM_OK)
-        st = gm_buf_appendc(&creq, '\n');
-    if (st == GM_OK)
-        st = canonical_query(&creq, query);
-    if (st == GM_OK)
-        st = gm_buf_appendc(&creq, '\n');
-    for (size_t i = 0; i < sh.count && st == GM_OK; i++) {
-        bool first = i == 0 || strcmp(sh.items[i].name, sh.items[i - 1].name) != 0;
-        bool last = i + 1 == sh.count || strcmp(sh.items[i].name, sh.items[i + 1].name) != 0;
-        if (first) {
-            st = gm_buf_appends(&creq, sh.items[i].name);
-            if (st == GM_OK)
-                st = gm_buf_appendc(&creq, ':');
-        } else {
-            st = gm_buf_appendc(&creq, ',');
-        }
+        st = sign_time_and_payload(&c, req, params, err);
+    if (st == GM_OK) {
+        st = collect_headers(&c, req, params);
         if (st == GM_OK)
-            st = gm_buf_appends(&creq, sh.items[i].value);
-        if (st == GM_OK && last)
-            st = gm_buf_appendc(&creq, '\n');
-    }
-    if (st == GM_OK)
-        st = gm_buf_appendc(&creq, '\n');
-    /* Signed headers: into auth first (it is reused for the header below). */
-    gm_buf signed_headers;
-    gm_buf_init(&signed_headers, GM_LIMIT_CANONICAL_REQUEST);
-    for (size_t i = 0; i < sh.count && st == GM_OK; i++) {
-        if (i && strcmp(sh.items[i].name, sh.items[i - 1].name) == 0)
-            continue;
-        if (signed_headers.len)
-            st = gm_buf_appendc(&signed_headers, ';');
+            st = canonical_request(&c, req, params);
         if (st == GM_OK)
-            st = gm_buf_appends(&signed_headers, sh.items[i].name);
-    }
-    if (st == GM_OK)
-        st = gm_buf_append(&creq, gm_buf_cstr(&signed_headers), signed_headers.len);
-    if (st == GM_OK)
-        st = gm_buf_appendc(&creq, '\n');
-    if (st == GM_OK)
-        st = gm_buf_appends(&creq, payload_hash);
-    if (st != GM_OK) {
-        gm_buf_release(&signed_headers);
-        st = buf_failed(st, err);
-        goto done;
-    }
-
-    /* String to sign. */
-    char creq_hash[GM_SHA256_HEX_LEN];
-    gm_sha256_hex(gm_buf_cstr(&creq), creq.len, creq_hash);
-    st = gm_buf_printf(&sts, SIGV4_ALGORITHM "\n%s\n%s/%s/%s/aws4_request\n%s", amzdate, date,
-                       params->region, params->service, creq_hash);
-    if (st != GM_OK) {
-        gm_buf_release(&signed_headers);
-        st = buf_failed(st, err);
-        goto done;
-    }
-
-    /* Signature. */
-    unsigned char key[GM_SHA256_LEN], mac[GM_SHA256_LEN];
-    char signature[2 * GM_SHA256_LEN + 1];
-    st = signing_key(cred->secret_access_key, date, params->region, params->service, key);
-    if (st != GM_OK) {
-        gm_buf_release(&signed_headers);
-        st = buf_failed(st, err);
-        goto done;
-    }
-    gm_hmac_sha256(key, sizeof key, gm_buf_cstr(&sts), sts.len, mac);
-    explicit_bzero(key, sizeof key);
-    gm_hex_encode(mac, sizeof mac, signature);
-
-    st = gm_buf_printf(&auth,
-                       SIGV4_ALGORITHM " Credential=%s/%s/%s/%s/aws4_request, "
-                                       "SignedHeaders=%s, Signature=%s",
-                       cred->access_key_id, date, params->region, params->service,
-                       gm_buf_cstr(&signed_headers), signature);
-    gm_buf_release(&signed_headers);
-    if (st != GM_OK) {
-        st = buf_failed(st, err);
-        goto done;
-    }
-
-    if (debug) {
-        gm_buf_reset(&debug->canonical_request);
-        gm_buf_reset(&debug->string_to_sign);
-        st = gm_buf_append(&debug->canonical_request, gm_buf_cstr(&creq), creq.len);
+            st = signature(&c, params);
+        if (st == GM_OK && debug)
+            st = fill_debug(&c, debug);
         if (st == GM_OK)
-            st = gm_buf_append(&debug->string_to_sign, gm_buf_cstr(&sts), sts.len);
-        if (st != GM_OK) {
+            st = apply_headers(&c, req, params);
+        if (st != GM_OK)
             st = buf_failed(st, err);
-            goto done;
-        }
-        memcpy(debug->signature, signature, sizeof debug->signature);
     }
-
-    /* Only now change the request. */
-    gm_headers_remove(&req->headers, "authorization");
-    gm_headers_remove(&req->headers, "x-amz-security-token");
-    if (!have_host)
-        st = gm_headers_add(&req->headers, "Host", host);
-    if (st == GM_OK)
-        st = gm_headers_set(&req->headers, "X-Amz-Date", amzdate);
-    if (st == GM_OK && has_token && !params->omit_session_token)
-        st = gm_headers_add(&req->headers, "X-Amz-Security-Token", cred->session_token);
-    if (st == GM_OK && params->sign_body)
-        st = gm_headers_set(&req->headers, "x-amz-content-sha256", payload_hash);
-    if (st == GM_OK)
-        st = gm_headers_add(&req->headers, "Authorization", gm_buf_cstr(&auth));
-    if (st == GM_OK && has_token && params->omit_session_token)
-        st = gm_headers_add(&req->headers, "X-Amz-Security-Token", cred->session_token);
-    if (st != GM_OK)
-        st = buf_failed(st, err);
-
-done:
-    sig_headers_release(&sh);
-    gm_buf_release(&creq);
-    gm_buf_release(&sts);
-    gm_buf_release(&auth);
-    free(host);
-    free(path);
-    free(query);
+    sign_ctx_release(&c);
     return st;
 }

@@ -62,7 +62,7 @@ typedef struct gm_sigv4_debug {
  * header name that is not one, or a header value with CR or LF. Messages
  * never contain the secret key or the session token. Thread-safe: no shared
  * mutable state. */
-gm_status gm_sigv4_sign(gm_http_request *req, const gm_sigv4_params *params, gm_sigv4_debug *debug,
-                        gm_error *err);
+GM_MUST_CHECK gm_status gm_sigv4_sign(gm_http_request *req, const gm_sigv4_params *params,
+                                      gm_sigv4_debug *debug, gm_error *err);
 
 #endif

@@ -10,6 +10,7 @@ typedef struct gm_caller_identity {
     char user_id[256];
 } gm_caller_identity;
 
-gm_status gm_sts_get_caller_identity(gm_aws_client *c, gm_caller_identity *out, gm_error *err);
+GM_MUST_CHECK gm_status gm_sts_get_caller_identity(gm_aws_client *c, gm_caller_identity *out,
+                                                   gm_error *err);
 
 #endif

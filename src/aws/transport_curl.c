@@ -107,8 +107,8 @@ static void give_back(curl_transport *t, CURL *h)
         curl_easy_cleanup(h);
 }
 
-static gm_status curl_send(gm_transport *base, const gm_http_request *req, gm_http_response *resp,
-                           gm_error *err)
+static GM_MUST_CHECK gm_status curl_send(gm_transport *base, const gm_http_request *req,
+                                         gm_http_response *resp, gm_error *err)
 {
     curl_transport *t = (curl_transport *)base;
     CURL *h = acquire(t);

@@ -9,7 +9,8 @@
 #include "core/error.h"
 
 /* Parses len bytes into *out_doc (xmlFreeDoc it). GM_ERR_PARSE when malformed. */
-gm_status gm_xml_parse(const char *data, size_t len, xmlDocPtr *out_doc, gm_error *err);
+GM_MUST_CHECK gm_status gm_xml_parse(const char *data, size_t len, xmlDocPtr *out_doc,
+                                     gm_error *err);
 
 /* First child element of parent with that local name, or NULL. */
 xmlNodePtr gm_xml_child(xmlNodePtr parent, const char *name);

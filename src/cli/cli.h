@@ -1,13 +1,16 @@
 /* The command-line layer: the only code that prints results and chooses exit
- * codes. One file per command (cmd_*.c), registered in main.c's table. */
+ * codes. One file per command (cmd_*.c), registered in main.c's table; every
+ * command declares its options as tables (cli/options.h) and only parses,
+ * calls the layers below and prints. */
 #ifndef GM_CLI_CLI_H
 #define GM_CLI_CLI_H
 
-#include <getopt.h>
 #include <stdbool.h>
 
 #include "aws/client.h"
+#include "cli/options.h"
 #include "core/error.h"
+#include "engine/engine.h"
 #include "ui/term.h"
 
 /* Exit codes (documented in --help). */
@@ -28,43 +31,36 @@ typedef struct gm_cli {
     gm_output output;
     bool verbose;
     bool no_color;
-    gm_term term;    /* stderr */
-    char **cmd_argv; /* the command's argv (for messages) */
+    gm_term term; /* stderr */
 } gm_cli;
 
-typedef struct gm_command {
+typedef struct gm_command gm_command;
+
+struct gm_command {
     const char *name;
     const char *summary;
-    const char *usage; /* full help text after the synopsis line */
-    int (*run)(gm_cli *cli, int argc, char **argv);
-} gm_command;
+    const char *synopsis; /* after "usage: geusemaker ": "destroy NAME [--yes] [--keep-efs]" */
+    const char *notes;    /* text after the options in --help, or NULL */
+    const gm_optgroup *groups[4]; /* the command's options, by group; unused slots NULL */
+    size_t min_pos, max_pos;      /* how many positional arguments */
+    const char *pos_what;         /* what they are, for messages: "one deployment name" */
+    int (*run)(gm_cli *cli, const gm_args *args);
+};
 
-/* Options every command accepts; getopt codes >= 1000. */
-#define GM_OPT_REGION 1000
-#define GM_OPT_PROFILE 1001
-#define GM_OPT_OUTPUT 1002
-#define GM_OPT_VERBOSE 1003
-#define GM_OPT_NO_COLOR 1004
-#define GM_OPT_HELP 1005
-#define GM_CLI_GLOBAL_OPTIONS                                 \
-    {"region", required_argument, NULL, GM_OPT_REGION},       \
-        {"profile", required_argument, NULL, GM_OPT_PROFILE}, \
-        {"output", required_argument, NULL, GM_OPT_OUTPUT},   \
-        {"verbose", no_argument, NULL, GM_OPT_VERBOSE},       \
-        {"no-color", no_argument, NULL, GM_OPT_NO_COLOR},     \
-    {                                                         \
-        "help", no_argument, NULL, GM_OPT_HELP                \
-    }
+/* Parses a command's arguments (argv[0] is the command's name) against its
+ * option tables and the options every command takes (--region, --profile,
+ * --output, --verbose, --no-color, --help). Returns -1 when the command
+ * should run with *out, otherwise an exit code: 0 after printing --help,
+ * GM_EXIT_USAGE after an error message naming the problem (with a
+ * suggestion for a mistyped option). */
+int gm_cli_parse(gm_cli *cli, const gm_command *cmd, int argc, char **argv, gm_args *out);
 
-/* Handles a global option code. Returns 0 when handled, GM_EXIT_USAGE on a
- * bad value, -1 when the code is not a global option, and -2 for --help
- * (the caller prints the command's help and exits 0). */
-int gm_cli_global_option(gm_cli *cli, int code, const char *arg);
-
-/* The standard handling of a getopt result that the command did not handle:
- * global options, '?' for unknown ones. Returns -1 to continue parsing,
- * otherwise an exit code to return (0 after printing help). */
-int gm_cli_common_option(gm_cli *cli, const gm_command *cmd, int code, const char *arg);
+/* Handles one of the options every command takes, given before the command.
+ * Returns 0 when handled, GM_EXIT_USAGE on a bad value, -1 when name is not
+ * one of them. */
+int gm_cli_global_option(gm_cli *cli, const char *name, const char *value);
+/* The table of the options every command takes. */
+extern const gm_optgroup gm_cli_global_group;
 
 void gm_cli_print_command_help(const gm_command *cmd, FILE *out);
 
@@ -76,15 +72,22 @@ int gm_cli_usage_error(gm_cli *cli, const char *fmt, ...) __attribute__((format(
 
 /* Creates the AWS client from the global options, with the API-call observer
  * that writes the log and --verbose lines. */
-gm_status gm_cli_aws_client(gm_cli *cli, gm_aws_client **out, gm_error *err);
+GM_MUST_CHECK gm_status gm_cli_aws_client(gm_cli *cli, gm_aws_client **out, gm_error *err);
 
-/* A client in us-east-1 for the Price List API, or NULL when none can be made. */
+/* A client for the Price List API, or NULL when none can be made. */
 gm_aws_client *gm_cli_pricing_client(gm_cli *cli);
 
-int gm_cmd_whoami(gm_cli *cli, int argc, char **argv);
-extern const gm_command gm_command_whoami;
-extern const gm_command gm_command_userdata;
-extern const gm_command gm_command_health, gm_command_secrets;
-extern const gm_command gm_command_plan, gm_command_cost;
+/* The engine's outside inputs from the environment (GEUSEMAKER_POLL_MS,
+ * GEUSEMAKER_DESTROY_TIMEOUT_MS, GEUSEMAKER_HEALTH_POLL_MS,
+ * GEUSEMAKER_AMI_PARAMETER, GEUSEMAKER_HEALTH_ENDPOINT, GEUSEMAKER_IP_ENDPOINT).
+ * A malformed number is GM_ERR_INVALID naming the variable. */
+GM_MUST_CHECK gm_status gm_cli_engine_settings(gm_engine_settings *s, gm_error *err);
+
+/* Prints a JSON document on stdout (indented, keys in insertion order) and
+ * drops the reference. Returns false when it could not be written. */
+bool gm_cli_print_json(json_t *doc);
+
+extern const gm_command gm_command_whoami, gm_command_userdata, gm_command_health,
+    gm_command_secrets, gm_command_plan, gm_command_cost;
 
 #endif

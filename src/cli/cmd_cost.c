@@ -12,14 +12,16 @@
 #include "cost/estimate.h"
 #include "state/store.h"
 
-static int cmd_cost(gm_cli *cli, int argc, char **argv);
+static int cmd_cost(gm_cli *cli, const gm_args *args);
 
 const gm_command gm_command_cost = {
     .name = "cost",
     .summary = "show a deployment's cost estimate, how long it has run and its cost so far",
-    .usage = "cost NAME [--output text|json]\n"
-             "\n"
-             "Reads the deployment record (no AWS call): the estimate made at deploy time\n"
+    .synopsis = "cost NAME [--output text|json]",
+    .min_pos = 1,
+    .max_pos = 1,
+    .pos_what = "one deployment name",
+    .notes = "Reads the deployment record (no AWS call): the estimate made at deploy time\n"
              "(hourly, daily, monthly, each item with its source and assumptions), the time\n"
              "since the deployment was created (until now, or until it was destroyed) and\n"
              "the cost so far: that time multiplied by the estimate's hourly figure.\n"
@@ -57,8 +59,8 @@ static bool archive_match(const char *file, const char *name, const char **out_s
 }
 
 /* Loads the newest archived record of name (a destroyed deployment). */
-static gm_status load_archived(gm_store *store, const char *name, gm_deployment **out,
-                               gm_error *err)
+static GM_MUST_CHECK gm_status load_archived(gm_store *store, const char *name, gm_deployment **out,
+                                             gm_error *err)
 {
     char *dir = gm_strfmt("%s/archive", gm_store_home(store));
     DIR *d = dir ? opendir(dir) : NULL;
@@ -173,18 +175,9 @@ static void print_text(const gm_deployment *dep, bool archived, const json_t *e,
            json_string_value(json_object_get(usage, "basis")));
 }
 
-static int cmd_cost(gm_cli *cli, int argc, char **argv)
+static int cmd_cost(gm_cli *cli, const gm_args *args)
 {
-    static const struct option longopts[] = {GM_CLI_GLOBAL_OPTIONS, {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-        int rc = gm_cli_common_option(cli, &gm_command_cost, c, optarg);
-        if (rc >= 0)
-            return rc;
-    }
-    if (optind + 1 != argc)
-        return gm_cli_usage_error(cli, "cost takes exactly one deployment name");
-    const char *name = argv[optind];
+    const char *name = args->pos[0];
     gm_error err = {0};
     gm_store *store = NULL;
     gm_deployment *dep = NULL;

@@ -8,22 +8,33 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 
-static int cmd_destroy(gm_cli *cli, int argc, char **argv);
+static int cmd_destroy(gm_cli *cli, const gm_args *args);
+
+enum { OPT_YES = 1, OPT_KEEP_EFS };
+
+static const gm_opt destroy_opts[] = {
+    {.name = "yes",
+     .short_name = 'y',
+     .help = "do not ask for confirmation (required without a terminal)",
+     .id = OPT_YES},
+    {.name = "keep-efs", .help = "keep the file system and its data", .id = OPT_KEEP_EFS},
+};
+
+static const gm_optgroup destroy_group = GM_OPTGROUP(NULL, destroy_opts);
 
 const gm_command gm_command_destroy = {
     .name = "destroy",
     .summary = "delete every resource a deployment created (reused ones are kept)",
-    .usage = "destroy NAME [--yes] [--keep-efs]\n"
-             "\n"
-             "  --yes        do not ask for confirmation (required without a terminal)\n"
-             "  --keep-efs   keep the file system and its data\n"
-             "Resources that were being created when geusemaker was stopped are found by\n"
+    .synopsis = "destroy NAME [--yes] [--keep-efs]",
+    .groups = {&destroy_group},
+    .min_pos = 1,
+    .max_pos = 1,
+    .pos_what = "one deployment name",
+    .notes = "Resources that were being created when geusemaker was stopped are found by\n"
              "their tags. The record is archived only when nothing remains; run destroy\n"
              "again to finish what an earlier run could not.",
     .run = cmd_destroy,
 };
-
-enum { OPT_YES = 1, OPT_KEEP_EFS };
 
 static bool confirm(const char *name)
 {
@@ -38,30 +49,10 @@ static bool confirm(const char *name)
     return strcmp(line, name) == 0;
 }
 
-static int cmd_destroy(gm_cli *cli, int argc, char **argv)
+static int cmd_destroy(gm_cli *cli, const gm_args *args)
 {
-    static const struct option longopts[] = {GM_CLI_GLOBAL_OPTIONS,
-                                             {"yes", no_argument, NULL, OPT_YES},
-                                             {"keep-efs", no_argument, NULL, OPT_KEEP_EFS},
-                                             {0, 0, 0, 0}};
-    bool yes = false, keep_efs = false;
-    int c;
-    while ((c = getopt_long(argc, argv, ":y", longopts, NULL)) != -1) {
-        if (c == OPT_YES || c == 'y') {
-            yes = true;
-            continue;
-        }
-        if (c == OPT_KEEP_EFS) {
-            keep_efs = true;
-            continue;
-        }
-        int rc = gm_cli_common_option(cli, &gm_command_destroy, c, optarg);
-        if (rc >= 0)
-            return rc;
-    }
-    if (optind + 1 != argc)
-        return gm_cli_usage_error(cli, "destroy takes exactly one deployment name");
-    const char *name = argv[optind];
+    bool yes = gm_args_has(args, OPT_YES), keep_efs = gm_args_has(args, OPT_KEEP_EFS);
+    const char *name = args->pos[0];
     gm_error err = {0};
     gm_status st = gm_engine_check_name(name, &err);
     if (st != GM_OK)
@@ -69,6 +60,9 @@ static int cmd_destroy(gm_cli *cli, int argc, char **argv)
     if (!yes && !isatty(STDIN_FILENO))
         return gm_cli_usage_error(cli,
                                   "destroy needs --yes when there is no terminal to confirm on");
+    gm_engine_settings settings;
+    if ((st = gm_cli_engine_settings(&settings, &err)) != GM_OK)
+        return gm_cli_fail(cli, st, &err);
 
     int64_t t0 = gm_now_ms();
     gm_store *store = NULL;
@@ -98,8 +92,12 @@ static int cmd_destroy(gm_cli *cli, int argc, char **argv)
     char title[128];
     snprintf(title, sizeof title, "Destroying \"%s\" in %s", name, dep->region);
     progress = gm_progress_new(&cli->term, cli->output != GM_OUTPUT_JSON && !cli->verbose, title);
-    gm_engine_options eo = {
-        .aws = aws, .store = store, .progress = progress, .interrupt = &gm_cli_interrupted};
+    gm_engine_options eo = {.aws = aws,
+                            .store = store,
+                            .observer = gm_cli_progress_observer,
+                            .observer_ctx = progress,
+                            .interrupt = &gm_cli_interrupted,
+                            .settings = settings};
     st = gm_engine_destroy(&eo, dep, keep_efs, &err);
     gm_progress_free(progress);
     progress = NULL;

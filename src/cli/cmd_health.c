@@ -7,31 +7,24 @@
 #include "cli/deployment.h"
 #include "health/health.h"
 
-static int cmd_health(gm_cli *cli, int argc, char **argv);
+static int cmd_health(gm_cli *cli, const gm_args *args);
 
 const gm_command gm_command_health = {
     .name = "health",
     .summary = "read a deployment's health document: each service's state and the verdict",
-    .usage = "health NAME [--output text|json]\n"
-             "\n"
-             "Probes http://<instance>/geusemaker/health.json. While AWS is a local emulator the\n"
+    .synopsis = "health NAME [--output text|json]",
+    .min_pos = 1,
+    .max_pos = 1,
+    .pos_what = "one deployment name",
+    .notes = "Probes http://<instance>/geusemaker/health.json. While AWS is a local emulator the\n"
              "instance is never probed: GEUSEMAKER_HEALTH_ENDPOINT is, when set.\n"
              "Exit code 0 when healthy, 1 otherwise.",
     .run = cmd_health,
 };
 
-static int cmd_health(gm_cli *cli, int argc, char **argv)
+static int cmd_health(gm_cli *cli, const gm_args *args)
 {
-    static const struct option longopts[] = {GM_CLI_GLOBAL_OPTIONS, {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-        int rc = gm_cli_common_option(cli, &gm_command_health, c, optarg);
-        if (rc >= 0)
-            return rc;
-    }
-    if (optind + 1 != argc)
-        return gm_cli_usage_error(cli, "health takes exactly one deployment name");
-    const char *name = argv[optind];
+    const char *name = args->pos[0];
     gm_error err = {0};
     gm_store *store = NULL;
     gm_deployment *dep = NULL;
@@ -39,16 +32,13 @@ static int cmd_health(gm_cli *cli, int argc, char **argv)
     char *url = NULL;
     int rc = GM_EXIT_FAILED;
     gm_status st = gm_cli_open_deployment(cli, name, &store, &dep, &aws, &err);
-    gm_health_target_kind kind = GM_HEALTH_TARGET_SKIP;
-    if (st == GM_OK) {
-        gm_node_state *inst = gm_deployment_node(dep, "instance");
-        const char *ip =
-            inst ? json_string_value(json_object_get(inst->outputs, "public_ip")) : NULL;
-        char *endpoint = gm_aws_endpoint(aws, &gm_svc_ec2);
-        st = gm_health_target(endpoint, ip, getenv(GM_HEALTH_ENDPOINT_ENV), &kind, &url, &err);
-        free(endpoint);
-    }
-    if (st == GM_OK && kind == GM_HEALTH_TARGET_SKIP) {
+    bool skip = false;
+    gm_engine_settings settings;
+    if (st == GM_OK)
+        st = gm_cli_engine_settings(&settings, &err);
+    if (st == GM_OK)
+        st = gm_engine_health_url(aws, dep, settings.health_endpoint, &skip, &url, &err);
+    if (st == GM_OK && skip) {
         fprintf(stderr,
                 "not probed: AWS is a local emulator (its instance addresses are not "
                 "real); set %s to probe a health endpoint\n",

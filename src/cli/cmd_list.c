@@ -6,12 +6,12 @@
 #include "cli/deployment.h"
 #include "core/timeutil.h"
 
-static int cmd_list(gm_cli *cli, int argc, char **argv);
+static int cmd_list(gm_cli *cli, const gm_args *args);
 
 const gm_command gm_command_list = {
     .name = "list",
     .summary = "list deployments with tier, region, status, instance, age and cost per hour",
-    .usage = "list [--output text|json]",
+    .synopsis = "list [--output text|json]",
     .run = cmd_list,
 };
 
@@ -26,17 +26,9 @@ static void format_age(int64_t ms, char *out, size_t size)
         snprintf(out, size, "%lldd%02lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
 }
 
-static int cmd_list(gm_cli *cli, int argc, char **argv)
+static int cmd_list(gm_cli *cli, const gm_args *args)
 {
-    static const struct option longopts[] = {GM_CLI_GLOBAL_OPTIONS, {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-        int rc = gm_cli_common_option(cli, &gm_command_list, c, optarg);
-        if (rc >= 0)
-            return rc;
-    }
-    if (optind < argc)
-        return gm_cli_usage_error(cli, "unexpected argument '%s' for 'list'", argv[optind]);
+    (void)args;
     gm_error err = {0};
     gm_store *store = NULL;
     char **names = NULL;
@@ -57,13 +49,9 @@ static int cmd_list(gm_cli *cli, int argc, char **argv)
                                                  "unreadable", "error", lerr.message));
             continue;
         }
-        const char *type = json_string_value(json_object_get(d->config, "instance_type"));
-        const char *market = NULL;
-        gm_node_state *inst = gm_deployment_node(d, "instance");
-        if (inst)
-            market = json_string_value(json_object_get(inst->outputs, "market"));
-        if (!market)
-            market = json_is_true(json_object_get(d->config, "spot")) ? "spot" : "on-demand";
+        gm_engine_summary sum;
+        gm_engine_summary_of(d, &sum);
+        const char *type = sum.instance_type, *market = sum.market;
         json_t *hourly = json_object_get(d->cost, "hourly");
         json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:O?}", "name",
                                              d->name, "tier", d->tier, "region", d->region,

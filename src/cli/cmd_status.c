@@ -4,27 +4,21 @@
 
 #include "cli/deployment.h"
 
-static int cmd_status(gm_cli *cli, int argc, char **argv);
+static int cmd_status(gm_cli *cli, const gm_args *args);
 
 const gm_command gm_command_status = {
     .name = "status",
     .summary = "show a deployment: its record, a live look at each resource, and drift",
-    .usage = "status NAME [--output text|json]",
+    .synopsis = "status NAME [--output text|json]",
+    .min_pos = 1,
+    .max_pos = 1,
+    .pos_what = "one deployment name",
     .run = cmd_status,
 };
 
-static int cmd_status(gm_cli *cli, int argc, char **argv)
+static int cmd_status(gm_cli *cli, const gm_args *args)
 {
-    static const struct option longopts[] = {GM_CLI_GLOBAL_OPTIONS, {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-        int rc = gm_cli_common_option(cli, &gm_command_status, c, optarg);
-        if (rc >= 0)
-            return rc;
-    }
-    if (optind + 1 != argc)
-        return gm_cli_usage_error(cli, "status takes exactly one deployment name");
-    const char *name = argv[optind];
+    const char *name = args->pos[0];
     gm_error err = {0};
     gm_store *store = NULL;
     gm_deployment *dep = NULL;

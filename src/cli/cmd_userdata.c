@@ -7,28 +7,7 @@
 #include "cli/cli.h"
 #include "stack/stack.h"
 
-static int gm_cmd_userdata(gm_cli *cli, int argc, char **argv);
-
-const gm_command gm_command_userdata = {
-    .name = "userdata",
-    .summary = "print the UserData script (or Compose file) a deployment would get, for review",
-    .usage = "userdata --name N [--tier dev|automation|gpu] [--instance-type T]\n"
-             "                  [--models M1,M2,...] [--compose] [--output text|json]\n"
-             "\n"
-             "  --name N           deployment name (the secrets' SSM prefix is /geusemaker/N/)\n"
-             "  --tier T           dev (default), automation or gpu; gpu needs a GPU\n"
-             "                     instance type\n"
-             "  --instance-type T  default: t3.xlarge (dev), m6i.xlarge (automation),\n"
-             "                     g4dn.xlarge (gpu)\n"
-             "  --models LIST      Ollama models pulled in the background (comma separated;\n"
-             "                     '' for none); default depends on the tier\n"
-             "  --compose          print the Docker Compose file instead of the script\n"
-             "  --output json      sizes (raw, sent, base64), gzip flag and the text as JSON\n"
-             "\n"
-             "The script holds no secret: the instance reads them from SSM at boot. Its size\n"
-             "(raw, and gzip-compressed when over 16 KB) goes to stderr.",
-    .run = gm_cmd_userdata,
-};
+static int cmd_userdata(gm_cli *cli, const gm_args *args);
 
 enum {
     OPT_NAME = 1,
@@ -38,6 +17,54 @@ enum {
     OPT_COMPOSE,
     OPT_OS,     /* hidden: al2023 | ubuntu2204 | ubuntu2404 (tests, review) */
     OPT_EFS_ID, /* hidden: a real EFS id instead of the review placeholder */
+};
+
+static const gm_opt userdata_opts[] = {
+    {.name = "name",
+     .arg = "N",
+     .help = "deployment name (the secrets' SSM prefix is /geusemaker/N/)",
+     .id = OPT_NAME},
+    {.name = "tier",
+     .arg = "T",
+     .help = "dev, automation or gpu; gpu needs a GPU instance type",
+     .dflt = "dev",
+     .id = OPT_TIER},
+    {.name = "instance-type",
+     .arg = "T",
+     .help = "the tier's default: t3.xlarge, m6i.xlarge, g4dn.xlarge",
+     .id = OPT_TYPE},
+    {.name = "models",
+     .arg = "LIST",
+     .help = "Ollama models pulled in the background (comma separated; '' for none)",
+     .dflt = "the tier's",
+     .id = OPT_MODELS},
+    {.name = "compose",
+     .help = "print the Docker Compose file instead of the script",
+     .id = OPT_COMPOSE},
+    {.name = "os",
+     .arg = "OS",
+     .help = "al2023, ubuntu2204 or ubuntu2404",
+     .id = OPT_OS,
+     .flags = GM_OPT_HIDDEN},
+    {.name = "efs-id",
+     .arg = "ID",
+     .help = "a real file system id",
+     .id = OPT_EFS_ID,
+     .flags = GM_OPT_HIDDEN},
+};
+
+static const gm_optgroup userdata_group = GM_OPTGROUP(NULL, userdata_opts);
+
+const gm_command gm_command_userdata = {
+    .name = "userdata",
+    .summary = "print the UserData script (or Compose file) a deployment would get, for review",
+    .synopsis = "userdata --name N [--tier dev|automation|gpu] [--instance-type T]\n"
+                "                  [--models M1,M2,...] [--compose] [--output text|json]",
+    .notes = "With --output json: the sizes (raw, sent, base64), the gzip flag and the text.\n"
+             "The script holds no secret: the instance reads them from SSM at boot. Its size\n"
+             "(raw, and gzip-compressed when over 16 KB) goes to stderr.",
+    .groups = {&userdata_group},
+    .run = cmd_userdata,
 };
 
 #define MAX_MODELS_PARSED (GM_STACK_MAX_MODELS + 1)
@@ -61,7 +88,7 @@ static int print_json(const gm_stack_params *p, const char *kind, const gm_buf *
 {
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(p->name));
-    json_object_set_new(o, "tier", json_string(p->tier));
+    json_object_set_new(o, "tier", json_string(gm_tier_name(p->tier)));
     json_object_set_new(o, "instance_type", json_string(p->instance_type));
     json_object_set_new(o, "os", json_string(gm_os_name(p->os)));
     if (strcmp(kind, "script") == 0) {
@@ -81,49 +108,56 @@ static int print_json(const gm_stack_params *p, const char *kind, const gm_buf *
     return GM_EXIT_OK;
 }
 
-static int gm_cmd_userdata(gm_cli *cli, int argc, char **argv)
+/* The script or Compose file as text, and its sizes when it is the script. */
+static int render(gm_cli *cli, const gm_stack_params *p, bool compose)
 {
-    static const struct option longopts[] = {
-        {"name", required_argument, NULL, OPT_NAME},
-        {"tier", required_argument, NULL, OPT_TIER},
-        {"instance-type", required_argument, NULL, OPT_TYPE},
-        {"models", required_argument, NULL, OPT_MODELS},
-        {"compose", no_argument, NULL, OPT_COMPOSE},
-        {"os", required_argument, NULL, OPT_OS},
-        {"efs-id", required_argument, NULL, OPT_EFS_ID},
-        GM_CLI_GLOBAL_OPTIONS,
-        {0, 0, 0, 0},
-    };
-    const char *name = NULL, *tier_s = "dev", *type = NULL, *models_s = NULL, *efs = NULL;
-    const char *os_s = "al2023";
-    bool compose = false;
-    int c;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_NAME: name = optarg; break;
-        case OPT_TIER: tier_s = optarg; break;
-        case OPT_TYPE: type = optarg; break;
-        case OPT_MODELS: models_s = optarg; break;
-        case OPT_COMPOSE: compose = true; break;
-        case OPT_OS: os_s = optarg; break;
-        case OPT_EFS_ID: efs = optarg; break;
-        default: {
-            int rc = gm_cli_common_option(cli, &gm_command_userdata, c, optarg);
-            if (rc >= 0)
-                return rc;
-        }
-        }
+    gm_error err = {0};
+    gm_buf text;
+    gm_buf_init(&text, compose ? GM_LIMIT_COMPOSE_FILE : GM_LIMIT_USERDATA_SCRIPT);
+    gm_status st = compose ? gm_compose_render(p, &text, &err) : gm_userdata_render(p, &text, &err);
+    char *b64 = NULL;
+    size_t sent = 0;
+    bool gz = false;
+    if (st == GM_OK && !compose)
+        st = gm_userdata_encode(&text, &b64, &sent, &gz, &err);
+    if (st != GM_OK) {
+        gm_buf_release(&text);
+        return gm_cli_fail(cli, st, &err);
     }
-    if (optind < argc)
-        return gm_cli_usage_error(cli, "unexpected argument '%s' for 'userdata'", argv[optind]);
+    size_t b64_len = b64 ? strlen(b64) : 0;
+    free(b64);
+    int rc = GM_EXIT_OK;
+    if (cli->output == GM_OUTPUT_JSON)
+        rc = print_json(p, compose ? "compose" : "script", &text, sent, gz, b64_len);
+    else
+        fwrite(text.data, 1, text.len, stdout);
+    if (!compose && cli->output != GM_OUTPUT_JSON)
+        fprintf(stderr,
+                "userdata: %zu bytes raw; %zu bytes sent%s (EC2 limit %u); %zu bytes base64\n",
+                text.len, sent, gz ? " gzip-compressed" : "", GM_LIMIT_USERDATA_RAW, b64_len);
+    if (fflush(stdout) != 0)
+        rc = GM_EXIT_FAILED;
+    gm_buf_release(&text);
+    return rc;
+}
+
+static int cmd_userdata(gm_cli *cli, const gm_args *args)
+{
+    const char *name = gm_args_value(args, OPT_NAME);
+    const char *tier_s = gm_args_value(args, OPT_TIER);
+    const char *type = gm_args_value(args, OPT_TYPE);
+    const char *models_s = gm_args_value(args, OPT_MODELS);
+    const char *efs = gm_args_value(args, OPT_EFS_ID);
+    const char *os_s = gm_args_value(args, OPT_OS);
+    bool compose = gm_args_has(args, OPT_COMPOSE);
     if (!name)
         return gm_cli_usage_error(cli, "missing --name for 'userdata'");
-    gm_tier tier;
-    if (!gm_tier_parse(tier_s, &tier))
+    gm_tier tier = GM_TIER_DEV;
+    if (tier_s && !gm_tier_parse(tier_s, &tier))
         return gm_cli_usage_error(cli, "unknown tier '%s': expected 'dev', 'automation' or 'gpu'",
                                   tier_s);
-    gm_os os;
-    if (!gm_os_parse(os_s, &os))
+    gm_os os = GM_OS_AL2023;
+    if (os_s && !gm_os_parse(os_s, &os))
         return gm_cli_usage_error(
             cli, "unknown --os '%s': expected 'al2023', 'ubuntu2204' or 'ubuntu2404'", os_s);
 
@@ -151,7 +185,7 @@ static int gm_cmd_userdata(gm_cli *cli, int argc, char **argv)
 
     gm_stack_params p = {
         .name = name,
-        .tier = tier_s,
+        .tier = tier,
         .region = region,
         .instance_type = type ? type : gm_stack_default_instance_type(tier),
         .os = os,
@@ -159,46 +193,7 @@ static int gm_cmd_userdata(gm_cli *cli, int argc, char **argv)
         .models = models,
         .n_models = n_models,
     };
-    gm_error err = {0};
-    gm_buf text;
-    gm_buf_init(&text, compose ? GM_LIMIT_COMPOSE_FILE : GM_LIMIT_USERDATA_SCRIPT);
-    gm_status st =
-        compose ? gm_compose_render(&p, &text, &err) : gm_userdata_render(&p, &text, &err);
-    if (st != GM_OK) {
-        free(models_copy);
-        gm_buf_release(&text);
-        return gm_cli_fail(cli, st, &err);
-    }
-    int rc = GM_EXIT_OK;
-    if (compose) {
-        if (cli->output == GM_OUTPUT_JSON)
-            rc = print_json(&p, "compose", &text, 0, false, 0);
-        else
-            fwrite(text.data, 1, text.len, stdout);
-    } else {
-        char *b64 = NULL;
-        size_t sent = 0;
-        bool gz = false;
-        st = gm_userdata_encode(&text, &b64, &sent, &gz, &err);
-        if (st != GM_OK) {
-            free(models_copy);
-            gm_buf_release(&text);
-            return gm_cli_fail(cli, st, &err);
-        }
-        size_t b64_len = strlen(b64);
-        free(b64);
-        if (cli->output == GM_OUTPUT_JSON) {
-            rc = print_json(&p, "script", &text, sent, gz, b64_len);
-        } else {
-            fwrite(text.data, 1, text.len, stdout);
-            fprintf(stderr,
-                    "userdata: %zu bytes raw; %zu bytes sent%s (EC2 limit %u); %zu bytes base64\n",
-                    text.len, sent, gz ? " gzip-compressed" : "", GM_LIMIT_USERDATA_RAW, b64_len);
-        }
-    }
-    if (fflush(stdout) != 0)
-        rc = GM_EXIT_FAILED;
+    int rc = render(cli, &p, compose);
     free(models_copy);
-    gm_buf_release(&text);
     return rc;
 }

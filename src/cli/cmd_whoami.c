@@ -5,25 +5,18 @@
 #include "aws/sts.h"
 #include "cli/cli.h"
 
+static int cmd_whoami(gm_cli *cli, const gm_args *args);
+
 const gm_command gm_command_whoami = {
     .name = "whoami",
     .summary = "show the AWS account, identity and region in use, and the credential source",
-    .usage = "whoami [--region R] [--profile P] [--output text|json]",
-    .run = gm_cmd_whoami,
+    .synopsis = "whoami [--region R] [--profile P] [--output text|json]",
+    .run = cmd_whoami,
 };
 
-int gm_cmd_whoami(gm_cli *cli, int argc, char **argv)
+static int cmd_whoami(gm_cli *cli, const gm_args *args)
 {
-    static const struct option longopts[] = {GM_CLI_GLOBAL_OPTIONS, {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-        int rc = gm_cli_common_option(cli, &gm_command_whoami, c, optarg);
-        if (rc >= 0)
-            return rc;
-    }
-    if (optind < argc)
-        return gm_cli_usage_error(cli, "unexpected argument '%s' for 'whoami'", argv[optind]);
-
+    (void)args;
     gm_error err = {0};
     gm_aws_client *aws = NULL;
     gm_status st = gm_cli_aws_client(cli, &aws, &err);

@@ -6,64 +6,16 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "cost/prices.h"
+#include "health/health.h"
 
-int gm_cli_global_option(gm_cli *cli, int code, const char *arg)
+bool gm_cli_print_json(json_t *doc)
 {
-    switch (code) {
-    case GM_OPT_REGION: cli->region = arg; return 0;
-    case GM_OPT_PROFILE: cli->profile = arg; return 0;
-    case GM_OPT_OUTPUT:
-        if (strcmp(arg, "json") == 0)
-            cli->output = GM_OUTPUT_JSON;
-        else if (strcmp(arg, "text") == 0)
-            cli->output = GM_OUTPUT_TEXT;
-        else
-            return gm_cli_usage_error(cli, "invalid --output '%s': expected 'text' or 'json'", arg);
-        return 0;
-    case GM_OPT_VERBOSE:
-        cli->verbose = true;
-        gm_log_set_verbose(true);
-        return 0;
-    case GM_OPT_NO_COLOR:
-        cli->no_color = true;
-        gm_term_init(&cli->term, stderr, true);
-        return 0;
-    case GM_OPT_HELP: return -2;
-    default: return -1;
-    }
-}
-
-void gm_cli_print_command_help(const gm_command *cmd, FILE *out)
-{
-    fprintf(out, "usage: geusemaker %s\n\n%s\n", cmd->usage, cmd->summary);
-    fprintf(out, "\noptions for every command: --region R, --profile P, --output text|json,\n"
-                 "--verbose, --no-color, --help. Exit codes: 0 ok, 1 failed, 2 bad input,\n"
-                 "3 locked, 4 credentials rejected or missing.\n");
-}
-
-int gm_cli_common_option(gm_cli *cli, const gm_command *cmd, int code, const char *arg)
-{
-    if (code == '?') {
-        extern int optopt;
-        if (optopt)
-            return gm_cli_usage_error(cli, "option '-%c' of '%s' is unknown or lacks its value",
-                                      optopt, cmd->name);
-        return gm_cli_usage_error(cli, "unknown option '%s' for '%s' (see 'geusemaker %s --help')",
-                                  optind > 0 && cli->cmd_argv ? cli->cmd_argv[optind - 1] : "?",
-                                  cmd->name, cmd->name);
-    }
-    if (code == ':')
-        return gm_cli_usage_error(cli, "option '%s' of '%s' needs a value",
-                                  optind > 0 && cli->cmd_argv ? cli->cmd_argv[optind - 1] : "?",
-                                  cmd->name);
-    int rc = gm_cli_global_option(cli, code, arg);
-    if (rc == -2) {
-        gm_cli_print_command_help(cmd, stdout);
-        return GM_EXIT_OK;
-    }
-    if (rc == -1)
-        return gm_cli_usage_error(cli, "unhandled option for '%s'", cmd->name);
-    return rc == 0 ? -1 : rc;
+    char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(doc);
+    bool ok = text && printf("%s\n", text) >= 0;
+    free(text);
+    return ok;
 }
 
 static void print_error_line(gm_cli *cli, const char *msg)
@@ -129,30 +81,61 @@ static void observe_call(void *ctx, const gm_aws_call_info *info)
     gm_log_event(info->error_code ? GM_LOG_WARN : GM_LOG_DEBUG, "api_call", f);
 }
 
-gm_status gm_cli_aws_client(gm_cli *cli, gm_aws_client **out, gm_error *err)
+static gm_aws_client_options client_options(gm_cli *cli)
 {
     gm_aws_client_options opts = {
         .region = cli->region,
         .profile = cli->profile,
         .observer = observe_call,
     };
+    return opts;
+}
+
+gm_status gm_cli_aws_client(gm_cli *cli, gm_aws_client **out, gm_error *err)
+{
+    gm_aws_client_options opts = client_options(cli);
     return gm_aws_client_new(&opts, out, err);
 }
 
 gm_aws_client *gm_cli_pricing_client(gm_cli *cli)
 {
-    /* The Price List API lives in us-east-1. Without it the shipped table is
-     * used, and every figure says so. */
-    gm_aws_client_options opts = {
-        .region = "us-east-1",
-        .profile = cli->profile,
-        .observer = observe_call,
-        .max_attempts = 1,
-        .total_timeout_ms = 5000,
-    };
-    gm_aws_client *c = NULL;
-    gm_error err = {0};
-    if (gm_aws_client_new(&opts, &c, &err) != GM_OK)
-        return NULL;
-    return c;
+    gm_aws_client_options opts = client_options(cli);
+    return gm_cost_pricing_client_new(&opts);
+}
+
+/* A positive whole number of milliseconds from an environment variable
+ * (unset or empty: 0). */
+static GM_MUST_CHECK gm_status env_ms(const char *name, int64_t *out, gm_error *err)
+{
+    const char *v = getenv(name);
+    *out = 0;
+    if (!v || !*v)
+        return GM_OK;
+    char *end = NULL;
+    long long n = strtoll(v, &end, 10);
+    if (!end || *end || n <= 0 || n > 24LL * 3600 * 1000)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid %s '%s': expected a positive number of milliseconds", name, v);
+    *out = (int64_t)n;
+    return GM_OK;
+}
+
+static const char *env_nonempty(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+gm_status gm_cli_engine_settings(gm_engine_settings *s, gm_error *err)
+{
+    memset(s, 0, sizeof *s);
+    gm_status st = env_ms("GEUSEMAKER_POLL_MS", &s->poll_ms, err);
+    if (st == GM_OK)
+        st = env_ms("GEUSEMAKER_DESTROY_TIMEOUT_MS", &s->destroy_timeout_ms, err);
+    if (st == GM_OK)
+        st = env_ms("GEUSEMAKER_HEALTH_POLL_MS", &s->health_poll_ms, err);
+    s->ami_parameter = env_nonempty("GEUSEMAKER_AMI_PARAMETER");
+    s->health_endpoint = env_nonempty(GM_HEALTH_ENDPOINT_ENV);
+    s->ip_endpoint = env_nonempty("GEUSEMAKER_IP_ENDPOINT");
+    return st;
 }

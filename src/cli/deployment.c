@@ -34,6 +34,19 @@ void gm_cli_install_interrupt_handlers(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+void gm_cli_progress_observer(void *ctx, const gm_engine_event *ev)
+{
+    gm_progress *p = ctx;
+    switch (ev->kind) {
+    case GM_EVENT_STEP_START: gm_progress_start(p, ev->step, ev->text); break;
+    case GM_EVENT_STEP_DETAIL: gm_progress_detail(p, ev->step, ev->text); break;
+    case GM_EVENT_STEP_DONE: gm_progress_done(p, ev->step, ev->text); break;
+    case GM_EVENT_STEP_FAILED: gm_progress_fail(p, ev->step, ev->text); break;
+    case GM_EVENT_STEP_SKIPPED: gm_progress_skip(p, ev->step, ev->text); break;
+    case GM_EVENT_NOTE: gm_progress_note(p, "%s", ev->text); break;
+    }
+}
+
 gm_status gm_cli_open_locked(gm_cli *cli, const char *name, gm_store **out_store,
                              gm_lock **out_lock, gm_error *err)
 {
@@ -60,14 +73,6 @@ gm_status gm_cli_open_locked(gm_cli *cli, const char *name, gm_store **out_store
     return GM_OK;
 }
 
-static const char *node_output(const gm_deployment *dep, const char *node, const char *key)
-{
-    for (size_t i = 0; i < dep->n_nodes; i++)
-        if (strcmp(dep->nodes[i].name, node) == 0)
-            return json_string_value(json_object_get(dep->nodes[i].outputs, key));
-    return NULL;
-}
-
 json_t *gm_cli_deployment_json(const gm_deployment *dep)
 {
     json_t *resources = json_object();
@@ -82,38 +87,12 @@ json_t *gm_cli_deployment_json(const gm_deployment *dep)
             json_object_set_new(r, "error", json_string(n->error));
         json_object_set_new(resources, n->name, r);
     }
-    json_t *endpoints = json_object();
-    const char *ip = node_output(dep, "instance", "public_ip");
-    const char *alb = node_output(dep, "alb", "dns");
-    const gm_node_state *alb_node = NULL;
-    for (size_t i = 0; i < dep->n_nodes; i++)
-        if (strcmp(dep->nodes[i].name, "alb") == 0)
-            alb_node = &dep->nodes[i];
-    bool https = json_string_value(json_object_get(json_object_get(dep->config, "load_balancer"),
-                                                   "certificate_arn")) != NULL;
-    char base[300] = "";
-    if (alb && *alb && alb_node && alb_node->status == GM_NODE_CREATED) {
-        snprintf(base, sizeof base, "%s://%s", https ? "https" : "http", alb);
-        json_object_set_new(endpoints, "load_balancer", json_string(alb));
-    } else if (ip && *ip) {
-        snprintf(base, sizeof base, "https://%s", ip);
-    }
-    if (*base) {
-        /* Every service goes through nginx; the APIs need their own key or
-         * token (geusemaker secrets NAME). */
-        json_object_set_new(endpoints, "n8n", json_sprintf("%s/", base));
-        json_object_set_new(endpoints, "qdrant", json_sprintf("%s/qdrant/ (api-key header)", base));
-        json_object_set_new(endpoints, "crawl4ai",
-                            json_sprintf("%s/crawl4ai/ (bearer token)", base));
-        json_object_set_new(endpoints, "ollama", json_sprintf("%s/ollama/ (bearer token)", base));
-        json_object_set_new(endpoints, "health", json_sprintf("%s/geusemaker/health.json", base));
-    }
     char created[32];
     gm_time_iso8601((time_t)(dep->created_at / 1000), created);
     return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:o, s:o, s:O}", "name", dep->name, "tier",
                      dep->tier, "region", dep->region, "status", gm_dep_status_name(dep->status),
                      "status_reason", dep->status_reason, "created_at", created, "resources",
-                     resources, "endpoints", endpoints, "cost", dep->cost);
+                     resources, "endpoints", gm_engine_endpoints(dep), "cost", dep->cost);
 }
 
 void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live,
@@ -163,10 +142,11 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
         json_t *v;
         json_object_foreach (ep, k, v)
             printf("  %-8s %s\n", k, json_string_value(v));
+        gm_engine_summary sum;
+        gm_engine_summary_of(dep, &sum);
         printf("  (internal services: aws ssm start-session --target %s "
                "--document-name AWS-StartPortForwardingSession)\n",
-               json_string_value(json_object_get(
-                   json_object_get(json_object_get(o, "resources"), "instance"), "id")));
+               sum.instance_id ? sum.instance_id : "INSTANCE");
     }
     json_t *cost = dep->cost;
     if (json_object_size(cost))

@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "engine/engine.h"
 #include "state/store.h"
+#include "ui/progress.h"
 
 /* Set by SIGINT/SIGTERM during a mutating command. */
 extern volatile sig_atomic_t gm_cli_interrupted;
@@ -14,15 +15,19 @@ extern volatile sig_atomic_t gm_cli_interrupted;
  * and saves its journal); a second one ends the process at once. */
 void gm_cli_install_interrupt_handlers(void);
 
+/* The engine observer that draws the progress display (ctx: a gm_progress). */
+void gm_cli_progress_observer(void *ctx, const gm_engine_event *ev);
+
 /* Opens the store, takes the deployment's lock, opens its log. */
-gm_status gm_cli_open_locked(gm_cli *cli, const char *name, gm_store **out_store,
-                             gm_lock **out_lock, gm_error *err);
+GM_MUST_CHECK gm_status gm_cli_open_locked(gm_cli *cli, const char *name, gm_store **out_store,
+                                           gm_lock **out_lock, gm_error *err);
 
 /* For the reading commands: checks the name, opens the store, loads the record
  * (its region unless --region), and makes the AWS client when out_aws is not
  * NULL. The caller frees what was filled, on success or not. */
-gm_status gm_cli_open_deployment(gm_cli *cli, const char *name, gm_store **out_store,
-                                 gm_deployment **out_dep, gm_aws_client **out_aws, gm_error *err);
+GM_MUST_CHECK gm_status gm_cli_open_deployment(gm_cli *cli, const char *name, gm_store **out_store,
+                                               gm_deployment **out_dep, gm_aws_client **out_aws,
+                                               gm_error *err);
 
 /* Prints the deployment summary (text on stdout, or one JSON object). */
 void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live,

@@ -18,20 +18,19 @@ static void print_help(FILE *out)
     fprintf(out, "usage: geusemaker [--version] [--help] <command> [options]\n"
                  "\n"
                  "Deploys a private AI stack (n8n, Ollama, Qdrant, Crawl4AI, PostgreSQL) on AWS\n"
-                 "and manages it: status, logs, cost, destroy.\n"
+                 "and manages it: status, health, cost, destroy.\n"
                  "\n"
                  "commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
+    fprintf(out, "\n%s:\n", gm_cli_global_group.title);
+    for (size_t i = 0; i < gm_cli_global_group.n; i++) {
+        const gm_opt *o = &gm_cli_global_group.opts[i];
+        char head[32];
+        snprintf(head, sizeof head, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        fprintf(out, "  %-16s %s\n", head, o->help);
+    }
     fprintf(out,
-            "\n"
-            "options for every command:\n"
-            "  --region R       AWS region (else AWS_REGION, AWS_DEFAULT_REGION, profile region)\n"
-            "  --profile P      profile of the shared config files (else AWS_PROFILE, 'default')\n"
-            "  --output FMT     text (default) or json\n"
-            "  --verbose        mirror every operation and API call to stderr\n"
-            "  --no-color       no colour (NO_COLOR is honoured too)\n"
-            "  --help           help for the command\n"
             "\n"
             "environment:\n"
             "  AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>  endpoint overrides (EC2, STS, IAM,\n"
@@ -50,14 +49,39 @@ static void print_help(FILE *out)
             "'geusemaker <command> --help' describes a command.\n");
 }
 
-int main(int argc, char **argv)
+static const gm_command *find_command(const char *name)
 {
-    setlocale(LC_ALL, "C");
-    gm_cli cli = {.prog = "geusemaker", .output = GM_OUTPUT_TEXT};
-    int i = 1;
-    /* Global options may come before the command. */
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i];
+    for (size_t k = 0; k < N_COMMANDS; k++)
+        if (strcmp(commands[k]->name, name) == 0)
+            return commands[k];
+    return NULL;
+}
+
+static int unknown_command(gm_cli *cli, const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    for (size_t k = 0; k < N_COMMANDS; k++) {
+        size_t d = gm_edit_distance(name, commands[k]->name);
+        if (d < best_d) {
+            best_d = d;
+            best = commands[k]->name;
+        }
+    }
+    if (best && best_d <= 2 && best_d * 3 <= strlen(name) + 2)
+        return gm_cli_usage_error(cli,
+                                  "unknown command '%s' (did you mean '%s'? see 'geusemaker "
+                                  "--help')",
+                                  name, best);
+    return gm_cli_usage_error(cli, "unknown command '%s' (see 'geusemaker --help')", name);
+}
+
+/* Global options given before the command ("--region R", "--output=json").
+ * Returns -1 to go on with argv[*i] as the command, or an exit code. */
+static int leading_options(gm_cli *cli, int argc, char **argv, int *i)
+{
+    for (; *i < argc && argv[*i][0] == '-'; (*i)++) {
+        const char *a = argv[*i];
         if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
             printf("geusemaker %s\n", GM_VERSION);
             return GM_EXIT_OK;
@@ -66,37 +90,40 @@ int main(int argc, char **argv)
             print_help(stdout);
             return GM_EXIT_OK;
         }
-        int code = -1;
-        const char *val = NULL;
-        if (strcmp(a, "--verbose") == 0)
-            code = GM_OPT_VERBOSE;
-        else if (strcmp(a, "--no-color") == 0)
-            code = GM_OPT_NO_COLOR;
-        else {
-            static const struct {
-                const char *name;
-                int code;
-            } withval[] = {{"--region", GM_OPT_REGION},
-                           {"--profile", GM_OPT_PROFILE},
-                           {"--output", GM_OPT_OUTPUT}};
-            for (size_t k = 0; k < 3; k++) {
-                size_t n = strlen(withval[k].name);
-                if (strncmp(a, withval[k].name, n) == 0 && a[n] == '=') {
-                    code = withval[k].code;
-                    val = a + n + 1;
-                } else if (strcmp(a, withval[k].name) == 0 && i + 1 < argc) {
-                    code = withval[k].code;
-                    val = argv[++i];
-                }
-            }
+        char name[32] = "";
+        const char *value = NULL;
+        const char *eq = a[1] == '-' ? strchr(a, '=') : NULL;
+        size_t n = eq ? (size_t)(eq - a - 2) : strlen(a) - (a[1] == '-' ? 2 : 1);
+        if (a[1] == '-' && n < sizeof name) {
+            memcpy(name, a + 2, n);
+            name[n] = '\0';
         }
-        gm_term_init(&cli.term, stderr, cli.no_color);
-        if (code < 0)
-            return gm_cli_usage_error(&cli, "unknown option '%s' (see 'geusemaker --help')", a);
-        int rc = gm_cli_global_option(&cli, code, val);
-        if (rc > 0)
-            return rc;
+        const gm_opt *o = NULL;
+        for (size_t k = 0; *name && k < gm_cli_global_group.n; k++)
+            if (strcmp(gm_cli_global_group.opts[k].name, name) == 0)
+                o = &gm_cli_global_group.opts[k];
+        if (!o || strcmp(name, "help") == 0)
+            return gm_cli_usage_error(cli, "unknown option '%s' (see 'geusemaker --help')", a);
+        if (o->arg) {
+            value = eq ? eq + 1 : (*i + 1 < argc ? argv[++*i] : NULL);
+            if (!value)
+                return gm_cli_usage_error(cli, "option '--%s' needs a value (%s)", o->name, o->arg);
+        }
+        if (gm_cli_global_option(cli, o->name, value ? value : "") == GM_EXIT_USAGE)
+            return GM_EXIT_USAGE;
     }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    setlocale(LC_ALL, "C");
+    gm_cli cli = {.prog = "geusemaker", .output = GM_OUTPUT_TEXT};
+    gm_term_init(&cli.term, stderr, false);
+    int i = 1;
+    int rc = leading_options(&cli, argc, argv, &i);
+    if (rc >= 0)
+        return rc;
     gm_term_init(&cli.term, stderr, cli.no_color);
     if (i >= argc) {
         print_help(stderr);
@@ -104,23 +131,21 @@ int main(int argc, char **argv)
     }
     const char *name = argv[i];
     if (strcmp(name, "help") == 0) {
-        if (i + 1 < argc) {
-            for (size_t k = 0; k < N_COMMANDS; k++)
-                if (strcmp(commands[k]->name, argv[i + 1]) == 0) {
-                    gm_cli_print_command_help(commands[k], stdout);
-                    return GM_EXIT_OK;
-                }
-        }
-        print_help(stdout);
+        const gm_command *c = i + 1 < argc ? find_command(argv[i + 1]) : NULL;
+        if (c)
+            gm_cli_print_command_help(c, stdout);
+        else
+            print_help(stdout);
         return GM_EXIT_OK;
     }
-    for (size_t k = 0; k < N_COMMANDS; k++) {
-        if (strcmp(commands[k]->name, name) == 0) {
-            optind = 1;
-            opterr = 0;
-            cli.cmd_argv = argv + i;
-            return commands[k]->run(&cli, argc - i, argv + i);
-        }
-    }
-    return gm_cli_usage_error(&cli, "unknown command '%s' (see 'geusemaker --help')", name);
+    const gm_command *cmd = find_command(name);
+    if (!cmd)
+        return unknown_command(&cli, name);
+    gm_args args;
+    rc = gm_cli_parse(&cli, cmd, argc - i, argv + i, &args);
+    if (rc >= 0)
+        return rc;
+    rc = cmd->run(&cli, &args);
+    gm_args_release(&args);
+    return rc;
 }

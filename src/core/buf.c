@@ -30,7 +30,7 @@ void gm_buf_reset(gm_buf *b)
         b->data[0] = '\0';
 }
 
-static gm_status grow(gm_buf *b, size_t extra)
+static GM_MUST_CHECK gm_status grow(gm_buf *b, size_t extra)
 {
     if (extra > b->max || b->len > b->max - extra)
         return GM_ERR_LIMIT;

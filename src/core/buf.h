@@ -32,20 +32,21 @@ void gm_buf_init(gm_buf *b, size_t max);
 void gm_buf_release(gm_buf *b); /* frees; the buffer may be reused after init */
 void gm_buf_reset(gm_buf *b);   /* len = 0, keeps memory */
 
-gm_status gm_buf_append(gm_buf *b, const void *data, size_t len);
-gm_status gm_buf_appends(gm_buf *b, const char *s);
-gm_status gm_buf_appendc(gm_buf *b, char c);
-gm_status gm_buf_printf(gm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-gm_status gm_buf_vprintf(gm_buf *b, const char *fmt, va_list ap);
+GM_MUST_CHECK gm_status gm_buf_append(gm_buf *b, const void *data, size_t len);
+GM_MUST_CHECK gm_status gm_buf_appends(gm_buf *b, const char *s);
+GM_MUST_CHECK gm_status gm_buf_appendc(gm_buf *b, char c);
+GM_MUST_CHECK gm_status gm_buf_printf(gm_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+GM_MUST_CHECK gm_status gm_buf_vprintf(gm_buf *b, const char *fmt, va_list ap);
 
 /* The content as a C string; "" when empty. Valid until the next change. */
-const char *gm_buf_cstr(const gm_buf *b);
+const char *gm_buf_cstr(const gm_buf *b) __attribute__((returns_nonnull));
 
 /* Hands the allocation to the caller (free() it); the buffer becomes empty.
  * Never returns NULL for an initialised buffer unless allocation fails. */
 char *gm_buf_detach(gm_buf *b);
 
 /* Reads a whole file into b (bounded by b->max). */
-gm_status gm_buf_read_file(gm_buf *b, const char *path, gm_error *err);
+GM_MUST_CHECK gm_status gm_buf_read_file(gm_buf *b, const char *path, gm_error *err);
 
 #endif

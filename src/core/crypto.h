@@ -15,10 +15,10 @@ void gm_hmac_sha256(const void *key, size_t key_len, const void *data, size_t le
                     unsigned char out[GM_SHA256_LEN]);
 
 /* Cryptographically strong random bytes (RAND_bytes). */
-gm_status gm_random_bytes(void *out, size_t len, gm_error *err);
+GM_MUST_CHECK gm_status gm_random_bytes(void *out, size_t len, gm_error *err);
 
 /* A random string of n characters from [A-Za-z0-9] (n+1 bytes in out). */
-gm_status gm_random_token(char *out, size_t n, gm_error *err);
+GM_MUST_CHECK gm_status gm_random_token(char *out, size_t n, gm_error *err);
 
 /* A random double in [0, 1) for jitter. Not for secrets. */
 double gm_random_unit(void);

@@ -10,16 +10,12 @@ void gm_error_clear(gm_error *err)
         memset(err, 0, sizeof *err);
 }
 
-gm_status gm_error_set(gm_error *err, gm_status status, const char *fmt, ...)
+void gm_error_vset(gm_error *err, gm_status status, const char *fmt, va_list ap)
 {
     if (!err || err->status != GM_OK)
-        return status;
+        return;
     err->status = status;
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return status;
 }
 
 void gm_error_prefix(gm_error *err, const char *fmt, ...)
@@ -60,6 +56,7 @@ const char *gm_status_name(gm_status status)
     case GM_ERR_NOT_FOUND: return "not found";
     case GM_ERR_LOCKED: return "locked";
     case GM_ERR_CONFLICT: return "conflict";
+    case GM_ERR_INTERRUPTED: return "interrupted";
     case GM_ERR_INTERNAL: return "internal error";
     }
     return "unknown error";

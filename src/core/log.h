@@ -14,7 +14,7 @@
 typedef enum gm_log_level { GM_LOG_DEBUG, GM_LOG_INFO, GM_LOG_WARN, GM_LOG_ERROR } gm_log_level;
 
 /* Opens (appending, mode 0600) the log file; closes any previous one. */
-gm_status gm_log_open(const char *path, gm_error *err);
+GM_MUST_CHECK gm_status gm_log_open(const char *path, gm_error *err);
 void gm_log_close(void);
 void gm_log_set_verbose(bool verbose);
 /* Adds "deployment": name to every following event (NULL clears). */

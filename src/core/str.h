@@ -20,15 +20,15 @@ bool gm_str_endswith(const char *s, const char *suffix);
 char *gm_str_trim(char *s);
 
 /* Replaces *dst with a copy of src (frees the old value). */
-gm_status gm_str_set(char **dst, const char *src);
+GM_MUST_CHECK gm_status gm_str_set(char **dst, const char *src);
 
 /* RFC 3986 percent-encoding as AWS defines it: unreserved characters
  * (A-Z a-z 0-9 - _ . ~) stay, everything else becomes %XX (uppercase). With
  * keep_slash, '/' stays too (for paths). */
-gm_status gm_uri_encode(gm_buf *out, const char *s, size_t len, bool keep_slash);
+GM_MUST_CHECK gm_status gm_uri_encode(gm_buf *out, const char *s, size_t len, bool keep_slash);
 
 /* Decodes %XX sequences (and '+' as space when plus_is_space). */
-gm_status gm_uri_decode(gm_buf *out, const char *s, size_t len, bool plus_is_space);
+GM_MUST_CHECK gm_status gm_uri_decode(gm_buf *out, const char *s, size_t len, bool plus_is_space);
 
 /* Lowercase hex of len bytes. out must hold 2*len+1. */
 void gm_hex_encode(const unsigned char *in, size_t len, char *out);

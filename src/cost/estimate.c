@@ -259,7 +259,7 @@ gm_status gm_cost_parse_amount(const char *s, const char *flag, double max, doub
 
 gm_status gm_cost_parse_usd(const char *s, const char *flag, double *out, gm_error *err)
 {
-    double v;
+    double v = 0;
     gm_error lerr = {0};
     if (gm_cost_parse_amount(s, flag, 9999999.99, &v, &lerr) != GM_OK || v <= 0)
         return gm_error_set(err, GM_ERR_INVALID,

@@ -75,14 +75,16 @@ size_t gm_cost_budget_filter(gm_cost_ranking *r, double budget_monthly,
  * the budget of $B/month: ..." (nothing was done: the caller refuses, or
  * proceeds when the user said --force). GM_ERR_INVALID too for an estimate
  * without a monthly figure. */
-gm_status gm_cost_budget_check(const json_t *estimate, double budget_monthly, gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_budget_check(const json_t *estimate, double budget_monthly,
+                                             gm_error *err);
 
 /* Parses a USD amount from a flag ("25", "25.50", "$0.05"): finite, > 0 and
  * < 10,000,000. GM_ERR_INVALID "invalid FLAG 'S': expected ..." naming flag. */
-gm_status gm_cost_parse_usd(const char *s, const char *flag, double *out, gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_parse_usd(const char *s, const char *flag, double *out,
+                                          gm_error *err);
 /* Parses a non-negative amount (GB, per cent) the same way; max is inclusive. */
-gm_status gm_cost_parse_amount(const char *s, const char *flag, double max, double *out,
-                               gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_parse_amount(const char *s, const char *flag, double max,
+                                             double *out, gm_error *err);
 
 /* ---- cost so far ----------------------------------------------------------------- */
 

@@ -228,39 +228,31 @@ gm_status gm_cost_parse_instance_types(xmlDocPtr doc, gm_cost_market *m, gm_erro
 
 /* ---- gathering ----------------------------------------------------------------- */
 
-static gm_status add_list(gm_params *p, const char *fmt_prefix, const char *const *v, size_t n)
+static void add_list(gm_params *p, const char *fmt_prefix, const char *const *v, size_t n)
 {
-    gm_status st = GM_OK;
-    for (size_t i = 0; st == GM_OK && i < n; i++)
-        st = gm_params_addf(p, v[i], "%s%zu", fmt_prefix, i + 1);
-    return st;
+    for (size_t i = 0; i < n; i++)
+        gm_params_addf(p, v[i], "%s%zu", fmt_prefix, i + 1);
 }
 
-static gm_status gather_offerings(const gm_cost_gather_options *o, gm_cost_market *m,
-                                  const char *const *types, gm_error *err)
+static GM_MUST_CHECK gm_status gather_offerings(const gm_cost_gather_options *o, gm_cost_market *m,
+                                                const char *const *types, gm_error *err)
 {
     char *token = NULL;
     gm_status st = GM_OK;
     for (int page = 0; page < GM_COST_MAX_PAGES; page++) {
         gm_params p;
         gm_params_init(&p);
-        st = gm_params_add(&p, "LocationType", "availability-zone");
-        if (st == GM_OK)
-            st = gm_params_add(&p, "Filter.1.Name", "instance-type");
-        if (st == GM_OK)
-            st = add_list(&p, "Filter.1.Value.", types, m->n_types);
-        if (st == GM_OK && o->n_azs) {
-            st = gm_params_add(&p, "Filter.2.Name", "location");
-            if (st == GM_OK)
-                st = add_list(&p, "Filter.2.Value.", o->azs, o->n_azs);
+        gm_params_add(&p, "LocationType", "availability-zone");
+        gm_params_add(&p, "Filter.1.Name", "instance-type");
+        add_list(&p, "Filter.1.Value.", types, m->n_types);
+        if (o->n_azs) {
+            gm_params_add(&p, "Filter.2.Name", "location");
+            add_list(&p, "Filter.2.Value.", o->azs, o->n_azs);
         }
-        if (st == GM_OK && token)
-            st = gm_params_add(&p, "NextToken", token);
+        if (token)
+            gm_params_add(&p, "NextToken", token);
         xmlDocPtr doc = NULL;
-        if (st == GM_OK)
-            st = gm_aws_query(o->aws, &gm_svc_ec2, "DescribeInstanceTypeOfferings", &p, &doc, err);
-        else
-            st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+        st = gm_aws_query(o->aws, &gm_svc_ec2, "DescribeInstanceTypeOfferings", &p, &doc, err);
         gm_params_release(&p);
         if (st != GM_OK)
             break;
@@ -301,10 +293,9 @@ static void gather_specs(const gm_cost_gather_options *o, gm_cost_market *m,
     gm_params p;
     gm_params_init(&p);
     gm_error err = {0};
-    gm_status st = add_list(&p, "InstanceType.", types, n);
+    add_list(&p, "InstanceType.", types, n);
     xmlDocPtr doc = NULL;
-    if (st == GM_OK)
-        st = gm_aws_query(o->aws, &gm_svc_ec2, "DescribeInstanceTypes", &p, &doc, &err);
+    gm_status st = gm_aws_query(o->aws, &gm_svc_ec2, "DescribeInstanceTypes", &p, &doc, &err);
     gm_params_release(&p);
     if (st == GM_OK)
         st = gm_cost_parse_instance_types(doc, m, &err);
@@ -428,4 +419,33 @@ gm_status gm_cost_market_gather(const gm_cost_gather_options *o, gm_cost_market 
             gather_one(&jobs[i]); /* no thread to be had: in this one */
     }
     return GM_OK;
+}
+
+gm_status gm_cost_market_for(const gm_cost_gather_options *o, const char *const *types,
+                             size_t n_types, gm_cost_market **out, gm_error *err)
+{
+    *out = NULL;
+    gm_cost_market *m = calloc(1, sizeof *m);
+    if (!m)
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    gm_cost_market_init(m, gm_aws_client_region(o->aws));
+    gm_status st = GM_OK;
+    for (size_t i = 0; i < n_types && st == GM_OK; i++)
+        st = gm_cost_market_add_type(m, types[i], err);
+    if (st == GM_OK)
+        st = gm_cost_market_gather(o, m, err);
+    if (st != GM_OK) {
+        gm_cost_market_free(m);
+        return st;
+    }
+    *out = m;
+    return GM_OK;
+}
+
+void gm_cost_market_free(gm_cost_market *m)
+{
+    if (!m)
+        return;
+    gm_cost_market_release(m);
+    free(m);
 }

@@ -57,20 +57,20 @@ void gm_cost_market_release(gm_cost_market *m);
  * on-demand price from the shipped table when it knows the type (sources say
  * so), else unknown. GM_ERR_INVALID for a malformed name, GM_ERR_LIMIT past
  * GM_COST_MAX_TYPES. */
-gm_status gm_cost_market_add_type(gm_cost_market *m, const char *type, gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_market_add_type(gm_cost_market *m, const char *type, gm_error *err);
 gm_cost_type *gm_cost_market_type(gm_cost_market *m, const char *type); /* NULL if absent */
 
 /* Adds a zone, keeping azs sorted (duplicates ignored). GM_ERR_LIMIT past
  * GM_COST_MAX_AZS. Returns its index through out_index (may be NULL). */
-gm_status gm_cost_market_add_az(gm_cost_market *m, const char *az, size_t *out_index,
-                                gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_market_add_az(gm_cost_market *m, const char *az, size_t *out_index,
+                                              gm_error *err);
 /* Index of a zone, or -1. */
 int gm_cost_market_az_index(const gm_cost_market *m, const char *az);
 
 /* Marks type as offered in az (adding the zone when add_zone). Sets
  * offerings_known. Unknown types are ignored. */
-gm_status gm_cost_market_set_offered(gm_cost_market *m, const char *type, const char *az,
-                                     bool add_zone, gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_market_set_offered(gm_cost_market *m, const char *type,
+                                                   const char *az, bool add_zone, gm_error *err);
 
 /* Adds a note (printf format; silently dropped past GM_COST_MAX_NOTES). */
 void gm_cost_market_note(gm_cost_market *m, const char *fmt, ...)
@@ -94,15 +94,25 @@ typedef struct gm_cost_gather_options {
  * spot_error says why) and on-demand prices (pricing GetProducts per type;
  * after the first failure the table is used for the rest, with a note).
  * Makes read-only calls only. */
-gm_status gm_cost_market_gather(const gm_cost_gather_options *o, gm_cost_market *m, gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_market_gather(const gm_cost_gather_options *o, gm_cost_market *m,
+                                              gm_error *err);
+
+/* A new market of the given candidate types (in preference order), gathered
+ * as gm_cost_market_gather does; *out is NULL on failure. Free it with
+ * gm_cost_market_free (safe on NULL). */
+GM_MUST_CHECK gm_status gm_cost_market_for(const gm_cost_gather_options *o,
+                                           const char *const *types, size_t n_types,
+                                           gm_cost_market **out, gm_error *err);
+void gm_cost_market_free(gm_cost_market *m);
 
 /* The parsers gather uses, over one response each (exposed for tests):
  * DescribeInstanceTypeOfferings (instanceTypeOfferingSet, availability-zone
  * locations) and DescribeInstanceTypes (vCpuInfo/defaultVCpus,
  * memoryInfo/sizeInMiB, gpuInfo NVIDIA counts). *out_next_token as in
  * gm_cost_parse_spot_history. */
-gm_status gm_cost_parse_offerings(xmlDocPtr doc, gm_cost_market *m, bool add_zones,
-                                  char **out_next_token, gm_error *err);
-gm_status gm_cost_parse_instance_types(xmlDocPtr doc, gm_cost_market *m, gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_parse_offerings(xmlDocPtr doc, gm_cost_market *m, bool add_zones,
+                                                char **out_next_token, gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_parse_instance_types(xmlDocPtr doc, gm_cost_market *m,
+                                                     gm_error *err);
 
 #endif

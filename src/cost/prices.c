@@ -224,22 +224,18 @@ gm_status gm_cost_fetch_spot_prices(gm_aws_client *aws, const char *const *types
         }
         gm_params p;
         gm_params_init(&p);
-        st = gm_params_add(&p, "ProductDescription.1", "Linux/UNIX");
-        if (st == GM_OK)
-            st = gm_params_add(&p, "StartTime", now);
-        for (size_t i = 0; st == GM_OK && i < n_types; i++)
-            st = gm_params_addf(&p, types[i], "InstanceType.%zu", i + 1);
-        if (st == GM_OK && n_azs > 0)
-            st = gm_params_add(&p, "Filter.1.Name", "availability-zone");
-        for (size_t i = 0; st == GM_OK && i < n_azs; i++)
-            st = gm_params_addf(&p, azs[i], "Filter.1.Value.%zu", i + 1);
-        if (st == GM_OK && token)
-            st = gm_params_add(&p, "NextToken", token);
+        gm_params_add(&p, "ProductDescription.1", "Linux/UNIX");
+        gm_params_add(&p, "StartTime", now);
+        for (size_t i = 0; i < n_types; i++)
+            gm_params_addf(&p, types[i], "InstanceType.%zu", i + 1);
+        if (n_azs > 0)
+            gm_params_add(&p, "Filter.1.Name", "availability-zone");
+        for (size_t i = 0; i < n_azs; i++)
+            gm_params_addf(&p, azs[i], "Filter.1.Value.%zu", i + 1);
+        if (token)
+            gm_params_add(&p, "NextToken", token);
         xmlDocPtr doc = NULL;
-        if (st == GM_OK)
-            st = gm_aws_query(aws, &gm_svc_ec2, "DescribeSpotPriceHistory", &p, &doc, err);
-        else
-            st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+        st = gm_aws_query(aws, &gm_svc_ec2, "DescribeSpotPriceHistory", &p, &doc, err);
         gm_params_release(&p);
         if (st != GM_OK)
             break;
@@ -383,4 +379,18 @@ gm_status gm_cost_fetch_on_demand(gm_aws_client *pricing, const char *region, co
     free(last_token);
     json_decref(body);
     return st;
+}
+
+gm_aws_client *gm_cost_pricing_client_new(const gm_aws_client_options *base)
+{
+    gm_aws_client_options opts = *base;
+    opts.region = GM_COST_PRICING_REGION;
+    opts.max_attempts = 1;
+    opts.total_timeout_ms = 5000;
+    opts.transport = NULL;
+    gm_aws_client *c = NULL;
+    gm_error err = {0};
+    if (gm_aws_client_new(&opts, &c, &err) != GM_OK)
+        return NULL;
+    return c;
 }

@@ -75,8 +75,8 @@ void gm_spot_prices_release(gm_spot_prices *p); /* safe on NULL and on a zeroed 
  * on equal timestamps the first stays. GM_ERR_INVALID for empty or too long
  * names or a price that is negative or not finite; GM_ERR_LIMIT past
  * GM_COST_MAX_SPOT_PRICES. */
-gm_status gm_spot_prices_put(gm_spot_prices *p, const char *type, const char *az, double price,
-                             time_t timestamp, gm_error *err);
+GM_MUST_CHECK gm_status gm_spot_prices_put(gm_spot_prices *p, const char *type, const char *az,
+                                           double price, time_t timestamp, gm_error *err);
 
 /* The price of (type, az), or NULL. Valid until the next put or release. */
 const gm_spot_price *gm_spot_prices_get(const gm_spot_prices *p, const char *type, const char *az);
@@ -88,19 +88,19 @@ const gm_spot_price *gm_spot_prices_get(const gm_spot_prices *p, const char *typ
  * the text is not XML, has no spotPriceHistorySet, or an item lacks its type or
  * zone or has a spotPrice that is not a non-negative number; out may then hold
  * the items parsed before the bad one. */
-gm_status gm_cost_parse_spot_history(const char *xml, size_t len, gm_spot_prices *out,
-                                     char **out_next_token, gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_parse_spot_history(const char *xml, size_t len, gm_spot_prices *out,
+                                                   char **out_next_token, gm_error *err);
 /* The same over an already parsed document (borrowed). */
-gm_status gm_cost_parse_spot_history_doc(xmlDocPtr doc, gm_spot_prices *out, char **out_next_token,
-                                         gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_parse_spot_history_doc(xmlDocPtr doc, gm_spot_prices *out,
+                                                       char **out_next_token, gm_error *err);
 
 /* Reads the current spot prices (StartTime now: AWS answers with the price in
  * effect at that time) of every type in every zone (n_azs 0: all zones of the
  * region), ProductDescription "Linux/UNIX", following NextToken for at most
  * GM_COST_MAX_PAGES pages. Read-only (one Describe call per page). */
-gm_status gm_cost_fetch_spot_prices(gm_aws_client *aws, const char *const *types, size_t n_types,
-                                    const char *const *azs, size_t n_azs, gm_spot_prices *out,
-                                    gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_fetch_spot_prices(gm_aws_client *aws, const char *const *types,
+                                                  size_t n_types, const char *const *azs,
+                                                  size_t n_azs, gm_spot_prices *out, gm_error *err);
 
 /* ---- on-demand prices (AWS Price List API) ------------------------------------ */
 
@@ -110,15 +110,24 @@ gm_status gm_cost_fetch_spot_prices(gm_aws_client *aws, const char *const *types
  * pre-installed software, capacitystatus "Used" offer, the price its OnDemand
  * term's "Hrs" dimension. GM_ERR_NOT_FOUND when no product matches;
  * GM_ERR_PARSE when the response is not that shape. */
-gm_status gm_cost_parse_price_list(const json_t *response, const char *type, double *out_hourly,
-                                   gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_parse_price_list(const json_t *response, const char *type,
+                                                 double *out_hourly, gm_error *err);
 
 /* Asks the Price List API (GetProducts, ServiceCode AmazonEC2, filters on the
  * type, regionCode, Linux, shared tenancy) for the type's on-demand price in
  * region. pricing must be a client whose region serves the API (us-east-1).
  * Follows NextToken while nothing matched (at most GM_COST_MAX_PAGES pages).
  * Errors are the request core's, or the parser's. Read-only. */
-gm_status gm_cost_fetch_on_demand(gm_aws_client *pricing, const char *region, const char *type,
-                                  double *out_hourly, gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_fetch_on_demand(gm_aws_client *pricing, const char *region,
+                                                const char *type, double *out_hourly,
+                                                gm_error *err);
+
+/* The region of the Price List API. */
+#define GM_COST_PRICING_REGION "us-east-1"
+
+/* A client for the Price List API made like base (profile, observer, ...) but
+ * in its region, with one attempt and a 5 s timeout: without it the shipped
+ * table is used, and every figure says so. NULL when none can be made. */
+gm_aws_client *gm_cost_pricing_client_new(const gm_aws_client_options *base);
 
 #endif

@@ -21,17 +21,14 @@ const char *gm_market_name(gm_market m)
     }
 }
 
-bool gm_cost_tier_needs(const char *tier, gm_cost_needs *out)
+void gm_cost_tier_needs(gm_tier tier, gm_cost_needs *out)
 {
     *out = (gm_cost_needs){.min_vcpus = 4, .min_memory_mib = 16384, .nvidia_gpu = false};
-    if (gm_str_eq(tier, "gpu")) {
+    if (tier == GM_TIER_GPU)
         out->nvidia_gpu = true;
-        return true;
-    }
-    return gm_str_eq(tier, "dev") || gm_str_eq(tier, "automation");
 }
 
-void gm_cost_strategy_init(gm_cost_strategy *s, const char *tier)
+void gm_cost_strategy_init(gm_cost_strategy *s, gm_tier tier)
 {
     memset(s, 0, sizeof *s);
     s->mode = GM_COST_MODE_CHEAPEST;
@@ -46,13 +43,13 @@ static const char *const automation_types[] = {"m6i.xlarge", "m5.xlarge", "m7i.x
                                                "t3a.xlarge"};
 static const char *const gpu_types[] = {"g5.xlarge", "g4dn.xlarge", "g6.xlarge"};
 
-const char *const *gm_cost_default_types(const char *tier, size_t *out_n)
+const char *const *gm_cost_default_types(gm_tier tier, size_t *out_n)
 {
-    if (gm_str_eq(tier, "gpu")) {
+    if (tier == GM_TIER_GPU) {
         *out_n = sizeof gpu_types / sizeof *gpu_types;
         return gpu_types;
     }
-    if (gm_str_eq(tier, "automation")) {
+    if (tier == GM_TIER_AUTOMATION) {
         *out_n = sizeof automation_types / sizeof *automation_types;
         return automation_types;
     }
@@ -269,7 +266,7 @@ static int cmp_candidates(const gm_cost_market *m, const gm_cost_candidate *a,
 
 /* Insertion sort over indices (qsort has no context argument in C11; the
  * lists are short: types x zones x 2), then one permutation. Stable. */
-static gm_status sort_viable(const gm_cost_market *m, gm_cost_candidate *v, size_t n)
+static GM_MUST_CHECK gm_status sort_viable(const gm_cost_market *m, gm_cost_candidate *v, size_t n)
 {
     if (n < 2)
         return GM_OK;

@@ -28,6 +28,7 @@
 #include <stddef.h>
 
 #include "core/error.h"
+#include "core/tier.h"
 #include "cost/market.h"
 
 typedef enum gm_market {
@@ -62,19 +63,19 @@ typedef struct gm_cost_strategy {
 
 /* The needs of a tier: dev and automation 4 vCPUs and 16 GiB (n8n, PostgreSQL,
  * Qdrant, Crawl4AI and a small Ollama model side by side); gpu the same plus
- * an NVIDIA GPU. false for an unknown tier (out then holds the dev needs). */
-bool gm_cost_tier_needs(const char *tier, gm_cost_needs *out);
+ * an NVIDIA GPU. */
+void gm_cost_tier_needs(gm_tier tier, gm_cost_needs *out);
 
 /* Cheapest mode, min_saving GM_COST_DEFAULT_MIN_SAVING, no cap, the tier's
  * needs, hard needs. */
-void gm_cost_strategy_init(gm_cost_strategy *s, const char *tier);
+void gm_cost_strategy_init(gm_cost_strategy *s, gm_tier tier);
 
 /* The default candidate types of a tier, in preference order (static;
- * *out_n set). Unknown tiers get dev's list.
+ * *out_n set).
  *   dev:        t3.xlarge t3a.xlarge m6i.xlarge m5.xlarge m7i.xlarge
  *   automation: m6i.xlarge m5.xlarge m7i.xlarge t3.xlarge t3a.xlarge
  *   gpu:        g5.xlarge g4dn.xlarge g6.xlarge */
-const char *const *gm_cost_default_types(const char *tier, size_t *out_n);
+const char *const *gm_cost_default_types(gm_tier tier, size_t *out_n);
 
 typedef struct gm_cost_candidate {
     char type[GM_COST_TYPE_MAX];
@@ -104,8 +105,8 @@ void gm_cost_ranking_release(gm_cost_ranking *r); /* safe on NULL and zeroed */
  * bad strategy (min_saving outside [0, 1), NaN cap); GM_ERR_NOT_FOUND "no
  * instance type meets ..." with a summary of the reasons when nothing is
  * viable (out->rejected still says why for each); GM_ERR_NOMEM. */
-gm_status gm_cost_rank(const gm_cost_market *m, const gm_cost_strategy *s, gm_cost_ranking *out,
-                       gm_error *err);
+GM_MUST_CHECK gm_status gm_cost_rank(const gm_cost_market *m, const gm_cost_strategy *s,
+                                     gm_cost_ranking *out, gm_error *err);
 
 /* JSON views (new references). A candidate: {rank?, type, az|null, market,
  * hourly, ec2_monthly, on_demand_hourly, saving_percent?, source,

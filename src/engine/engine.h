@@ -7,6 +7,9 @@
  * idempotency token; right after the call its id is saved. A resource created
  * by a process that died between the two is found again by its tags (or token
  * or deterministic name) by destroy and by deploy --resume.
+ *
+ * The engine prints nothing: it reports what it does through the observer in
+ * its options (cli/ draws the progress display from it) and through the log.
  */
 #ifndef GM_ENGINE_ENGINE_H
 #define GM_ENGINE_ENGINE_H
@@ -16,24 +19,31 @@
 #include <stdint.h>
 
 #include "aws/client.h"
+#include "core/tier.h"
 #include "state/deployment.h"
 #include "state/store.h"
-#include "ui/progress.h"
 
 #define GM_MAX_CIDRS 16
+#define GM_MAX_TYPES 16
+#define GM_MAX_AZS 8
 
 typedef struct gm_deploy_config {
     const char *name;
-    const char *tier;               /* dev (default), automation, gpu */
-    const char *instance_type;      /* the first candidate (default: the tier's list) */
-    const char *instance_types[16]; /* candidates in preference order (--instance-types) */
-    int n_types;                    /* 0: just instance_type */
-    bool spot;                      /* default true: spot when it saves enough */
-    bool spot_only;                 /* never on-demand */
-    double max_spot_price;          /* USD/hour cap for spot; 0: none */
-    double min_spot_saving;         /* share spot must save over on-demand; 0: 20 % */
-    double budget_monthly;          /* USD; 0: none. Candidates over it are not launched */
-    bool force;                     /* deploy even when the estimate is over the budget */
+    gm_tier tier;
+    const char *instance_type;                /* the first candidate (default: the tier's) */
+    const char *instance_types[GM_MAX_TYPES]; /* candidates in preference order */
+    int n_types;                              /* 0: just instance_type */
+    bool types_named; /* the user named the types: a vCPU or memory shortfall only warns */
+    const char *azs[GM_MAX_AZS]; /* zones to choose from (--azs); 0: any */
+    int n_azs;
+    bool spot;                 /* default true: spot when it saves enough */
+    bool spot_only;            /* never on-demand */
+    double max_spot_price;     /* USD/hour cap for spot; 0: none */
+    double min_spot_saving;    /* share spot must save over on-demand; 0: 20 % */
+    double budget_monthly;     /* USD; 0: none. Candidates over it are not launched */
+    bool force;                /* deploy even when the estimate is over the budget */
+    double assume_efs_gb;      /* estimates: EFS storage; 0: the default (10 GB) */
+    double assume_transfer_gb; /* estimates: data out per month; 0: the default (10 GB) */
     const char *cidrs[GM_MAX_CIDRS];
     int n_cidrs; /* 0: detect the caller's public /32 */
     const char *key_name;
@@ -54,62 +64,146 @@ typedef struct gm_deploy_config {
     int unhealthy_threshold;     /* default 3 */
 } gm_deploy_config;
 
+/* What the engine reports while it runs (on any of its threads). */
+typedef enum gm_engine_event_kind {
+    GM_EVENT_STEP_START,   /* text: what the step does ("creating the VPC") */
+    GM_EVENT_STEP_DETAIL,  /* text: a resource id or a state while waiting */
+    GM_EVENT_STEP_DONE,    /* text: the resource id, or "" */
+    GM_EVENT_STEP_FAILED,  /* text: the error message */
+    GM_EVENT_STEP_SKIPPED, /* text: why ("reused", "already created") */
+    GM_EVENT_NOTE,         /* step may be NULL; text: a line for the user */
+} gm_engine_event_kind;
+
+typedef struct gm_engine_event {
+    gm_engine_event_kind kind;
+    const char *step; /* the graph node, e.g. "subnet_a" */
+    const char *text;
+} gm_engine_event;
+
+typedef void (*gm_engine_observer)(void *ctx, const gm_engine_event *ev);
+
+/* Every outside input of the engine, filled by the caller (cli/ reads the
+ * environment); zero means the default. */
+typedef struct gm_engine_settings {
+    int64_t poll_ms;             /* between describes while waiting; default 2000 */
+    int64_t destroy_timeout_ms;  /* rollback and destroy deadline; default 20 min */
+    const char *ami_parameter;   /* SSM parameter naming the AMI; NULL: the tier's */
+    const char *health_endpoint; /* the stack's health URL to probe instead of the
+                                    instance (GEUSEMAKER_HEALTH_ENDPOINT) */
+    int64_t health_poll_ms;      /* between health probes; 0: the health layer's */
+    const char *ip_endpoint;     /* public address detection (GEUSEMAKER_IP_ENDPOINT) */
+} gm_engine_settings;
+
+typedef struct gm_engine_graph gm_engine_graph;
+
 typedef struct gm_engine_options {
     gm_aws_client *aws;
     gm_aws_client *pricing; /* us-east-1 client for the Price List API; may be NULL */
     gm_store *store;
-    gm_progress *progress;            /* may be NULL */
+    gm_engine_observer observer; /* may be NULL */
+    void *observer_ctx;
     volatile sig_atomic_t *interrupt; /* set by SIGINT/SIGTERM; may be NULL */
+    gm_engine_settings settings;
+    const gm_engine_graph *graph; /* NULL: the tier's graph (tests give their own) */
 } gm_engine_options;
+
+/* How a deploy ended, beyond its status. */
+typedef struct gm_deploy_outcome {
+    bool rolled_back; /* failed, and the rollback removed everything it created */
+    bool partial;     /* the load balancer part failed and was removed; the rest runs */
+    bool interrupted; /* stopped by SIGINT/SIGTERM; the journal is saved */
+} gm_deploy_outcome;
 
 /* Checks a deployment name (see gm_stack_validate_name: lowercase letters,
  * digits and '-', starting with a letter, short enough that every derived AWS
  * name fits its limit). */
-gm_status gm_engine_check_name(const char *name, gm_error *err);
+GM_MUST_CHECK gm_status gm_engine_check_name(const char *name, gm_error *err);
 
-/* Validates every input that can be checked without AWS (name, tier, type,
- * CIDRs, conflicting flags). */
-gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err);
+/* Validates every input that can be checked without AWS (name, tier, types,
+ * zones, CIDRs, conflicting flags). */
+GM_MUST_CHECK gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err);
 
-/* The caller's public IPv4 address as "a.b.c.d/32", from GEUSEMAKER_IP_ENDPOINT
- * or https://checkip.amazonaws.com. Never called out while the AWS endpoint is
- * a loopback emulator unless GEUSEMAKER_IP_ENDPOINT is set. */
-gm_status gm_engine_detect_cidr(gm_aws_client *aws, char *out, size_t size, gm_error *err);
+/* The caller's public IPv4 address as "a.b.c.d/32", from endpoint (NULL:
+ * https://checkip.amazonaws.com). Never calls out while the AWS endpoint is a
+ * loopback emulator unless an endpoint is given. */
+GM_MUST_CHECK gm_status gm_engine_detect_cidr(gm_aws_client *aws, const char *endpoint, char *out,
+                                              size_t size, gm_error *err);
 
 /* Checks the resources a deploy is told to reuse: subnets in the VPC and in two
  * zones, the security group in the VPC, the file system exists. out_azs (may
  * be NULL) receives the zones of the two subnets, in the order given. */
-gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg,
-                                 char out_azs[2][64], gm_error *err);
+GM_MUST_CHECK gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg,
+                                               char out_azs[2][64], gm_error *err);
 
 /* With cfg->budget_monthly: estimates the plan (read-only calls: offers and
  * prices) and refuses it with GM_ERR_INVALID when over budget, unless
  * cfg->force. Fills *out_estimate (may be NULL) with the best candidate's
  * estimate. */
-gm_status gm_engine_budget_check(gm_aws_client *aws, gm_aws_client *pricing,
-                                 const gm_deploy_config *cfg, const char *tier,
-                                 json_t **out_estimate, gm_error *err);
+GM_MUST_CHECK gm_status gm_engine_budget_check(gm_aws_client *aws, gm_aws_client *pricing,
+                                               const gm_deploy_config *cfg, json_t **out_estimate,
+                                               gm_error *err);
+
+/* A new record for cfg in region: status creating, the config, a first cost
+ * estimate, and the reused resources marked as such (reused_azs: the zones of
+ * reused subnets, from gm_engine_check_reused). Not saved. */
+GM_MUST_CHECK gm_status gm_engine_record_new(const gm_deploy_config *cfg, const char *region,
+                                             const char reused_azs[2][64], gm_deployment **out,
+                                             gm_error *err);
+
+/* Fills cfg from a saved record (strings point into dep->config, which must
+ * outlive cfg). */
+GM_MUST_CHECK gm_status gm_engine_config_from_record(const gm_deployment *dep,
+                                                     gm_deploy_config *cfg, gm_error *err);
 
 /* Runs a deploy for a new deployment (dep already saved by the caller with
  * the lock held) or continues one (resume). On failure, unless cfg->no_rollback,
- * rolls back what this deployment created. *out_dep stays owned by the
- * caller. */
-gm_status gm_engine_deploy(const gm_engine_options *o, const gm_deploy_config *cfg,
-                           gm_deployment *dep, bool resume, gm_error *err);
+ * rolls back what this deployment created. dep stays owned by the caller and
+ * holds the final record; *out (may be NULL) says how it ended. */
+GM_MUST_CHECK gm_status gm_engine_deploy(const gm_engine_options *o, const gm_deploy_config *cfg,
+                                         gm_deployment *dep, bool resume, gm_deploy_outcome *out,
+                                         gm_error *err);
 
 /* Deletes everything the deployment created (and what the journal says was
  * being created, found by tags), in reverse dependency order; keep_efs keeps the
  * file system and its mount targets. GM_OK only when nothing remains. */
-gm_status gm_engine_destroy(const gm_engine_options *o, gm_deployment *dep, bool keep_efs,
-                            gm_error *err);
+GM_MUST_CHECK gm_status gm_engine_destroy(const gm_engine_options *o, gm_deployment *dep,
+                                          bool keep_efs, gm_error *err);
 
 /* A live look at every resource: returns an object {node: {"id", "exists",
  * "state", "drift": [..]}}. */
-gm_status gm_engine_inspect(const gm_engine_options *o, gm_deployment *dep, json_t **out,
-                            gm_error *err);
+GM_MUST_CHECK gm_status gm_engine_inspect(const gm_engine_options *o, gm_deployment *dep,
+                                          json_t **out, gm_error *err);
 
-/* The graph of a tier as (node, kind, deps) for plan/docs: prints nothing;
- * returns a JSON array of {"node","kind","deps":[..]} in dependency order. */
-json_t *gm_engine_graph_json(const char *tier, const gm_deploy_config *cfg);
+/* The graph of a tier for plan: a JSON array of {"node","kind","deps":[..]}
+ * in dependency order (NULL when memory is exhausted). */
+json_t *gm_engine_graph_json(gm_tier tier);
+
+/* What a record says about the running stack, for the commands that show it. */
+typedef struct gm_engine_summary {
+    const char *instance_id;   /* NULL until launched */
+    const char *instance_type; /* launched type, else the configured one */
+    const char *market;        /* "spot" / "on-demand" */
+    const char *public_ip;     /* NULL when unknown */
+    const char *alb_dns;       /* NULL without a load balancer */
+    bool https_alb;            /* the load balancer listens on HTTPS */
+} gm_engine_summary;
+
+/* Fills s from dep (strings point into dep). */
+void gm_engine_summary_of(const gm_deployment *dep, gm_engine_summary *s);
+
+/* The stack's URLs: {"n8n", "qdrant", "crawl4ai", "ollama", "health",
+ * "load_balancer"?}; empty when the stack has no address yet. */
+json_t *gm_engine_endpoints(const gm_deployment *dep);
+
+/* Where the stack's health document is read: see gm_health_target (the
+ * loopback rule). *out_url is malloc'd or NULL when skipped. */
+GM_MUST_CHECK gm_status gm_engine_health_url(gm_aws_client *aws, const gm_deployment *dep,
+                                             const char *health_endpoint, bool *out_skip,
+                                             char **out_url, gm_error *err);
+
+/* Reads the deployment's secrets from SSM (decrypted): an object {key: value}
+ * with the keys of stack/secrets.h. */
+GM_MUST_CHECK gm_status gm_engine_secrets_read(gm_aws_client *aws, const char *name, json_t **out,
+                                               gm_error *err);
 
 #endif

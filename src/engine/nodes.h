@@ -1,33 +1,106 @@
-/* Helpers shared by the node kinds. */
+/* The node kinds (engine/nodes_*.c) and the helpers they share, all over the
+ * node API (engine/node.h). */
 #ifndef GM_ENGINE_NODES_H
 #define GM_ENGINE_NODES_H
 
-#include "engine/internal.h"
+#include <libxml/tree.h>
+#include <pthread.h>
+
+#include "engine/node.h"
+
+struct gm_read_spec;
+
+/* Node kinds. */
+extern const gm_node_ops gm_ops_azs, gm_ops_ami, gm_ops_vpc, gm_ops_vpc_dns, gm_ops_igw,
+    gm_ops_subnet, gm_ops_route_table, gm_ops_sg, gm_ops_sg_rules, gm_ops_efs, gm_ops_mount_target,
+    gm_ops_role, gm_ops_role_policy, gm_ops_profile, gm_ops_profile_role, gm_ops_secrets,
+    gm_ops_instance, gm_ops_health, gm_ops_placement, gm_ops_alb_sg, gm_ops_alb_ingress, gm_ops_alb,
+    gm_ops_target_group, gm_ops_listener, gm_ops_targets, gm_ops_alb_healthy;
+
+/* ---- tags and look-ups (nodes_aws.c) -------------------------------------- */
+
+/* Adds TagSpecification.<idx> for resource_type with the standard tags of
+ * this node (errors are kept in p and reported when it is sent). */
+void gm_n_tag_spec(gm_node *n, gm_params *p, int idx, const char *resource_type);
+/* The standard tags as Tags.member.N.Key/Value (IAM, ELBv2). */
+void gm_n_member_tags(gm_node *n, gm_params *p);
+/* The standard tags as a JSON array of {"Key","Value"} (EFS, SSM); NULL when
+ * memory is exhausted. */
+json_t *gm_n_json_tags(gm_node *n);
+
+/* Finds EC2 resources of this node by the deployment and node tags; *out_id
+ * NULL if none. describe_action e.g. "DescribeVpcs" with the reader of its
+ * answer (the id is field 0); extra_filter_name/value (may be NULL) narrow
+ * it. */
+GM_MUST_CHECK gm_status gm_n_ec2_find_tagged(gm_node *n, const char *describe_action,
+                                             const struct gm_read_spec *spec,
+                                             const char *extra_filter_name,
+                                             const char *extra_filter_value, char **out_id,
+                                             gm_error *err);
+
+/* A Query call whose error codes listed in ok_codes (NULL-terminated) count as
+ * success; *out_doc may be NULL when the answer is not needed (and is NULL
+ * after an ok code). */
+GM_MUST_CHECK gm_status gm_n_query(gm_node *n, const gm_aws_service *svc, const char *action,
+                                   const gm_params *p, xmlDocPtr *out_doc,
+                                   const char *const *ok_codes, gm_error *err);
+/* The same for EC2. */
+GM_MUST_CHECK gm_status gm_n_ec2(gm_node *n, const char *action, const gm_params *p,
+                                 xmlDocPtr *out_doc, const char *const *ok_codes, gm_error *err);
+
+/* Independent Query calls issued concurrently (one round trip for all). The
+ * caller fills svc (NULL: EC2), action, params and ok_codes; the helper
+ * releases every params list and returns the first failure. */
+typedef struct gm_n_call {
+    const gm_aws_service *svc;
+    const char *action;
+    gm_params params;
+    const char *const *ok_codes;
+    /* filled by the helper */
+    gm_aws_client *aws;
+    gm_status st;
+    gm_error err;
+    pthread_t thread;
+} gm_n_call;
+GM_MUST_CHECK gm_status gm_n_parallel(gm_node *n, gm_n_call *calls, int count, gm_error *err);
+
+/* True for the codes that mean "something still depends on it": a delete is
+ * retried while it fails with one, until the deadline. */
+bool gm_n_is_dependency_error(const gm_error *err);
 
 /* Finds the node's resource from an earlier run (adopting it: *out_id set and
  * journalled) or journals the intent to create it (*out_id NULL). */
-gm_status gm_n_adopt_or_intent(gm_engine *e, gm_node_run *n, const gm_node_ops *ops, char **out_id,
-                               char *token, size_t token_size, gm_error *err);
+GM_MUST_CHECK gm_status gm_n_adopt_or_intent(gm_node *n, char **out_id, char *token,
+                                             size_t token_size, gm_error *err);
 
-/* Describes one EC2 resource by id for status: "exists", "state", drift. */
-gm_status gm_n_inspect_ec2(gm_engine *e, const char *action, const char *id_param, const char *id,
-                           const char *set_name, const char *state_elem, json_t *out,
-                           gm_error *err);
+/* Describes one EC2 resource by id for status: "exists", "state" (field
+ * state_field of the reader's row; -1: none), drift. */
+GM_MUST_CHECK gm_status gm_n_inspect_ec2(gm_node *n, const char *action, const char *id_param,
+                                         const char *id, const struct gm_read_spec *spec,
+                                         int state_field, json_t *out, gm_error *err);
 
+/* Appends a drift note to a live look. */
+void gm_n_drift(json_t *live, const char *what);
+
+/* True for Graviton (arm64) instance types: t4g, m7g, c7gn, ... */
 bool gm_instance_type_is_arm(const char *type);
+
+/* ---- security groups (nodes_net.c) ------------------------------------------ */
 
 /* A security group of this deployment named geusemaker-NAME-<suffix> in its
  * VPC (find-or-create, journalled). *out_id is malloc'd. */
-gm_status gm_n_sg_create(gm_engine *e, gm_node_run *n, const gm_node_ops *ops, const char *suffix,
-                         const char *description, char **out_id, gm_error *err);
-gm_status gm_n_sg_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err);
-gm_status gm_n_sg_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err);
-gm_status gm_n_sg_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *out, gm_error *err);
+GM_MUST_CHECK gm_status gm_n_sg_create(gm_node *n, const char *suffix, const char *description,
+                                       char **out_id, gm_error *err);
+GM_MUST_CHECK gm_status gm_n_sg_find(gm_node *n, char **out_id, gm_error *err);
+GM_MUST_CHECK gm_status gm_n_sg_destroy(gm_node *n, const char *id, gm_error *err);
+GM_MUST_CHECK gm_status gm_n_sg_inspect(gm_node *n, const char *id, json_t *out, gm_error *err);
+
+/* ---- placement (nodes_placement.c) -------------------------------------------- */
 
 /* The failover order for the instance in the two zones azs (ranked from the
  * market the placement node gathered; gathered again after a resume). */
 struct gm_cost_ranking;
-gm_status gm_n_launch_plan(gm_engine *e, const char *const azs[2], struct gm_cost_ranking *out,
-                           gm_error *err);
+GM_MUST_CHECK gm_status gm_n_launch_plan(gm_node *n, const char *const azs[2],
+                                         struct gm_cost_ranking *out, gm_error *err);
 
 #endif

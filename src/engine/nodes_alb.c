@@ -7,34 +7,48 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/read.h"
 #include "core/str.h"
 #include "core/timeutil.h"
-#include "engine/internal.h"
 #include "engine/nodes.h"
 #include "stack/stack.h"
 
-static gm_status elb_call(gm_engine *e, const char *action, gm_params *p, xmlDocPtr *out,
-                          const char *const *ok_codes, gm_error *err)
+static GM_MUST_CHECK gm_status elb_call(gm_node *n, const char *action, const gm_params *p,
+                                        xmlDocPtr *out, const char *const *ok_codes, gm_error *err)
 {
-    return gm_e_query(e, &gm_svc_elbv2, action, p, out, ok_codes, err);
+    return gm_n_query(n, &gm_svc_elbv2, action, p, out, ok_codes, err);
+}
+
+/* An ELBv2 call whose answer is read with spec (no rows after an ok code). */
+static GM_MUST_CHECK gm_status elb_read(gm_node *n, const char *action, const gm_params *p,
+                                        const char *const *ok_codes, const gm_read_spec *spec,
+                                        gm_read_rows *rows, gm_error *err)
+{
+    xmlDocPtr doc = NULL;
+    gm_read_rows_init(rows);
+    gm_status st = elb_call(n, action, p, &doc, ok_codes, err);
+    if (st == GM_OK && doc)
+        st = gm_read_xml(doc, spec, rows, err);
+    xmlFreeDoc(doc);
+    return st;
 }
 
 /* "<name>-alb", "<name>-tg": the name check keeps names at most 28 long. */
-static void elb_name(gm_engine *e, const char *suffix, char *out, size_t size)
+static void elb_name(const gm_node *n, const char *suffix, char *out, size_t size)
 {
-    if (snprintf(out, size, "%s-%s", e->dep->name, suffix) >= (int)size)
+    if (snprintf(out, size, "%s-%s", gm_node_deployment(n), suffix) >= (int)size)
         out[size - 1] = '\0'; /* cannot happen for a checked name; cut if it did */
 }
 
 /* ---- the load balancer's security group ----------------------------------- */
 
-static gm_status alb_sg_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status alb_sg_create(gm_node *n, gm_error *err)
 {
     char *id = NULL;
-    gm_status st =
-        gm_n_sg_create(e, n, &gm_ops_alb_sg, "alb",
-                       "GeuseMaker load balancer: HTTP and HTTPS from allowed ranges", &id, err);
+    gm_status st = gm_n_sg_create(
+        n, "alb", "GeuseMaker load balancer: HTTP and HTTPS from allowed ranges", &id, err);
     if (st == GM_OK) {
+        const gm_deploy_config *cfg = gm_node_config(n);
         gm_params p;
         gm_params_init(&p);
         gm_params_add(&p, "GroupId", id);
@@ -43,22 +57,28 @@ static gm_status alb_sg_create(gm_engine *e, gm_node_run *n, gm_error *err)
             gm_params_addf(&p, "tcp", "IpPermissions.%d.IpProtocol", i + 1);
             gm_params_addf(&p, ports[i], "IpPermissions.%d.FromPort", i + 1);
             gm_params_addf(&p, ports[i], "IpPermissions.%d.ToPort", i + 1);
-            for (int c = 0; c < e->cfg->n_cidrs; c++)
-                gm_params_addf(&p, e->cfg->cidrs[c], "IpPermissions.%d.IpRanges.%d.CidrIp", i + 1,
+            for (int c = 0; c < cfg->n_cidrs; c++)
+                gm_params_addf(&p, cfg->cidrs[c], "IpPermissions.%d.IpRanges.%d.CidrIp", i + 1,
                                c + 1);
         }
         static const char *const ok[] = {"InvalidPermission.Duplicate", NULL};
-        st = gm_e_ec2_call(e, "AuthorizeSecurityGroupIngress", &p, NULL, ok, err);
+        st = gm_n_ec2(n, "AuthorizeSecurityGroupIngress", &p, NULL, ok, err);
         gm_params_release(&p);
     }
     free(id);
     return st;
 }
 
-const gm_node_ops gm_ops_alb_sg = {"alb_sg",       "creating the load balancer's security group",
-                                   true,           alb_sg_create,
-                                   gm_n_sg_find,   gm_n_sg_destroy,
-                                   gm_n_sg_inspect};
+const gm_node_ops gm_ops_alb_sg = {
+    .kind = "alb_sg",
+    .label = "creating the load balancer's security group",
+    .delete_label = "deleting the load balancer's security group",
+    .owns_resource = true,
+    .create = alb_sg_create,
+    .find = gm_n_sg_find,
+    .destroy = gm_n_sg_destroy,
+    .inspect = gm_n_sg_inspect,
+};
 
 /* ---- the instance group admits the load balancer group on nginx's ports ---- */
 
@@ -74,333 +94,353 @@ static void alb_ingress_params(gm_params *p, const char *sg, const char *alb_sg)
     }
 }
 
-static gm_status alb_ingress_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status alb_ingress_create(gm_node *n, gm_error *err)
 {
-    char *sg = gm_e_id(e, "sg");
-    char *alb_sg = gm_e_id(e, "alb_sg");
-    gm_status st = gm_e_journal_intent(e, n, NULL, 0, err);
+    char *sg = gm_node_id_of(n, "sg");
+    char *alb_sg = gm_node_id_of(n, "alb_sg");
+    gm_status st = gm_node_intent(n, NULL, 0, err);
     if (st == GM_OK) {
         gm_params p;
         gm_params_init(&p);
         alb_ingress_params(&p, sg ? sg : "", alb_sg ? alb_sg : "");
         static const char *const ok[] = {"InvalidPermission.Duplicate", NULL};
-        st = gm_e_ec2_call(e, "AuthorizeSecurityGroupIngress", &p, NULL, ok, err);
+        st = gm_n_ec2(n, "AuthorizeSecurityGroupIngress", &p, NULL, ok, err);
         gm_params_release(&p);
     }
     if (st == GM_OK)
-        st = gm_e_journal_id(e, n, sg ? sg : "", err);
+        st = gm_node_created(n, sg ? sg : "", err);
     free(sg);
     free(alb_sg);
     return st;
 }
 
-static gm_status alb_ingress_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status alb_ingress_find(gm_node *n, char **out_id, gm_error *err)
 {
-    *out_id = gm_e_id(e, "sg");
+    *out_id = gm_node_id_of(n, "sg");
     return GM_OK;
 }
 
 /* The rule references the load balancer's group, which cannot be deleted
  * while it is referenced: revoke it first. */
-static gm_status alb_ingress_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+static GM_MUST_CHECK gm_status alb_ingress_destroy(gm_node *n, const char *id, gm_error *err)
 {
-    char *alb_sg = gm_e_id(e, "alb_sg");
+    char *alb_sg = gm_node_id_of(n, "alb_sg");
     if (!alb_sg)
         return GM_OK;
     gm_params p;
     gm_params_init(&p);
     alb_ingress_params(&p, id, alb_sg);
     static const char *const ok[] = {"InvalidPermission.NotFound", "InvalidGroup.NotFound", NULL};
-    gm_status st = gm_e_ec2_call(e, "RevokeSecurityGroupIngress", &p, NULL, ok, err);
+    gm_status st = gm_n_ec2(n, "RevokeSecurityGroupIngress", &p, NULL, ok, err);
     gm_params_release(&p);
     free(alb_sg);
     return st;
 }
 
-const gm_node_ops gm_ops_alb_ingress = {"alb_ingress",
-                                        "admitting the load balancer to the instance",
-                                        true,
-                                        alb_ingress_create,
-                                        alb_ingress_find,
-                                        alb_ingress_destroy,
-                                        NULL};
+const gm_node_ops gm_ops_alb_ingress = {
+    .kind = "alb_ingress",
+    .label = "admitting the load balancer to the instance",
+    .delete_label = "revoking the load balancer's access to the instance",
+    .owns_resource = true,
+    .create = alb_ingress_create,
+    .find = alb_ingress_find,
+    .destroy = alb_ingress_destroy,
+};
 
 /* ---- the load balancer ------------------------------------------------------ */
 
-static gm_status alb_describe(gm_engine *e, const char *param, const char *value, char **out_arn,
-                              char *state, size_t state_size, char *dns, size_t dns_size,
-                              gm_error *err)
+/* DescribeLoadBalancers by one name or arn: rows of gm_elb_load_balancers
+ * (none when it does not exist). */
+static GM_MUST_CHECK gm_status alb_describe(gm_node *n, const char *param, const char *value,
+                                            gm_read_rows *rows, gm_error *err)
 {
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, param, value);
-    xmlDocPtr doc = NULL;
     static const char *const gone[] = {"LoadBalancerNotFound", NULL};
-    gm_status st = elb_call(e, "DescribeLoadBalancers", &p, &doc, gone, err);
+    gm_status st =
+        elb_read(n, "DescribeLoadBalancers", &p, gone, &gm_elb_load_balancers, rows, err);
     gm_params_release(&p);
-    if (out_arn)
-        *out_arn = NULL;
-    if (state)
-        *state = '\0';
-    if (st == GM_OK && doc) {
-        xmlNodePtr lb =
-            gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "LoadBalancers"), "member");
-        if (lb && out_arn)
-            *out_arn = gm_xml_text(lb, "LoadBalancerArn");
-        if (lb && state)
-            gm_xml_text_to(lb, "State/Code", state, state_size);
-        if (lb && dns)
-            gm_xml_text_to(lb, "DNSName", dns, dns_size);
-    }
-    xmlFreeDoc(doc);
     return st;
 }
 
-static gm_status alb_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status alb_find(gm_node *n, char **out_id, gm_error *err)
 {
     char name[64];
-    elb_name(e, "alb", name, sizeof name);
-    return alb_describe(e, "Names.member.1", name, out_id, NULL, 0, NULL, 0, err);
+    elb_name(n, "alb", name, sizeof name);
+    gm_read_rows rows;
+    gm_status st = alb_describe(n, "Names.member.1", name, &rows, err);
+    *out_id = gm_read_dup(&rows, 0, GM_ELB_ARN);
+    gm_read_rows_release(&rows);
+    return st;
 }
 
-static gm_status alb_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status alb_request(gm_node *n, char **out_arn, gm_error *err)
 {
-    char *arn = NULL;
-    char token[96];
-    gm_status st = gm_n_adopt_or_intent(e, n, &gm_ops_alb, &arn, token, sizeof token, err);
-    if (st == GM_OK && !arn) {
-        char name[64];
-        elb_name(e, "alb", name, sizeof name);
-        char *a = gm_e_id(e, "subnet_a"), *b = gm_e_id(e, "subnet_b"), *sg = gm_e_id(e, "alb_sg");
-        gm_params p;
-        gm_params_init(&p);
-        gm_params_add(&p, "Name", name);
-        gm_params_add(&p, "Subnets.member.1", a ? a : "");
-        gm_params_add(&p, "Subnets.member.2", b ? b : "");
-        gm_params_add(&p, "SecurityGroups.member.1", sg ? sg : "");
-        gm_params_add(&p, "Scheme", "internet-facing");
-        gm_params_add(&p, "Type", "application");
-        gm_params_add(&p, "IpAddressType", "ipv4");
-        gm_e_member_tags(e, &p, n->def->name);
-        xmlDocPtr doc = NULL;
-        /* The same name and settings again answers with the existing one. */
-        st = elb_call(e, "CreateLoadBalancer", &p, &doc, NULL, err);
-        gm_params_release(&p);
-        if (st == GM_OK) {
-            xmlNodePtr lb =
-                gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "LoadBalancers"), "member");
-            arn = lb ? gm_xml_text(lb, "LoadBalancerArn") : NULL;
-            st = arn ? gm_e_journal_id(e, n, arn, err)
-                     : gm_error_set(err, GM_ERR_PARSE, "CreateLoadBalancer returned no arn");
-        }
-        xmlFreeDoc(doc);
-        free(a);
-        free(b);
-        free(sg);
+    char name[64];
+    elb_name(n, "alb", name, sizeof name);
+    char *a = gm_node_id_of(n, "subnet_a"), *b = gm_node_id_of(n, "subnet_b");
+    char *sg = gm_node_id_of(n, "alb_sg");
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "Name", name);
+    gm_params_add(&p, "Subnets.member.1", a);
+    gm_params_add(&p, "Subnets.member.2", b);
+    gm_params_add(&p, "SecurityGroups.member.1", sg);
+    gm_params_add(&p, "Scheme", "internet-facing");
+    gm_params_add(&p, "Type", "application");
+    gm_params_add(&p, "IpAddressType", "ipv4");
+    gm_n_member_tags(n, &p);
+    gm_read_rows rows;
+    /* The same name and settings again answers with the existing one. */
+    gm_status st = elb_read(n, "CreateLoadBalancer", &p, NULL, &gm_elb_load_balancers, &rows, err);
+    gm_params_release(&p);
+    if (st == GM_OK) {
+        *out_arn = gm_read_dup(&rows, 0, GM_ELB_ARN);
+        st = *out_arn ? gm_node_created(n, *out_arn, err)
+                      : gm_error_set(err, GM_ERR_PARSE, "CreateLoadBalancer returned no arn");
     }
-    /* Wait until it is active. */
+    gm_read_rows_release(&rows);
+    free(a);
+    free(b);
+    free(sg);
+    return st;
+}
+
+/* Waits until the load balancer is active, recording its DNS name. */
+static GM_MUST_CHECK gm_status alb_wait_active(gm_node *n, const char *arn, gm_error *err)
+{
+    gm_status st = GM_OK;
     while (st == GM_OK) {
+        gm_read_rows rows;
+        st = alb_describe(n, "LoadBalancerArns.member.1", arn, &rows, err);
         char state[32], dns[256];
-        char *found = NULL;
-        st = alb_describe(e, "LoadBalancerArns.member.1", arn, &found, state, sizeof state, dns,
-                          sizeof dns, err);
-        free(found);
+        snprintf(state, sizeof state, "%s", gm_read_get(&rows, 0, GM_ELB_LB_STATE));
+        snprintf(dns, sizeof dns, "%s", gm_read_get(&rows, 0, GM_ELB_LB_DNS));
+        gm_read_rows_release(&rows);
         if (st != GM_OK)
             break;
         if (*dns) {
-            gm_e_set_output(e, n, "dns", dns);
-            if (e->progress)
-                gm_progress_detail(e->progress, n->def->name, dns);
+            st = gm_node_set_output(n, "dns", dns, err);
+            gm_node_detail(n, dns);
         }
-        if (strcmp(state, "active") == 0)
+        if (st != GM_OK || strcmp(state, "active") == 0)
             break;
         if (strcmp(state, "failed") == 0 || !*state) {
             st = gm_error_set(err, GM_ERR_AWS, "load balancer is %s", *state ? state : "gone");
             break;
         }
-        st = gm_e_wait(e, e->poll_ms, "waiting for the load balancer to be active", err);
+        st = gm_node_wait(n, gm_node_poll_ms(n), "waiting for the load balancer to be active", err);
     }
+    return st;
+}
+
+static GM_MUST_CHECK gm_status alb_create(gm_node *n, gm_error *err)
+{
+    char *arn = NULL;
+    gm_status st = gm_n_adopt_or_intent(n, &arn, NULL, 0, err);
+    if (st == GM_OK && !arn)
+        st = alb_request(n, &arn, err);
+    if (st == GM_OK)
+        st = alb_wait_active(n, arn, err);
     free(arn);
     return st;
 }
 
-static gm_status alb_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+static GM_MUST_CHECK gm_status alb_destroy(gm_node *n, const char *id, gm_error *err)
 {
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "LoadBalancerArn", id);
     static const char *const gone[] = {"LoadBalancerNotFound", NULL};
-    gm_status st = elb_call(e, "DeleteLoadBalancer", &p, NULL, gone, err);
+    gm_status st = elb_call(n, "DeleteLoadBalancer", &p, NULL, gone, err);
     gm_params_release(&p);
     /* Its network interfaces hold the security group until it is gone. */
     while (st == GM_OK) {
-        char *found = NULL;
-        st = alb_describe(e, "LoadBalancerArns.member.1", id, &found, NULL, 0, NULL, 0, err);
-        bool gone_now = found == NULL;
-        free(found);
+        gm_read_rows rows;
+        st = alb_describe(n, "LoadBalancerArns.member.1", id, &rows, err);
+        bool gone_now = rows.n == 0;
+        gm_read_rows_release(&rows);
         if (st != GM_OK || gone_now)
             break;
-        st = gm_e_wait(e, e->poll_ms, "waiting for the load balancer to be deleted", err);
+        st =
+            gm_node_wait(n, gm_node_poll_ms(n), "waiting for the load balancer to be deleted", err);
     }
     return st;
 }
 
-static gm_status alb_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *live,
-                             gm_error *err)
+static GM_MUST_CHECK gm_status alb_inspect(gm_node *n, const char *id, json_t *live, gm_error *err)
 {
-    char *found = NULL;
-    char state[32], dns[256] = "";
-    gm_status st = alb_describe(e, "LoadBalancerArns.member.1", id, &found, state, sizeof state,
-                                dns, sizeof dns, err);
+    gm_read_rows rows;
+    gm_status st = alb_describe(n, "LoadBalancerArns.member.1", id, &rows, err);
     if (st != GM_OK)
         return st;
-    json_object_set_new(live, "exists", json_boolean(found != NULL));
-    if (found) {
+    json_object_set_new(live, "exists", json_boolean(rows.n > 0));
+    if (rows.n) {
+        const char *state = gm_read_get(&rows, 0, GM_ELB_LB_STATE);
         json_object_set_new(live, "state", json_string(state));
-        if (strcmp(state, "active") != 0)
-            json_array_append_new(json_object_get(live, "drift"),
-                                  json_sprintf("load balancer is %s", state));
+        if (strcmp(state, "active") != 0) {
+            char what[64];
+            snprintf(what, sizeof what, "load balancer is %s", state);
+            gm_n_drift(live, what);
+        }
     } else {
-        json_array_append_new(json_object_get(live, "drift"), json_string("missing"));
+        gm_n_drift(live, "missing");
     }
-    free(found);
+    gm_read_rows_release(&rows);
     return GM_OK;
 }
 
 const gm_node_ops gm_ops_alb = {
-    "alb", "creating the load balancer", true, alb_create, alb_find, alb_destroy, alb_inspect};
+    .kind = "alb",
+    .label = "creating the load balancer",
+    .delete_label = "deleting the load balancer",
+    .owns_resource = true,
+    .create = alb_create,
+    .find = alb_find,
+    .destroy = alb_destroy,
+    .inspect = alb_inspect,
+};
 
 /* ---- target group ------------------------------------------------------------ */
 
-static gm_status tg_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status tg_find(gm_node *n, char **out_id, gm_error *err)
 {
     char name[64];
-    elb_name(e, "tg", name, sizeof name);
+    elb_name(n, "tg", name, sizeof name);
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "Names.member.1", name);
-    xmlDocPtr doc = NULL;
     static const char *const gone[] = {"TargetGroupNotFound", NULL};
-    gm_status st = elb_call(e, "DescribeTargetGroups", &p, &doc, gone, err);
+    gm_read_rows rows;
+    gm_status st = elb_read(n, "DescribeTargetGroups", &p, gone, &gm_elb_target_groups, &rows, err);
     gm_params_release(&p);
-    *out_id = NULL;
-    if (st == GM_OK && doc) {
-        xmlNodePtr tg =
-            gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "TargetGroups"), "member");
-        if (tg)
-            *out_id = gm_xml_text(tg, "TargetGroupArn");
-    }
-    xmlFreeDoc(doc);
+    *out_id = gm_read_dup(&rows, 0, GM_ELB_ARN);
+    gm_read_rows_release(&rows);
     return st;
 }
 
-static gm_status tg_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static void tg_params(gm_node *n, gm_params *p)
+{
+    const gm_deploy_config *c = gm_node_config(n);
+    char name[64], num[4][16];
+    elb_name(n, "tg", name, sizeof name);
+    snprintf(num[0], sizeof num[0], "%d", c->hc_interval_s ? c->hc_interval_s : 30);
+    snprintf(num[1], sizeof num[1], "%d", c->hc_timeout_s ? c->hc_timeout_s : 5);
+    snprintf(num[2], sizeof num[2], "%d", c->healthy_threshold ? c->healthy_threshold : 2);
+    snprintf(num[3], sizeof num[3], "%d", c->unhealthy_threshold ? c->unhealthy_threshold : 3);
+    char *vpc = gm_node_id_of(n, "vpc");
+    gm_params_add(p, "Name", name);
+    gm_params_add(p, "Protocol", "HTTPS");
+    gm_params_add(p, "Port", "443");
+    gm_params_add(p, "VpcId", vpc);
+    gm_params_add(p, "TargetType", "instance");
+    /* "Healthy" means the stack works: nginx answers 200 on the readiness
+     * path only while PostgreSQL and n8n are healthy. */
+    gm_params_add(p, "HealthCheckProtocol", "HTTPS");
+    gm_params_add(p, "HealthCheckPath", GM_HEALTH_READY_PATH);
+    gm_params_add(p, "HealthCheckIntervalSeconds", num[0]);
+    gm_params_add(p, "HealthCheckTimeoutSeconds", num[1]);
+    gm_params_add(p, "HealthyThresholdCount", num[2]);
+    gm_params_add(p, "UnhealthyThresholdCount", num[3]);
+    gm_params_add(p, "Matcher.HttpCode", "200");
+    gm_n_member_tags(n, p);
+    free(vpc);
+}
+
+static GM_MUST_CHECK gm_status tg_create(gm_node *n, gm_error *err)
 {
     char *arn = NULL;
-    char token[96];
-    gm_status st = gm_n_adopt_or_intent(e, n, &gm_ops_target_group, &arn, token, sizeof token, err);
+    gm_status st = gm_n_adopt_or_intent(n, &arn, NULL, 0, err);
     if (st == GM_OK && !arn) {
-        char name[64], num[4][16];
-        elb_name(e, "tg", name, sizeof name);
-        const gm_deploy_config *c = e->cfg;
-        snprintf(num[0], sizeof num[0], "%d", c->hc_interval_s ? c->hc_interval_s : 30);
-        snprintf(num[1], sizeof num[1], "%d", c->hc_timeout_s ? c->hc_timeout_s : 5);
-        snprintf(num[2], sizeof num[2], "%d", c->healthy_threshold ? c->healthy_threshold : 2);
-        snprintf(num[3], sizeof num[3], "%d", c->unhealthy_threshold ? c->unhealthy_threshold : 3);
-        char *vpc = gm_e_id(e, "vpc");
         gm_params p;
         gm_params_init(&p);
-        gm_params_add(&p, "Name", name);
-        gm_params_add(&p, "Protocol", "HTTPS");
-        gm_params_add(&p, "Port", "443");
-        gm_params_add(&p, "VpcId", vpc ? vpc : "");
-        gm_params_add(&p, "TargetType", "instance");
-        /* "Healthy" means the stack works: nginx answers 200 on the readiness
-         * path only while PostgreSQL and n8n are healthy. */
-        gm_params_add(&p, "HealthCheckProtocol", "HTTPS");
-        gm_params_add(&p, "HealthCheckPath", GM_HEALTH_READY_PATH);
-        gm_params_add(&p, "HealthCheckIntervalSeconds", num[0]);
-        gm_params_add(&p, "HealthCheckTimeoutSeconds", num[1]);
-        gm_params_add(&p, "HealthyThresholdCount", num[2]);
-        gm_params_add(&p, "UnhealthyThresholdCount", num[3]);
-        gm_params_add(&p, "Matcher.HttpCode", "200");
-        gm_e_member_tags(e, &p, n->def->name);
-        xmlDocPtr doc = NULL;
-        st = elb_call(e, "CreateTargetGroup", &p, &doc, NULL, err);
+        tg_params(n, &p);
+        gm_read_rows rows;
+        st = elb_read(n, "CreateTargetGroup", &p, NULL, &gm_elb_target_groups, &rows, err);
         gm_params_release(&p);
         if (st == GM_OK) {
-            xmlNodePtr tg =
-                gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "TargetGroups"), "member");
-            arn = tg ? gm_xml_text(tg, "TargetGroupArn") : NULL;
-            st = arn ? gm_e_journal_id(e, n, arn, err)
+            arn = gm_read_dup(&rows, 0, GM_ELB_ARN);
+            st = arn ? gm_node_created(n, arn, err)
                      : gm_error_set(err, GM_ERR_PARSE, "CreateTargetGroup returned no arn");
         }
-        xmlFreeDoc(doc);
-        free(vpc);
+        gm_read_rows_release(&rows);
     }
     free(arn);
     return st;
 }
 
-static gm_status tg_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+static GM_MUST_CHECK gm_status tg_destroy(gm_node *n, const char *id, gm_error *err)
 {
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "TargetGroupArn", id);
     static const char *const gone[] = {"TargetGroupNotFound", NULL};
-    gm_status st = elb_call(e, "DeleteTargetGroup", &p, NULL, gone, err);
+    gm_status st = elb_call(n, "DeleteTargetGroup", &p, NULL, gone, err);
     gm_params_release(&p);
     return st;
 }
 
 const gm_node_ops gm_ops_target_group = {
-    "target_group", "creating target groups", true, tg_create, tg_find, tg_destroy, NULL};
+    .kind = "target_group",
+    .label = "creating target groups",
+    .delete_label = "deleting the target group",
+    .owns_resource = true,
+    .create = tg_create,
+    .find = tg_find,
+    .destroy = tg_destroy,
+};
 
 /* ---- listeners ---------------------------------------------------------------- */
 
-static gm_status listener_create(gm_engine *e, gm_node_run *n, gm_error *err)
+/* One listener: HTTPS:443 forwarding (https), HTTP:80 redirecting to it
+ * (redirect), or HTTP:80 forwarding. */
+static void listener_params(gm_node *n, gm_params *p, const char *lb, const char *tg, bool https,
+                            bool redirect)
 {
-    char *lb = gm_e_id(e, "alb");
-    char *tg = gm_e_id(e, "target_group");
-    gm_status st = gm_e_journal_intent(e, n, NULL, 0, err);
-    const char *cert = e->cfg->certificate_arn;
+    const char *cert = gm_node_config(n)->certificate_arn;
+    gm_params_add(p, "LoadBalancerArn", lb);
+    gm_params_add(p, "Protocol", https ? "HTTPS" : "HTTP");
+    gm_params_add(p, "Port", https ? "443" : "80");
+    if (https) {
+        gm_params_add(p, "Certificates.member.1.CertificateArn", cert);
+        gm_params_add(p, "SslPolicy", "ELBSecurityPolicy-TLS13-1-2-2021-06");
+    }
+    if (redirect) {
+        gm_params_add(p, "DefaultActions.member.1.Type", "redirect");
+        gm_params_add(p, "DefaultActions.member.1.RedirectConfig.Protocol", "HTTPS");
+        gm_params_add(p, "DefaultActions.member.1.RedirectConfig.Port", "443");
+        gm_params_add(p, "DefaultActions.member.1.RedirectConfig.StatusCode", "HTTP_301");
+    } else {
+        gm_params_add(p, "DefaultActions.member.1.Type", "forward");
+        gm_params_add(p, "DefaultActions.member.1.TargetGroupArn", tg);
+    }
+    gm_n_member_tags(n, p);
+}
+
+static GM_MUST_CHECK gm_status listener_create(gm_node *n, gm_error *err)
+{
+    char *lb = gm_node_id_of(n, "alb");
+    char *tg = gm_node_id_of(n, "target_group");
+    gm_status st = gm_node_intent(n, NULL, 0, err);
+    bool cert = gm_node_config(n)->certificate_arn != NULL;
     char *first = NULL;
     /* With a certificate: HTTPS:443 forwards, HTTP:80 redirects to it.
      * Without: HTTP:80 forwards. */
     for (int i = 0; st == GM_OK && i < (cert ? 2 : 1); i++) {
-        bool https = cert && i == 0;
         gm_params p;
         gm_params_init(&p);
-        gm_params_add(&p, "LoadBalancerArn", lb ? lb : "");
-        gm_params_add(&p, "Protocol", https ? "HTTPS" : "HTTP");
-        gm_params_add(&p, "Port", https ? "443" : "80");
-        if (https) {
-            gm_params_add(&p, "Certificates.member.1.CertificateArn", cert);
-            gm_params_add(&p, "SslPolicy", "ELBSecurityPolicy-TLS13-1-2-2021-06");
-        }
-        if (cert && !https) {
-            gm_params_add(&p, "DefaultActions.member.1.Type", "redirect");
-            gm_params_add(&p, "DefaultActions.member.1.RedirectConfig.Protocol", "HTTPS");
-            gm_params_add(&p, "DefaultActions.member.1.RedirectConfig.Port", "443");
-            gm_params_add(&p, "DefaultActions.member.1.RedirectConfig.StatusCode", "HTTP_301");
-        } else {
-            gm_params_add(&p, "DefaultActions.member.1.Type", "forward");
-            gm_params_add(&p, "DefaultActions.member.1.TargetGroupArn", tg ? tg : "");
-        }
-        gm_e_member_tags(e, &p, n->def->name);
-        xmlDocPtr doc = NULL;
+        listener_params(n, &p, lb, tg, cert && i == 0, cert && i == 1);
+        gm_read_rows rows;
         /* An identical listener on the port is answered as created. */
-        st = elb_call(e, "CreateListener", &p, &doc, NULL, err);
+        st = elb_read(n, "CreateListener", &p, NULL, &gm_elb_listeners, &rows, err);
         gm_params_release(&p);
-        if (st == GM_OK && !first) {
-            xmlNodePtr l =
-                gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "Listeners"), "member");
-            first = l ? gm_xml_text(l, "ListenerArn") : NULL;
-        }
-        xmlFreeDoc(doc);
+        if (st == GM_OK && !first)
+            first = gm_read_dup(&rows, 0, GM_ELB_ARN);
+        gm_read_rows_release(&rows);
     }
     if (st == GM_OK)
-        st = first ? gm_e_journal_id(e, n, first, err)
+        st = first ? gm_node_created(n, first, err)
                    : gm_error_set(err, GM_ERR_PARSE, "CreateListener returned no arn");
     free(first);
     free(lb);
@@ -408,41 +448,44 @@ static gm_status listener_create(gm_engine *e, gm_node_run *n, gm_error *err)
     return st;
 }
 
-static gm_status listener_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status listener_find(gm_node *n, char **out_id, gm_error *err)
 {
-    *out_id = gm_e_id(e, "alb"); /* listeners are found through their load balancer */
+    *out_id = gm_node_id_of(n, "alb"); /* listeners are found through their load balancer */
     return GM_OK;
 }
 
-static gm_status listener_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+static GM_MUST_CHECK gm_status listener_destroy(gm_node *n, const char *id, gm_error *err)
 {
-    char *lb = gm_e_id(e, "alb");
+    char *lb = gm_node_id_of(n, "alb");
     if (!lb)
         return GM_OK;
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "LoadBalancerArn", lb);
-    xmlDocPtr doc = NULL;
     static const char *const gone[] = {"LoadBalancerNotFound", "ListenerNotFound", NULL};
-    gm_status st = elb_call(e, "DescribeListeners", &p, &doc, gone, err);
+    gm_read_rows rows;
+    gm_status st = elb_read(n, "DescribeListeners", &p, gone, &gm_elb_listeners, &rows, err);
     gm_params_release(&p);
-    GM_XML_FOREACH (l, gm_xml_find(doc ? xmlDocGetRootElement(doc) : NULL, "Listeners"), "member") {
-        char *arn = gm_xml_text(l, "ListenerArn");
+    for (size_t i = 0; st == GM_OK && i < rows.n; i++) {
         gm_params_init(&p);
-        gm_params_add(&p, "ListenerArn", arn ? arn : "");
-        st = elb_call(e, "DeleteListener", &p, NULL, gone, err);
+        gm_params_add(&p, "ListenerArn", gm_read_get(&rows, i, GM_ELB_ARN));
+        st = elb_call(n, "DeleteListener", &p, NULL, gone, err);
         gm_params_release(&p);
-        free(arn);
-        if (st != GM_OK)
-            break;
     }
-    xmlFreeDoc(doc);
+    gm_read_rows_release(&rows);
     free(lb);
     return st;
 }
 
-const gm_node_ops gm_ops_listener = {"listener",    "creating listeners", true, listener_create,
-                                     listener_find, listener_destroy,     NULL};
+const gm_node_ops gm_ops_listener = {
+    .kind = "listener",
+    .label = "creating listeners",
+    .delete_label = "deleting the listeners",
+    .owns_resource = true,
+    .create = listener_create,
+    .find = listener_find,
+    .destroy = listener_destroy,
+};
 
 /* ---- targets ------------------------------------------------------------------- */
 
@@ -453,109 +496,126 @@ static void target_params(gm_params *p, const char *tg, const char *instance)
     gm_params_add(p, "Targets.member.1.Port", "443");
 }
 
-static gm_status targets_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status targets_create(gm_node *n, gm_error *err)
 {
-    char *tg = gm_e_id(e, "target_group");
-    char *inst = gm_e_id(e, "instance");
-    gm_status st = gm_e_journal_intent(e, n, NULL, 0, err);
+    char *tg = gm_node_id_of(n, "target_group");
+    char *inst = gm_node_id_of(n, "instance");
+    gm_status st = gm_node_intent(n, NULL, 0, err);
     if (st == GM_OK) {
         gm_params p;
         gm_params_init(&p);
         target_params(&p, tg ? tg : "", inst ? inst : "");
-        st = elb_call(e, "RegisterTargets", &p, NULL, NULL, err);
+        st = elb_call(n, "RegisterTargets", &p, NULL, NULL, err);
         gm_params_release(&p);
     }
     if (st == GM_OK)
-        st = gm_e_journal_id(e, n, inst ? inst : "", err);
+        st = gm_node_created(n, inst ? inst : "", err);
     free(tg);
     free(inst);
     return st;
 }
 
-static gm_status targets_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status targets_find(gm_node *n, char **out_id, gm_error *err)
 {
-    *out_id = gm_e_id(e, "instance");
+    *out_id = gm_node_id_of(n, "instance");
     return GM_OK;
 }
 
-static gm_status targets_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+static GM_MUST_CHECK gm_status targets_destroy(gm_node *n, const char *id, gm_error *err)
 {
-    char *tg = gm_e_id(e, "target_group");
+    char *tg = gm_node_id_of(n, "target_group");
     if (!tg)
         return GM_OK;
     gm_params p;
     gm_params_init(&p);
     target_params(&p, tg, id);
     static const char *const gone[] = {"TargetGroupNotFound", "InvalidTarget", NULL};
-    gm_status st = elb_call(e, "DeregisterTargets", &p, NULL, gone, err);
+    gm_status st = elb_call(n, "DeregisterTargets", &p, NULL, gone, err);
     gm_params_release(&p);
     free(tg);
     return st;
 }
 
-const gm_node_ops gm_ops_targets = {"targets",    "registering instances", true, targets_create,
-                                    targets_find, targets_destroy,         NULL};
+const gm_node_ops gm_ops_targets = {
+    .kind = "targets",
+    .label = "registering instances",
+    .delete_label = "deregistering the instance",
+    .owns_resource = true,
+    .create = targets_create,
+    .find = targets_find,
+    .destroy = targets_destroy,
+};
 
 /* ---- healthy targets -------------------------------------------------------------- */
 
-static gm_status alb_healthy_create(gm_engine *e, gm_node_run *n, gm_error *err)
+/* One look at the targets: *out_healthy when every one is healthy, else why
+ * in why ("no registered targets" when none). */
+static GM_MUST_CHECK gm_status targets_health(gm_node *n, const char *tg, bool *out_healthy,
+                                              char *why, size_t why_size, gm_error *err)
 {
-    if (e->cfg->no_wait)
-        return gm_e_journal_id(e, n, "not checked", err);
-    char *tg = gm_e_id(e, "target_group");
-    int64_t limit = e->cfg->alb_timeout_ms ? e->cfg->alb_timeout_ms : 300 * 1000;
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "TargetGroupArn", tg);
+    gm_read_rows rows;
+    gm_status st = elb_read(n, "DescribeTargetHealth", &p, NULL, &gm_elb_target_health, &rows, err);
+    gm_params_release(&p);
+    size_t healthy = 0;
+    *why = '\0';
+    for (size_t i = 0; i < rows.n; i++) {
+        const char *state = gm_read_get(&rows, i, GM_ELB_TH_STATE);
+        const char *reason = gm_read_get(&rows, i, GM_ELB_TH_REASON);
+        const char *desc = gm_read_get(&rows, i, GM_ELB_TH_DESCRIPTION);
+        if (strcmp(state, "healthy") == 0)
+            healthy++;
+        else if (!*why)
+            snprintf(why, why_size, "target %.64s is %.32s%s%.96s%s%.256s",
+                     gm_read_get(&rows, i, GM_ELB_TH_ID), state, *reason ? " (" : "", reason,
+                     *desc ? ": " : "", desc);
+    }
+    *out_healthy = rows.n > 0 && healthy == rows.n;
+    if (!*why)
+        snprintf(why, why_size, "no registered targets");
+    gm_read_rows_release(&rows);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status alb_healthy_create(gm_node *n, gm_error *err)
+{
+    const gm_deploy_config *cfg = gm_node_config(n);
+    if (cfg->no_wait)
+        return gm_node_created(n, "not checked", err);
+    char *tg = gm_node_id_of(n, "target_group");
+    int64_t limit = cfg->alb_timeout_ms ? cfg->alb_timeout_ms : 300 * 1000;
     int64_t until = gm_now_ms() + limit;
     gm_status st = GM_OK;
     char last[512] = "";
     for (;;) {
-        gm_params p;
-        gm_params_init(&p);
-        gm_params_add(&p, "TargetGroupArn", tg ? tg : "");
-        xmlDocPtr doc = NULL;
-        st = elb_call(e, "DescribeTargetHealth", &p, &doc, NULL, err);
-        gm_params_release(&p);
-        if (st != GM_OK)
+        bool healthy = false;
+        char why[512];
+        st = targets_health(n, tg ? tg : "", &healthy, why, sizeof why, err);
+        if (st != GM_OK || healthy)
             break;
-        int total = 0, healthy = 0;
-        char why[512] = "";
-        GM_XML_FOREACH (d, gm_xml_find(xmlDocGetRootElement(doc), "TargetHealthDescriptions"),
-                        "member") {
-            char state[32], reason[96], desc[256], id[64];
-            gm_xml_text_to(d, "TargetHealth/State", state, sizeof state);
-            gm_xml_text_to(d, "TargetHealth/Reason", reason, sizeof reason);
-            gm_xml_text_to(d, "TargetHealth/Description", desc, sizeof desc);
-            gm_xml_text_to(d, "Target/Id", id, sizeof id);
-            total++;
-            if (strcmp(state, "healthy") == 0)
-                healthy++;
-            else if (!*why)
-                snprintf(why, sizeof why, "target %s is %s%s%s%s%s", id, state, *reason ? " (" : "",
-                         reason, *desc ? ": " : "", *desc ? desc : "");
-        }
-        xmlFreeDoc(doc);
-        if (total > 0 && healthy == total)
-            break;
-        if (!*why)
-            snprintf(why, sizeof why, "no registered targets");
         if (strcmp(why, last) != 0) {
             snprintf(last, sizeof last, "%s", why);
-            if (e->progress)
-                gm_progress_detail(e->progress, n->def->name, why);
+            gm_node_detail(n, why);
         }
         if (gm_now_ms() >= until) {
             st = gm_error_set(err, GM_ERR_TIMEOUT, "targets not healthy after %llds: %s",
                               (long long)(limit / 1000), why);
             break;
         }
-        st = gm_e_wait(e, e->poll_ms, "waiting for healthy targets", err);
+        st = gm_node_wait(n, gm_node_poll_ms(n), "waiting for healthy targets", err);
         if (st != GM_OK)
             break;
     }
     if (st == GM_OK)
-        st = gm_e_journal_id(e, n, "healthy", err);
+        st = gm_node_created(n, "healthy", err);
     free(tg);
     return st;
 }
 
 const gm_node_ops gm_ops_alb_healthy = {
-    "alb_healthy", "waiting for healthy targets", false, alb_healthy_create, NULL, NULL, NULL};
+    .kind = "alb_healthy",
+    .label = "waiting for healthy targets",
+    .create = alb_healthy_create,
+};

@@ -4,25 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/read.h"
 #include "core/str.h"
 #include "core/timeutil.h"
-#include "engine/internal.h"
-#include "engine/nodes.h"
 #include "cost/estimate.h"
 #include "cost/rank.h"
+#include "engine/nodes.h"
+#include "engine/plan.h"
 #include "stack/secrets.h"
 #include "stack/stack.h"
 
 /* ---- secrets ------------------------------------------------------------------ */
 
-static char *ssm_prefix(gm_engine *e)
-{
-    return gm_stack_default_ssm_prefix(e->dep->name);
-}
-
 typedef struct put_job {
-    gm_engine *e;
-    const char *node;
+    gm_node *n;
     char *name;
     const char *value;
     const char *description;
@@ -35,14 +30,14 @@ typedef struct put_job {
 static void *put_parameter(void *arg)
 {
     put_job *j = arg;
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:b, s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}]}", "Name",
-                             j->name, "Value", j->value, "Type", "SecureString", "Description",
-                             j->description, "Overwrite", 0, "Tags", "Key", "geusemaker:deployment",
-                             "Value", j->e->dep->name, "Key", "geusemaker:node", "Value", j->node,
-                             "Key", "ManagedBy", "Value", "geusemaker");
+    json_t *tags = gm_n_json_tags(j->n);
+    json_t *body = tags ? json_pack("{s:s, s:s, s:s, s:s, s:b, s:o}", "Name", j->name, "Value",
+                                    j->value, "Type", "SecureString", "Description", j->description,
+                                    "Overwrite", 0, "Tags", tags)
+                        : NULL;
     json_t *out = NULL;
     gm_error cerr = {0};
-    j->st = body ? gm_aws_json(j->e->aws, &gm_svc_ssm, "PutParameter", body, &out, &cerr)
+    j->st = body ? gm_aws_json(gm_node_aws(j->n), &gm_svc_ssm, "PutParameter", body, &out, &cerr)
                  : gm_error_set(&cerr, GM_ERR_NOMEM, "out of memory");
     /* A stored value survives redeploys and replacement instances: above all
      * the n8n encryption key must never change. */
@@ -57,139 +52,176 @@ static void *put_parameter(void *arg)
     return NULL;
 }
 
-/* The parameters are independent: they are written concurrently, one round
- * trip for all. */
-static gm_status secrets_create(gm_engine *e, gm_node_run *n, gm_error *err)
+/* Writes every secret concurrently (one round trip); returns the first
+ * failure and how many were already stored. */
+static GM_MUST_CHECK gm_status put_all(gm_node *n, const char *prefix,
+                                       const gm_secret_values *values, int *out_kept, gm_error *err)
 {
-    char *prefix = ssm_prefix(e);
-    if (!prefix)
-        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-    gm_status st = gm_e_journal_intent(e, n, NULL, 0, err);
-    gm_secret_values values;
-    memset(&values, 0, sizeof values);
-    if (st == GM_OK)
-        st = gm_secrets_generate(&values, err);
     put_job jobs[GM_SECRET_COUNT];
     memset(jobs, 0, sizeof jobs);
-    int started = 0, kept = 0;
-    for (int i = 0; st == GM_OK && i < GM_SECRET_COUNT; i++) {
+    gm_status st = GM_OK;
+    bool started[GM_SECRET_COUNT] = {false};
+    for (int i = 0; i < GM_SECRET_COUNT; i++) {
         put_job *j = &jobs[i];
-        j->e = e;
-        j->node = n->def->name;
+        j->n = n;
         j->name = gm_secret_parameter_name(prefix, (gm_secret_id)i);
-        j->value = values.value[i];
+        j->value = values->value[i];
         j->description = gm_secret_def_get((gm_secret_id)i)->description;
         if (!j->name) {
             st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
             break;
         }
-        if (pthread_create(&j->thread, NULL, put_parameter, j) != 0) {
+        if (pthread_create(&j->thread, NULL, put_parameter, j) == 0)
+            started[i] = true;
+        else
             put_parameter(j); /* no thread to be had: do it here */
-            j->thread = 0;
-            continue;
-        }
-        started |= 1 << i;
     }
+    *out_kept = 0;
     for (int i = 0; i < GM_SECRET_COUNT; i++) {
-        if (started & (1 << i))
+        if (started[i])
             pthread_join(jobs[i].thread, NULL);
         if (jobs[i].name && jobs[i].st != GM_OK && st == GM_OK) {
             *err = jobs[i].err;
             st = jobs[i].st;
         }
-        kept += jobs[i].kept;
+        *out_kept += jobs[i].kept;
         free(jobs[i].name);
     }
+    return st;
+}
+
+static GM_MUST_CHECK gm_status secrets_create(gm_node *n, gm_error *err)
+{
+    char *prefix = gm_stack_default_ssm_prefix(gm_node_deployment(n));
+    if (!prefix)
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    gm_status st = gm_node_intent(n, NULL, 0, err);
+    gm_secret_values values;
+    memset(&values, 0, sizeof values);
+    if (st == GM_OK)
+        st = gm_secrets_generate(&values, err);
+    int kept = 0;
+    if (st == GM_OK)
+        st = put_all(n, prefix, &values, &kept, err);
     gm_secret_values_release(&values);
     if (st == GM_OK && kept)
-        gm_e_event(e, n, "kept %d secret(s) already stored under %s", kept, prefix);
+        gm_node_note(n, "kept %d secret(s) already stored under %s", kept, prefix);
     if (st == GM_OK)
-        st = gm_e_journal_id(e, n, prefix, err);
+        st = gm_node_created(n, prefix, err);
     free(prefix);
     return st;
 }
 
-static gm_status secrets_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status secrets_find(gm_node *n, char **out_id, gm_error *err)
 {
-    *out_id = ssm_prefix(e);
+    *out_id = gm_stack_default_ssm_prefix(gm_node_deployment(n));
     return *out_id ? GM_OK : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
 }
 
 static json_t *secret_names(const char *prefix)
 {
     json_t *names = json_array();
-    for (int i = 0; i < GM_SECRET_COUNT; i++) {
+    for (int i = 0; names && i < GM_SECRET_COUNT; i++) {
         char *name = gm_secret_parameter_name(prefix, (gm_secret_id)i);
-        if (name)
-            json_array_append_new(names, json_string(name));
+        if (!name || json_array_append_new(names, json_string(name)) != 0) {
+            json_decref(names);
+            names = NULL;
+        }
         free(name);
     }
     return names;
 }
 
-static gm_status secrets_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+static GM_MUST_CHECK gm_status secrets_destroy(gm_node *n, const char *id, gm_error *err)
 {
-    json_t *body = json_pack("{s:o}", "Names", secret_names(id));
+    json_t *names = secret_names(id);
+    json_t *body = names ? json_pack("{s:o}", "Names", names) : NULL;
     json_t *out = NULL;
-    gm_status st = gm_aws_json(e->aws, &gm_svc_ssm, "DeleteParameters", body, &out, err);
+    gm_status st =
+        body ? gm_aws_json(gm_node_aws(n), &gm_svc_ssm, "DeleteParameters", body, &out, err)
+             : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     json_decref(body);
     json_decref(out);
     return st;
 }
 
-static gm_status secrets_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *live,
-                                 gm_error *err)
+static GM_MUST_CHECK gm_status secrets_inspect(gm_node *n, const char *id, json_t *live,
+                                               gm_error *err)
 {
-    json_t *body = json_pack("{s:o, s:b}", "Names", secret_names(id), "WithDecryption", 0);
+    json_t *names = secret_names(id);
+    json_t *body = names ? json_pack("{s:o, s:b}", "Names", names, "WithDecryption", 0) : NULL;
     json_t *out = NULL;
-    gm_status st = gm_aws_json(e->aws, &gm_svc_ssm, "GetParameters", body, &out, err);
+    gm_status st = body ? gm_aws_json(gm_node_aws(n), &gm_svc_ssm, "GetParameters", body, &out, err)
+                        : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     json_decref(body);
-    if (st != GM_OK)
-        return st;
-    size_t found = json_array_size(json_object_get(out, "Parameters"));
-    json_object_set_new(live, "exists", json_boolean(found > 0));
-    json_object_set_new(live, "state",
-                        json_sprintf("%zu of %d parameters", found, GM_SECRET_COUNT));
-    size_t i;
-    json_t *missing;
-    json_array_foreach (json_object_get(out, "InvalidParameters"), i, missing)
-        json_array_append_new(json_object_get(live, "drift"),
-                              json_sprintf("missing %s", json_string_value(missing)));
+    gm_read_rows found, missing;
+    gm_read_rows_init(&missing);
+    if (st == GM_OK)
+        st = gm_ssm_read_parameters(out, &found, err);
+    if (st == GM_OK) {
+        st = gm_ssm_read_invalid(out, &missing, err);
+        json_object_set_new(live, "exists", json_boolean(found.n > 0));
+        json_object_set_new(live, "state",
+                            json_sprintf("%zu of %d parameters", found.n, GM_SECRET_COUNT));
+        gm_read_rows_release(&found);
+    }
+    for (size_t i = 0; st == GM_OK && i < missing.n; i++) {
+        char what[512];
+        snprintf(what, sizeof what, "missing %s", gm_read_get(&missing, i, GM_SSM_NAME));
+        gm_n_drift(live, what);
+    }
+    gm_read_rows_release(&missing);
     json_decref(out);
-    return GM_OK;
+    return st;
 }
 
-const gm_node_ops gm_ops_secrets = {"secrets",      "storing the stack's secrets in SSM",
-                                    true,           secrets_create,
-                                    secrets_find,   secrets_destroy,
-                                    secrets_inspect};
+const gm_node_ops gm_ops_secrets = {
+    .kind = "secrets",
+    .label = "storing the stack's secrets in SSM",
+    .delete_label = "deleting the stack's secrets",
+    .owns_resource = true,
+    .create = secrets_create,
+    .find = secrets_find,
+    .destroy = secrets_destroy,
+    .inspect = secrets_inspect,
+};
 
 /* ---- instance ------------------------------------------------------------------ */
 
-static gm_status instance_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+/* DescribeInstances with params; rows of gm_ec2_instances. */
+static GM_MUST_CHECK gm_status describe_instances(gm_node *n, const gm_params *p,
+                                                  const char *const *ok_codes, gm_read_rows *rows,
+                                                  gm_error *err)
+{
+    xmlDocPtr doc = NULL;
+    gm_read_rows_init(rows);
+    gm_status st = gm_n_ec2(n, "DescribeInstances", p, &doc, ok_codes, err);
+    if (st == GM_OK && doc)
+        st = gm_read_xml(doc, &gm_ec2_instances, rows, err);
+    xmlFreeDoc(doc);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status instance_find(gm_node *n, char **out_id, gm_error *err)
 {
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "Filter.1.Name", "tag:geusemaker:deployment");
-    gm_params_add(&p, "Filter.1.Value.1", e->dep->name);
+    gm_params_add(&p, "Filter.1.Value.1", gm_node_deployment(n));
     gm_params_add(&p, "Filter.2.Name", "tag:geusemaker:node");
-    gm_params_add(&p, "Filter.2.Value.1", n->def->name);
+    gm_params_add(&p, "Filter.2.Value.1", gm_node_name(n));
     gm_params_add(&p, "Filter.3.Name", "instance-state-name");
     const char *live[] = {"pending", "running", "stopping", "stopped"};
     for (int i = 0; i < 4; i++)
         gm_params_addf(&p, live[i], "Filter.3.Value.%d", i + 1);
-    xmlDocPtr doc = NULL;
+    gm_read_rows rows;
     *out_id = NULL;
-    gm_status st = gm_aws_query(e->aws, &gm_svc_ec2, "DescribeInstances", &p, &doc, err);
+    gm_status st = describe_instances(n, &p, NULL, &rows, err);
     gm_params_release(&p);
-    if (st != GM_OK)
-        return st;
-    xmlNodePtr inst = gm_xml_find(xmlDocGetRootElement(doc), "instancesSet");
-    inst = gm_xml_child(inst, "item");
-    if (inst)
-        *out_id = gm_xml_text(inst, "instanceId");
-    xmlFreeDoc(doc);
-    return GM_OK;
+    if (st == GM_OK)
+        *out_id = gm_read_dup(&rows, 0, GM_EC2_I_ID);
+    gm_read_rows_release(&rows);
+    return st;
 }
 
 static bool is_profile_not_ready(const gm_error *err)
@@ -198,18 +230,17 @@ static bool is_profile_not_ready(const gm_error *err)
            (strstr(err->message, "nstance profile") || strstr(err->message, "iamInstanceProfile"));
 }
 
-static gm_status build_userdata(gm_engine *e, const char *efs, char **out_b64, size_t *out_size,
-                                gm_error *err)
+static GM_MUST_CHECK gm_status build_userdata(gm_node *n, const char *efs, char **out_b64,
+                                              size_t *out_size, gm_error *err)
 {
-    gm_tier tier = GM_TIER_DEV;
-    gm_tier_parse(e->dep->tier, &tier);
+    gm_tier tier = gm_node_tier(n);
     size_t n_models = 0;
     const char *const *models = gm_stack_default_models(tier, &n_models);
     gm_stack_params sp = {
-        .name = e->dep->name,
-        .tier = e->dep->tier,
-        .region = gm_aws_client_region(e->aws),
-        .instance_type = e->cfg->instance_type,
+        .name = gm_node_deployment(n),
+        .tier = tier,
+        .region = gm_aws_client_region(gm_node_aws(n)),
+        .instance_type = gm_node_config(n)->instance_type,
         .os = GM_OS_AL2023,
         .efs_id = efs,
         .models = models,
@@ -225,60 +256,80 @@ static gm_status build_userdata(gm_engine *e, const char *efs, char **out_b64, s
     return st;
 }
 
-static gm_status run_instance(gm_engine *e, gm_node_run *n, const char *token, const char *type,
-                              const char *subnet_node, const char *az, bool spot,
-                              const char *userdata, char **out_id, gm_error *err)
+/* One launch candidate of the failover order. */
+typedef struct launch_try {
+    const char *token;
+    const char *type;
+    const char *subnet_node;
+    const char *az;
+    bool spot;
+    const char *userdata;
+} launch_try;
+
+static void run_params(gm_node *n, const launch_try *t, gm_params *p)
 {
-    char *ami = gm_e_id(e, "ami");
-    char *subnet = gm_e_id(e, subnet_node);
-    char *sg = gm_e_id(e, "sg");
-    char *profile = gm_e_id(e, "instance_profile");
-    gm_params p;
-    gm_params_init(&p);
-    gm_params_add(&p, "ImageId", ami ? ami : "");
-    gm_params_add(&p, "InstanceType", type);
-    if (az && *az)
-        gm_params_add(&p, "Placement.AvailabilityZone", az);
-    gm_params_add(&p, "MinCount", "1");
-    gm_params_add(&p, "MaxCount", "1");
-    gm_params_add(&p, "ClientToken", token);
-    gm_params_add(&p, "UserData", userdata);
-    gm_params_add(&p, "IamInstanceProfile.Name", profile ? profile : "");
-    gm_params_add(&p, "MetadataOptions.HttpTokens", "required");
-    gm_params_add(&p, "MetadataOptions.HttpEndpoint", "enabled");
-    gm_params_add(&p, "MetadataOptions.HttpPutResponseHopLimit", "2");
-    gm_params_add(&p, "BlockDeviceMapping.1.DeviceName", "/dev/xvda");
-    gm_params_add(&p, "BlockDeviceMapping.1.Ebs.VolumeSize", "60");
-    gm_params_add(&p, "BlockDeviceMapping.1.Ebs.VolumeType", "gp3");
-    gm_params_add(&p, "BlockDeviceMapping.1.Ebs.Encrypted", "true");
-    gm_params_add(&p, "BlockDeviceMapping.1.Ebs.DeleteOnTermination", "true");
-    gm_params_add(&p, "NetworkInterface.1.DeviceIndex", "0");
-    gm_params_add(&p, "NetworkInterface.1.SubnetId", subnet ? subnet : "");
-    gm_params_add(&p, "NetworkInterface.1.SecurityGroupId.1", sg ? sg : "");
-    gm_params_add(&p, "NetworkInterface.1.AssociatePublicIpAddress", "true");
-    gm_params_add(&p, "NetworkInterface.1.DeleteOnTermination", "true");
-    if (e->cfg->key_name && *e->cfg->key_name)
-        gm_params_add(&p, "KeyName", e->cfg->key_name);
-    if (spot) {
-        gm_params_add(&p, "InstanceMarketOptions.MarketType", "spot");
-        gm_params_add(&p, "InstanceMarketOptions.SpotOptions.SpotInstanceType", "one-time");
-        gm_params_add(&p, "InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior",
+    const gm_deploy_config *cfg = gm_node_config(n);
+    char *ami = gm_node_id_of(n, "ami");
+    char *subnet = gm_node_id_of(n, t->subnet_node);
+    char *sg = gm_node_id_of(n, "sg");
+    char *profile = gm_node_id_of(n, "instance_profile");
+    gm_params_add(p, "ImageId", ami);
+    gm_params_add(p, "InstanceType", t->type);
+    if (t->az && *t->az)
+        gm_params_add(p, "Placement.AvailabilityZone", t->az);
+    gm_params_add(p, "MinCount", "1");
+    gm_params_add(p, "MaxCount", "1");
+    gm_params_add(p, "ClientToken", t->token);
+    gm_params_add(p, "UserData", t->userdata);
+    gm_params_add(p, "IamInstanceProfile.Name", profile);
+    gm_params_add(p, "MetadataOptions.HttpTokens", "required");
+    gm_params_add(p, "MetadataOptions.HttpEndpoint", "enabled");
+    gm_params_add(p, "MetadataOptions.HttpPutResponseHopLimit", "2");
+    gm_params_add(p, "BlockDeviceMapping.1.DeviceName", "/dev/xvda");
+    gm_params_add(p, "BlockDeviceMapping.1.Ebs.VolumeSize", "60");
+    gm_params_add(p, "BlockDeviceMapping.1.Ebs.VolumeType", "gp3");
+    gm_params_add(p, "BlockDeviceMapping.1.Ebs.Encrypted", "true");
+    gm_params_add(p, "BlockDeviceMapping.1.Ebs.DeleteOnTermination", "true");
+    gm_params_add(p, "NetworkInterface.1.DeviceIndex", "0");
+    gm_params_add(p, "NetworkInterface.1.SubnetId", subnet);
+    gm_params_add(p, "NetworkInterface.1.SecurityGroupId.1", sg);
+    gm_params_add(p, "NetworkInterface.1.AssociatePublicIpAddress", "true");
+    gm_params_add(p, "NetworkInterface.1.DeleteOnTermination", "true");
+    if (cfg->key_name && *cfg->key_name)
+        gm_params_add(p, "KeyName", cfg->key_name);
+    if (t->spot) {
+        gm_params_add(p, "InstanceMarketOptions.MarketType", "spot");
+        gm_params_add(p, "InstanceMarketOptions.SpotOptions.SpotInstanceType", "one-time");
+        gm_params_add(p, "InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior",
                       "terminate");
     }
-    gm_e_tag_spec(e, &p, 1, "instance", n->def->name);
-    gm_e_tag_spec(e, &p, 2, "volume", n->def->name);
+    gm_n_tag_spec(n, p, 1, "instance");
+    gm_n_tag_spec(n, p, 2, "volume");
+    free(ami);
+    free(subnet);
+    free(sg);
+    free(profile);
+}
+
+static GM_MUST_CHECK gm_status run_instance(gm_node *n, const launch_try *t, char **out_id,
+                                            gm_error *err)
+{
+    gm_params p;
+    gm_params_init(&p);
+    run_params(n, t, &p);
     gm_status st;
     int64_t backoff = 1000;
     for (;;) {
         xmlDocPtr doc = NULL;
         gm_error cerr = {0};
-        st = gm_aws_query(e->aws, &gm_svc_ec2, "RunInstances", &p, &doc, &cerr);
+        st = gm_aws_query(gm_node_aws(n), &gm_svc_ec2, "RunInstances", &p, &doc, &cerr);
         if (st == GM_OK) {
-            xmlNodePtr item =
-                gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "instancesSet"), "item");
-            *out_id = item ? gm_xml_text(item, "instanceId") : NULL;
+            gm_read_rows rows;
+            st = gm_read_xml(doc, &gm_ec2_run_instances, &rows, err);
             xmlFreeDoc(doc);
-            if (!*out_id)
+            *out_id = st == GM_OK ? gm_read_dup(&rows, 0, GM_EC2_ID) : NULL;
+            gm_read_rows_release(&rows);
+            if (st == GM_OK && !*out_id)
                 st = gm_error_set(err, GM_ERR_PARSE, "RunInstances returned no instanceId");
             break;
         }
@@ -288,65 +339,62 @@ static gm_status run_instance(gm_engine *e, gm_node_run *n, const char *token, c
             *err = cerr;
             break;
         }
-        gm_e_event(e, n, "instance profile not visible to EC2 yet; retrying in %lldms",
-                   (long long)backoff);
-        st = gm_e_wait(e, backoff, "waiting for the instance profile to propagate", err);
+        gm_node_note(n, "instance profile not visible to EC2 yet; retrying in %lldms",
+                     (long long)backoff);
+        st = gm_node_wait(n, backoff, "waiting for the instance profile to propagate", err);
         if (st != GM_OK)
             break;
         if (backoff < 8000)
             backoff *= 2;
     }
     gm_params_release(&p);
-    free(ami);
-    free(subnet);
-    free(sg);
-    free(profile);
     return st;
 }
 
-static gm_status wait_running(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+/* Records where the running instance is. */
+static GM_MUST_CHECK gm_status record_running(gm_node *n, const gm_read_rows *rows, gm_error *err)
+{
+    static const struct {
+        const char *key;
+        int field;
+    } outs[] = {{"public_ip", GM_EC2_I_PUBLIC_IP},
+                {"private_ip", GM_EC2_I_PRIVATE_IP},
+                {"az", GM_EC2_I_AZ},
+                {"instance_type", GM_EC2_I_TYPE}};
+    gm_status st = GM_OK;
+    for (size_t i = 0; st == GM_OK && i < sizeof outs / sizeof *outs; i++)
+        st = gm_node_set_output(n, outs[i].key, gm_read_get(rows, 0, outs[i].field), err);
+    const char *market = gm_read_get(rows, 0, GM_EC2_I_LIFECYCLE);
+    if (st == GM_OK)
+        st = gm_node_set_output(n, "market", *market ? market : "on-demand", err);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status wait_running(gm_node *n, const char *id, gm_error *err)
 {
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "InstanceId.1", id);
+    /* NotFound right after RunInstances is normal: EC2 is eventually consistent. */
+    static const char *const not_yet[] = {"InvalidInstanceID.NotFound", NULL};
     gm_status st;
     for (;;) {
-        xmlDocPtr doc = NULL;
-        gm_error cerr = {0};
-        st = gm_aws_query(e->aws, &gm_svc_ec2, "DescribeInstances", &p, &doc, &cerr);
-        if (st != GM_OK && strcmp(cerr.aws_code, "InvalidInstanceID.NotFound") != 0) {
-            *err = cerr;
+        gm_read_rows rows;
+        st = describe_instances(n, &p, not_yet, &rows, err);
+        if (st != GM_OK)
             break;
-        }
-        char state[32] = "";
-        if (st == GM_OK) {
-            xmlNodePtr item =
-                gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "instancesSet"), "item");
-            gm_xml_text_to(item, "instanceState/name", state, sizeof state);
-            if (strcmp(state, "running") == 0) {
-                char buf[128];
-                gm_e_set_output(e, n, "public_ip",
-                                gm_xml_text_to(item, "ipAddress", buf, sizeof buf));
-                gm_e_set_output(e, n, "private_ip",
-                                gm_xml_text_to(item, "privateIpAddress", buf, sizeof buf));
-                gm_e_set_output(
-                    e, n, "az",
-                    gm_xml_text_to(item, "placement/availabilityZone", buf, sizeof buf));
-                gm_e_set_output(e, n, "instance_type",
-                                gm_xml_text_to(item, "instanceType", buf, sizeof buf));
-                gm_xml_text_to(item, "instanceLifecycle", buf, sizeof buf);
-                gm_e_set_output(e, n, "market", *buf ? buf : "on-demand");
-                xmlFreeDoc(doc);
-                break;
-            }
-        }
-        xmlFreeDoc(doc);
+        char state[32];
+        snprintf(state, sizeof state, "%s", gm_read_get(&rows, 0, GM_EC2_I_STATE));
+        if (strcmp(state, "running") == 0)
+            st = record_running(n, &rows, err);
+        gm_read_rows_release(&rows);
+        if (st != GM_OK || strcmp(state, "running") == 0)
+            break;
         if (strcmp(state, "terminated") == 0 || strcmp(state, "shutting-down") == 0) {
             st = gm_error_set(err, GM_ERR_AWS, "instance '%s' is %s before it ran", id, state);
             break;
         }
-        /* NotFound right after RunInstances is normal: EC2 is eventually consistent. */
-        st = gm_e_wait(e, e->poll_ms, "waiting for the instance to run", err);
+        st = gm_node_wait(n, gm_node_poll_ms(n), "waiting for the instance to run", err);
         if (st != GM_OK)
             break;
     }
@@ -354,18 +402,66 @@ static gm_status wait_running(gm_engine *e, gm_node_run *n, const char *id, gm_e
     return st;
 }
 
-static const char *subnet_for_az(gm_engine *e, const char *az, char *const azs[2])
+/* Records the launched candidate and its estimate. */
+static GM_MUST_CHECK gm_status record_choice(gm_node *n, const gm_cost_candidate *c, gm_error *err)
 {
-    (void)e;
-    return azs[1] && strcmp(az, azs[1]) == 0 ? "subnet_b" : "subnet_a";
+    char price[64];
+    snprintf(price, sizeof price, "%.4f", c->hourly);
+    const char *outs[][2] = {
+        {"chosen_type", c->type},
+        {"chosen_az", c->az},
+        {"chosen_market", gm_market_name(c->market)},
+        {"chosen_hourly_usd", price},
+        {"price_source", c->source},
+        {"choice_reason", c->reason},
+    };
+    gm_status st = GM_OK;
+    for (size_t i = 0; st == GM_OK && i < sizeof outs / sizeof *outs; i++)
+        st = gm_node_set_output(n, outs[i][0], outs[i][1], err);
+    gm_cost_assumptions a;
+    gm_engine_assumptions(gm_node_config(n), &a);
+    gm_node_set_cost(n, gm_cost_estimate_candidate(c, gm_tier_has_alb(gm_node_tier(n)), &a));
+    return st;
 }
 
-static char *subnet_az(gm_engine *e, const char *subnet_node, const char *azs_key)
+typedef struct launch_state {
+    char *azs[2]; /* the subnets' zones */
+    gm_cost_ranking plan;
+    json_t *attempts;
+} launch_state;
+
+static char *subnet_az(gm_node *n, const char *subnet_node, const char *azs_key)
 {
-    char *az = gm_e_output(e, subnet_node, "az");
-    if (!az)
-        az = gm_e_output(e, "azs", azs_key);
-    return az;
+    char *az = gm_node_output_of(n, subnet_node, "az");
+    return az ? az : gm_node_output_of(n, "azs", azs_key);
+}
+
+/* One attempt of the failover order; *out_next is the index to try after a
+ * failure (past the end: none left). */
+static GM_MUST_CHECK gm_status launch_attempt(gm_node *n, launch_state *ls, size_t i,
+                                              const char *token, const char *userdata,
+                                              char **out_id, size_t *out_next, gm_error *lerr)
+{
+    const gm_cost_candidate *c = &ls->plan.viable[i];
+    char attempt_token[128];
+    /* A distinct token per attempt: the same token with other parameters
+     * would be refused as a mismatch. */
+    snprintf(attempt_token, sizeof attempt_token, "%.60s-%zu", token, i + 1);
+    launch_try t = {
+        .token = attempt_token,
+        .type = c->type,
+        .subnet_node = ls->azs[1] && strcmp(c->az, ls->azs[1]) == 0 ? "subnet_b" : "subnet_a",
+        .az = c->az,
+        .spot = c->market == GM_MARKET_SPOT,
+        .userdata = userdata,
+    };
+    gm_status st = run_instance(n, &t, out_id, lerr);
+    json_array_append_new(ls->attempts,
+                          json_pack("{s:s, s:s, s:s, s:s}", "type", c->type, "az", c->az, "market",
+                                    gm_market_name(c->market), "result",
+                                    st == GM_OK ? "launched" : lerr->aws_code));
+    *out_next = st == GM_OK ? i : gm_cost_failover_next(&ls->plan, i, lerr->aws_code);
+    return st;
 }
 
 /* Launches down the failover order: RunInstances errors are classified by
@@ -374,128 +470,107 @@ static char *subnet_az(gm_engine *e, const char *subnet_node, const char *azs_ke
  * request core already retried; auth and the rest -> stop). Every attempt is
  * noted; the choice and why are recorded in the node's outputs. A failed
  * RunInstances creates nothing, so failed attempts leave nothing behind. */
-static gm_status launch_with_failover(gm_engine *e, gm_node_run *n, const char *token,
-                                      const char *userdata, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status launch_with_failover(gm_node *n, launch_state *ls, const char *token,
+                                                    const char *userdata, char **out_id,
+                                                    gm_error *err)
 {
-    char *azs[2] = {subnet_az(e, "subnet_a", "az_a"), subnet_az(e, "subnet_b", "az_b")};
-    const char *zones[2] = {azs[0] ? azs[0] : "", azs[1] ? azs[1] : ""};
-    gm_cost_ranking plan;
-    gm_status st = gm_n_launch_plan(e, zones, &plan, err);
-    if (st != GM_OK) {
-        free(azs[0]);
-        free(azs[1]);
-        return st;
-    }
-    json_t *attempts = json_array();
+    gm_status st = GM_ERR_INTERNAL;
     size_t i = 0;
-    while (i < plan.n_viable) {
-        const gm_cost_candidate *c = &plan.viable[i];
-        bool spot = c->market == GM_MARKET_SPOT;
-        char attempt_token[128];
-        /* A distinct token per attempt: the same token with other parameters
-         * would be refused as a mismatch. */
-        snprintf(attempt_token, sizeof attempt_token, "%.60s-%zu", token, i + 1);
+    while (i < ls->plan.n_viable) {
+        const gm_cost_candidate *c = &ls->plan.viable[i];
         gm_error lerr = {0};
-        st = run_instance(e, n, attempt_token, c->type, subnet_for_az(e, c->az, azs), c->az, spot,
-                          userdata, out_id, &lerr);
-        json_array_append_new(attempts,
-                              json_pack("{s:s, s:s, s:s, s:s}", "type", c->type, "az", c->az,
-                                        "market", gm_market_name(c->market), "result",
-                                        st == GM_OK ? "launched" : lerr.aws_code));
+        size_t next = 0;
+        st = launch_attempt(n, ls, i, token, userdata, out_id, &next, &lerr);
         if (st == GM_OK) {
-            char price[64];
-            snprintf(price, sizeof price, "%.4f", c->hourly);
-            gm_e_set_output(e, n, "chosen_type", c->type);
-            gm_e_set_output(e, n, "chosen_az", c->az);
-            gm_e_set_output(e, n, "chosen_market", gm_market_name(c->market));
-            gm_e_set_output(e, n, "chosen_hourly_usd", price);
-            gm_e_set_output(e, n, "price_source", c->source);
-            gm_e_set_output(e, n, "choice_reason", c->reason);
-            json_t *est =
-                gm_cost_estimate_candidate(c, strcmp(e->dep->tier, "automation") == 0, NULL);
-            if (est) {
-                pthread_mutex_lock(&e->lock);
-                json_decref(e->dep->cost);
-                e->dep->cost = est;
-                pthread_mutex_unlock(&e->lock);
-            }
             if (i > 0)
-                gm_e_event(e, n, "launched %s %s in %s after %zu failed attempt(s)", c->type,
-                           gm_market_name(c->market), c->az, i);
-            break;
+                gm_node_note(n, "launched %s %s in %s after %zu failed attempt(s)", c->type,
+                             gm_market_name(c->market), c->az, i);
+            return record_choice(n, c, err);
         }
-        size_t next = gm_cost_failover_next(&plan, i, lerr.aws_code);
         gm_launch_error_class cls = gm_cost_launch_error_class(lerr.aws_code);
-        if (next >= plan.n_viable) {
+        if (next >= ls->plan.n_viable) {
             *err = lerr;
-            if (cls == GM_LAUNCH_ERR_ACCOUNT_QUOTA && e->cfg->spot_only)
+            if (cls == GM_LAUNCH_ERR_ACCOUNT_QUOTA && gm_node_config(n)->spot_only)
                 gm_error_prefix(err, "spot quota reached and --spot-only forbids on-demand");
             else if (i > 0)
                 gm_error_prefix(err, "no launch candidate left after %zu attempt(s)", i + 1);
-            break;
+            return st;
         }
-        gm_e_event(e, n, "attempt %zu: %s %s in %s refused (%s, %s): trying %s %s in %s", i + 1,
-                   c->type, gm_market_name(c->market), c->az, lerr.aws_code,
-                   gm_launch_error_class_name(cls), plan.viable[next].type,
-                   gm_market_name(plan.viable[next].market), plan.viable[next].az);
+        const gm_cost_candidate *nx = &ls->plan.viable[next];
+        gm_node_note(n, "attempt %zu: %s %s in %s refused (%s, %s): trying %s %s in %s", i + 1,
+                     c->type, gm_market_name(c->market), c->az, lerr.aws_code,
+                     gm_launch_error_class_name(cls), nx->type, gm_market_name(nx->market), nx->az);
         i = next;
     }
-    char *text = json_dumps(attempts, JSON_COMPACT);
-    gm_e_set_output(e, n, "launch_attempts", text);
-    free(text);
-    json_decref(attempts);
-    gm_cost_ranking_release(&plan);
-    free(azs[0]);
-    free(azs[1]);
     return st;
 }
 
-static gm_status instance_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status launch(gm_node *n, const char *token, const char *userdata,
+                                      char **out_id, gm_error *err)
+{
+    launch_state ls = {
+        .azs = {subnet_az(n, "subnet_a", "az_a"), subnet_az(n, "subnet_b", "az_b")},
+        .attempts = json_array(),
+    };
+    const char *zones[2] = {ls.azs[0] ? ls.azs[0] : "", ls.azs[1] ? ls.azs[1] : ""};
+    gm_status st = ls.attempts ? gm_n_launch_plan(n, zones, &ls.plan, err)
+                               : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    if (st == GM_OK) {
+        st = launch_with_failover(n, &ls, token, userdata, out_id, err);
+        char *text = json_dumps(ls.attempts, JSON_COMPACT);
+        gm_error oerr = {0};
+        /* the attempts are a record for the user; losing them fails nothing */
+        gm_ignore(gm_node_set_output(n, "launch_attempts", text, &oerr));
+        free(text);
+        gm_cost_ranking_release(&ls.plan);
+    }
+    json_decref(ls.attempts);
+    free(ls.azs[0]);
+    free(ls.azs[1]);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status instance_create(gm_node *n, gm_error *err)
 {
     char *id = NULL;
     char token[96];
-    gm_status st = gm_n_adopt_or_intent(e, n, &gm_ops_instance, &id, token, sizeof token, err);
+    gm_status st = gm_n_adopt_or_intent(n, &id, token, sizeof token, err);
     if (st == GM_OK && !id) {
-        char *efs = gm_e_id(e, "efs");
+        char *efs = gm_node_id_of(n, "efs");
         char *userdata = NULL;
         size_t size = 0;
-        st = build_userdata(e, efs, &userdata, &size, err);
+        st = build_userdata(n, efs, &userdata, &size, err);
         free(efs);
-        if (st == GM_OK) {
-            char sz[32];
-            snprintf(sz, sizeof sz, "%zu", size);
-            gm_e_set_output(e, n, "userdata_bytes", sz);
-            st = launch_with_failover(e, n, token, userdata, &id, err);
-        }
+        char sz[32];
+        snprintf(sz, sizeof sz, "%zu", size);
+        if (st == GM_OK)
+            st = gm_node_set_output(n, "userdata_bytes", sz, err);
+        if (st == GM_OK)
+            st = launch(n, token, userdata, &id, err);
         free(userdata);
         if (st == GM_OK)
-            st = gm_e_journal_id(e, n, id, err);
+            st = gm_node_created(n, id, err);
     }
-    if (st == GM_OK && !(e->cfg->no_wait))
-        st = wait_running(e, n, id, err);
+    if (st == GM_OK && !gm_node_config(n)->no_wait)
+        st = wait_running(n, id, err);
     free(id);
     return st;
 }
 
-static gm_status instance_state(gm_engine *e, gm_params *p, char *state, size_t size, gm_error *err)
+/* The instance's state ("terminated" when EC2 no longer knows it). */
+static GM_MUST_CHECK gm_status instance_state(gm_node *n, const gm_params *p, char *state,
+                                              size_t size, gm_error *err)
 {
     static const char *const gone[] = {"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed",
                                        NULL};
-    xmlDocPtr doc = NULL;
-    *state = '\0';
-    gm_status st = gm_e_ec2_call(e, "DescribeInstances", p, &doc, gone, err);
-    if (st == GM_OK) {
-        xmlNodePtr item =
-            gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "instancesSet"), "item");
-        gm_xml_text_to(item, "instanceState/name", state, size);
-        if (!item)
-            snprintf(state, size, "terminated");
-    }
-    xmlFreeDoc(doc);
+    gm_read_rows rows;
+    gm_status st = describe_instances(n, p, gone, &rows, err);
+    snprintf(state, size, "%s", rows.n ? gm_read_get(&rows, 0, GM_EC2_I_STATE) : "terminated");
+    gm_read_rows_release(&rows);
     return st;
 }
 
-static gm_status instance_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+static GM_MUST_CHECK gm_status instance_destroy(gm_node *n, const char *id, gm_error *err)
 {
     static const char *const gone[] = {"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed",
                                        NULL};
@@ -503,32 +578,41 @@ static gm_status instance_destroy(gm_engine *e, gm_node_run *n, const char *id, 
     gm_params_init(&p);
     gm_params_add(&p, "InstanceId.1", id);
     char state[32];
-    gm_status st = instance_state(e, &p, state, sizeof state, err);
+    gm_status st = instance_state(n, &p, state, sizeof state, err);
     if (st == GM_OK && strcmp(state, "terminated") != 0)
-        st = gm_e_ec2_call(e, "TerminateInstances", &p, NULL, gone, err);
+        st = gm_n_ec2(n, "TerminateInstances", &p, NULL, gone, err);
     /* Its network interface holds the security group and subnet until it is
      * terminated: wait for that. */
     while (st == GM_OK && strcmp(state, "terminated") != 0) {
-        st = instance_state(e, &p, state, sizeof state, err);
+        st = instance_state(n, &p, state, sizeof state, err);
         if (st == GM_OK && strcmp(state, "terminated") != 0)
-            st = gm_e_wait(e, e->poll_ms, "waiting for the instance to terminate", err);
+            st = gm_node_wait(n, gm_node_poll_ms(n), "waiting for the instance to terminate", err);
     }
     gm_params_release(&p);
     return st;
 }
 
-static gm_status instance_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *live,
-                                  gm_error *err)
+static GM_MUST_CHECK gm_status instance_inspect(gm_node *n, const char *id, json_t *live,
+                                                gm_error *err)
 {
-    gm_status st = gm_n_inspect_ec2(e, "DescribeInstances", "InstanceId.1", id, "instancesSet",
-                                    "instanceState/name", live, err);
+    gm_status st = gm_n_inspect_ec2(n, "DescribeInstances", "InstanceId.1", id, &gm_ec2_instances,
+                                    GM_EC2_I_STATE, live, err);
     const char *state = json_string_value(json_object_get(live, "state"));
-    if (st == GM_OK && state && strcmp(state, "running") != 0)
-        json_array_append_new(json_object_get(live, "drift"),
-                              json_sprintf("instance is %s", state));
+    if (st == GM_OK && state && strcmp(state, "running") != 0) {
+        char what[64];
+        snprintf(what, sizeof what, "instance is %s", state);
+        gm_n_drift(live, what);
+    }
     return st;
 }
 
 const gm_node_ops gm_ops_instance = {
-    "instance",       "launching the instance", true, instance_create, instance_find,
-    instance_destroy, instance_inspect};
+    .kind = "instance",
+    .label = "launching the instance",
+    .delete_label = "terminating the instance",
+    .owns_resource = true,
+    .create = instance_create,
+    .find = instance_find,
+    .destroy = instance_destroy,
+    .inspect = instance_inspect,
+};

@@ -3,41 +3,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/read.h"
 #include "core/str.h"
-#include "engine/internal.h"
 #include "engine/nodes.h"
 
 #define EFS_API "/2015-02-01"
 
-static json_t *standard_tags(gm_engine *e, const char *node)
-{
-    char name[160];
-    snprintf(name, sizeof name, "%s-%s", e->dep->name, node);
-    return json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "Key", "Name", "Value", name,
-                     "Key", "geusemaker:deployment", "Value", e->dep->name, "Key",
-                     "geusemaker:node", "Value", node, "Key", "ManagedBy", "Value", "geusemaker");
-}
-
-static bool has_tag(json_t *tags, const char *key, const char *value)
-{
-    size_t i;
-    json_t *t;
-    json_array_foreach (tags, i, t) {
-        if (gm_str_eq(json_string_value(json_object_get(t, "Key")), key) &&
-            gm_str_eq(json_string_value(json_object_get(t, "Value")), value))
-            return true;
-    }
-    return false;
-}
-
 /* An EFS call in which the error gone_code (may be NULL) counts as success
  * with no answer (*out NULL): "not found" on a delete or a look. The REST
- * twin of gm_e_query's ok codes. */
-static gm_status efs_call(gm_engine *e, const char *action, const char *method, const char *path,
-                          json_t **out, const char *gone_code, gm_error *err)
+ * twin of gm_n_query's ok codes. body may be NULL. */
+static GM_MUST_CHECK gm_status efs_call(gm_node *n, const char *action, const char *method,
+                                        const char *path, json_t *body, json_t **out,
+                                        const char *gone_code, gm_error *err)
 {
     gm_error cerr = {0};
-    gm_status st = gm_aws_rest_json(e->aws, &gm_svc_efs, action, method, path, NULL, out, &cerr);
+    gm_status st =
+        gm_aws_rest_json(gm_node_aws(n), &gm_svc_efs, action, method, path, body, out, &cerr);
     if (st != GM_OK && gone_code && strcmp(cerr.aws_code, gone_code) == 0)
         return GM_OK;
     if (st != GM_OK)
@@ -45,201 +26,248 @@ static gm_status efs_call(gm_engine *e, const char *action, const char *method, 
     return st;
 }
 
-static gm_status describe_fs(gm_engine *e, const char *query, json_t **out, gm_error *err)
+/* DescribeFileSystems with query ("?FileSystemId=..." or "") as rows. */
+static GM_MUST_CHECK gm_status describe_fs(gm_node *n, const char *query, gm_read_rows *rows,
+                                           gm_error *err)
 {
     char path[512];
     snprintf(path, sizeof path, EFS_API "/file-systems%s", query);
-    return efs_call(e, "DescribeFileSystems", "GET", path, out, "FileSystemNotFound", err);
+    json_t *out = NULL;
+    gm_read_rows_init(rows);
+    gm_status st =
+        efs_call(n, "DescribeFileSystems", "GET", path, NULL, &out, "FileSystemNotFound", err);
+    if (st == GM_OK)
+        st = gm_efs_read_file_systems(out, rows, err);
+    json_decref(out);
+    return st;
 }
 
-static gm_status efs_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status efs_find(gm_node *n, char **out_id, gm_error *err)
 {
     *out_id = NULL;
-    gm_node_state *s = gm_deployment_node(e->dep, n->def->name);
+    char token[96];
+    gm_node_token(n, token, sizeof token);
     char query[256] = "";
-    if (s && *s->token) {
+    if (*token) {
         gm_buf q;
         gm_buf_init(&q, 200);
-        gm_uri_encode(&q, s->token, strlen(s->token), false);
+        gm_status est = gm_uri_encode(&q, token, strlen(token), false);
         snprintf(query, sizeof query, "?CreationToken=%s", gm_buf_cstr(&q));
         gm_buf_release(&q);
+        if (est != GM_OK)
+            return gm_error_set(err, est, "cannot encode the creation token");
     }
-    json_t *out = NULL;
-    gm_status st = describe_fs(e, query, &out, err);
-    if (st != GM_OK)
-        return st;
-    size_t i;
-    json_t *fs;
-    json_array_foreach (json_object_get(out, "FileSystems"), i, fs) {
-        json_t *tags = json_object_get(fs, "Tags");
-        if (*query || (has_tag(tags, "geusemaker:deployment", e->dep->name) &&
-                       has_tag(tags, "geusemaker:node", n->def->name))) {
-            const char *id = json_string_value(json_object_get(fs, "FileSystemId"));
-            if (id) {
-                *out_id = strdup(id);
-                break;
-            }
-        }
+    gm_read_rows rows;
+    gm_status st = describe_fs(n, query, &rows, err);
+    for (size_t i = 0; st == GM_OK && i < rows.n && !*out_id; i++) {
+        bool ours =
+            *query ||
+            (strcmp(gm_read_get(&rows, i, GM_EFS_FS_TAG_DEPLOYMENT), gm_node_deployment(n)) == 0 &&
+             strcmp(gm_read_get(&rows, i, GM_EFS_FS_TAG_NODE), gm_node_name(n)) == 0);
+        if (ours)
+            *out_id = gm_read_dup(&rows, i, GM_EFS_FS_ID);
     }
-    json_decref(out);
-    return GM_OK;
+    gm_read_rows_release(&rows);
+    return st;
 }
 
-static gm_status wait_fs_available(gm_engine *e, const char *id, gm_error *err)
+static GM_MUST_CHECK gm_status wait_fs_available(gm_node *n, const char *id, gm_error *err)
 {
     char query[128];
     snprintf(query, sizeof query, "?FileSystemId=%s", id);
     for (;;) {
-        json_t *out = NULL;
-        gm_status st = describe_fs(e, query, &out, err);
+        gm_read_rows rows;
+        gm_status st = describe_fs(n, query, &rows, err);
         if (st != GM_OK)
             return st;
-        json_t *fs = json_array_get(json_object_get(out, "FileSystems"), 0);
-        const char *state = json_string_value(json_object_get(fs, "LifeCycleState"));
-        bool ready = state && strcmp(state, "available") == 0;
-        bool bad = !state || strcmp(state, "error") == 0 || strcmp(state, "deleted") == 0 ||
-                   strcmp(state, "deleting") == 0;
-        char st_copy[32];
-        snprintf(st_copy, sizeof st_copy, "%s", state ? state : "missing");
-        json_decref(out);
-        if (ready)
+        char state[32];
+        snprintf(state, sizeof state, "%s",
+                 rows.n ? gm_read_get(&rows, 0, GM_EFS_FS_STATE) : "missing");
+        gm_read_rows_release(&rows);
+        if (strcmp(state, "available") == 0)
             return GM_OK;
-        if (bad)
-            return gm_error_set(err, GM_ERR_AWS, "file system '%s' is %s", id, st_copy);
-        st = gm_e_wait(e, e->poll_ms, "waiting for the file system to become available", err);
+        if (!*state || strcmp(state, "error") == 0 || strcmp(state, "deleted") == 0 ||
+            strcmp(state, "deleting") == 0 || strcmp(state, "missing") == 0)
+            return gm_error_set(err, GM_ERR_AWS, "file system '%s' is %s", id,
+                                *state ? state : "missing");
+        st = gm_node_wait(n, gm_node_poll_ms(n), "waiting for the file system to become available",
+                          err);
         if (st != GM_OK)
             return st;
     }
 }
 
-static gm_status efs_create(gm_engine *e, gm_node_run *n, gm_error *err)
+/* CreateFileSystem with the node's token; a repeat of the same token (an
+ * earlier try of ours) answers FileSystemAlreadyExists and is adopted. */
+static GM_MUST_CHECK gm_status create_fs(gm_node *n, const char *token, char **out_id,
+                                         gm_error *err)
+{
+    json_t *tags = gm_n_json_tags(n);
+    json_t *body = tags ? json_pack("{s:s, s:b, s:s, s:s, s:o}", "CreationToken", token,
+                                    "Encrypted", 1, "PerformanceMode", "generalPurpose",
+                                    "ThroughputMode", "bursting", "Tags", tags)
+                        : NULL;
+    if (!body)
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    json_t *out = NULL;
+    gm_error cerr = {0};
+    gm_status st = gm_aws_rest_json(gm_node_aws(n), &gm_svc_efs, "CreateFileSystem", "POST",
+                                    EFS_API "/file-systems", body, &out, &cerr);
+    json_decref(body);
+    if (st != GM_OK && strcmp(cerr.aws_code, "FileSystemAlreadyExists") == 0) {
+        st = efs_find(n, out_id, err);
+    } else if (st != GM_OK) {
+        *err = cerr;
+    } else {
+        gm_read_rows rows;
+        st = gm_efs_read_created_fs(out, &rows, err);
+        if (st == GM_OK) {
+            *out_id = gm_read_dup(&rows, 0, 0);
+            st = gm_node_set_output(n, "state", gm_read_get(&rows, 0, 1), err);
+        }
+        gm_read_rows_release(&rows);
+    }
+    json_decref(out);
+    if (st == GM_OK && !*out_id)
+        st = gm_error_set(err, GM_ERR_PARSE, "CreateFileSystem returned no FileSystemId");
+    return st;
+}
+
+static GM_MUST_CHECK gm_status efs_create(gm_node *n, gm_error *err)
 {
     char *id = NULL;
     char token[96];
-    gm_status st = gm_n_adopt_or_intent(e, n, &gm_ops_efs, &id, token, sizeof token, err);
+    gm_status st = gm_n_adopt_or_intent(n, &id, token, sizeof token, err);
     if (st == GM_OK && !id) {
-        json_t *body = json_pack("{s:s, s:b, s:s, s:s, s:o}", "CreationToken", token, "Encrypted",
-                                 1, "PerformanceMode", "generalPurpose", "ThroughputMode",
-                                 "bursting", "Tags", standard_tags(e, n->def->name));
-        json_t *out = NULL;
-        gm_error cerr = {0};
-        st = gm_aws_rest_json(e->aws, &gm_svc_efs, "CreateFileSystem", "POST",
-                              EFS_API "/file-systems", body, &out, &cerr);
-        json_decref(body);
-        if (st != GM_OK && strcmp(cerr.aws_code, "FileSystemAlreadyExists") == 0)
-            st = efs_find(e, n, &id, err); /* the same token: ours from an earlier try */
-        else if (st != GM_OK)
-            *err = cerr;
-        else if (json_string_value(json_object_get(out, "FileSystemId"))) {
-            id = strdup(json_string_value(json_object_get(out, "FileSystemId")));
-            gm_e_set_output(e, n, "state",
-                            json_string_value(json_object_get(out, "LifeCycleState")));
-        }
-        json_decref(out);
-        if (st == GM_OK && !id)
-            st = gm_error_set(err, GM_ERR_PARSE, "CreateFileSystem returned no FileSystemId");
+        st = create_fs(n, token, &id, err);
         if (st == GM_OK)
-            st = gm_e_journal_id(e, n, id, err);
+            st = gm_node_created(n, id, err);
     }
     free(id);
     return st;
 }
 
-static gm_status efs_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+static GM_MUST_CHECK gm_status efs_destroy(gm_node *n, const char *id, gm_error *err)
 {
     char path[256];
     snprintf(path, sizeof path, EFS_API "/file-systems/%s", id);
-    return efs_call(e, "DeleteFileSystem", "DELETE", path, NULL, "FileSystemNotFound", err);
+    return efs_call(n, "DeleteFileSystem", "DELETE", path, NULL, NULL, "FileSystemNotFound", err);
 }
 
-static gm_status efs_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *live,
-                             gm_error *err)
+static GM_MUST_CHECK gm_status efs_inspect(gm_node *n, const char *id, json_t *live, gm_error *err)
 {
     char query[128];
     snprintf(query, sizeof query, "?FileSystemId=%s", id);
-    json_t *out = NULL;
-    gm_status st = describe_fs(e, query, &out, err);
+    gm_read_rows rows;
+    gm_status st = describe_fs(n, query, &rows, err);
     if (st != GM_OK)
         return st;
-    json_t *fs = json_array_get(json_object_get(out, "FileSystems"), 0);
-    json_object_set_new(live, "exists", json_boolean(fs != NULL));
-    if (fs) {
-        json_object_set(live, "state", json_object_get(fs, "LifeCycleState"));
-        if (!json_is_true(json_object_get(fs, "Encrypted")))
-            json_array_append_new(json_object_get(live, "drift"), json_string("not encrypted"));
+    json_object_set_new(live, "exists", json_boolean(rows.n > 0));
+    if (rows.n) {
+        json_object_set_new(live, "state", json_string(gm_read_get(&rows, 0, GM_EFS_FS_STATE)));
+        if (strcmp(gm_read_get(&rows, 0, GM_EFS_FS_ENCRYPTED), "true") != 0)
+            gm_n_drift(live, "not encrypted");
     } else {
-        json_array_append_new(json_object_get(live, "drift"), json_string("missing"));
+        gm_n_drift(live, "missing");
     }
-    json_decref(out);
+    gm_read_rows_release(&rows);
     return GM_OK;
 }
 
 const gm_node_ops gm_ops_efs = {
-    "efs",      "creating the encrypted file system", true, efs_create, efs_find, efs_destroy,
-    efs_inspect};
+    .kind = "efs",
+    .label = "creating the encrypted file system",
+    .delete_label = "deleting the file system and its data",
+    .owns_resource = true,
+    .create = efs_create,
+    .find = efs_find,
+    .destroy = efs_destroy,
+    .inspect = efs_inspect,
+};
 
 /* ---- mount targets --------------------------------------------------------- */
 
-static const char *subnet_node(gm_node_run *n)
+static const char *subnet_node(const gm_node *n)
 {
-    return n->def->slot ? "subnet_b" : "subnet_a";
+    return gm_node_slot(n) ? "subnet_b" : "subnet_a";
 }
 
-static gm_status mt_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status describe_mts(gm_node *n, const char *query, gm_read_rows *rows,
+                                            gm_error *err)
+{
+    char path[256];
+    snprintf(path, sizeof path, EFS_API "/mount-targets?%s", query);
+    json_t *out = NULL;
+    gm_read_rows_init(rows);
+    gm_status st = efs_call(n, "DescribeMountTargets", "GET", path, NULL, &out,
+                            strncmp(query, "FileSystemId", 12) == 0 ? "FileSystemNotFound"
+                                                                    : "MountTargetNotFound",
+                            err);
+    if (st == GM_OK && out) /* no answer: the file system or mount target is gone */
+        st = gm_efs_read_mount_targets(out, rows, err);
+    json_decref(out);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status mt_find(gm_node *n, char **out_id, gm_error *err)
 {
     *out_id = NULL;
-    char *fs = gm_e_id(e, "efs");
-    char *subnet = gm_e_id(e, subnet_node(n));
-    if (!fs || !subnet) {
-        free(fs);
-        free(subnet);
-        return GM_OK;
+    char *fs = gm_node_id_of(n, "efs");
+    char *subnet = gm_node_id_of(n, subnet_node(n));
+    gm_status st = GM_OK;
+    if (fs && subnet) {
+        char query[128];
+        snprintf(query, sizeof query, "FileSystemId=%s", fs);
+        gm_read_rows rows;
+        st = describe_mts(n, query, &rows, err);
+        for (size_t i = 0; st == GM_OK && i < rows.n && !*out_id; i++)
+            if (strcmp(gm_read_get(&rows, i, GM_EFS_MT_SUBNET), subnet) == 0)
+                *out_id = gm_read_dup(&rows, i, GM_EFS_MT_ID);
+        gm_read_rows_release(&rows);
     }
-    char path[256];
-    snprintf(path, sizeof path, EFS_API "/mount-targets?FileSystemId=%s", fs);
-    json_t *out = NULL;
-    gm_status st =
-        efs_call(e, "DescribeMountTargets", "GET", path, &out, "FileSystemNotFound", err);
-    size_t i;
-    json_t *mt;
-    json_array_foreach (json_object_get(out, "MountTargets"), i, mt) {
-        if (gm_str_eq(json_string_value(json_object_get(mt, "SubnetId")), subnet)) {
-            *out_id = gm_strdup(json_string_value(json_object_get(mt, "MountTargetId")));
-            break;
-        }
-    }
-    json_decref(out);
     free(fs);
     free(subnet);
     return st;
 }
 
-static gm_status mt_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status mt_request(gm_node *n, const char *fs, gm_error *err)
 {
-    char *id = NULL;
-    gm_status st = GM_OK;
+    char *subnet = gm_node_id_of(n, subnet_node(n));
+    char *sg = gm_node_id_of(n, "sg");
+    json_t *body = json_pack("{s:s, s:s?, s:[s?]}", "FileSystemId", fs, "SubnetId", subnet,
+                             "SecurityGroups", sg);
+    json_t *out = NULL;
+    gm_status st = body ? gm_aws_rest_json(gm_node_aws(n), &gm_svc_efs, "CreateMountTarget", "POST",
+                                           EFS_API "/mount-targets", body, &out, err)
+                        : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    json_decref(body);
+    gm_read_rows rows;
+    if (st == GM_OK)
+        st = gm_efs_read_mount_targets(out, &rows, err);
+    json_decref(out);
+    if (st == GM_OK) {
+        const char *mid = gm_read_get(&rows, 0, GM_EFS_MT_ID);
+        st = *mid ? gm_node_created(n, mid, err)
+                  : gm_error_set(err, GM_ERR_PARSE, "CreateMountTarget returned no MountTargetId");
+        gm_read_rows_release(&rows);
+    }
+    free(subnet);
+    free(sg);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status mt_create(gm_node *n, gm_error *err)
+{
     /* Look for an existing one only when it can exist: a reused file system,
      * or an earlier run that journalled this node. */
-    pthread_mutex_lock(&e->lock);
-    gm_node_state *ns = gm_deployment_node(e->dep, n->def->name);
-    bool look = (ns && ns->status != GM_NODE_PENDING) ||
-                gm_deployment_node(e->dep, "efs") == NULL ||
-                gm_deployment_node(e->dep, "efs")->provenance == GM_PROV_REUSED;
-    pthread_mutex_unlock(&e->lock);
-    if (look)
-        st = mt_find(e, n, &id, err);
+    bool reused_fs = gm_node_provenance_of(n, "efs") == GM_PROV_REUSED;
+    char *id = NULL;
+    gm_status st = GM_OK;
+    if (gm_node_journalled(n) || reused_fs)
+        st = mt_find(n, &id, err);
     if (st == GM_OK && id) {
         /* A mount target of a reused file system is the owner's, not ours. */
-        if (gm_e_provenance(e, "efs") == GM_PROV_REUSED) {
-            pthread_mutex_lock(&e->lock);
-            gm_node_state *s = gm_deployment_ensure_node(e->dep, n->def->name, n->def->kind);
-            s->provenance = GM_PROV_REUSED;
-            gm_node_set_id(s, id);
-            pthread_mutex_unlock(&e->lock);
-            free(id);
-            return GM_OK;
-        }
-        st = gm_e_journal_id(e, n, id, err);
+        st = reused_fs ? gm_node_reused(n, id, err) : gm_node_created(n, id, err);
         free(id);
         return st;
     }
@@ -247,84 +275,66 @@ static gm_status mt_create(gm_engine *e, gm_node_run *n, gm_error *err)
         return st;
     /* Mount targets can be created only once the file system is available;
      * the instance needs only its id, so the wait happens here. */
-    char *fs = gm_e_id(e, "efs");
-    char *state = gm_e_output(e, "efs", "state");
+    char *fs = gm_node_id_of(n, "efs");
+    char *state = gm_node_output_of(n, "efs", "state");
     if (!fs)
         st = gm_error_set(err, GM_ERR_INTERNAL, "no file system id");
     else if (!gm_str_eq(state, "available"))
-        st = wait_fs_available(e, fs, err);
+        st = wait_fs_available(n, fs, err);
     free(state);
     if (st == GM_OK)
-        st = gm_e_journal_intent(e, n, NULL, 0, err);
-    if (st != GM_OK) {
-        free(fs);
-        return st;
-    }
-    char *subnet = gm_e_id(e, subnet_node(n));
-    char *sg = gm_e_id(e, "sg");
-    json_t *body = json_pack("{s:s?, s:s?, s:[s?]}", "FileSystemId", fs, "SubnetId", subnet,
-                             "SecurityGroups", sg);
-    json_t *out = NULL;
-    st = gm_aws_rest_json(e->aws, &gm_svc_efs, "CreateMountTarget", "POST",
-                          EFS_API "/mount-targets", body, &out, err);
-    json_decref(body);
-    if (st == GM_OK) {
-        const char *mid = json_string_value(json_object_get(out, "MountTargetId"));
-        st = mid ? gm_e_journal_id(e, n, mid, err)
-                 : gm_error_set(err, GM_ERR_PARSE, "CreateMountTarget returned no MountTargetId");
-    }
-    json_decref(out);
+        st = gm_node_intent(n, NULL, 0, err);
+    if (st == GM_OK)
+        st = mt_request(n, fs, err);
     free(fs);
-    free(subnet);
-    free(sg);
     return st;
 }
 
-static gm_status mt_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+static GM_MUST_CHECK gm_status mt_destroy(gm_node *n, const char *id, gm_error *err)
 {
     char path[256];
     snprintf(path, sizeof path, EFS_API "/mount-targets/%s", id);
     gm_status st =
-        efs_call(e, "DeleteMountTarget", "DELETE", path, NULL, "MountTargetNotFound", err);
-    if (st != GM_OK)
-        return st;
+        efs_call(n, "DeleteMountTarget", "DELETE", path, NULL, NULL, "MountTargetNotFound", err);
     /* Deleting takes a while; the file system cannot go before it is gone. */
-    snprintf(path, sizeof path, EFS_API "/mount-targets?MountTargetId=%s", id);
-    for (;;) {
-        json_t *out = NULL;
-        st = efs_call(e, "DescribeMountTargets", "GET", path, &out, "MountTargetNotFound", err);
-        size_t left = json_array_size(json_object_get(out, "MountTargets"));
-        json_decref(out);
-        if (st != GM_OK)
-            return st;
-        if (left == 0)
-            return GM_OK;
-        st = gm_e_wait(e, e->poll_ms, "waiting for a mount target to be deleted", err);
-        if (st != GM_OK)
-            return st;
+    char query[128];
+    snprintf(query, sizeof query, "MountTargetId=%s", id);
+    while (st == GM_OK) {
+        gm_read_rows rows;
+        st = describe_mts(n, query, &rows, err);
+        size_t left = rows.n;
+        gm_read_rows_release(&rows);
+        if (st != GM_OK || left == 0)
+            break;
+        st = gm_node_wait(n, gm_node_poll_ms(n), "waiting for a mount target to be deleted", err);
     }
+    return st;
 }
 
-static gm_status mt_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *live,
-                            gm_error *err)
+static GM_MUST_CHECK gm_status mt_inspect(gm_node *n, const char *id, json_t *live, gm_error *err)
 {
-    char path[256];
-    snprintf(path, sizeof path, EFS_API "/mount-targets?MountTargetId=%s", id);
-    json_t *out = NULL;
-    gm_status st =
-        efs_call(e, "DescribeMountTargets", "GET", path, &out, "MountTargetNotFound", err);
+    char query[128];
+    snprintf(query, sizeof query, "MountTargetId=%s", id);
+    gm_read_rows rows;
+    gm_status st = describe_mts(n, query, &rows, err);
     if (st != GM_OK)
         return st;
-    json_t *mt = json_array_get(json_object_get(out, "MountTargets"), 0);
-    json_object_set_new(live, "exists", json_boolean(mt != NULL));
-    if (mt)
-        json_object_set(live, "state", json_object_get(mt, "LifeCycleState"));
+    json_object_set_new(live, "exists", json_boolean(rows.n > 0));
+    if (rows.n)
+        json_object_set_new(live, "state", json_string(gm_read_get(&rows, 0, GM_EFS_MT_STATE)));
     else
-        json_array_append_new(json_object_get(live, "drift"), json_string("missing"));
-    json_decref(out);
+        gm_n_drift(live, "missing");
+    gm_read_rows_release(&rows);
     return GM_OK;
 }
 
 const gm_node_ops gm_ops_mount_target = {
-    "mount_target", "creating an EFS mount target", true, mt_create, mt_find, mt_destroy,
-    mt_inspect};
+    .kind = "mount_target",
+    .label = "creating an EFS mount target",
+    .delete_label = "deleting an EFS mount target",
+    .owns_resource = true,
+    .create = mt_create,
+    .find = mt_find,
+    .destroy = mt_destroy,
+    .inspect = mt_inspect,
+};

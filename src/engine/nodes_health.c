@@ -2,26 +2,27 @@
  * document says every service is healthy.
  *
  * Loopback rule: while the AWS endpoint is a loopback emulator, instance
- * addresses (fake public IPs) are never probed; GEUSEMAKER_HEALTH_ENDPOINT is
- * probed when set, otherwise the check is skipped with a notice. */
+ * addresses (fake public IPs) are never probed; the configured health endpoint
+ * is probed when set, otherwise the check is skipped with a notice. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/timeutil.h"
-#include "engine/internal.h"
+#include "engine/nodes.h"
 #include "health/health.h"
 
+#define DEFAULT_HEALTH_TIMEOUT_MS (15 * 60 * 1000)
+
 typedef struct wait_ctx {
-    gm_engine *e;
-    gm_node_run *n;
+    gm_node *n;
     char last[768];
 } wait_ctx;
 
 static bool on_progress(void *arg, const gm_health_progress *p)
 {
     wait_ctx *w = arg;
-    if (w->e->interrupt && *w->e->interrupt)
+    if (gm_node_interrupted(w->n))
         return false;
     char detail[sizeof w->last];
     if (p->status == GM_OK && p->doc)
@@ -32,55 +33,62 @@ static bool on_progress(void *arg, const gm_health_progress *p)
                  p->error ? p->error : "no answer");
     if (strcmp(detail, w->last) != 0) {
         snprintf(w->last, sizeof w->last, "%s", detail);
-        if (w->e->progress)
-            gm_progress_detail(w->e->progress, w->n->def->name, detail);
+        gm_node_detail(w->n, detail);
     }
     return true;
 }
 
-static gm_status health_create(gm_engine *e, gm_node_run *n, gm_error *err)
+/* Records a verdict that needs no probe. */
+static GM_MUST_CHECK gm_status health_done(gm_node *n, const char *verdict, gm_error *err)
 {
-    if (e->cfg->no_wait) {
-        gm_e_event(e, n, "not waiting for the stack to become healthy (--no-wait)");
-        return gm_e_journal_id(e, n, "not checked", err);
+    gm_status st = gm_node_set_output(n, "verdict", verdict, err);
+    return st == GM_OK ? gm_node_created(n, verdict, err) : st;
+}
+
+static GM_MUST_CHECK gm_status health_create(gm_node *n, gm_error *err)
+{
+    if (gm_node_config(n)->no_wait) {
+        gm_node_note(n, "not waiting for the stack to become healthy (--no-wait)");
+        return gm_node_created(n, "not checked", err);
     }
-    char *endpoint = gm_aws_endpoint(e->aws, &gm_svc_ec2);
-    char *ip = gm_e_output(e, "instance", "public_ip");
-    gm_health_target_kind kind;
+    bool skip = false;
     char *url = NULL;
-    gm_status st = gm_health_target(endpoint, ip, getenv(GM_HEALTH_ENDPOINT_ENV), &kind, &url, err);
+    char *ip = gm_node_output_of(n, "instance", "public_ip");
+    char *endpoint = gm_aws_endpoint(gm_node_aws(n), &gm_svc_ec2);
+    gm_health_target_kind kind = GM_HEALTH_TARGET_SKIP;
+    gm_status st =
+        gm_health_target(endpoint, ip, gm_node_settings(n)->health_endpoint, &kind, &url, err);
+    skip = st == GM_OK && kind == GM_HEALTH_TARGET_SKIP;
     free(endpoint);
     free(ip);
-    if (st != GM_OK)
-        return st;
-    if (kind == GM_HEALTH_TARGET_SKIP) {
-        free(url);
-        gm_e_event(e, n,
-                   "health check skipped: AWS is a local emulator and "
-                   "GEUSEMAKER_HEALTH_ENDPOINT is not set");
-        gm_e_set_output(e, n, "verdict", "skipped");
-        return gm_e_journal_id(e, n, "skipped", err);
+    if (st == GM_OK && skip) {
+        gm_node_note(n, "health check skipped: AWS is a local emulator and "
+                        "GEUSEMAKER_HEALTH_ENDPOINT is not set");
+        st = health_done(n, "skipped", err);
     }
-    int64_t limit = e->cfg->health_timeout_ms ? e->cfg->health_timeout_ms : 15 * 60 * 1000;
-    int64_t deadline = gm_now_ms() + limit;
-    if (deadline > e->deadline_ms)
-        deadline = e->deadline_ms;
-    const char *poll_env = getenv("GEUSEMAKER_HEALTH_POLL_MS");
-    long poll = poll_env && atol(poll_env) > 0 ? atol(poll_env) : 0;
-    wait_ctx w = {.e = e, .n = n};
+    if (st != GM_OK || skip) {
+        free(url);
+        return st;
+    }
+    int64_t limit = gm_node_config(n)->health_timeout_ms;
+    int64_t deadline = gm_now_ms() + (limit ? limit : DEFAULT_HEALTH_TIMEOUT_MS);
+    if (deadline > gm_node_deadline_ms(n))
+        deadline = gm_node_deadline_ms(n);
+    wait_ctx w = {.n = n};
     gm_health_doc doc;
     memset(&doc, 0, sizeof doc);
-    gm_e_set_output(e, n, "url", url);
-    st = gm_health_wait(gm_aws_client_transport(e->aws), url, deadline, poll, on_progress, &w, &doc,
-                        err);
+    st = gm_node_set_output(n, "url", url, err);
+    if (st == GM_OK)
+        st = gm_health_wait(gm_aws_client_transport(gm_node_aws(n)), url, deadline,
+                            (long)gm_node_settings(n)->health_poll_ms, on_progress, &w, &doc, err);
     free(url);
-    if (st == GM_OK && e->interrupt && *e->interrupt)
-        st = gm_error_set(err, GM_ERR_CONFLICT, "interrupted while waiting for the stack");
-    if (st != GM_OK)
-        return st;
-    gm_e_set_output(e, n, "verdict", gm_health_state_name(doc.verdict));
-    return gm_e_journal_id(e, n, gm_health_state_name(doc.verdict), err);
+    if (st == GM_OK && gm_node_interrupted(n))
+        st = gm_error_set(err, GM_ERR_INTERRUPTED, "interrupted while waiting for the stack");
+    return st == GM_OK ? health_done(n, gm_health_state_name(doc.verdict), err) : st;
 }
 
 const gm_node_ops gm_ops_health = {
-    "health", "waiting for the stack to be healthy", false, health_create, NULL, NULL, NULL};
+    .kind = "health",
+    .label = "waiting for the stack to be healthy",
+    .create = health_create,
+};

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/read.h"
 #include "core/str.h"
-#include "engine/internal.h"
 #include "engine/nodes.h"
 
 static const char ASSUME_ROLE_POLICY[] =
@@ -15,170 +15,191 @@ static const char *const MANAGED_POLICIES[] = {
     "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
 };
 
-static gm_status iam_call(gm_engine *e, const char *action, gm_params *p, xmlDocPtr *out,
-                          const char *const *ok_codes, gm_error *err)
+static const char *const NO_SUCH_ENTITY[] = {"NoSuchEntity", NULL};
+
+static GM_MUST_CHECK gm_status iam_call(gm_node *n, const char *action, const gm_params *p,
+                                        xmlDocPtr *out, const char *const *ok_codes, gm_error *err)
 {
-    return gm_e_query(e, &gm_svc_iam, action, p, out, ok_codes, err);
+    return gm_n_query(n, &gm_svc_iam, action, p, out, ok_codes, err);
+}
+
+/* One IAM call with a single name=value parameter. */
+static GM_MUST_CHECK gm_status iam_call1(gm_node *n, const char *action, const char *param,
+                                         const char *value, xmlDocPtr *out,
+                                         const char *const *ok_codes, gm_error *err)
+{
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, param, value);
+    gm_status st = iam_call(n, action, &p, out, ok_codes, err);
+    gm_params_release(&p);
+    return st;
+}
+
+/* The rows of one IAM look-up (none when the entity does not exist). */
+static GM_MUST_CHECK gm_status iam_read(gm_node *n, const char *action, const char *param,
+                                        const char *value, const gm_read_spec *spec,
+                                        bool *out_exists, gm_read_rows *rows, gm_error *err)
+{
+    xmlDocPtr doc = NULL;
+    gm_read_rows_init(rows);
+    gm_status st = iam_call1(n, action, param, value, &doc, NO_SUCH_ENTITY, err);
+    if (out_exists)
+        *out_exists = doc != NULL;
+    if (st == GM_OK && doc)
+        st = gm_read_xml(doc, spec, rows, err);
+    xmlFreeDoc(doc);
+    return st;
 }
 
 /* Finds a role or profile by its deterministic name; one that exists without
  * this deployment's tag is not ours and is a conflict. */
-static gm_status find_named(gm_engine *e, const char *action, const char *param, const char *name,
-                            const char *elem, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status find_named(gm_node *n, bool role, const char *name, char **out_id,
+                                          gm_error *err)
 {
     *out_id = NULL;
-    gm_params p;
-    gm_params_init(&p);
-    gm_params_add(&p, param, name);
-    xmlDocPtr doc = NULL;
-    static const char *const gone[] = {"NoSuchEntity", NULL};
-    gm_status st = iam_call(e, action, &p, &doc, gone, err);
-    gm_params_release(&p);
-    if (st != GM_OK || !doc)
+    bool exists = false;
+    gm_read_rows tags;
+    gm_status st = iam_read(n, role ? "GetRole" : "GetInstanceProfile",
+                            role ? "RoleName" : "InstanceProfileName", name,
+                            role ? &gm_iam_role_tags : &gm_iam_profile_tags, &exists, &tags, err);
+    bool ours = false;
+    for (size_t i = 0; i < tags.n; i++)
+        if (strcmp(gm_read_get(&tags, i, GM_IAM_TAG_KEY), "geusemaker:deployment") == 0 &&
+            strcmp(gm_read_get(&tags, i, GM_IAM_TAG_VALUE), gm_node_deployment(n)) == 0)
+            ours = true;
+    gm_read_rows_release(&tags);
+    if (st != GM_OK || !exists)
         return st;
-    xmlNodePtr obj = gm_xml_find(xmlDocGetRootElement(doc), elem);
-    if (obj) {
-        bool ours = false;
-        GM_XML_FOREACH (t, gm_xml_child(obj, "Tags"), "member") {
-            char *k = gm_xml_text(t, "Key"), *v = gm_xml_text(t, "Value");
-            if (gm_str_eq(k, "geusemaker:deployment") && gm_str_eq(v, e->dep->name))
-                ours = true;
-            free(k);
-            free(v);
-        }
-        if (!ours)
-            st = gm_error_set(err, GM_ERR_CONFLICT,
-                              "iam %s '%s' exists but is not tagged as part of deployment '%s'; "
-                              "remove it or choose another name",
-                              strcmp(elem, "Role") == 0 ? "role" : "instance profile", name,
-                              e->dep->name);
-        else
-            *out_id = strdup(name);
+    if (!ours)
+        return gm_error_set(err, GM_ERR_CONFLICT,
+                            "iam %s '%s' exists but is not tagged as part of deployment '%s'; "
+                            "remove it or choose another name",
+                            role ? "role" : "instance profile", name, gm_node_deployment(n));
+    *out_id = strdup(name);
+    return *out_id ? GM_OK : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+}
+
+/* Creates a role or profile by name; an existing one is adopted when it is
+ * ours (tagged), else a conflict. */
+static GM_MUST_CHECK gm_status create_named(gm_node *n, bool role, const gm_params *p,
+                                            const char *name, gm_error *err)
+{
+    gm_error cerr = {0};
+    gm_status st = iam_call(n, role ? "CreateRole" : "CreateInstanceProfile", p, NULL, NULL, &cerr);
+    if (st != GM_OK && strcmp(cerr.aws_code, "EntityAlreadyExists") == 0) {
+        /* Left by an earlier run of this deployment (tagged), or a conflict. */
+        char *id = NULL;
+        st = find_named(n, role, name, &id, err);
+        free(id);
+    } else if (st != GM_OK) {
+        *err = cerr;
     }
-    xmlFreeDoc(doc);
+    if (st == GM_OK)
+        st = gm_node_created(n, name, err);
     return st;
 }
 
 /* ---- role ------------------------------------------------------------------- */
 
-static gm_status role_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status role_find(gm_node *n, char **out_id, gm_error *err)
 {
     char name[128];
-    gm_e_resource_name(e, "role", name, sizeof name);
-    return find_named(e, "GetRole", "RoleName", name, "Role", out_id, err);
+    gm_node_resource_name(n, "role", name, sizeof name);
+    return find_named(n, true, name, out_id, err);
 }
 
-static gm_status role_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status role_create(gm_node *n, gm_error *err)
 {
     char *id = NULL;
-    char token[96];
-    gm_status st = gm_n_adopt_or_intent(e, n, &gm_ops_role, &id, token, sizeof token, err);
+    gm_status st = gm_n_adopt_or_intent(n, &id, NULL, 0, err);
     if (st != GM_OK || id) {
         free(id);
         return st;
     }
     char name[128];
-    gm_e_resource_name(e, "role", name, sizeof name);
+    gm_node_resource_name(n, "role", name, sizeof name);
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "RoleName", name);
     gm_params_add(&p, "Path", "/geusemaker/");
     gm_params_add(&p, "AssumeRolePolicyDocument", ASSUME_ROLE_POLICY);
     gm_params_add(&p, "Description", "GeuseMaker AI stack instance role");
-    gm_e_member_tags(e, &p, n->def->name);
-    gm_error cerr = {0};
-    st = iam_call(e, "CreateRole", &p, NULL, NULL, &cerr);
+    gm_n_member_tags(n, &p);
+    st = create_named(n, true, &p, name, err);
     gm_params_release(&p);
-    if (st != GM_OK && strcmp(cerr.aws_code, "EntityAlreadyExists") == 0) {
-        /* Left by an earlier run of this deployment (tagged), or a conflict. */
-        st = role_find(e, n, &id, err);
-        free(id);
-    } else if (st != GM_OK) {
-        *err = cerr;
-    }
-    if (st == GM_OK)
-        st = gm_e_journal_id(e, n, name, err);
     return st;
 }
 
-static gm_status role_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+/* Calls action(RoleName=role, <param>=each row's first field). */
+static GM_MUST_CHECK gm_status for_each_row(gm_node *n, const char *action, const char *role,
+                                            const char *param, const gm_read_rows *rows,
+                                            gm_error *err)
 {
-    static const char *const gone[] = {"NoSuchEntity", NULL};
-    gm_params p;
-    gm_params_init(&p);
-    gm_params_add(&p, "RoleName", id);
-    xmlDocPtr doc = NULL;
-    gm_status st = iam_call(e, "ListAttachedRolePolicies", &p, &doc, gone, err);
-    gm_params_release(&p);
-    if (st != GM_OK)
-        return st;
-    GM_XML_FOREACH (m, gm_xml_find(xmlDocGetRootElement(doc), "AttachedPolicies"), "member") {
-        char *arn = gm_xml_text(m, "PolicyArn");
+    gm_status st = GM_OK;
+    for (size_t i = 0; st == GM_OK && i < rows->n; i++) {
+        gm_params p;
         gm_params_init(&p);
-        gm_params_add(&p, "RoleName", id);
-        gm_params_add(&p, "PolicyArn", arn ? arn : "");
-        st = iam_call(e, "DetachRolePolicy", &p, NULL, gone, err);
-        gm_params_release(&p);
-        free(arn);
-        if (st != GM_OK)
-            break;
-    }
-    xmlFreeDoc(doc);
-    doc = NULL;
-    if (st == GM_OK) {
-        gm_params_init(&p);
-        gm_params_add(&p, "RoleName", id);
-        st = iam_call(e, "ListRolePolicies", &p, &doc, gone, err);
+        gm_params_add(&p, "RoleName", role);
+        gm_params_add(&p, param, gm_read_get(rows, i, 0));
+        st = iam_call(n, action, &p, NULL, NO_SUCH_ENTITY, err);
         gm_params_release(&p);
     }
-    if (st == GM_OK && doc) {
-        GM_XML_FOREACH (m, gm_xml_find(xmlDocGetRootElement(doc), "PolicyNames"), "member") {
-            char *pn = gm_xml_text(m, "");
-            gm_params_init(&p);
-            gm_params_add(&p, "RoleName", id);
-            gm_params_add(&p, "PolicyName", pn ? pn : "");
-            st = iam_call(e, "DeleteRolePolicy", &p, NULL, gone, err);
-            gm_params_release(&p);
-            free(pn);
-            if (st != GM_OK)
-                break;
-        }
-    }
-    xmlFreeDoc(doc);
-    if (st != GM_OK)
-        return st;
-    gm_params_init(&p);
-    gm_params_add(&p, "RoleName", id);
-    st = iam_call(e, "DeleteRole", &p, NULL, gone, err);
-    gm_params_release(&p);
     return st;
 }
 
-static gm_status role_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *live,
-                              gm_error *err)
+static GM_MUST_CHECK gm_status role_destroy(gm_node *n, const char *id, gm_error *err)
+{
+    gm_read_rows rows;
+    gm_status st = iam_read(n, "ListAttachedRolePolicies", "RoleName", id,
+                            &gm_iam_attached_policies, NULL, &rows, err);
+    if (st == GM_OK)
+        st = for_each_row(n, "DetachRolePolicy", id, "PolicyArn", &rows, err);
+    gm_read_rows_release(&rows);
+    if (st == GM_OK)
+        st =
+            iam_read(n, "ListRolePolicies", "RoleName", id, &gm_iam_policy_names, NULL, &rows, err);
+    if (st == GM_OK)
+        st = for_each_row(n, "DeleteRolePolicy", id, "PolicyName", &rows, err);
+    gm_read_rows_release(&rows);
+    if (st == GM_OK)
+        st = iam_call1(n, "DeleteRole", "RoleName", id, NULL, NO_SUCH_ENTITY, err);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status named_inspect(gm_node *n, bool role, const char *id, json_t *live,
+                                             gm_error *err)
 {
     char *found = NULL;
-    gm_status st = find_named(e, "GetRole", "RoleName", id, "Role", &found, err);
+    gm_status st = find_named(n, role, id, &found, err);
     json_object_set_new(live, "exists", json_boolean(found != NULL));
     if (st == GM_OK && !found)
-        json_array_append_new(json_object_get(live, "drift"), json_string("missing"));
+        gm_n_drift(live, "missing");
     free(found);
     return st;
 }
 
+static GM_MUST_CHECK gm_status role_inspect(gm_node *n, const char *id, json_t *live, gm_error *err)
+{
+    return named_inspect(n, true, id, live, err);
+}
+
 const gm_node_ops gm_ops_role = {
-    "iam_role",  "creating the instance role", true, role_create, role_find, role_destroy,
-    role_inspect};
+    .kind = "iam_role",
+    .label = "creating the instance role",
+    .delete_label = "deleting the instance role",
+    .owns_resource = true,
+    .create = role_create,
+    .find = role_find,
+    .destroy = role_destroy,
+    .inspect = role_inspect,
+};
 
 /* Least privilege: SSM agent core, mounting only this deployment's file
  * systems, reading only this deployment's parameters. */
-static gm_status role_policy_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static char *stack_policy(const char *region, const char *name)
 {
-    char *role = gm_e_id(e, "role");
-    if (!role)
-        return gm_error_set(err, GM_ERR_INTERNAL, "no role for its policies");
-    const char *region = gm_aws_client_region(e->aws);
-    char *doc = gm_strfmt(
+    return gm_strfmt(
         "{\"Version\":\"2012-10-17\",\"Statement\":["
         "{\"Sid\":\"ReadOwnParameters\",\"Effect\":\"Allow\","
         "\"Action\":[\"ssm:GetParameter\",\"ssm:GetParameters\",\"ssm:GetParametersByPath\"],"
@@ -191,10 +212,22 @@ static gm_status role_policy_create(gm_engine *e, gm_node_run *n, gm_error *err)
         "\"elasticfilesystem:DescribeMountTargets\"],"
         "\"Resource\":\"arn:aws:elasticfilesystem:%s:*:file-system/*\","
         "\"Condition\":{\"StringEquals\":{\"aws:ResourceTag/geusemaker:deployment\":\"%s\"}}}]}",
-        region, e->dep->name, region, region, e->dep->name);
+        region, name, region, region, name);
+}
+
+static GM_MUST_CHECK gm_status role_policy_create(gm_node *n, gm_error *err)
+{
+    char *role = gm_node_id_of(n, "role");
+    char *doc = stack_policy(gm_aws_client_region(gm_node_aws(n)), gm_node_deployment(n));
+    if (!role || !doc) {
+        free(role);
+        free(doc);
+        return gm_error_set(err, role ? GM_ERR_NOMEM : GM_ERR_INTERNAL,
+                            role ? "out of memory" : "no role for its policies");
+    }
     /* The managed policies and the inline one at once. */
     enum { N_MANAGED = sizeof MANAGED_POLICIES / sizeof *MANAGED_POLICIES };
-    gm_e_call calls[N_MANAGED + 1];
+    gm_n_call calls[N_MANAGED + 1];
     memset(calls, 0, sizeof calls);
     for (int i = 0; i < N_MANAGED; i++) {
         calls[i].svc = &gm_svc_iam;
@@ -203,162 +236,132 @@ static gm_status role_policy_create(gm_engine *e, gm_node_run *n, gm_error *err)
         gm_params_add(&calls[i].params, "RoleName", role);
         gm_params_add(&calls[i].params, "PolicyArn", MANAGED_POLICIES[i]);
     }
-    gm_e_call *put = &calls[N_MANAGED];
+    gm_n_call *put = &calls[N_MANAGED];
     put->svc = &gm_svc_iam;
     put->action = "PutRolePolicy";
     gm_params_init(&put->params);
     gm_params_add(&put->params, "RoleName", role);
     gm_params_add(&put->params, "PolicyName", "geusemaker-stack");
-    gm_params_add(&put->params, "PolicyDocument", doc ? doc : "");
-    gm_status st = gm_e_parallel(e, calls, N_MANAGED + 1, err);
+    gm_params_add(&put->params, "PolicyDocument", doc);
+    gm_status st = gm_n_parallel(n, calls, N_MANAGED + 1, err);
     free(doc);
     if (st == GM_OK)
-        st = gm_e_journal_id(e, n, role, err);
+        st = gm_node_created(n, role, err);
     free(role);
     return st;
 }
 
 const gm_node_ops gm_ops_role_policy = {
-    "role_policy", "granting the role its permissions", false, role_policy_create, NULL, NULL,
-    NULL};
+    .kind = "role_policy",
+    .label = "granting the role its permissions",
+    .create = role_policy_create,
+};
 
 /* ---- instance profile -------------------------------------------------------- */
 
-static gm_status profile_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status profile_find(gm_node *n, char **out_id, gm_error *err)
 {
     char name[128];
-    gm_e_resource_name(e, "profile", name, sizeof name);
-    return find_named(e, "GetInstanceProfile", "InstanceProfileName", name, "InstanceProfile",
-                      out_id, err);
+    gm_node_resource_name(n, "profile", name, sizeof name);
+    return find_named(n, false, name, out_id, err);
 }
 
-static gm_status profile_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status profile_create(gm_node *n, gm_error *err)
 {
     char *id = NULL;
-    char token[96];
-    gm_status st = gm_n_adopt_or_intent(e, n, &gm_ops_profile, &id, token, sizeof token, err);
+    gm_status st = gm_n_adopt_or_intent(n, &id, NULL, 0, err);
     if (st != GM_OK || id) {
         free(id);
         return st;
     }
     char name[128];
-    gm_e_resource_name(e, "profile", name, sizeof name);
+    gm_node_resource_name(n, "profile", name, sizeof name);
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "InstanceProfileName", name);
     gm_params_add(&p, "Path", "/geusemaker/");
-    gm_e_member_tags(e, &p, n->def->name);
-    gm_error cerr = {0};
-    st = iam_call(e, "CreateInstanceProfile", &p, NULL, NULL, &cerr);
+    gm_n_member_tags(n, &p);
+    st = create_named(n, false, &p, name, err);
     gm_params_release(&p);
-    if (st != GM_OK && strcmp(cerr.aws_code, "EntityAlreadyExists") == 0) {
-        st = profile_find(e, n, &id, err);
-        free(id);
-    } else if (st != GM_OK) {
-        *err = cerr;
-    }
-    if (st == GM_OK)
-        st = gm_e_journal_id(e, n, name, err);
     return st;
 }
 
-static gm_status profile_remove_roles(gm_engine *e, const char *profile, gm_error *err)
+static GM_MUST_CHECK gm_status profile_remove_roles(gm_node *n, const char *profile, gm_error *err)
 {
-    static const char *const gone[] = {"NoSuchEntity", NULL};
-    gm_params p;
-    gm_params_init(&p);
-    gm_params_add(&p, "InstanceProfileName", profile);
-    xmlDocPtr doc = NULL;
-    gm_status st = iam_call(e, "GetInstanceProfile", &p, &doc, gone, err);
-    gm_params_release(&p);
-    if (st != GM_OK || !doc)
-        return st;
-    GM_XML_FOREACH (m, gm_xml_find(xmlDocGetRootElement(doc), "Roles"), "member") {
-        char *role = gm_xml_text(m, "RoleName");
+    gm_read_rows roles;
+    gm_status st = iam_read(n, "GetInstanceProfile", "InstanceProfileName", profile,
+                            &gm_iam_profile_roles, NULL, &roles, err);
+    for (size_t i = 0; st == GM_OK && i < roles.n; i++) {
+        gm_params p;
         gm_params_init(&p);
         gm_params_add(&p, "InstanceProfileName", profile);
-        gm_params_add(&p, "RoleName", role ? role : "");
-        st = iam_call(e, "RemoveRoleFromInstanceProfile", &p, NULL, gone, err);
+        gm_params_add(&p, "RoleName", gm_read_get(&roles, i, 0));
+        st = iam_call(n, "RemoveRoleFromInstanceProfile", &p, NULL, NO_SUCH_ENTITY, err);
         gm_params_release(&p);
-        free(role);
-        if (st != GM_OK)
-            break;
     }
-    xmlFreeDoc(doc);
+    gm_read_rows_release(&roles);
     return st;
 }
 
-static gm_status profile_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+static GM_MUST_CHECK gm_status profile_destroy(gm_node *n, const char *id, gm_error *err)
 {
-    static const char *const gone[] = {"NoSuchEntity", NULL};
-    gm_status st = profile_remove_roles(e, id, err);
-    if (st != GM_OK)
-        return st;
-    gm_params p;
-    gm_params_init(&p);
-    gm_params_add(&p, "InstanceProfileName", id);
-    st = iam_call(e, "DeleteInstanceProfile", &p, NULL, gone, err);
-    gm_params_release(&p);
+    gm_status st = profile_remove_roles(n, id, err);
+    if (st == GM_OK)
+        st = iam_call1(n, "DeleteInstanceProfile", "InstanceProfileName", id, NULL, NO_SUCH_ENTITY,
+                       err);
     return st;
 }
 
-static gm_status profile_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *live,
-                                 gm_error *err)
+static GM_MUST_CHECK gm_status profile_inspect(gm_node *n, const char *id, json_t *live,
+                                               gm_error *err)
 {
-    char *found = NULL;
-    gm_status st = find_named(e, "GetInstanceProfile", "InstanceProfileName", id, "InstanceProfile",
-                              &found, err);
-    json_object_set_new(live, "exists", json_boolean(found != NULL));
-    if (st == GM_OK && !found)
-        json_array_append_new(json_object_get(live, "drift"), json_string("missing"));
-    free(found);
-    return st;
+    return named_inspect(n, false, id, live, err);
 }
 
-const gm_node_ops gm_ops_profile = {"instance_profile",
-                                    "creating the instance profile",
-                                    true,
-                                    profile_create,
-                                    profile_find,
-                                    profile_destroy,
-                                    profile_inspect};
+const gm_node_ops gm_ops_profile = {
+    .kind = "instance_profile",
+    .label = "creating the instance profile",
+    .delete_label = "deleting the instance profile",
+    .owns_resource = true,
+    .create = profile_create,
+    .find = profile_find,
+    .destroy = profile_destroy,
+    .inspect = profile_inspect,
+};
 
-static gm_status profile_role_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status profile_role_create(gm_node *n, gm_error *err)
 {
-    char *role = gm_e_id(e, "role");
-    char *profile = gm_e_id(e, "instance_profile");
-    gm_status st = gm_e_journal_intent(e, n, NULL, 0, err);
+    char *role = gm_node_id_of(n, "role");
+    char *profile = gm_node_id_of(n, "instance_profile");
+    gm_status st = gm_node_intent(n, NULL, 0, err);
     if (st == GM_OK) {
         gm_params p;
         gm_params_init(&p);
-        gm_params_add(&p, "InstanceProfileName", profile ? profile : "");
-        gm_params_add(&p, "RoleName", role ? role : "");
+        gm_params_add(&p, "InstanceProfileName", profile);
+        gm_params_add(&p, "RoleName", role);
         /* A profile holds one role: LimitExceeded means ours is already in. */
         static const char *const ok[] = {"LimitExceeded", NULL};
-        st = iam_call(e, "AddRoleToInstanceProfile", &p, NULL, ok, err);
+        st = iam_call(n, "AddRoleToInstanceProfile", &p, NULL, ok, err);
         gm_params_release(&p);
     }
     if (st == GM_OK)
-        st = gm_e_journal_id(e, n, profile ? profile : "", err);
+        st = gm_node_created(n, profile ? profile : "", err);
     free(role);
     free(profile);
     return st;
 }
 
-static gm_status profile_role_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status profile_role_destroy(gm_node *n, const char *id, gm_error *err)
 {
-    return profile_find(e, n, out_id, err);
+    return profile_remove_roles(n, id, err);
 }
 
-static gm_status profile_role_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
-{
-    return profile_remove_roles(e, id, err);
-}
-
-const gm_node_ops gm_ops_profile_role = {"profile_role",
-                                         "putting the role in the profile",
-                                         true,
-                                         profile_role_create,
-                                         profile_role_find,
-                                         profile_role_destroy,
-                                         NULL};
+const gm_node_ops gm_ops_profile_role = {
+    .kind = "profile_role",
+    .label = "putting the role in the profile",
+    .delete_label = "taking the role out of the profile",
+    .owns_resource = true,
+    .create = profile_role_create,
+    .find = profile_find,
+    .destroy = profile_role_destroy,
+};

@@ -4,70 +4,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/read.h"
 #include "core/str.h"
-#include "engine/internal.h"
 #include "engine/nodes.h"
 
-/* ---- shared -------------------------------------------------------------- */
-
-gm_status gm_n_adopt_or_intent(gm_engine *e, gm_node_run *n, const gm_node_ops *ops, char **out_id,
-                               char *token, size_t token_size, gm_error *err)
-{
-    *out_id = NULL;
-    /* Only a node journalled by an earlier run can have left something behind:
-     * the intent is saved before every create call. A fresh node skips the
-     * look-up (one round trip less on the critical path). */
-    pthread_mutex_lock(&e->lock);
-    gm_node_state *s = gm_deployment_node(e->dep, n->def->name);
-    bool earlier = s && (s->status == GM_NODE_CREATING || s->status == GM_NODE_FAILED ||
-                         s->status == GM_NODE_DELETING || *s->token);
-    pthread_mutex_unlock(&e->lock);
-    if (ops->find && earlier) {
-        gm_status st = ops->find(e, n, out_id, err);
-        if (st != GM_OK)
-            return st;
-        if (*out_id) {
-            gm_e_event(e, n, "found %s %s from an earlier run: adopting it", n->def->kind, *out_id);
-            return gm_e_journal_id(e, n, *out_id, err);
-        }
-    }
-    return gm_e_journal_intent(e, n, token, token_size, err);
-}
-
-gm_status gm_n_inspect_ec2(gm_engine *e, const char *action, const char *id_param, const char *id,
-                           const char *set_name, const char *state_elem, json_t *out, gm_error *err)
-{
-    gm_params p;
-    gm_params_init(&p);
-    gm_params_add(&p, id_param, id);
-    xmlDocPtr doc = NULL;
-    gm_error cerr = {0};
-    gm_status st = gm_aws_query(e->aws, &gm_svc_ec2, action, &p, &doc, &cerr);
-    gm_params_release(&p);
-    if (st != GM_OK && (strstr(cerr.aws_code, "NotFound") || strstr(cerr.aws_code, "Malformed"))) {
-        json_object_set_new(out, "exists", json_false());
-        json_array_append_new(json_object_get(out, "drift"), json_string("missing"));
-        return GM_OK;
-    }
-    if (st != GM_OK) {
-        *err = cerr;
-        return st;
-    }
-    xmlNodePtr item = gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), set_name), "item");
-    json_object_set_new(out, "exists", json_boolean(item != NULL));
-    if (!item)
-        json_array_append_new(json_object_get(out, "drift"), json_string("missing"));
-    if (item && state_elem) {
-        char *state = gm_xml_text(item, state_elem);
-        if (state)
-            json_object_set_new(out, "state", json_string(gm_str_trim(state)));
-        free(state);
-    }
-    xmlFreeDoc(doc);
-    return GM_OK;
-}
-
 static const char *const NOT_FOUND_VPC[] = {"InvalidVpcID.NotFound", NULL};
+
+/* Reads the one id a create call answered with. */
+static GM_MUST_CHECK gm_status created_id(xmlDocPtr doc, const gm_read_spec *spec,
+                                          const char *action, char **out_id, gm_error *err)
+{
+    gm_read_rows rows;
+    gm_status st = gm_read_xml(doc, spec, &rows, err);
+    if (st == GM_OK) {
+        *out_id = gm_read_dup(&rows, 0, GM_EC2_ID);
+        if (!*out_id)
+            st = gm_error_set(err, GM_ERR_PARSE, "%s returned no id", action);
+    }
+    gm_read_rows_release(&rows);
+    return st;
+}
+
+/* Sends an EC2 create call and journals the id it returns. */
+static GM_MUST_CHECK gm_status ec2_create(gm_node *n, const char *action, const gm_params *p,
+                                          const gm_read_spec *spec, char **out_id, gm_error *err)
+{
+    xmlDocPtr doc = NULL;
+    gm_status st = gm_n_ec2(n, action, p, &doc, NULL, err);
+    if (st == GM_OK)
+        st = created_id(doc, spec, action, out_id, err);
+    xmlFreeDoc(doc);
+    if (st == GM_OK)
+        st = gm_node_created(n, *out_id, err);
+    return st;
+}
 
 /* ---- availability zones --------------------------------------------------- */
 
@@ -76,51 +46,68 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* One call: the zones that offer the instance type (sorted; the first two). */
-static gm_status azs_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static bool zone_allowed(const gm_deploy_config *cfg, const char *az)
 {
+    for (int i = 0; i < cfg->n_azs; i++)
+        if (strcmp(cfg->azs[i], az) == 0)
+            return true;
+    return cfg->n_azs == 0;
+}
+
+/* One call: the zones that offer the instance type (sorted; the first two,
+ * among --azs when given). */
+static GM_MUST_CHECK gm_status azs_create(gm_node *n, gm_error *err)
+{
+    const gm_deploy_config *cfg = gm_node_config(n);
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "LocationType", "availability-zone");
     gm_params_add(&p, "Filter.1.Name", "instance-type");
-    gm_params_add(&p, "Filter.1.Value.1", e->cfg->instance_type);
+    gm_params_add(&p, "Filter.1.Value.1", cfg->instance_type);
     xmlDocPtr doc = NULL;
-    gm_status st =
-        gm_aws_query(e->aws, &gm_svc_ec2, "DescribeInstanceTypeOfferings", &p, &doc, err);
+    gm_status st = gm_n_ec2(n, "DescribeInstanceTypeOfferings", &p, &doc, NULL, err);
     gm_params_release(&p);
+    gm_read_rows rows;
+    if (st == GM_OK)
+        st = gm_read_xml(doc, &gm_ec2_offerings, &rows, err);
+    xmlFreeDoc(doc);
     if (st != GM_OK)
         return st;
-    char *offered[64];
-    size_t no = 0;
-    GM_XML_FOREACH (item, gm_xml_find(xmlDocGetRootElement(doc), "instanceTypeOfferingSet"),
-                    "item") {
-        char *loc = gm_xml_text(item, "location");
-        if (loc && no < 64)
-            offered[no++] = loc;
-        else
-            free(loc);
+    const char **zones = calloc(rows.n ? rows.n : 1, sizeof *zones);
+    if (!zones) {
+        gm_read_rows_release(&rows);
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     }
-    xmlFreeDoc(doc);
-    qsort(offered, no, sizeof *offered, cmp_str);
-    if (no < 2) {
-        for (size_t i = 0; i < no; i++)
-            free(offered[i]);
-        return gm_error_set(err, GM_ERR_INVALID,
-                            "instance type '%s' is offered in %zu availability zone(s) of "
-                            "region '%s': two are needed",
-                            e->cfg->instance_type, no, gm_aws_client_region(e->aws));
+    size_t nz = 0;
+    for (size_t i = 0; i < rows.n; i++)
+        if (*gm_read_get(&rows, i, 0) && zone_allowed(cfg, gm_read_get(&rows, i, 0)))
+            zones[nz++] = gm_read_get(&rows, i, 0);
+    if (nz < 2)
+        st = gm_error_set(err, GM_ERR_INVALID,
+                          "instance type '%s' is offered in %zu availability zone(s) of region "
+                          "'%s'%s: two are needed",
+                          cfg->instance_type, nz, gm_aws_client_region(gm_node_aws(n)),
+                          cfg->n_azs ? " among --azs" : "");
+    if (st == GM_OK) {
+        qsort(zones, nz, sizeof *zones, cmp_str);
+        char id[128];
+        snprintf(id, sizeof id, "%s,%s", zones[0], zones[1]);
+        st = gm_node_set_output(n, "az_a", zones[0], err);
+        if (st == GM_OK)
+            st = gm_node_set_output(n, "az_b", zones[1], err);
+        if (st == GM_OK)
+            st = gm_node_created(n, id, err);
     }
-    gm_e_set_output(e, n, "az_a", offered[0]);
-    gm_e_set_output(e, n, "az_b", offered[1]);
-    char id[128];
-    snprintf(id, sizeof id, "%s,%s", offered[0], offered[1]);
-    for (size_t i = 0; i < no; i++)
-        free(offered[i]);
-    return gm_e_journal_id(e, n, id, err);
+    free(zones);
+    gm_read_rows_release(&rows);
+    return st;
 }
 
-const gm_node_ops gm_ops_azs = {"azs", "choosing availability zones", false, azs_create, NULL, NULL,
-                                NULL};
+const gm_node_ops gm_ops_azs = {
+    .kind = "azs",
+    .label = "choosing availability zones",
+    .create = azs_create,
+};
 
 /* ---- AMI lookup ----------------------------------------------------------- */
 
@@ -140,101 +127,110 @@ bool gm_instance_type_is_arm(const char *type)
     return type[i] == 'g';
 }
 
-static gm_status ami_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status ami_create(gm_node *n, gm_error *err)
 {
-    const char *override = getenv("GEUSEMAKER_AMI_PARAMETER");
+    const char *override = gm_node_settings(n)->ami_parameter;
     char param[256];
     if (override && *override)
         snprintf(param, sizeof param, "%s", override);
-    else if (strcmp(e->dep->tier, "gpu") == 0)
+    else if (gm_node_tier(n) == GM_TIER_GPU)
         snprintf(param, sizeof param, "%s",
                  "/aws/service/deeplearning/ami/x86_64/"
                  "base-oss-nvidia-driver-gpu-amazon-linux-2023/latest/ami-id");
     else
         snprintf(param, sizeof param,
                  "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-%s",
-                 gm_instance_type_is_arm(e->cfg->instance_type) ? "arm64" : "x86_64");
+                 gm_instance_type_is_arm(gm_node_config(n)->instance_type) ? "arm64" : "x86_64");
     json_t *body = json_pack("{s:s}", "Name", param);
     json_t *out = NULL;
-    gm_status st = gm_aws_json(e->aws, &gm_svc_ssm, "GetParameter", body, &out, err);
+    gm_status st = body ? gm_aws_json(gm_node_aws(n), &gm_svc_ssm, "GetParameter", body, &out, err)
+                        : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     json_decref(body);
+    gm_read_rows rows;
+    if (st == GM_OK)
+        st = gm_ssm_read_parameters(out, &rows, err);
+    json_decref(out);
     if (st != GM_OK)
         return st;
-    const char *ami =
-        json_string_value(json_object_get(json_object_get(out, "Parameter"), "Value"));
-    if (!ami || strncmp(ami, "ami-", 4) != 0) {
-        json_decref(out);
-        return gm_error_set(err, GM_ERR_PARSE, "ssm parameter '%s' does not hold an ami id", param);
-    }
-    gm_e_set_output(e, n, "parameter", param);
-    st = gm_e_journal_id(e, n, ami, err);
-    json_decref(out);
+    const char *ami = gm_read_get(&rows, 0, GM_SSM_VALUE);
+    if (strncmp(ami, "ami-", 4) != 0)
+        st = gm_error_set(err, GM_ERR_PARSE, "ssm parameter '%s' does not hold an ami id", param);
+    if (st == GM_OK)
+        st = gm_node_set_output(n, "parameter", param, err);
+    if (st == GM_OK)
+        st = gm_node_created(n, ami, err);
+    gm_read_rows_release(&rows);
     return st;
 }
 
-const gm_node_ops gm_ops_ami = {"ami", "finding the machine image", false, ami_create, NULL, NULL,
-                                NULL};
+const gm_node_ops gm_ops_ami = {
+    .kind = "ami",
+    .label = "finding the machine image",
+    .create = ami_create,
+};
 
 /* ---- VPC ------------------------------------------------------------------ */
 
-static gm_status vpc_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status vpc_find(gm_node *n, char **out_id, gm_error *err)
 {
-    return gm_e_ec2_find_tagged(e, "DescribeVpcs", "vpcSet", "vpcId", n->def->name, NULL, NULL,
-                                out_id, err);
+    return gm_n_ec2_find_tagged(n, "DescribeVpcs", &gm_ec2_vpcs, NULL, NULL, out_id, err);
 }
 
-static gm_status vpc_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status vpc_create(gm_node *n, gm_error *err)
 {
     char *id = NULL;
-    char token[96];
-    gm_status st = gm_n_adopt_or_intent(e, n, &gm_ops_vpc, &id, token, sizeof token, err);
-    if (st != GM_OK || id) {
-        free(id);
-        return st;
+    gm_status st = gm_n_adopt_or_intent(n, &id, NULL, 0, err);
+    if (st == GM_OK && !id) {
+        gm_params p;
+        gm_params_init(&p);
+        gm_params_add(&p, "CidrBlock", "10.0.0.0/16");
+        gm_n_tag_spec(n, &p, 1, "vpc");
+        st = ec2_create(n, "CreateVpc", &p, &gm_ec2_created_vpc, &id, err);
+        gm_params_release(&p);
     }
-    gm_params p;
-    gm_params_init(&p);
-    gm_params_add(&p, "CidrBlock", "10.0.0.0/16");
-    gm_e_tag_spec(e, &p, 1, "vpc", n->def->name);
-    xmlDocPtr doc = NULL;
-    st = gm_e_ec2_call(e, "CreateVpc", &p, &doc, NULL, err);
-    gm_params_release(&p);
-    if (st == GM_OK) {
-        id = gm_xml_text(gm_xml_find(xmlDocGetRootElement(doc), "vpc"), "vpcId");
-        st = id ? gm_e_journal_id(e, n, id, err)
-                : gm_error_set(err, GM_ERR_PARSE, "CreateVpc returned no vpcId");
-    }
-    xmlFreeDoc(doc);
     free(id);
     return st;
 }
 
-static gm_status vpc_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+static GM_MUST_CHECK gm_status ec2_delete(gm_node *n, const char *action, const char *id_param,
+                                          const char *id, const char *const *gone, gm_error *err)
 {
     gm_params p;
     gm_params_init(&p);
-    gm_params_add(&p, "VpcId", id);
-    gm_status st = gm_e_ec2_call(e, "DeleteVpc", &p, NULL, NOT_FOUND_VPC, err);
+    gm_params_add(&p, id_param, id);
+    gm_status st = gm_n_ec2(n, action, &p, NULL, gone, err);
     gm_params_release(&p);
     return st;
 }
 
-static gm_status vpc_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *out,
-                             gm_error *err)
+static GM_MUST_CHECK gm_status vpc_destroy(gm_node *n, const char *id, gm_error *err)
 {
-    return gm_n_inspect_ec2(e, "DescribeVpcs", "VpcId.1", id, "vpcSet", "state", out, err);
+    return ec2_delete(n, "DeleteVpc", "VpcId", id, NOT_FOUND_VPC, err);
 }
 
-const gm_node_ops gm_ops_vpc = {"vpc",    "creating the VPC", true,       vpc_create,
-                                vpc_find, vpc_destroy,        vpc_inspect};
-
-static gm_status vpc_dns_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status vpc_inspect(gm_node *n, const char *id, json_t *out, gm_error *err)
 {
-    char *vpc = gm_e_id(e, "vpc");
+    return gm_n_inspect_ec2(n, "DescribeVpcs", "VpcId.1", id, &gm_ec2_vpcs, GM_EC2_STATE, out, err);
+}
+
+const gm_node_ops gm_ops_vpc = {
+    .kind = "vpc",
+    .label = "creating the VPC",
+    .delete_label = "deleting the VPC",
+    .owns_resource = true,
+    .create = vpc_create,
+    .find = vpc_find,
+    .destroy = vpc_destroy,
+    .inspect = vpc_inspect,
+};
+
+static GM_MUST_CHECK gm_status vpc_dns_create(gm_node *n, gm_error *err)
+{
+    char *vpc = gm_node_id_of(n, "vpc");
     if (!vpc)
         return gm_error_set(err, GM_ERR_INTERNAL, "no vpc id for the dns settings");
     const char *attrs[] = {"EnableDnsSupport.Value", "EnableDnsHostnames.Value"};
-    gm_e_call calls[2];
+    gm_n_call calls[2];
     memset(calls, 0, sizeof calls);
     for (int i = 0; i < 2; i++) {
         calls[i].action = "ModifyVpcAttribute";
@@ -242,52 +238,46 @@ static gm_status vpc_dns_create(gm_engine *e, gm_node_run *n, gm_error *err)
         gm_params_add(&calls[i].params, "VpcId", vpc);
         gm_params_add(&calls[i].params, attrs[i], "true");
     }
-    gm_status st = gm_e_parallel(e, calls, 2, err);
+    gm_status st = gm_n_parallel(n, calls, 2, err);
     if (st == GM_OK)
-        st = gm_e_journal_id(e, n, vpc, err);
+        st = gm_node_created(n, vpc, err);
     free(vpc);
     return st;
 }
 
 const gm_node_ops gm_ops_vpc_dns = {
-    "vpc_dns", "turning on VPC DNS hostnames", false, vpc_dns_create, NULL, NULL, NULL};
+    .kind = "vpc_dns",
+    .label = "turning on VPC DNS hostnames",
+    .create = vpc_dns_create,
+};
 
 /* ---- internet gateway ------------------------------------------------------ */
 
-static gm_status igw_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status igw_find(gm_node *n, char **out_id, gm_error *err)
 {
-    return gm_e_ec2_find_tagged(e, "DescribeInternetGateways", "internetGatewaySet",
-                                "internetGatewayId", n->def->name, NULL, NULL, out_id, err);
+    return gm_n_ec2_find_tagged(n, "DescribeInternetGateways", &gm_ec2_igws, NULL, NULL, out_id,
+                                err);
 }
 
-static gm_status igw_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status igw_create(gm_node *n, gm_error *err)
 {
     char *id = NULL;
-    char token[96];
-    gm_status st = gm_n_adopt_or_intent(e, n, &gm_ops_igw, &id, token, sizeof token, err);
+    gm_status st = gm_n_adopt_or_intent(n, &id, NULL, 0, err);
     if (st == GM_OK && !id) {
         gm_params p;
         gm_params_init(&p);
-        gm_e_tag_spec(e, &p, 1, "internet-gateway", n->def->name);
-        xmlDocPtr doc = NULL;
-        st = gm_e_ec2_call(e, "CreateInternetGateway", &p, &doc, NULL, err);
+        gm_n_tag_spec(n, &p, 1, "internet-gateway");
+        st = ec2_create(n, "CreateInternetGateway", &p, &gm_ec2_created_igw, &id, err);
         gm_params_release(&p);
-        if (st == GM_OK) {
-            id = gm_xml_text(gm_xml_find(xmlDocGetRootElement(doc), "internetGateway"),
-                             "internetGatewayId");
-            st = id ? gm_e_journal_id(e, n, id, err)
-                    : gm_error_set(err, GM_ERR_PARSE, "CreateInternetGateway returned no id");
-        }
-        xmlFreeDoc(doc);
     }
     if (st == GM_OK) {
-        char *vpc = gm_e_id(e, "vpc");
+        char *vpc = gm_node_id_of(n, "vpc");
         gm_params p;
         gm_params_init(&p);
         gm_params_add(&p, "InternetGatewayId", id);
-        gm_params_add(&p, "VpcId", vpc ? vpc : "");
+        gm_params_add(&p, "VpcId", vpc);
         static const char *const ok[] = {"Resource.AlreadyAssociated", NULL};
-        st = gm_e_ec2_call(e, "AttachInternetGateway", &p, NULL, ok, err);
+        st = gm_n_ec2(n, "AttachInternetGateway", &p, NULL, ok, err);
         gm_params_release(&p);
         free(vpc);
     }
@@ -295,326 +285,315 @@ static gm_status igw_create(gm_engine *e, gm_node_run *n, gm_error *err)
     return st;
 }
 
-static gm_status igw_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+static GM_MUST_CHECK gm_status igw_destroy(gm_node *n, const char *id, gm_error *err)
 {
     static const char *const gone[] = {"InvalidInternetGatewayID.NotFound", NULL};
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "InternetGatewayId.1", id);
     xmlDocPtr doc = NULL;
-    gm_status st = gm_e_ec2_call(e, "DescribeInternetGateways", &p, &doc, gone, err);
+    gm_status st = gm_n_ec2(n, "DescribeInternetGateways", &p, &doc, gone, err);
     gm_params_release(&p);
-    if (st != GM_OK)
-        return st;
-    xmlNodePtr item =
-        gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "internetGatewaySet"), "item");
-    if (!item) {
-        xmlFreeDoc(doc);
-        return GM_OK;
-    }
-    static const char *const not_attached[] = {"Gateway.NotAttached",
-                                               "InvalidInternetGatewayID.NotFound", NULL};
-    GM_XML_FOREACH (att, gm_xml_child(item, "attachmentSet"), "item") {
-        char *vpc = gm_xml_text(att, "vpcId");
-        gm_params_init(&p);
-        gm_params_add(&p, "InternetGatewayId", id);
-        gm_params_add(&p, "VpcId", vpc ? vpc : "");
-        st = gm_e_ec2_call(e, "DetachInternetGateway", &p, NULL, not_attached, err);
-        gm_params_release(&p);
-        free(vpc);
-        if (st != GM_OK)
-            break;
+    gm_read_rows igws, atts;
+    gm_read_rows_init(&atts);
+    if (st == GM_OK)
+        st = gm_read_xml(doc, &gm_ec2_igws, &igws, err);
+    if (st == GM_OK) {
+        st = gm_read_xml(doc, &gm_ec2_igw_attachments, &atts, err);
+        if (igws.n == 0) { /* already gone */
+            gm_read_rows_release(&igws);
+            gm_read_rows_release(&atts);
+            xmlFreeDoc(doc);
+            return st;
+        }
+        gm_read_rows_release(&igws);
     }
     xmlFreeDoc(doc);
+    static const char *const not_attached[] = {"Gateway.NotAttached",
+                                               "InvalidInternetGatewayID.NotFound", NULL};
+    for (size_t i = 0; st == GM_OK && i < atts.n; i++) {
+        gm_params_init(&p);
+        gm_params_add(&p, "InternetGatewayId", id);
+        gm_params_add(&p, "VpcId", gm_read_get(&atts, i, 0));
+        st = gm_n_ec2(n, "DetachInternetGateway", &p, NULL, not_attached, err);
+        gm_params_release(&p);
+    }
+    gm_read_rows_release(&atts);
     if (st != GM_OK)
         return st;
-    gm_params_init(&p);
-    gm_params_add(&p, "InternetGatewayId", id);
-    st = gm_e_ec2_call(e, "DeleteInternetGateway", &p, NULL, gone, err);
-    gm_params_release(&p);
-    return st;
+    return ec2_delete(n, "DeleteInternetGateway", "InternetGatewayId", id, gone, err);
 }
 
-static gm_status igw_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *out,
-                             gm_error *err)
+static GM_MUST_CHECK gm_status igw_inspect(gm_node *n, const char *id, json_t *out, gm_error *err)
 {
-    return gm_n_inspect_ec2(e, "DescribeInternetGateways", "InternetGatewayId.1", id,
-                            "internetGatewaySet", NULL, out, err);
+    return gm_n_inspect_ec2(n, "DescribeInternetGateways", "InternetGatewayId.1", id, &gm_ec2_igws,
+                            -1, out, err);
 }
 
 const gm_node_ops gm_ops_igw = {
-    "igw", "creating the internet gateway", true, igw_create, igw_find, igw_destroy, igw_inspect};
+    .kind = "igw",
+    .label = "creating the internet gateway",
+    .delete_label = "deleting the internet gateway",
+    .owns_resource = true,
+    .create = igw_create,
+    .find = igw_find,
+    .destroy = igw_destroy,
+    .inspect = igw_inspect,
+};
 
 /* ---- subnets ---------------------------------------------------------------- */
 
-static gm_status subnet_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status subnet_find(gm_node *n, char **out_id, gm_error *err)
 {
-    return gm_e_ec2_find_tagged(e, "DescribeSubnets", "subnetSet", "subnetId", n->def->name, NULL,
-                                NULL, out_id, err);
+    return gm_n_ec2_find_tagged(n, "DescribeSubnets", &gm_ec2_subnets, NULL, NULL, out_id, err);
 }
 
-static gm_status subnet_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status subnet_create(gm_node *n, gm_error *err)
 {
     char *id = NULL;
-    char token[96];
-    gm_status st = gm_n_adopt_or_intent(e, n, &gm_ops_subnet, &id, token, sizeof token, err);
+    gm_status st = gm_n_adopt_or_intent(n, &id, NULL, 0, err);
     if (st != GM_OK || id) {
         free(id);
         return st;
     }
-    char *vpc = gm_e_id(e, "vpc");
-    char *az = gm_e_output(e, "azs", n->def->slot ? "az_b" : "az_a");
+    bool b = gm_node_slot(n) == 1;
+    char *vpc = gm_node_id_of(n, "vpc");
+    char *az = gm_node_output_of(n, "azs", b ? "az_b" : "az_a");
     gm_params p;
     gm_params_init(&p);
-    gm_params_add(&p, "VpcId", vpc ? vpc : "");
-    gm_params_add(&p, "CidrBlock", n->def->slot ? "10.0.16.0/20" : "10.0.0.0/20");
-    gm_params_add(&p, "AvailabilityZone", az ? az : "");
-    gm_e_tag_spec(e, &p, 1, "subnet", n->def->name);
-    xmlDocPtr doc = NULL;
-    st = gm_e_ec2_call(e, "CreateSubnet", &p, &doc, NULL, err);
+    gm_params_add(&p, "VpcId", vpc);
+    gm_params_add(&p, "CidrBlock", b ? "10.0.16.0/20" : "10.0.0.0/20");
+    gm_params_add(&p, "AvailabilityZone", az);
+    gm_n_tag_spec(n, &p, 1, "subnet");
+    st = gm_node_set_output(n, "az", az, err);
+    if (st == GM_OK)
+        st = ec2_create(n, "CreateSubnet", &p, &gm_ec2_created_subnet, &id, err);
     gm_params_release(&p);
-    if (st == GM_OK) {
-        id = gm_xml_text(gm_xml_find(xmlDocGetRootElement(doc), "subnet"), "subnetId");
-        st = id ? gm_e_journal_id(e, n, id, err)
-                : gm_error_set(err, GM_ERR_PARSE, "CreateSubnet returned no subnetId");
-        gm_e_set_output(e, n, "az", az);
-    }
-    xmlFreeDoc(doc);
     free(id);
     free(vpc);
     free(az);
     return st;
 }
 
-static gm_status subnet_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
+static GM_MUST_CHECK gm_status subnet_destroy(gm_node *n, const char *id, gm_error *err)
 {
     static const char *const gone[] = {"InvalidSubnetID.NotFound", NULL};
-    gm_params p;
-    gm_params_init(&p);
-    gm_params_add(&p, "SubnetId", id);
-    gm_status st = gm_e_ec2_call(e, "DeleteSubnet", &p, NULL, gone, err);
-    gm_params_release(&p);
-    return st;
+    return ec2_delete(n, "DeleteSubnet", "SubnetId", id, gone, err);
 }
 
-static gm_status subnet_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *out,
-                                gm_error *err)
+static GM_MUST_CHECK gm_status subnet_inspect(gm_node *n, const char *id, json_t *out,
+                                              gm_error *err)
 {
-    return gm_n_inspect_ec2(e, "DescribeSubnets", "SubnetId.1", id, "subnetSet", "state", out, err);
+    return gm_n_inspect_ec2(n, "DescribeSubnets", "SubnetId.1", id, &gm_ec2_subnets,
+                            GM_EC2_SUBNET_STATE, out, err);
 }
 
-const gm_node_ops gm_ops_subnet = {"subnet",    "creating a subnet", true,          subnet_create,
-                                   subnet_find, subnet_destroy,      subnet_inspect};
+const gm_node_ops gm_ops_subnet = {
+    .kind = "subnet",
+    .label = "creating a subnet",
+    .delete_label = "deleting a subnet",
+    .owns_resource = true,
+    .create = subnet_create,
+    .find = subnet_find,
+    .destroy = subnet_destroy,
+    .inspect = subnet_inspect,
+};
 
 /* ---- public routing: route table, default route, associations ------------ */
 
-static gm_status rt_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status rt_find(gm_node *n, char **out_id, gm_error *err)
 {
-    return gm_e_ec2_find_tagged(e, "DescribeRouteTables", "routeTableSet", "routeTableId",
-                                n->def->name, NULL, NULL, out_id, err);
+    return gm_n_ec2_find_tagged(n, "DescribeRouteTables", &gm_ec2_route_tables, NULL, NULL, out_id,
+                                err);
 }
 
-static gm_status rt_create(gm_engine *e, gm_node_run *n, gm_error *err)
+/* The default route, both associations and public addressing on both
+ * subnets are independent: one round trip for all. */
+static GM_MUST_CHECK gm_status rt_settings(gm_node *n, const char *id, gm_error *err)
 {
-    char *id = NULL;
-    char token[96];
-    gm_status st = gm_n_adopt_or_intent(e, n, &gm_ops_route_table, &id, token, sizeof token, err);
-    char *vpc = gm_e_id(e, "vpc");
-    char *igw = gm_e_id(e, "igw");
-    char *subnets[2] = {gm_e_id(e, "subnet_a"), gm_e_id(e, "subnet_b")};
-    gm_params p;
-    if (st == GM_OK && !id) {
-        gm_params_init(&p);
-        gm_params_add(&p, "VpcId", vpc ? vpc : "");
-        gm_e_tag_spec(e, &p, 1, "route-table", n->def->name);
-        xmlDocPtr doc = NULL;
-        st = gm_e_ec2_call(e, "CreateRouteTable", &p, &doc, NULL, err);
-        gm_params_release(&p);
-        if (st == GM_OK) {
-            id = gm_xml_text(gm_xml_find(xmlDocGetRootElement(doc), "routeTable"), "routeTableId");
-            st = id ? gm_e_journal_id(e, n, id, err)
-                    : gm_error_set(err, GM_ERR_PARSE, "CreateRouteTable returned no id");
-        }
-        xmlFreeDoc(doc);
+    static const char *const route_ok[] = {"RouteAlreadyExists", NULL};
+    static const char *const assoc_ok[] = {"Resource.AlreadyAssociated", NULL};
+    char *igw = gm_node_id_of(n, "igw");
+    char *subnets[2] = {gm_node_id_of(n, "subnet_a"), gm_node_id_of(n, "subnet_b")};
+    gm_n_call calls[5];
+    memset(calls, 0, sizeof calls);
+    calls[0].action = "CreateRoute";
+    calls[0].ok_codes = route_ok;
+    gm_params_init(&calls[0].params);
+    gm_params_add(&calls[0].params, "RouteTableId", id);
+    gm_params_add(&calls[0].params, "DestinationCidrBlock", "0.0.0.0/0");
+    gm_params_add(&calls[0].params, "GatewayId", igw);
+    for (int i = 0; i < 2; i++) {
+        gm_n_call *as = &calls[1 + i], *pub = &calls[3 + i];
+        as->action = "AssociateRouteTable";
+        as->ok_codes = assoc_ok;
+        gm_params_init(&as->params);
+        gm_params_add(&as->params, "RouteTableId", id);
+        gm_params_add(&as->params, "SubnetId", subnets[i]);
+        pub->action = "ModifySubnetAttribute";
+        gm_params_init(&pub->params);
+        gm_params_add(&pub->params, "SubnetId", subnets[i]);
+        gm_params_add(&pub->params, "MapPublicIpOnLaunch.Value", "true");
     }
-    if (st == GM_OK) {
-        /* The default route, both associations and public addressing on both
-         * subnets are independent: one round trip for all. */
-        static const char *const route_ok[] = {"RouteAlreadyExists", NULL};
-        static const char *const assoc_ok[] = {"Resource.AlreadyAssociated", NULL};
-        gm_e_call calls[5];
-        memset(calls, 0, sizeof calls);
-        calls[0].action = "CreateRoute";
-        calls[0].ok_codes = route_ok;
-        gm_params_init(&calls[0].params);
-        gm_params_add(&calls[0].params, "RouteTableId", id);
-        gm_params_add(&calls[0].params, "DestinationCidrBlock", "0.0.0.0/0");
-        gm_params_add(&calls[0].params, "GatewayId", igw ? igw : "");
-        for (int i = 0; i < 2; i++) {
-            gm_e_call *as = &calls[1 + i], *pub = &calls[3 + i];
-            as->action = "AssociateRouteTable";
-            as->ok_codes = assoc_ok;
-            gm_params_init(&as->params);
-            gm_params_add(&as->params, "RouteTableId", id);
-            gm_params_add(&as->params, "SubnetId", subnets[i] ? subnets[i] : "");
-            pub->action = "ModifySubnetAttribute";
-            gm_params_init(&pub->params);
-            gm_params_add(&pub->params, "SubnetId", subnets[i] ? subnets[i] : "");
-            gm_params_add(&pub->params, "MapPublicIpOnLaunch.Value", "true");
-        }
-        st = gm_e_parallel(e, calls, 5, err);
-    }
-    free(id);
-    free(vpc);
+    gm_status st = gm_n_parallel(n, calls, 5, err);
     free(igw);
     free(subnets[0]);
     free(subnets[1]);
     return st;
 }
 
-static gm_status rt_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
-{
-    static const char *const gone[] = {"InvalidRouteTableID.NotFound", NULL};
-    gm_params p;
-    gm_params_init(&p);
-    gm_params_add(&p, "RouteTableId.1", id);
-    xmlDocPtr doc = NULL;
-    gm_status st = gm_e_ec2_call(e, "DescribeRouteTables", &p, &doc, gone, err);
-    gm_params_release(&p);
-    if (st != GM_OK)
-        return st;
-    xmlNodePtr item = gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "routeTableSet"), "item");
-    static const char *const assoc_gone[] = {"InvalidAssociationID.NotFound", NULL};
-    GM_XML_FOREACH (assoc, gm_xml_child(item, "associationSet"), "item") {
-        char *aid = gm_xml_text(assoc, "routeTableAssociationId");
-        char *main_flag = gm_xml_text(assoc, "main");
-        if (aid && !(main_flag && strcmp(main_flag, "true") == 0)) {
-            gm_params_init(&p);
-            gm_params_add(&p, "AssociationId", aid);
-            st = gm_e_ec2_call(e, "DisassociateRouteTable", &p, NULL, assoc_gone, err);
-            gm_params_release(&p);
-        }
-        free(aid);
-        free(main_flag);
-        if (st != GM_OK)
-            break;
-    }
-    bool exists = item != NULL;
-    xmlFreeDoc(doc);
-    if (st != GM_OK || !exists)
-        return st;
-    gm_params_init(&p);
-    gm_params_add(&p, "RouteTableId", id);
-    st = gm_e_ec2_call(e, "DeleteRouteTable", &p, NULL, gone, err);
-    gm_params_release(&p);
-    return st;
-}
-
-static gm_status rt_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *out,
-                            gm_error *err)
-{
-    return gm_n_inspect_ec2(e, "DescribeRouteTables", "RouteTableId.1", id, "routeTableSet", NULL,
-                            out, err);
-}
-
-const gm_node_ops gm_ops_route_table = {
-    "route_table", "routing the subnets to the internet", true, rt_create, rt_find, rt_destroy,
-    rt_inspect};
-
-/* ---- security group ---------------------------------------------------------- */
-
-gm_status gm_n_sg_create(gm_engine *e, gm_node_run *n, const gm_node_ops *ops, const char *suffix,
-                         const char *description, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status rt_create(gm_node *n, gm_error *err)
 {
     char *id = NULL;
-    char token[96];
-    *out_id = NULL;
-    gm_status st = gm_n_adopt_or_intent(e, n, ops, &id, token, sizeof token, err);
-    if (st != GM_OK || id) {
-        *out_id = id;
-        return st;
+    gm_status st = gm_n_adopt_or_intent(n, &id, NULL, 0, err);
+    if (st == GM_OK && !id) {
+        char *vpc = gm_node_id_of(n, "vpc");
+        gm_params p;
+        gm_params_init(&p);
+        gm_params_add(&p, "VpcId", vpc);
+        gm_n_tag_spec(n, &p, 1, "route-table");
+        st = ec2_create(n, "CreateRouteTable", &p, &gm_ec2_created_rt, &id, err);
+        gm_params_release(&p);
+        free(vpc);
     }
-    char *vpc = gm_e_id(e, "vpc");
-    char name[128];
-    gm_e_resource_name(e, suffix, name, sizeof name);
-    gm_params p;
-    gm_params_init(&p);
-    gm_params_add(&p, "GroupName", name);
-    gm_params_add(&p, "GroupDescription", description);
-    gm_params_add(&p, "VpcId", vpc ? vpc : "");
-    gm_e_tag_spec(e, &p, 1, "security-group", n->def->name);
-    xmlDocPtr doc = NULL;
-    st = gm_e_ec2_call(e, "CreateSecurityGroup", &p, &doc, NULL, err);
-    gm_params_release(&p);
-    if (st == GM_OK) {
-        id = gm_xml_text(xmlDocGetRootElement(doc), "groupId");
-        st = id ? gm_e_journal_id(e, n, id, err)
-                : gm_error_set(err, GM_ERR_PARSE, "CreateSecurityGroup returned no groupId");
-    }
-    xmlFreeDoc(doc);
-    free(vpc);
-    *out_id = id;
-    return st;
-}
-
-static gm_status sg_create(gm_engine *e, gm_node_run *n, gm_error *err)
-{
-    char *id = NULL;
-    gm_status st =
-        gm_n_sg_create(e, n, &gm_ops_sg, "sg", "GeuseMaker AI stack instance and EFS", &id, err);
+    if (st == GM_OK)
+        st = rt_settings(n, id, err);
     free(id);
     return st;
 }
 
-gm_status gm_n_sg_find(gm_engine *e, gm_node_run *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status rt_destroy(gm_node *n, const char *id, gm_error *err)
 {
-    return gm_e_ec2_find_tagged(e, "DescribeSecurityGroups", "securityGroupInfo", "groupId",
-                                n->def->name, NULL, NULL, out_id, err);
-}
-
-gm_status gm_n_sg_destroy(gm_engine *e, gm_node_run *n, const char *id, gm_error *err)
-{
-    static const char *const gone[] = {"InvalidGroup.NotFound", "InvalidGroupId.Malformed", NULL};
+    static const char *const gone[] = {"InvalidRouteTableID.NotFound", NULL};
+    static const char *const assoc_gone[] = {"InvalidAssociationID.NotFound", NULL};
     gm_params p;
     gm_params_init(&p);
-    gm_params_add(&p, "GroupId", id);
-    gm_status st = gm_e_ec2_call(e, "DeleteSecurityGroup", &p, NULL, gone, err);
+    gm_params_add(&p, "RouteTableId.1", id);
+    xmlDocPtr doc = NULL;
+    gm_status st = gm_n_ec2(n, "DescribeRouteTables", &p, &doc, gone, err);
     gm_params_release(&p);
+    gm_read_rows tables, assocs;
+    gm_read_rows_init(&tables);
+    gm_read_rows_init(&assocs);
+    if (st == GM_OK)
+        st = gm_read_xml(doc, &gm_ec2_route_tables, &tables, err);
+    if (st == GM_OK)
+        st = gm_read_xml(doc, &gm_ec2_rt_associations, &assocs, err);
+    xmlFreeDoc(doc);
+    bool exists = tables.n > 0;
+    gm_read_rows_release(&tables);
+    for (size_t i = 0; st == GM_OK && i < assocs.n; i++) {
+        const char *aid = gm_read_get(&assocs, i, GM_EC2_ID);
+        if (!*aid || strcmp(gm_read_get(&assocs, i, GM_EC2_ASSOC_MAIN), "true") == 0)
+            continue;
+        st = ec2_delete(n, "DisassociateRouteTable", "AssociationId", aid, assoc_gone, err);
+    }
+    gm_read_rows_release(&assocs);
+    if (st != GM_OK || !exists)
+        return st;
+    return ec2_delete(n, "DeleteRouteTable", "RouteTableId", id, gone, err);
+}
+
+static GM_MUST_CHECK gm_status rt_inspect(gm_node *n, const char *id, json_t *out, gm_error *err)
+{
+    return gm_n_inspect_ec2(n, "DescribeRouteTables", "RouteTableId.1", id, &gm_ec2_route_tables,
+                            -1, out, err);
+}
+
+const gm_node_ops gm_ops_route_table = {
+    .kind = "route_table",
+    .label = "routing the subnets to the internet",
+    .delete_label = "deleting the route table",
+    .owns_resource = true,
+    .create = rt_create,
+    .find = rt_find,
+    .destroy = rt_destroy,
+    .inspect = rt_inspect,
+};
+
+/* ---- security group ---------------------------------------------------------- */
+
+gm_status gm_n_sg_create(gm_node *n, const char *suffix, const char *description, char **out_id,
+                         gm_error *err)
+{
+    *out_id = NULL;
+    char *id = NULL;
+    gm_status st = gm_n_adopt_or_intent(n, &id, NULL, 0, err);
+    if (st == GM_OK && !id) {
+        char *vpc = gm_node_id_of(n, "vpc");
+        char name[128];
+        gm_node_resource_name(n, suffix, name, sizeof name);
+        gm_params p;
+        gm_params_init(&p);
+        gm_params_add(&p, "GroupName", name);
+        gm_params_add(&p, "GroupDescription", description);
+        gm_params_add(&p, "VpcId", vpc);
+        gm_n_tag_spec(n, &p, 1, "security-group");
+        st = ec2_create(n, "CreateSecurityGroup", &p, &gm_ec2_created_sg, &id, err);
+        gm_params_release(&p);
+        free(vpc);
+    }
+    *out_id = id;
     return st;
 }
 
-gm_status gm_n_sg_inspect(gm_engine *e, gm_node_run *n, const char *id, json_t *out, gm_error *err)
+static GM_MUST_CHECK gm_status sg_create(gm_node *n, gm_error *err)
 {
-    return gm_n_inspect_ec2(e, "DescribeSecurityGroups", "GroupId.1", id, "securityGroupInfo", NULL,
-                            out, err);
+    char *id = NULL;
+    gm_status st = gm_n_sg_create(n, "sg", "GeuseMaker AI stack instance and EFS", &id, err);
+    free(id);
+    return st;
+}
+
+gm_status gm_n_sg_find(gm_node *n, char **out_id, gm_error *err)
+{
+    return gm_n_ec2_find_tagged(n, "DescribeSecurityGroups", &gm_ec2_security_groups, NULL, NULL,
+                                out_id, err);
+}
+
+gm_status gm_n_sg_destroy(gm_node *n, const char *id, gm_error *err)
+{
+    static const char *const gone[] = {"InvalidGroup.NotFound", "InvalidGroupId.Malformed", NULL};
+    return ec2_delete(n, "DeleteSecurityGroup", "GroupId", id, gone, err);
+}
+
+gm_status gm_n_sg_inspect(gm_node *n, const char *id, json_t *out, gm_error *err)
+{
+    return gm_n_inspect_ec2(n, "DescribeSecurityGroups", "GroupId.1", id, &gm_ec2_security_groups,
+                            -1, out, err);
 }
 
 const gm_node_ops gm_ops_sg = {
-    "security_group", "creating the security group", true, sg_create, gm_n_sg_find, gm_n_sg_destroy,
-    gm_n_sg_inspect};
+    .kind = "security_group",
+    .label = "creating the security group",
+    .delete_label = "deleting the security group",
+    .owns_resource = true,
+    .create = sg_create,
+    .find = gm_n_sg_find,
+    .destroy = gm_n_sg_destroy,
+    .inspect = gm_n_sg_inspect,
+};
 
 /* Ports reachable from the allowed ranges: nginx only (HTTP redirect, HTTPS);
  * SSH only with a key pair; NFS from the group itself. */
-static gm_status sg_rules_create(gm_engine *e, gm_node_run *n, gm_error *err)
+static GM_MUST_CHECK gm_status sg_rules_create(gm_node *n, gm_error *err)
 {
-    char *sg = gm_e_id(e, "sg");
+    const gm_deploy_config *cfg = gm_node_config(n);
+    char *sg = gm_node_id_of(n, "sg");
     if (!sg)
         return gm_error_set(err, GM_ERR_INTERNAL, "no security group id for its rules");
-    int ports[3] = {80, 443, 22};
-    int n_ports = e->cfg->key_name && *e->cfg->key_name ? 3 : 2;
+    const char *ports[3] = {"80", "443", "22"};
+    int n_ports = cfg->key_name && *cfg->key_name ? 3 : 2;
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "GroupId", sg);
     int perm = 1;
     for (int i = 0; i < n_ports; i++, perm++) {
-        char port[16];
-        snprintf(port, sizeof port, "%d", ports[i]);
         gm_params_addf(&p, "tcp", "IpPermissions.%d.IpProtocol", perm);
-        gm_params_addf(&p, port, "IpPermissions.%d.FromPort", perm);
-        gm_params_addf(&p, port, "IpPermissions.%d.ToPort", perm);
-        for (int c = 0; c < e->cfg->n_cidrs; c++) {
-            gm_params_addf(&p, e->cfg->cidrs[c], "IpPermissions.%d.IpRanges.%d.CidrIp", perm,
-                           c + 1);
+        gm_params_addf(&p, ports[i], "IpPermissions.%d.FromPort", perm);
+        gm_params_addf(&p, ports[i], "IpPermissions.%d.ToPort", perm);
+        for (int c = 0; c < cfg->n_cidrs; c++) {
+            gm_params_addf(&p, cfg->cidrs[c], "IpPermissions.%d.IpRanges.%d.CidrIp", perm, c + 1);
             gm_params_addf(&p, "geusemaker allowed range",
                            "IpPermissions.%d.IpRanges.%d.Description", perm, c + 1);
         }
@@ -624,14 +603,16 @@ static gm_status sg_rules_create(gm_engine *e, gm_node_run *n, gm_error *err)
     gm_params_addf(&p, "2049", "IpPermissions.%d.ToPort", perm);
     gm_params_addf(&p, sg, "IpPermissions.%d.Groups.1.GroupId", perm);
     static const char *const ok[] = {"InvalidPermission.Duplicate", NULL};
-    gm_status st = gm_e_ec2_call(e, "AuthorizeSecurityGroupIngress", &p, NULL, ok, err);
+    gm_status st = gm_n_ec2(n, "AuthorizeSecurityGroupIngress", &p, NULL, ok, err);
     gm_params_release(&p);
     if (st == GM_OK)
-        st = gm_e_journal_id(e, n, sg, err);
+        st = gm_node_created(n, sg, err);
     free(sg);
     return st;
 }
 
 const gm_node_ops gm_ops_sg_rules = {
-    "sg_rules", "opening the stack's ports to allowed ranges", false, sg_rules_create, NULL, NULL,
-    NULL};
+    .kind = "sg_rules",
+    .label = "opening the stack's ports to allowed ranges",
+    .create = sg_rules_create,
+};

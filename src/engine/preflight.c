@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/xml.h"
+#include "aws/read.h"
 #include "core/str.h"
-#include "engine/internal.h"
+#include "cost/estimate.h"
+#include "engine/placement.h"
+#include "engine/plan.h"
 #include "stack/stack.h"
 
-static gm_status check_cidr(const char *cidr, gm_error *err)
+static GM_MUST_CHECK gm_status check_cidr(const char *cidr, gm_error *err)
 {
     char addr[64];
     const char *slash = strchr(cidr, '/');
@@ -42,7 +44,7 @@ static gm_status check_cidr(const char *cidr, gm_error *err)
     return GM_OK;
 }
 
-static gm_status check_instance_type(const char *t, gm_error *err)
+static GM_MUST_CHECK gm_status check_instance_type(const char *t, gm_error *err)
 {
     size_t n = strlen(t);
     const char *dot = strchr(t, '.');
@@ -68,21 +70,15 @@ static bool aws_id_ok(const char *id, const char *prefix)
     return true;
 }
 
-gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err)
+/* The load balancer options: only on tier automation, within ELBv2's ranges. */
+static GM_MUST_CHECK gm_status check_alb_options(const gm_deploy_config *cfg, gm_error *err)
 {
-    gm_status st = gm_engine_check_name(cfg->name, err);
-    if (st != GM_OK)
-        return st;
-    gm_tier tier;
-    if (!gm_tier_parse(cfg->tier, &tier))
-        return gm_error_set(err, GM_ERR_INVALID,
-                            "unknown --tier '%s': expected dev, automation or gpu", cfg->tier);
-    if (tier != GM_TIER_AUTOMATION &&
+    if (!gm_tier_has_alb(cfg->tier) &&
         (cfg->certificate_arn || cfg->alb_timeout_ms || cfg->hc_interval_s || cfg->hc_timeout_s ||
          cfg->healthy_threshold || cfg->unhealthy_threshold))
         return gm_error_set(err, GM_ERR_INVALID,
                             "load balancer options need --tier automation (tier '%s' has none)",
-                            cfg->tier);
+                            gm_tier_name(cfg->tier));
     if (cfg->certificate_arn && !(gm_str_startswith(cfg->certificate_arn, "arn:aws") &&
                                   strstr(cfg->certificate_arn, ":certificate/")))
         return gm_error_set(err, GM_ERR_INVALID,
@@ -102,23 +98,43 @@ gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err)
         (cfg->unhealthy_threshold &&
          (cfg->unhealthy_threshold < 2 || cfg->unhealthy_threshold > 10)))
         return gm_error_set(err, GM_ERR_INVALID, "health check thresholds must be 2..10");
-    if (tier == GM_TIER_AUTOMATION && cfg->vpc_id &&
+    if (gm_tier_has_alb(cfg->tier) && cfg->vpc_id && cfg->subnet_ids[0] && cfg->subnet_ids[1] &&
         strcmp(cfg->subnet_ids[0], cfg->subnet_ids[1]) == 0)
         return gm_error_set(err, GM_ERR_INVALID,
                             "the load balancer needs two subnets in two availability zones");
-    st = check_instance_type(cfg->instance_type, err);
+    return GM_OK;
+}
+
+/* One candidate type: its syntax, and what the stack needs of it (a GPU for
+ * tier gpu). */
+static GM_MUST_CHECK gm_status check_type(const gm_deploy_config *cfg, const char *type,
+                                          gm_error *err)
+{
+    gm_status st = check_instance_type(type, err);
     if (st != GM_OK)
         return st;
-    gm_stack_params sp = {.name = cfg->name,
-                          .tier = cfg->tier,
-                          .region = "us-east-1",
-                          .instance_type = cfg->instance_type};
-    st = gm_stack_validate(&sp, err);
-    if (st != GM_OK)
-        return st;
-    for (int i = 0; i < cfg->n_cidrs; i++)
-        if ((st = check_cidr(cfg->cidrs[i], err)) != GM_OK)
-            return st;
+    gm_stack_params sp = {
+        .name = cfg->name, .tier = cfg->tier, .region = "us-east-1", .instance_type = type};
+    return gm_stack_validate(&sp, err);
+}
+
+/* An availability zone name: region-like letters and digits, then a letter
+ * ("us-east-1a", "use1-az1" ids are not accepted). */
+static bool zone_ok(const char *z)
+{
+    size_t n = strlen(z);
+    if (n < 4 || n > 32 || !islower((unsigned char)z[n - 1]) || !isdigit((unsigned char)z[n - 2]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)z[i]) || isdigit((unsigned char)z[i]) || z[i] == '-'))
+            return false;
+    return true;
+}
+
+/* Ids of resources to reuse: their syntax and the combinations that go
+ * together. */
+static GM_MUST_CHECK gm_status check_reuse_ids(const gm_deploy_config *cfg, gm_error *err)
+{
     if (cfg->vpc_id && !aws_id_ok(cfg->vpc_id, "vpc-"))
         return gm_error_set(err, GM_ERR_INVALID, "invalid --vpc-id '%s': expected vpc-xxxxxxxx",
                             cfg->vpc_id);
@@ -142,15 +158,41 @@ gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err)
     if (cfg->efs_id && !aws_id_ok(cfg->efs_id, "fs-"))
         return gm_error_set(err, GM_ERR_INVALID, "invalid --efs-id '%s': expected fs-xxxxxxxx",
                             cfg->efs_id);
-    if (cfg->key_name && (!*cfg->key_name || strlen(cfg->key_name) > 255))
-        return gm_error_set(err, GM_ERR_INVALID, "invalid --key-name");
     return GM_OK;
 }
 
-/* The caller's public address, for the default ingress range. */
-gm_status gm_engine_detect_cidr(gm_aws_client *aws, char *out, size_t size, gm_error *err)
+gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err)
 {
-    const char *endpoint = getenv("GEUSEMAKER_IP_ENDPOINT");
+    gm_status st = gm_engine_check_name(cfg->name, err);
+    if (st == GM_OK && (unsigned)cfg->tier >= GM_TIER_COUNT)
+        st = gm_error_set(err, GM_ERR_INVALID, "unknown tier %d", (int)cfg->tier);
+    if (st == GM_OK)
+        st = check_alb_options(cfg, err);
+    if (st == GM_OK)
+        st = check_type(cfg, cfg->instance_type, err);
+    for (int i = 0; st == GM_OK && i < cfg->n_types; i++)
+        st = check_type(cfg, cfg->instance_types[i], err);
+    for (int i = 0; st == GM_OK && i < cfg->n_cidrs; i++)
+        st = check_cidr(cfg->cidrs[i], err);
+    for (int i = 0; st == GM_OK && i < cfg->n_azs; i++)
+        if (!zone_ok(cfg->azs[i]))
+            st = gm_error_set(err, GM_ERR_INVALID,
+                              "invalid --azs zone '%s': expected a zone name like 'us-east-1a'",
+                              cfg->azs[i]);
+    if (st == GM_OK && cfg->n_azs == 1)
+        st = gm_error_set(err, GM_ERR_INVALID,
+                          "--azs needs at least two zones: the deployment spans two");
+    if (st == GM_OK)
+        st = check_reuse_ids(cfg, err);
+    if (st == GM_OK && cfg->key_name && (!*cfg->key_name || strlen(cfg->key_name) > 255))
+        st = gm_error_set(err, GM_ERR_INVALID, "invalid --key-name");
+    return st;
+}
+
+/* The caller's public address, for the default ingress range. */
+gm_status gm_engine_detect_cidr(gm_aws_client *aws, const char *endpoint, char *out, size_t size,
+                                gm_error *err)
+{
     if (!endpoint || !*endpoint) {
         if (gm_aws_endpoint_is_loopback(aws, &gm_svc_ec2))
             return gm_error_set(err, GM_ERR_INVALID,
@@ -187,76 +229,129 @@ gm_status gm_engine_detect_cidr(gm_aws_client *aws, char *out, size_t size, gm_e
     return st;
 }
 
-/* Checks reused resources before anything is created. */
+/* The zones of the two reused subnets (in the order given), after checking
+ * they are in the VPC and in two zones. */
+static GM_MUST_CHECK gm_status check_reused_subnets(gm_aws_client *aws, const gm_deploy_config *cfg,
+                                                    char az[2][64], gm_error *err)
+{
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "SubnetId.1", cfg->subnet_ids[0]);
+    gm_params_add(&p, "SubnetId.2", cfg->subnet_ids[1]);
+    xmlDocPtr doc = NULL;
+    gm_status st = gm_aws_query(aws, &gm_svc_ec2, "DescribeSubnets", &p, &doc, err);
+    gm_params_release(&p);
+    gm_read_rows rows;
+    if (st == GM_OK)
+        st = gm_read_xml(doc, &gm_ec2_subnets, &rows, err);
+    xmlFreeDoc(doc);
+    if (st != GM_OK)
+        return st;
+    for (size_t i = 0; st == GM_OK && i < rows.n; i++) {
+        const char *vpc = gm_read_get(&rows, i, GM_EC2_SUBNET_VPC);
+        if (strcmp(vpc, cfg->vpc_id) != 0) {
+            st = gm_error_set(err, GM_ERR_INVALID, "subnet is in '%s', not in --vpc-id '%s'", vpc,
+                              cfg->vpc_id);
+            break;
+        }
+        /* Zones in the order the subnets were given, whatever the answer's order. */
+        int k = strcmp(gm_read_get(&rows, i, GM_EC2_ID), cfg->subnet_ids[0]) == 0 ? 0 : 1;
+        snprintf(az[k], 64, "%s", gm_read_get(&rows, i, GM_EC2_SUBNET_AZ));
+    }
+    size_t found = rows.n;
+    gm_read_rows_release(&rows);
+    if (st == GM_OK && (found != 2 || !*az[0] || !*az[1] || strcmp(az[0], az[1]) == 0))
+        st = gm_error_set(err, GM_ERR_INVALID,
+                          "--subnet-ids must name two existing subnets in two different "
+                          "availability zones");
+    return st;
+}
+
+static GM_MUST_CHECK gm_status check_reused_sg(gm_aws_client *aws, const gm_deploy_config *cfg,
+                                               gm_error *err)
+{
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "GroupId.1", cfg->security_group_id);
+    xmlDocPtr doc = NULL;
+    gm_status st = gm_aws_query(aws, &gm_svc_ec2, "DescribeSecurityGroups", &p, &doc, err);
+    gm_params_release(&p);
+    gm_read_rows rows;
+    if (st == GM_OK)
+        st = gm_read_xml(doc, &gm_ec2_security_groups, &rows, err);
+    xmlFreeDoc(doc);
+    if (st != GM_OK)
+        return st;
+    if (!cfg->vpc_id || strcmp(gm_read_get(&rows, 0, GM_EC2_SG_VPC), cfg->vpc_id) != 0)
+        st = gm_error_set(err, GM_ERR_INVALID, "--security-group-id '%s' is not in --vpc-id '%s'",
+                          cfg->security_group_id, cfg->vpc_id);
+    gm_read_rows_release(&rows);
+    return st;
+}
+
 gm_status gm_engine_check_reused(gm_aws_client *aws, const gm_deploy_config *cfg,
                                  char out_azs[2][64], gm_error *err)
 {
-    if (cfg->vpc_id) {
-        gm_params p;
-        gm_params_init(&p);
-        gm_params_add(&p, "SubnetId.1", cfg->subnet_ids[0]);
-        gm_params_add(&p, "SubnetId.2", cfg->subnet_ids[1]);
-        xmlDocPtr doc = NULL;
-        gm_status st = gm_aws_query(aws, &gm_svc_ec2, "DescribeSubnets", &p, &doc, err);
-        gm_params_release(&p);
-        if (st != GM_OK)
-            return st;
-        char az[2][64] = {"", ""};
-        int i = 0;
-        GM_XML_FOREACH (item, gm_xml_find(xmlDocGetRootElement(doc), "subnetSet"), "item") {
-            char vpc[64];
-            gm_xml_text_to(item, "vpcId", vpc, sizeof vpc);
-            if (strcmp(vpc, cfg->vpc_id) != 0) {
-                xmlFreeDoc(doc);
-                return gm_error_set(err, GM_ERR_INVALID, "subnet is in '%s', not in --vpc-id '%s'",
-                                    vpc, cfg->vpc_id);
-            }
-            /* Zones in the order the subnets were given, whatever the
-             * answer's order. */
-            char id[64];
-            gm_xml_text_to(item, "subnetId", id, sizeof id);
-            int k = strcmp(id, cfg->subnet_ids[0]) == 0 ? 0 : 1;
-            gm_xml_text_to(item, "availabilityZone", az[k], sizeof az[k]);
-            i++;
-        }
-        xmlFreeDoc(doc);
-        if (i != 2 || !*az[0] || !*az[1] || strcmp(az[0], az[1]) == 0)
-            return gm_error_set(err, GM_ERR_INVALID,
-                                "--subnet-ids must name two existing subnets in two different "
-                                "availability zones");
-        if (out_azs) {
-            memcpy(out_azs[0], az[0], sizeof az[0]);
-            memcpy(out_azs[1], az[1], sizeof az[1]);
-        }
+    char az[2][64] = {"", ""};
+    gm_status st = GM_OK;
+    if (cfg->vpc_id)
+        st = check_reused_subnets(aws, cfg, az, err);
+    if (st == GM_OK && cfg->vpc_id && out_azs) {
+        memcpy(out_azs[0], az[0], sizeof az[0]);
+        memcpy(out_azs[1], az[1], sizeof az[1]);
     }
-    if (cfg->security_group_id) {
-        gm_params p;
-        gm_params_init(&p);
-        gm_params_add(&p, "GroupId.1", cfg->security_group_id);
-        xmlDocPtr doc = NULL;
-        gm_status st = gm_aws_query(aws, &gm_svc_ec2, "DescribeSecurityGroups", &p, &doc, err);
-        gm_params_release(&p);
-        if (st != GM_OK)
-            return st;
-        char vpc[64];
-        gm_xml_text_to(
-            gm_xml_child(gm_xml_find(xmlDocGetRootElement(doc), "securityGroupInfo"), "item"),
-            "vpcId", vpc, sizeof vpc);
-        xmlFreeDoc(doc);
-        if (strcmp(vpc, cfg->vpc_id) != 0)
-            return gm_error_set(err, GM_ERR_INVALID,
-                                "--security-group-id '%s' is not in --vpc-id '%s'",
-                                cfg->security_group_id, cfg->vpc_id);
-    }
-    if (cfg->efs_id) {
+    if (st == GM_OK && cfg->security_group_id)
+        st = check_reused_sg(aws, cfg, err);
+    if (st == GM_OK && cfg->efs_id) {
         char path[128];
         snprintf(path, sizeof path, "/2015-02-01/file-systems?FileSystemId=%s", cfg->efs_id);
         json_t *out = NULL;
-        gm_status st =
+        st =
             gm_aws_rest_json(aws, &gm_svc_efs, "DescribeFileSystems", "GET", path, NULL, &out, err);
         json_decref(out);
-        if (st != GM_OK)
-            return st;
     }
-    return GM_OK;
+    return st;
+}
+
+gm_status gm_engine_check_name(const char *name, gm_error *err)
+{
+    if (!name || !*name)
+        return gm_error_set(err, GM_ERR_INVALID, "a deployment name is required (--name NAME)");
+    return gm_stack_validate_name(name, err);
+}
+
+gm_status gm_engine_budget_check(gm_aws_client *aws, gm_aws_client *pricing,
+                                 const gm_deploy_config *cfg, json_t **out_estimate, gm_error *err)
+{
+    if (out_estimate)
+        *out_estimate = NULL;
+    gm_cost_market *m = NULL;
+    gm_status st = gm_engine_gather_market(aws, pricing, cfg, &m, err);
+    if (st != GM_OK)
+        return st;
+    gm_cost_strategy s;
+    gm_engine_strategy(cfg, cfg->tier, true, &s);
+    gm_cost_assumptions a;
+    gm_engine_assumptions(cfg, &a);
+    gm_cost_ranking r;
+    gm_cost_ranking_init(&r);
+    st = gm_cost_rank(m, &s, &r, err);
+    json_t *est = NULL;
+    if (st == GM_OK && r.n_viable == 0)
+        st = gm_error_set(err, GM_ERR_INVALID, "no instance candidate is available%s%s",
+                          r.n_rejected ? ": " : "", r.n_rejected ? r.rejected[0].reason : "");
+    if (st == GM_OK) {
+        est = gm_cost_estimate_candidate(&r.viable[0], gm_tier_has_alb(cfg->tier), &a);
+        if (!est)
+            st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+        else if (cfg->budget_monthly > 0 && !cfg->force)
+            st = gm_cost_budget_check(est, cfg->budget_monthly, err);
+    }
+    gm_cost_ranking_release(&r);
+    gm_cost_market_free(m);
+    if (st == GM_OK && out_estimate)
+        *out_estimate = est;
+    else
+        json_decref(est);
+    return st;
 }

@@ -95,7 +95,7 @@ static void compute_verdict(gm_health_doc *d)
     }
 }
 
-static gm_status bad(gm_health_doc *out, gm_error *err, const char *msg)
+static GM_MUST_CHECK gm_status bad(gm_health_doc *out, gm_error *err, const char *msg)
 {
     memset(out, 0, sizeof *out);
     return gm_error_set(err, GM_ERR_PARSE, "%s", msg);

@@ -90,7 +90,8 @@ typedef struct gm_health_doc {
  * checked_at or services, an unknown state, more than GM_HEALTH_MAX_SERVICES
  * services, a service name over 31 characters); GM_ERR_LIMIT over
  * GM_HEALTH_DOC_MAX bytes. out is fully written on success, zeroed on failure. */
-gm_status gm_health_parse(const char *text, size_t len, gm_health_doc *out, gm_error *err);
+GM_MUST_CHECK gm_status gm_health_parse(const char *text, size_t len, gm_health_doc *out,
+                                        gm_error *err);
 
 /* Marks the document stale when checked_at is more than max_age_s before now
  * (verdict becomes unhealthy, reason says so); sets age_s. Use the server's
@@ -118,8 +119,8 @@ json_t *gm_health_doc_to_json(const gm_health_doc *doc);
  *   GM_ERR_PARSE      the body is not a health document
  *   GM_ERR_LIMIT      the body is over GM_HEALTH_DOC_MAX
  * out is written only on success. */
-gm_status gm_health_fetch(gm_transport *t, const char *url, long timeout_ms, gm_health_doc *out,
-                          gm_error *err);
+GM_MUST_CHECK gm_status gm_health_fetch(gm_transport *t, const char *url, long timeout_ms,
+                                        gm_health_doc *out, gm_error *err);
 
 typedef struct gm_health_progress {
     int attempt;              /* 1, 2, ... */
@@ -147,9 +148,9 @@ typedef bool (*gm_health_progress_fn)(void *ctx, const gm_health_progress *p);
  * error when no document was ever fetched); when progress returned false after
  * a failed attempt, that attempt's error. out holds the last document fetched,
  * and is zeroed (verdict unknown) when there was none. */
-gm_status gm_health_wait(gm_transport *t, const char *url, int64_t deadline_ms,
-                         long poll_interval_ms, gm_health_progress_fn progress, void *ctx,
-                         gm_health_doc *out, gm_error *err);
+GM_MUST_CHECK gm_status gm_health_wait(gm_transport *t, const char *url, int64_t deadline_ms,
+                                       long poll_interval_ms, gm_health_progress_fn progress,
+                                       void *ctx, gm_health_doc *out, gm_error *err);
 
 typedef enum gm_health_target_kind {
     GM_HEALTH_TARGET_INSTANCE, /* probe the instance: http://HOST/geusemaker/health.json */
@@ -163,8 +164,8 @@ typedef enum gm_health_target_kind {
  * unset), a base URL ("http://127.0.0.1:8080", GM_HEALTH_DOC_PATH is appended)
  * or a full URL with a path. On GM_OK, *out_url is malloc'd (NULL for SKIP).
  * GM_ERR_INVALID when override is not an http(s) URL. */
-gm_status gm_health_target(const char *aws_endpoint, const char *instance_host,
-                           const char *override, gm_health_target_kind *out_kind, char **out_url,
-                           gm_error *err);
+GM_MUST_CHECK gm_status gm_health_target(const char *aws_endpoint, const char *instance_host,
+                                         const char *override, gm_health_target_kind *out_kind,
+                                         char **out_url, gm_error *err);
 
 #endif

@@ -11,7 +11,7 @@
 
 /* A double-quoted YAML scalar. Catalogue values are plain ASCII; anything
  * else is escaped all the same. */
-static gm_status put_quoted(gm_buf *b, const char *s)
+static GM_MUST_CHECK gm_status put_quoted(gm_buf *b, const char *s)
 {
     gm_status st = gm_buf_appendc(b, '"');
     for (const unsigned char *c = (const unsigned char *)s; st == GM_OK && *c; c++) {
@@ -25,7 +25,7 @@ static gm_status put_quoted(gm_buf *b, const char *s)
     return st == GM_OK ? gm_buf_appendc(b, '"') : st;
 }
 
-static gm_status put_kv(gm_buf *b, int indent, const char *key, const char *value)
+static GM_MUST_CHECK gm_status put_kv(gm_buf *b, int indent, const char *key, const char *value)
 {
     gm_status st = gm_buf_printf(b, "%*s%s: ", indent, "", key);
     if (st == GM_OK)
@@ -33,7 +33,7 @@ static gm_status put_kv(gm_buf *b, int indent, const char *key, const char *valu
     return st == GM_OK ? gm_buf_appendc(b, '\n') : st;
 }
 
-static gm_status render_service(gm_buf *b, const gm_service *s, gm_tier tier)
+static GM_MUST_CHECK gm_status render_service(gm_buf *b, const gm_service *s, gm_tier tier)
 {
     gm_status st = gm_buf_printf(b, "  %s:\n", s->name);
     if (st == GM_OK)
@@ -133,8 +133,7 @@ gm_status gm_compose_render(const gm_stack_params *p, gm_buf *out, gm_error *err
     gm_status st = gm_stack_validate(p, err);
     if (st != GM_OK)
         return st;
-    gm_tier tier;
-    gm_tier_parse(p->tier, &tier);
+    gm_tier tier = p->tier;
     size_t before = out->len;
     st = gm_stack_compose_append(p, tier, out);
     if (st != GM_OK) {

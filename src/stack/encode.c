@@ -9,8 +9,8 @@
 
 /* gzip (RFC 1952) of in into a malloc'd buffer. zlib writes a fixed header
  * (mtime 0), so the output is deterministic. */
-static gm_status gzip_bytes(const void *in, size_t len, unsigned char **out, size_t *out_len,
-                            gm_error *err)
+static GM_MUST_CHECK gm_status gzip_bytes(const void *in, size_t len, unsigned char **out,
+                                          size_t *out_len, gm_error *err)
 {
     z_stream z;
     memset(&z, 0, sizeof z);

@@ -9,7 +9,8 @@
 
 /* Appends the Compose file for validated parameters (no validation, no error
  * context; GM_ERR_LIMIT/GM_ERR_NOMEM from the buffer). */
-gm_status gm_stack_compose_append(const gm_stack_params *p, gm_tier tier, gm_buf *out);
+GM_MUST_CHECK gm_status gm_stack_compose_append(const gm_stack_params *p, gm_tier tier,
+                                                gm_buf *out);
 
 /* An emitter: appends to a buffer and keeps the first failure, so generators
  * can write text without checking after every line. */

@@ -46,7 +46,7 @@ const gm_secret_def *gm_secret_def_get(gm_secret_id id);
 
 /* Fills every value from the OpenSSL RNG (gm_random_token). On failure the
  * values are wiped. */
-gm_status gm_secrets_generate(gm_secret_values *out, gm_error *err);
+GM_MUST_CHECK gm_status gm_secrets_generate(gm_secret_values *out, gm_error *err);
 
 /* Wipes every value (OPENSSL_cleanse). Safe on NULL. */
 void gm_secret_values_release(gm_secret_values *v);

@@ -47,14 +47,13 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/tier.h"
 
 typedef enum gm_os { GM_OS_AL2023, GM_OS_UBUNTU2204, GM_OS_UBUNTU2404 } gm_os;
 
-typedef enum gm_tier { GM_TIER_DEV, GM_TIER_AUTOMATION, GM_TIER_GPU } gm_tier;
-
 typedef struct gm_stack_params {
-    const char *name;          /* deployment name: see gm_stack_validate_name */
-    const char *tier;          /* "dev" | "automation" | "gpu" */
+    const char *name; /* deployment name: see gm_stack_validate_name */
+    gm_tier tier;
     const char *region;        /* fallback only: the instance asks IMDSv2 */
     const char *instance_type; /* "t3.large", "g5.xlarge", ... */
     gm_os os;
@@ -84,9 +83,6 @@ typedef struct gm_stack_params {
 #define GM_STACK_MAX_MODELS 16
 #define GM_STACK_MODEL_NAME_MAX 128
 
-/* "dev"/"automation"/"gpu" → tier; false when unknown. */
-bool gm_tier_parse(const char *s, gm_tier *out);
-const char *gm_tier_name(gm_tier t);
 /* "al2023"/"ubuntu2204"/"ubuntu2404" → os; false when unknown. */
 bool gm_os_parse(const char *s, gm_os *out);
 const char *gm_os_name(gm_os os);
@@ -100,14 +96,14 @@ const char *gm_gpu_families(void);
 
 /* A deployment name: 1..GM_STACK_NAME_MAX characters of [a-z0-9-], starting
  * with a letter, not ending with '-', no "--". */
-gm_status gm_stack_validate_name(const char *name, gm_error *err);
+GM_MUST_CHECK gm_status gm_stack_validate_name(const char *name, gm_error *err);
 
 /* Checks everything the generators need, before any AWS call: name, tier,
  * instance type syntax, a gpu tier only on a GPU instance type (the message
  * lists the GPU families), region, EFS id syntax (when given), models (at most
  * GM_STACK_MAX_MODELS names of [A-Za-z0-9._:/-]), ssm_prefix (when given:
  * starts and ends with '/', [A-Za-z0-9/_.-]). GM_ERR_INVALID on failure. */
-gm_status gm_stack_validate(const gm_stack_params *p, gm_error *err);
+GM_MUST_CHECK gm_status gm_stack_validate(const gm_stack_params *p, gm_error *err);
 
 /* Sensible defaults per tier (static strings). */
 const char *gm_stack_default_instance_type(gm_tier tier);
@@ -117,7 +113,7 @@ const char *const *gm_stack_default_models(gm_tier tier, size_t *out_n);
  * gm_buf_init(out, GM_LIMIT_USERDATA_SCRIPT)). Validates p first. The script
  * is emitted exactly as it must run: never post-process it (no comment
  * stripping: heredocs carry other scripts). */
-gm_status gm_userdata_render(const gm_stack_params *p, gm_buf *out, gm_error *err);
+GM_MUST_CHECK gm_status gm_userdata_render(const gm_stack_params *p, gm_buf *out, gm_error *err);
 
 /* Prepares a script for RunInstances' UserData: when the script is over
  * GM_LIMIT_USERDATA_RAW bytes it is gzip-compressed (gzip header; cloud-init
@@ -126,14 +122,14 @@ gm_status gm_userdata_render(const gm_stack_params *p, gm_buf *out, gm_error *er
  * *out_base64 is a malloc'd NUL-terminated base64 string (caller frees),
  * *out_size the number of bytes before base64, *out_gzipped whether gzip was
  * applied. On failure the out_ values are untouched. */
-gm_status gm_userdata_encode(const gm_buf *script, char **out_base64, size_t *out_size,
-                             bool *out_gzipped, gm_error *err);
+GM_MUST_CHECK gm_status gm_userdata_encode(const gm_buf *script, char **out_base64,
+                                           size_t *out_size, bool *out_gzipped, gm_error *err);
 
 /* Appends the Docker Compose file (YAML) to out (initialise it with
  * gm_buf_init(out, GM_LIMIT_COMPOSE_FILE)). Secrets appear only as Compose
  * interpolations ("${GM_POSTGRES_PASSWORD:?...}") resolved from the 0600 env
  * file on the instance. Validates p first. */
-gm_status gm_compose_render(const gm_stack_params *p, gm_buf *out, gm_error *err);
+GM_MUST_CHECK gm_status gm_compose_render(const gm_stack_params *p, gm_buf *out, gm_error *err);
 
 /* The SSM prefix for a deployment: "/geusemaker/NAME/" (malloc'd; NULL when
  * memory is exhausted). */

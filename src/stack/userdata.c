@@ -37,14 +37,14 @@ static void put_file(gm_emit *e, const char *path, const char *mode, const char 
         return;
     size_t dl = strlen(delim);
     /* The delimiter must not appear as a line of the content. */
-    for (const char *line = content; line && *line;) {
+    for (const char *line = content; *line;) {
         const char *end = strchr(line, '\n');
         size_t len = end ? (size_t)(end - line) : strlen(line);
         if (len == dl && memcmp(line, delim, dl) == 0) {
             e->st = GM_ERR_INTERNAL;
             return;
         }
-        line = end ? end + 1 : NULL;
+        line = end ? end + 1 : line + len;
     }
     size_t cl = strlen(content);
     gm_emit_putf(e, "cat >%s.tmp <<'%s'" NL, path, delim);
@@ -522,7 +522,7 @@ static void render_secrets(gm_emit *e)
                 "unset secret v" NL "umask 022" NL "" NL);
 }
 
-static gm_status render_files(gm_emit *e, const gm_stack_params *p, gm_tier tier)
+static GM_MUST_CHECK gm_status render_files(gm_emit *e, const gm_stack_params *p, gm_tier tier)
 {
     gm_buf tmp;
     gm_buf_init(&tmp, GM_LIMIT_COMPOSE_FILE);
@@ -633,8 +633,7 @@ gm_status gm_userdata_render(const gm_stack_params *p, gm_buf *out, gm_error *er
     gm_status st = gm_stack_validate(p, err);
     if (st != GM_OK)
         return st;
-    gm_tier tier;
-    gm_tier_parse(p->tier, &tier);
+    gm_tier tier = p->tier;
     char *prefix = p->ssm_prefix ? NULL : gm_stack_default_ssm_prefix(p->name);
     if (!p->ssm_prefix && !prefix)
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory");

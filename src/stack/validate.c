@@ -6,7 +6,6 @@
 #include "core/str.h"
 #include "stack/stack.h"
 
-static const char *const tier_names[] = {"dev", "automation", "gpu"};
 static const char *const os_names[] = {"al2023", "ubuntu2204", "ubuntu2404"};
 
 /* NVIDIA GPU families. Keep in step with the EC2 accelerated-computing list. */
@@ -15,21 +14,6 @@ static const char *const gpu_families[] = {
     "p2", "p3",  "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "p6e-gb200",
 };
 #define N_GPU (sizeof gpu_families / sizeof *gpu_families)
-
-bool gm_tier_parse(const char *s, gm_tier *out)
-{
-    for (size_t i = 0; s && i < 3; i++)
-        if (strcmp(s, tier_names[i]) == 0) {
-            *out = (gm_tier)i;
-            return true;
-        }
-    return false;
-}
-
-const char *gm_tier_name(gm_tier t)
-{
-    return (unsigned)t < 3 ? tier_names[t] : "unknown";
-}
 
 bool gm_os_parse(const char *s, gm_os *out)
 {
@@ -173,11 +157,9 @@ gm_status gm_stack_validate(const gm_stack_params *p, gm_error *err)
     gm_status st = gm_stack_validate_name(p->name, err);
     if (st != GM_OK)
         return st;
-    gm_tier tier;
-    if (!gm_tier_parse(p->tier, &tier))
-        return gm_error_set(err, GM_ERR_INVALID,
-                            "unknown tier '%s': expected 'dev', 'automation' or 'gpu'",
-                            p->tier ? p->tier : "");
+    gm_tier tier = p->tier;
+    if ((unsigned)tier >= GM_TIER_COUNT)
+        return gm_error_set(err, GM_ERR_INVALID, "unknown tier %d", (int)tier);
     if (!valid_instance_type(p->instance_type))
         return gm_error_set(err, GM_ERR_INVALID,
                             "invalid instance type '%s': expected FAMILY.SIZE such as 't3.large'",

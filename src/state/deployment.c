@@ -298,7 +298,7 @@ gm_node_state *gm_deployment_ensure_node(gm_deployment *d, const char *name, con
     return &d->nodes[d->n_nodes++];
 }
 
-gm_status gm_node_set_id(gm_node_state *n, const char *id)
+gm_status gm_node_state_set_id(gm_node_state *n, const char *id)
 {
     if (!n)
         return GM_ERR_INVALID;
@@ -308,7 +308,7 @@ gm_status gm_node_set_id(gm_node_state *n, const char *id)
     return st;
 }
 
-gm_status gm_node_set_error(gm_node_state *n, const char *message)
+gm_status gm_node_state_set_error(gm_node_state *n, const char *message)
 {
     if (!n)
         return GM_ERR_INVALID;
@@ -398,7 +398,7 @@ json_t *gm_deployment_to_json(const gm_deployment *d)
         return NULL;
     json_t *o = json_object();
     json_t *nodes = json_array();
-    if (!o || !nodes)
+    if (!o || !nodes || (d->n_nodes && !d->nodes))
         goto error;
     for (size_t i = 0; i < d->n_nodes; i++)
         if (json_array_append_new(nodes, node_to_json(&d->nodes[i])) != 0)
@@ -433,7 +433,7 @@ error:
  * assume nothing about types: anything odd is left for the parser to name. */
 typedef gm_status (*migrate_fn)(json_t *doc, gm_error *err);
 
-static gm_status migrate_v0_to_v1(json_t *doc, gm_error *err)
+static GM_MUST_CHECK gm_status migrate_v0_to_v1(json_t *doc, gm_error *err)
 {
     json_t *nodes = json_object_get(doc, "nodes");
     size_t i;
@@ -476,7 +476,7 @@ static const field_spec node_fields[] = {
     {"outputs", true}, {"error", false},
 };
 
-static gm_status bad(gm_error *err, const char *field, const char *problem)
+static GM_MUST_CHECK gm_status bad(gm_error *err, const char *field, const char *problem)
 {
     return gm_error_set(err, GM_ERR_PARSE, "state field '%s' %s", field, problem);
 }
@@ -492,8 +492,8 @@ static void field_name(char out[FIELD_MAX], const char *prefix, const char *key)
 }
 
 /* Refuses keys that are not in the spec and required keys that are missing. */
-static gm_status check_keys(json_t *o, const char *prefix, const field_spec *spec, size_t n,
-                            gm_error *err)
+static GM_MUST_CHECK gm_status check_keys(json_t *o, const char *prefix, const field_spec *spec,
+                                          size_t n, gm_error *err)
 {
     char field[FIELD_MAX];
     const char *key;
@@ -519,8 +519,8 @@ static gm_status check_keys(json_t *o, const char *prefix, const field_spec *spe
 }
 
 /* A string field; *out is NULL when absent (or null with allow_null). */
-static gm_status get_str(json_t *o, const char *prefix, const char *key, bool allow_null,
-                         const char **out, gm_error *err)
+static GM_MUST_CHECK gm_status get_str(json_t *o, const char *prefix, const char *key,
+                                       bool allow_null, const char **out, gm_error *err)
 {
     char field[FIELD_MAX];
     json_t *v = json_object_get(o, key);
@@ -537,8 +537,8 @@ static gm_status get_str(json_t *o, const char *prefix, const char *key, bool al
 }
 
 /* A required-or-defaulted string copied into a fixed array. */
-static gm_status get_fixed(json_t *o, const char *prefix, const char *key, bool nonempty, char *dst,
-                           size_t cap, gm_error *err)
+static GM_MUST_CHECK gm_status get_fixed(json_t *o, const char *prefix, const char *key,
+                                         bool nonempty, char *dst, size_t cap, gm_error *err)
 {
     const char *s;
     gm_status st = get_str(o, prefix, key, false, &s, err);
@@ -554,7 +554,8 @@ static gm_status get_fixed(json_t *o, const char *prefix, const char *key, bool 
     return GM_OK;
 }
 
-static gm_status get_dup(json_t *o, const char *prefix, const char *key, char **dst, gm_error *err)
+static GM_MUST_CHECK gm_status get_dup(json_t *o, const char *prefix, const char *key, char **dst,
+                                       gm_error *err)
 {
     const char *s;
     gm_status st = get_str(o, prefix, key, true, &s, err);
@@ -566,8 +567,8 @@ static gm_status get_dup(json_t *o, const char *prefix, const char *key, char **
     return GM_OK;
 }
 
-static gm_status get_time(json_t *o, const char *prefix, const char *key, int64_t *out,
-                          gm_error *err)
+static GM_MUST_CHECK gm_status get_time(json_t *o, const char *prefix, const char *key,
+                                        int64_t *out, gm_error *err)
 {
     json_t *v = json_object_get(o, key);
     if (!v)
@@ -582,8 +583,8 @@ static gm_status get_time(json_t *o, const char *prefix, const char *key, int64_
     return GM_OK;
 }
 
-static gm_status get_enum(json_t *o, const char *prefix, const char *key, const char *const *names,
-                          size_t n, int *out, gm_error *err)
+static GM_MUST_CHECK gm_status get_enum(json_t *o, const char *prefix, const char *key,
+                                        const char *const *names, size_t n, int *out, gm_error *err)
 {
     const char *s;
     gm_status st = get_str(o, prefix, key, false, &s, err);
@@ -601,8 +602,8 @@ static gm_status get_enum(json_t *o, const char *prefix, const char *key, const 
 }
 
 /* An object field, deep-copied into *dst; {} when absent. */
-static gm_status get_object(json_t *o, const char *prefix, const char *key, json_t **dst,
-                            gm_error *err)
+static GM_MUST_CHECK gm_status get_object(json_t *o, const char *prefix, const char *key,
+                                          json_t **dst, gm_error *err)
 {
     json_t *v = json_object_get(o, key);
     if (v && !json_is_object(v)) {
@@ -616,7 +617,7 @@ static gm_status get_object(json_t *o, const char *prefix, const char *key, json
     return GM_OK;
 }
 
-static gm_status parse_node(json_t *j, size_t index, gm_node_state *n, gm_error *err)
+static GM_MUST_CHECK gm_status parse_node(json_t *j, size_t index, gm_node_state *n, gm_error *err)
 {
     char prefix[FIELD_MAX];
     snprintf(prefix, sizeof prefix, "nodes[%zu]", index);
@@ -658,7 +659,7 @@ static int cmp_node_index(const void *a, const void *b, void *ctx)
 }
 
 /* Node names must be unique (lookups return the first); n log n for big files. */
-static gm_status check_unique_nodes(const gm_deployment *d, gm_error *err)
+static GM_MUST_CHECK gm_status check_unique_nodes(const gm_deployment *d, gm_error *err)
 {
     if (d->n_nodes < 2)
         return GM_OK;
@@ -683,7 +684,7 @@ static gm_status check_unique_nodes(const gm_deployment *d, gm_error *err)
     return st;
 }
 
-static gm_status parse_events(json_t *events, json_t **dst, gm_error *err)
+static GM_MUST_CHECK gm_status parse_events(json_t *events, json_t **dst, gm_error *err)
 {
     char field[FIELD_MAX];
     if (!events) {
@@ -727,7 +728,7 @@ static gm_status parse_events(json_t *events, json_t **dst, gm_error *err)
     return GM_OK;
 }
 
-static gm_status parse_current(json_t *j, gm_deployment **out, gm_error *err)
+static GM_MUST_CHECK gm_status parse_current(json_t *j, gm_deployment **out, gm_error *err)
 {
     gm_status st = check_keys(j, NULL, top_fields, COUNT(top_fields), err);
     if (st != GM_OK)

@@ -69,9 +69,9 @@ typedef struct gm_deployment {
 } gm_deployment;
 
 const char *gm_dep_status_name(gm_dep_status s); /* "creating", ... "partial" */
-gm_status gm_dep_status_parse(const char *s, gm_dep_status *out);
+GM_MUST_CHECK gm_status gm_dep_status_parse(const char *s, gm_dep_status *out);
 const char *gm_node_status_name(gm_node_status s); /* "pending", ... "deleted" */
-gm_status gm_node_status_parse(const char *s, gm_node_status *out);
+GM_MUST_CHECK gm_status gm_node_status_parse(const char *s, gm_node_status *out);
 
 /* A new record (status creating, timestamps now, empty config/cost/events). */
 gm_deployment *gm_deployment_new(const char *name, const char *tier, const char *region);
@@ -82,8 +82,9 @@ gm_node_state *gm_deployment_node(gm_deployment *d, const char *name);
 /* Returns the node of that name, adding a pending one of that kind if absent.
  * Pointers into d->nodes are invalidated by later adds. */
 gm_node_state *gm_deployment_ensure_node(gm_deployment *d, const char *name, const char *kind);
-gm_status gm_node_set_id(gm_node_state *n, const char *id);
-gm_status gm_node_set_error(gm_node_state *n, const char *message); /* NULL clears */
+GM_MUST_CHECK gm_status gm_node_state_set_id(gm_node_state *n, const char *id);
+GM_MUST_CHECK gm_status gm_node_state_set_error(gm_node_state *n,
+                                                const char *message); /* NULL clears */
 
 /* Appends an event (ts now). node may be NULL. Keeps at most 1000 events. */
 void gm_deployment_add_event(gm_deployment *d, const char *type, const char *node, const char *fmt,
@@ -94,6 +95,6 @@ void gm_deployment_add_event(gm_deployment *d, const char *type, const char *nod
  * GM_STATE_SCHEMA_VERSION (GM_ERR_CONFLICT: "written by a newer geusemaker"),
  * and migrates older versions in memory. */
 json_t *gm_deployment_to_json(const gm_deployment *d);
-gm_status gm_deployment_from_json(json_t *j, gm_deployment **out, gm_error *err);
+GM_MUST_CHECK gm_status gm_deployment_from_json(json_t *j, gm_deployment **out, gm_error *err);
 
 #endif

@@ -87,14 +87,14 @@ gm_status gm_store_check_name(const char *name, gm_error *err)
 
 /* ---- small file helpers --------------------------------------------------- */
 
-static gm_status io_error(gm_error *err, const char *what, const char *path, int e)
+static GM_MUST_CHECK gm_status io_error(gm_error *err, const char *what, const char *path, int e)
 {
     return gm_error_set(err, GM_ERR_IO, "cannot %s '%s': %s", what, path, strerror(e));
 }
 
 /* Creates one directory with mode 0700 (whatever the umask), or accepts an
  * existing directory. */
-static gm_status make_dir(const char *path, gm_error *err)
+static GM_MUST_CHECK gm_status make_dir(const char *path, gm_error *err)
 {
     if (mkdir(path, DIR_MODE) == 0) {
         /* By path: under a umask like 0777 the new directory has mode 0 and
@@ -114,7 +114,7 @@ static gm_status make_dir(const char *path, gm_error *err)
 }
 
 /* make_dir for path and every missing parent. */
-static gm_status make_dirs(const char *path, gm_error *err)
+static GM_MUST_CHECK gm_status make_dirs(const char *path, gm_error *err)
 {
     char *copy = strdup(path);
     if (!copy)
@@ -135,7 +135,8 @@ static gm_status make_dirs(const char *path, gm_error *err)
     return st;
 }
 
-static gm_status write_all(int fd, const char *data, size_t len, const char *path, gm_error *err)
+static GM_MUST_CHECK gm_status write_all(int fd, const char *data, size_t len, const char *path,
+                                         gm_error *err)
 {
     while (len) {
         ssize_t n = write(fd, data, len);
@@ -150,7 +151,7 @@ static gm_status write_all(int fd, const char *data, size_t len, const char *pat
     return GM_OK;
 }
 
-static gm_status sync_dir(const char *path, gm_error *err)
+static GM_MUST_CHECK gm_status sync_dir(const char *path, gm_error *err)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -167,8 +168,8 @@ static gm_status sync_dir(const char *path, gm_error *err)
  * file already there is a leftover of a dead process with our pid (callers
  * hold the deployment lock and the store mutex) and is replaced; anything else
  * there is an error. *created tells whether the caller must unlink on failure. */
-static gm_status write_new_file(const char *path, const char *data, size_t len, bool *created,
-                                gm_error *err)
+static GM_MUST_CHECK gm_status write_new_file(const char *path, const char *data, size_t len,
+                                              bool *created, gm_error *err)
 {
     *created = false;
     int fd = -1;
@@ -408,7 +409,8 @@ const char *gm_lock_path(const gm_lock *l)
 /* ---- load ----------------------------------------------------------------- */
 
 /* Reads path into b; NOT_FOUND and LIMIT get the store's messages. */
-static gm_status read_state(const char *name, const char *path, gm_buf *b, gm_error *err)
+static GM_MUST_CHECK gm_status read_state(const char *name, const char *path, gm_buf *b,
+                                          gm_error *err)
 {
     gm_error e = {0};
     gm_status st = gm_buf_read_file(b, path, &e);
@@ -423,8 +425,8 @@ static gm_status read_state(const char *name, const char *path, gm_buf *b, gm_er
     return gm_error_set(err, st, "%s", e.message);
 }
 
-static gm_status parse_state(const char *name, const char *path, const gm_buf *b,
-                             gm_deployment **out, gm_error *err)
+static GM_MUST_CHECK gm_status parse_state(const char *name, const char *path, const gm_buf *b,
+                                           gm_deployment **out, gm_error *err)
 {
     *out = NULL;
     json_error_t jerr;
@@ -500,8 +502,8 @@ static int dump_to_buf(const char *data, size_t size, void *arg)
 
 /* Keeps the current file as NAME.json.bak, replacing the old backup in one
  * rename. old holds the current content for file systems without links. */
-static gm_status keep_backup(const gm_store *s, const char *name, const char *path,
-                             const gm_buf *old, gm_error *err)
+static GM_MUST_CHECK gm_status keep_backup(const gm_store *s, const char *name, const char *path,
+                                           const gm_buf *old, gm_error *err)
 {
     char *bak = gm_strfmt("%s/%s.json.bak", s->deployments, name);
     char *tmp = gm_strfmt("%s/.%s.json.bak.tmp.%ld", s->deployments, name, (long)getpid());
@@ -531,7 +533,7 @@ done:
     return st;
 }
 
-static gm_status save_locked(gm_store *s, gm_deployment *d, gm_error *err)
+static GM_MUST_CHECK gm_status save_locked(gm_store *s, gm_deployment *d, gm_error *err)
 {
     gm_status st = gm_store_check_name(d->name, err);
     if (st != GM_OK)
@@ -706,7 +708,8 @@ static int move_noreplace(const char *src, const char *dst)
     return unlink(src);
 }
 
-static gm_status archive_locked(gm_store *s, const char *name, char **out_path, gm_error *err)
+static GM_MUST_CHECK gm_status archive_locked(gm_store *s, const char *name, char **out_path,
+                                              gm_error *err)
 {
     char *src = state_path(s, name);
     char *bak = gm_strfmt("%s/%s.json.bak", s->deployments, name);

@@ -42,7 +42,7 @@ bool gm_store_valid_name(const char *name);
 
 /* gm_store_valid_name with an error: GM_ERR_INVALID "invalid deployment name
  * 'X': ...". */
-gm_status gm_store_check_name(const char *name, gm_error *err);
+GM_MUST_CHECK gm_status gm_store_check_name(const char *name, gm_error *err);
 
 /* Opens the store at home (NULL: $GEUSEMAKER_HOME if set and non-empty, else
  * $HOME/.geusemaker, else the passwd entry's home + /.geusemaker). Creates home
@@ -50,7 +50,7 @@ gm_status gm_store_check_name(const char *name, gm_error *err);
  * existing directories keep their mode. GM_ERR_IO when a path exists and is
  * not a directory or cannot be created; GM_ERR_INVALID when no home can be
  * found. *out is NULL on failure. */
-gm_status gm_store_open(const char *home, gm_store **out, gm_error *err);
+GM_MUST_CHECK gm_status gm_store_open(const char *home, gm_store **out, gm_error *err);
 void gm_store_free(gm_store *s); /* safe on NULL; does not release locks */
 
 /* The state home directory (absolute or as given). Valid while s lives. */
@@ -69,7 +69,7 @@ char *gm_store_log_path(const gm_store *s, const char *name);
  * The descriptor is close-on-exec, but a fork()ed child shares the lock until
  * it exits. The lock file itself is never deleted (deleting it would let two
  * processes hold locks on different inodes). */
-gm_status gm_store_lock(gm_store *s, const char *name, gm_lock **out, gm_error *err);
+GM_MUST_CHECK gm_status gm_store_lock(gm_store *s, const char *name, gm_lock **out, gm_error *err);
 /* Releases the lock and frees l; safe on NULL. */
 void gm_lock_release(gm_lock *l);
 /* The path of the lock file. Valid while l lives. */
@@ -86,7 +86,8 @@ const char *gm_lock_path(const gm_lock *l);
  *   GM_ERR_LIMIT     the file is larger than GM_LIMIT_STATE_FILE
  * The file is never changed. *out is NULL on failure; free with
  * gm_deployment_free. */
-gm_status gm_store_load(gm_store *s, const char *name, gm_deployment **out, gm_error *err);
+GM_MUST_CHECK gm_status gm_store_load(gm_store *s, const char *name, gm_deployment **out,
+                                      gm_error *err);
 
 /* Writes d to deployments/D->NAME.json atomically, setting d->updated_at to
  * now (restored when the save fails). The previous file, if any, first
@@ -97,7 +98,7 @@ gm_status gm_store_load(gm_store *s, const char *name, gm_deployment **out, gm_e
  *                    schema, other name): it is left as it is
  *   GM_ERR_IO        any file system failure
  * On failure the existing NAME.json is intact and the tmp file is removed. */
-gm_status gm_store_save(gm_store *s, gm_deployment *d, gm_error *err);
+GM_MUST_CHECK gm_status gm_store_save(gm_store *s, gm_deployment *d, gm_error *err);
 
 /* True when deployments/NAME.json exists (false for invalid names). */
 bool gm_store_exists(gm_store *s, const char *name);
@@ -105,7 +106,7 @@ bool gm_store_exists(gm_store *s, const char *name);
 /* The names of all deployments (deployments/NAME.json with a valid NAME;
  * hidden, tmp, bak and lock files skipped), sorted by strcmp. *out_names is
  * NULL when there are none. Free with gm_store_list_free. */
-gm_status gm_store_list(gm_store *s, char ***out_names, size_t *out_n, gm_error *err);
+GM_MUST_CHECK gm_status gm_store_list(gm_store *s, char ***out_names, size_t *out_n, gm_error *err);
 void gm_store_list_free(char **names, size_t n); /* safe on NULL */
 
 /* Moves deployments/NAME.json to archive/NAME-<UTC YYYYMMDDTHHMMSSZ>.json
@@ -113,6 +114,7 @@ void gm_store_list_free(char **names, size_t n); /* safe on NULL */
  * removes NAME.json.bak. For a destroy that left nothing behind. GM_ERR_NOT_FOUND
  * when there is no NAME.json. out_path (may be NULL) receives the archive
  * path; the caller frees it. */
-gm_status gm_store_archive(gm_store *s, const char *name, char **out_path, gm_error *err);
+GM_MUST_CHECK gm_status gm_store_archive(gm_store *s, const char *name, char **out_path,
+                                         gm_error *err);
 
 #endif

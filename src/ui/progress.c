@@ -189,13 +189,39 @@ static size_t text_cols(const char *s)
     return n;
 }
 
+/* Building a frame: a frame that does not fit its buffer is cut short, and
+ * nothing depends on it, so these drop the buffer's status on purpose. */
+static void put(gm_buf *b, const char *s)
+{
+    gm_ignore(gm_buf_appends(b, s));
+}
+
+static void put_n(gm_buf *b, const char *s, size_t n)
+{
+    gm_ignore(gm_buf_append(b, s, n));
+}
+
+static void put_c(gm_buf *b, char c)
+{
+    gm_ignore(gm_buf_appendc(b, c));
+}
+
+static void put_f(gm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put_f(gm_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    gm_ignore(gm_buf_vprintf(b, fmt, ap));
+    va_end(ap);
+}
+
 /* Appends s cut to at most cols columns, the last one "…" when cut. */
 static void append_fit(gm_buf *b, const char *s, size_t cols)
 {
     if (cols == 0)
         return;
     if (text_cols(s) <= cols) {
-        gm_buf_appends(b, s);
+        put(b, s);
         return;
     }
     size_t keep = cols - 1, n = 0;
@@ -208,8 +234,8 @@ static void append_fit(gm_buf *b, const char *s, size_t cols)
         }
         p++;
     }
-    gm_buf_append(b, s, (size_t)(p - s));
-    gm_buf_appends(b, "…");
+    put_n(b, s, (size_t)(p - s));
+    put(b, "…");
 }
 
 const char *gm_progress_format_elapsed(int64_t ms, char *out, size_t size)
@@ -236,19 +262,19 @@ const char *gm_progress_format_elapsed(int64_t ms, char *out, size_t size)
 static void style_on(gm_progress *p, gm_buf *b, const char *sgr)
 {
     if (p->color)
-        gm_buf_printf(b, CSI "%sm", sgr);
+        put_f(b, CSI "%sm", sgr);
 }
 
 static void style_off(gm_progress *p, gm_buf *b)
 {
     if (p->color)
-        gm_buf_appends(b, CSI "0m");
+        put(b, CSI "0m");
 }
 
 static void append_styled(gm_progress *p, gm_buf *b, const char *sgr, const char *text)
 {
     style_on(p, b, sgr);
-    gm_buf_appends(b, text);
+    put(b, text);
     style_off(p, b);
 }
 
@@ -309,12 +335,12 @@ static const char *step_name(const step *s)
 
 static void plain_prefix(gm_progress *p, gm_buf *b, int64_t now, const char *keyword)
 {
-    gm_buf_printf(b, "[%5.1fs] %-6s ", (double)(now - p->t0) / 1000.0, keyword);
+    put_f(b, "[%5.1fs] %-6s ", (double)(now - p->t0) / 1000.0, keyword);
 }
 
 static void plain_write(gm_progress *p, gm_buf *b)
 {
-    gm_buf_appendc(b, '\n');
+    put_c(b, '\n');
     fwrite(gm_buf_cstr(b), 1, b->len, p->out);
     fflush(p->out);
 }
@@ -326,13 +352,12 @@ static void plain_event(gm_progress *p, int64_t now, const char *keyword, const 
     gm_buf b;
     gm_buf_init(&b, GM_LIMIT_SMALL);
     plain_prefix(p, &b, now, keyword);
-    gm_buf_appends(&b, s->key);
+    put(&b, s->key);
     if (text && *text)
-        gm_buf_printf(&b, ": %s", text);
+        put_f(&b, ": %s", text);
     if (with_duration) {
         char el[32];
-        gm_buf_printf(&b, " (%s)",
-                      gm_progress_format_elapsed(s->end_ms - s->start_ms, el, sizeof(el)));
+        put_f(&b, " (%s)", gm_progress_format_elapsed(s->end_ms - s->start_ms, el, sizeof(el)));
     }
     plain_write(p, &b);
     gm_buf_release(&b);
@@ -361,40 +386,40 @@ static void tty_final_line(gm_progress *p, gm_buf *b, const step *s)
     switch (s->state) {
     case STEP_DONE:
         append_styled(p, b, SGR_GREEN, "✓");
-        gm_buf_printf(b, " %s", step_name(s));
+        put_f(b, " %s", step_name(s));
         if (s->detail && *s->detail)
-            gm_buf_printf(b, "  %s", s->detail);
+            put_f(b, "  %s", s->detail);
         break;
     case STEP_FAILED:
         append_styled(p, b, SGR_RED, "✗");
-        gm_buf_printf(b, " %s", step_name(s));
+        put_f(b, " %s", step_name(s));
         if (s->message && *s->message) {
-            gm_buf_appends(b, "  ");
+            put(b, "  ");
             append_styled(p, b, SGR_RED, s->message);
         }
         break;
     case STEP_SKIPPED:
         style_on(p, b, SGR_DIM);
-        gm_buf_printf(b, "- %s", step_name(s));
+        put_f(b, "- %s", step_name(s));
         if (s->message && *s->message)
-            gm_buf_printf(b, "  %s", s->message);
-        gm_buf_appends(b, "  skipped");
+            put_f(b, "  %s", s->message);
+        put(b, "  skipped");
         style_off(p, b);
-        gm_buf_appendc(b, '\n');
+        put_c(b, '\n');
         return;
     case STEP_HALTED:
         append_styled(p, b, SGR_YELLOW, "!");
-        gm_buf_printf(b, " %s", step_name(s));
+        put_f(b, " %s", step_name(s));
         if (s->detail && *s->detail)
-            gm_buf_printf(b, "  %s", s->detail);
-        gm_buf_appends(b, "  ");
+            put_f(b, "  %s", s->detail);
+        put(b, "  ");
         append_styled(p, b, SGR_YELLOW, "halted");
         break;
     case STEP_RUNNING: break;
     }
-    gm_buf_appends(b, "  ");
+    put(b, "  ");
     append_styled(p, b, SGR_DIM, el);
-    gm_buf_appendc(b, '\n');
+    put_c(b, '\n');
 }
 
 /* One live line, cut to cols - 1 columns so it never wraps. */
@@ -429,18 +454,18 @@ static void tty_live_line(gm_progress *p, gm_buf *b, const step *s, int64_t now,
 
     append_styled(p, b, SGR_CYAN, spinner_frames[p->frame % SPINNER_COUNT]);
     if (avail < 1) {
-        gm_buf_appendc(b, '\n');
+        put_c(b, '\n');
         return;
     }
-    gm_buf_appendc(b, ' ');
+    put_c(b, ' ');
     append_fit(b, name, name_fit);
     if (detail) {
-        gm_buf_appends(b, "  ");
+        put(b, "  ");
         append_fit(b, detail, detail_fit);
     }
-    gm_buf_appends(b, "  ");
+    put(b, "  ");
     append_styled(p, b, SGR_DIM, el);
-    gm_buf_appendc(b, '\n');
+    put_c(b, '\n');
 }
 
 static int cmp_order(const void *a, const void *b)
@@ -461,12 +486,12 @@ static void tty_redraw(gm_progress *p, const char *text)
     gm_buf b;
     gm_buf_init(&b, FRAME_MAX);
     if (p->drawn > 0)
-        gm_buf_printf(&b, "\r" CSI "%dA", p->drawn);
+        put_f(&b, "\r" CSI "%dA", p->drawn);
     else
-        gm_buf_appendc(&b, '\r');
-    gm_buf_appends(&b, ERASE_DOWN);
+        put_c(&b, '\r');
+    put(&b, ERASE_DOWN);
     if (text)
-        gm_buf_appends(&b, text);
+        put(&b, text);
 
     size_t nrun = 0;
     for (size_t i = 0; i < p->nsteps; i++)
@@ -494,7 +519,7 @@ static void tty_redraw(gm_progress *p, const char *text)
             style_on(p, &b, SGR_DIM);
             append_fit(&b, more, cols > 1 ? (size_t)cols - 1 : 1);
             style_off(p, &b);
-            gm_buf_appendc(&b, '\n');
+            put_c(&b, '\n');
             drawn++;
         }
         free(run);
@@ -587,10 +612,10 @@ gm_progress *gm_progress_new(const gm_term *term, bool enabled, const char *titl
     if (p->tty) {
         gm_buf b;
         gm_buf_init(&b, GM_LIMIT_SMALL);
-        gm_buf_appends(&b, HIDE_CURSOR);
+        put(&b, HIDE_CURSOR);
         if (clean_title) {
             append_styled(p, &b, SGR_BOLD, clean_title);
-            gm_buf_appendc(&b, '\n');
+            put_c(&b, '\n');
         }
         fwrite(gm_buf_cstr(&b), 1, b.len, p->out);
         fflush(p->out);
@@ -600,7 +625,7 @@ gm_progress *gm_progress_new(const gm_term *term, bool enabled, const char *titl
         gm_buf b;
         gm_buf_init(&b, GM_LIMIT_SMALL);
         plain_prefix(p, &b, p->t0, "begin");
-        gm_buf_appends(&b, clean_title);
+        put(&b, clean_title);
         plain_write(p, &b);
         gm_buf_release(&b);
     }
@@ -741,10 +766,10 @@ void gm_progress_note(gm_progress *p, const char *fmt, ...)
     gm_buf_init(&b, GM_LIMIT_SMALL);
     if (p->tty) {
         append_styled(p, &b, SGR_CYAN, "•");
-        gm_buf_printf(&b, " %s\n", text);
+        put_f(&b, " %s\n", text);
         tty_redraw(p, gm_buf_cstr(&b));
     } else {
-        gm_buf_printf(&b, "[%5.1fs] note: %s", (double)(now_ms(p) - p->t0) / 1000.0, text);
+        put_f(&b, "[%5.1fs] note: %s", (double)(now_ms(p) - p->t0) / 1000.0, text);
         plain_write(p, &b);
     }
     gm_buf_release(&b);
@@ -799,8 +824,8 @@ static void print_final(gm_progress *p)
                 char el[32];
                 gm_buf_reset(&b);
                 plain_prefix(p, &b, now, "halted");
-                gm_buf_printf(&b, "%s (%s)", s->key,
-                              gm_progress_format_elapsed(now - s->start_ms, el, sizeof(el)));
+                put_f(&b, "%s (%s)", s->key,
+                      gm_progress_format_elapsed(now - s->start_ms, el, sizeof(el)));
                 plain_write(p, &b);
             }
         }
@@ -816,31 +841,31 @@ static void print_final(gm_progress *p)
     gm_progress_format_elapsed(now - p->t0, el, sizeof(el));
     if (p->tty) {
         style_on(p, &b, SGR_BOLD);
-        gm_buf_printf(&b, "%d done", n[STEP_DONE]);
+        put_f(&b, "%d done", n[STEP_DONE]);
         style_off(p, &b);
         if (n[STEP_FAILED]) {
-            gm_buf_appends(&b, ", ");
+            put(&b, ", ");
             style_on(p, &b, SGR_RED);
-            gm_buf_printf(&b, "%d failed", n[STEP_FAILED]);
+            put_f(&b, "%d failed", n[STEP_FAILED]);
             style_off(p, &b);
         }
         if (n[STEP_SKIPPED])
-            gm_buf_printf(&b, ", %d skipped", n[STEP_SKIPPED]);
+            put_f(&b, ", %d skipped", n[STEP_SKIPPED]);
         if (n[STEP_HALTED]) {
-            gm_buf_appends(&b, ", ");
+            put(&b, ", ");
             style_on(p, &b, SGR_YELLOW);
-            gm_buf_printf(&b, "%d halted", n[STEP_HALTED]);
+            put_f(&b, "%d halted", n[STEP_HALTED]);
             style_off(p, &b);
         }
-        gm_buf_appends(&b, "  ");
+        put(&b, "  ");
         append_styled(p, &b, SGR_DIM, el);
-        gm_buf_appendc(&b, '\n');
+        put_c(&b, '\n');
         tty_redraw(p, gm_buf_cstr(&b));
     } else {
         gm_buf_reset(&b);
         plain_prefix(p, &b, now, "end");
-        gm_buf_printf(&b, "%d done, %d failed, %d skipped, %d halted (%s)", n[STEP_DONE],
-                      n[STEP_FAILED], n[STEP_SKIPPED], n[STEP_HALTED], el);
+        put_f(&b, "%d done, %d failed, %d skipped, %d halted (%s)", n[STEP_DONE], n[STEP_FAILED],
+              n[STEP_SKIPPED], n[STEP_HALTED], el);
         plain_write(p, &b);
     }
     gm_buf_release(&b);

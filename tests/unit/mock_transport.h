@@ -43,7 +43,8 @@ static gm_status mock_send(gm_transport *t, const gm_http_request *req, gm_http_
         m->bodies[i] = strdup(gm_buf_cstr(&req->body));
         gm_headers_init(&m->headers[i]);
         for (size_t k = 0; k < req->headers.count; k++)
-            gm_headers_add(&m->headers[i], req->headers.items[k].name, req->headers.items[k].value);
+            gm_ignore(gm_headers_add(&m->headers[i], req->headers.items[k].name,
+                                     req->headers.items[k].value));
     }
     if (m->next >= m->n_replies)
         return gm_error_set(err, GM_ERR_NETWORK, "mock transport: no reply queued");
@@ -60,7 +61,7 @@ static gm_status mock_send(gm_transport *t, const gm_http_request *req, gm_http_
         const char *v = colon + 1;
         while (*v == ' ')
             v++;
-        gm_headers_add(&resp->headers, name, v);
+        gm_ignore(gm_headers_add(&resp->headers, name, v));
     }
     if (r->body && gm_buf_appends(&resp->body, r->body) != GM_OK)
         return gm_error_set(err, GM_ERR_LIMIT, "response body exceeds %zu bytes", resp->body.max);
@@ -88,7 +89,7 @@ static mock_transport *mock_new(void)
     return m;
 }
 
-static void mock_push(mock_transport *m, mock_reply r)
+static inline void mock_push(mock_transport *m, mock_reply r)
 {
     m->replies[m->n_replies++] = r;
 }

@@ -87,7 +87,7 @@ static void test_rank_cheapest_spot_over_types_and_zones(void)
     spot(&m, "m6i.xlarge", "us-east-1a", 0.04);
     spot(&m, "m6i.xlarge", "us-east-1c", 0.09);
     gm_cost_strategy s;
-    gm_cost_strategy_init(&s, "dev");
+    gm_cost_strategy_init(&s, GM_TIER_DEV);
     gm_cost_ranking r;
     gm_cost_ranking_init(&r);
     gm_error err = {0};
@@ -130,7 +130,7 @@ static void test_rank_ties_follow_type_order_then_zone(void)
     spot(&m, "m6i.xlarge", "us-east-1c", 0.05);
     spot(&m, "m6i.xlarge", "us-east-1b", 0.05);
     gm_cost_strategy s;
-    gm_cost_strategy_init(&s, "dev");
+    gm_cost_strategy_init(&s, GM_TIER_DEV);
     gm_cost_ranking r;
     gm_cost_ranking_init(&r);
     CHECK_INT(gm_cost_rank(&m, &s, &r, NULL), GM_OK);
@@ -164,7 +164,7 @@ static void test_rank_saving_threshold(void)
     spot(&m, "t3.xlarge", "us-east-1a", 0.15);    /* 9.9 %: too little */
     spot(&m, "t3.xlarge", "us-east-1b", 0.13312); /* exactly 20 %: enough */
     gm_cost_strategy s;
-    gm_cost_strategy_init(&s, "dev");
+    gm_cost_strategy_init(&s, GM_TIER_DEV);
     gm_cost_ranking r;
     gm_cost_ranking_init(&r);
     CHECK_INT(gm_cost_rank(&m, &s, &r, NULL), GM_OK);
@@ -202,7 +202,7 @@ static void test_rank_max_spot_price_cap(void)
     spot(&m, "t3.xlarge", "us-east-1b", 0.05);
     spot(&m, "t3a.xlarge", "us-east-1a", 0.045);
     gm_cost_strategy s;
-    gm_cost_strategy_init(&s, "dev");
+    gm_cost_strategy_init(&s, GM_TIER_DEV);
     s.max_spot_price = 0.05; /* inclusive */
     gm_cost_ranking r;
     gm_cost_ranking_init(&r);
@@ -229,7 +229,7 @@ static void test_rank_spot_only(void)
     spot(&m, "t3.xlarge", "us-east-1a", 0.16); /* saves under 4 %: fine when forced */
     spot(&m, "t3.xlarge", "us-east-1c", 0.12);
     gm_cost_strategy s;
-    gm_cost_strategy_init(&s, "dev");
+    gm_cost_strategy_init(&s, GM_TIER_DEV);
     s.mode = GM_COST_MODE_SPOT_ONLY;
     gm_cost_ranking r;
     gm_cost_ranking_init(&r);
@@ -258,7 +258,7 @@ static void test_rank_on_demand_only(void)
     market(&m, types, 2, AZS3, 2);
     spot(&m, "m6i.xlarge", "us-east-1a", 0.01);
     gm_cost_strategy s;
-    gm_cost_strategy_init(&s, "dev");
+    gm_cost_strategy_init(&s, GM_TIER_DEV);
     s.mode = GM_COST_MODE_ON_DEMAND_ONLY;
     gm_cost_ranking r;
     gm_cost_ranking_init(&r);
@@ -281,7 +281,7 @@ static void test_rank_unknown_prices(void)
     spot(&m, "x9.large", "us-east-1a", 0.02);
     spot(&m, "t3.xlarge", "us-east-1a", 0.05);
     gm_cost_strategy s;
-    gm_cost_strategy_init(&s, "dev");
+    gm_cost_strategy_init(&s, GM_TIER_DEV);
     s.soft_needs = true; /* specs unknown: a warning, not a rejection */
     gm_cost_ranking r;
     gm_cost_ranking_init(&r);
@@ -318,7 +318,7 @@ static void test_rank_spot_history_unavailable(void)
     m.spot_known = false;
     snprintf(m.spot_error, sizeof m.spot_error, "spot prices unavailable: throttled");
     gm_cost_strategy s;
-    gm_cost_strategy_init(&s, "dev");
+    gm_cost_strategy_init(&s, GM_TIER_DEV);
     gm_cost_ranking r;
     gm_cost_ranking_init(&r);
     CHECK_INT(gm_cost_rank(&m, &s, &r, NULL), GM_OK);
@@ -336,8 +336,8 @@ static void test_rank_tier_needs_and_offerings(void)
     gm_cost_market m;
     gm_cost_market_init(&m, "us-east-1");
     for (int i = 0; i < 3; i++)
-        gm_cost_market_add_type(&m, types[i], NULL);
-    gm_cost_market_add_az(&m, "us-east-1b", NULL, NULL);
+        CHECK_INT(gm_cost_market_add_type(&m, types[i], NULL), GM_OK);
+    CHECK_INT(gm_cost_market_add_az(&m, "us-east-1b", NULL, NULL), GM_OK);
     /* Discovered zones join in sorted order and keep offered[] aligned. */
     CHECK_INT(gm_cost_market_set_offered(&m, "g4dn.xlarge", "us-east-1b", true, NULL), GM_OK);
     CHECK_INT(gm_cost_market_set_offered(&m, "t3.xlarge", "us-east-1a", true, NULL), GM_OK);
@@ -352,7 +352,7 @@ static void test_rank_tier_needs_and_offerings(void)
     spot(&m, "t3.large", "us-east-1a", 0.02);
 
     gm_cost_strategy s;
-    gm_cost_strategy_init(&s, "gpu");
+    gm_cost_strategy_init(&s, GM_TIER_GPU);
     gm_cost_ranking r;
     gm_cost_ranking_init(&r);
     CHECK_INT(gm_cost_rank(&m, &s, &r, NULL), GM_OK);
@@ -364,7 +364,7 @@ static void test_rank_tier_needs_and_offerings(void)
     CHECK(c && has(c->reason, "not offered in us-east-1a"));
 
     /* dev, hard needs: t3.large (2 vCPUs, 8 GiB) is out. */
-    gm_cost_strategy_init(&s, "dev");
+    gm_cost_strategy_init(&s, GM_TIER_DEV);
     CHECK_INT(gm_cost_rank(&m, &s, &r, NULL), GM_OK);
     expect(&r.viable[0], "t3.xlarge", "us-east-1a", GM_MARKET_SPOT, 0.05);
     c = find_rejected(&r, "t3.large", "", GM_MARKET_ANY);
@@ -385,7 +385,7 @@ static void test_rank_json(void)
     market(&m, types, 1, AZS3, 2);
     spot(&m, "t3.xlarge", "us-east-1a", 0.0499);
     gm_cost_strategy s;
-    gm_cost_strategy_init(&s, "dev");
+    gm_cost_strategy_init(&s, GM_TIER_DEV);
     gm_cost_ranking r;
     gm_cost_ranking_init(&r);
     CHECK_INT(gm_cost_rank(&m, &s, &r, NULL), GM_OK);
@@ -409,19 +409,21 @@ static void test_rank_json(void)
 static void test_default_types_and_needs(void)
 {
     size_t n = 0;
-    const char *const *t = gm_cost_default_types("dev", &n);
+    const char *const *t = gm_cost_default_types(GM_TIER_DEV, &n);
     CHECK_INT(n, 5);
     CHECK_STR(t[0], "t3.xlarge");
-    t = gm_cost_default_types("gpu", &n);
+    t = gm_cost_default_types(GM_TIER_GPU, &n);
     CHECK_INT(n, 3);
     CHECK_STR(t[0], "g5.xlarge");
     for (size_t i = 0; i < n; i++)
         CHECK(gm_cost_table_lookup(t[i]) && gm_cost_table_lookup(t[i])->nvidia_gpus == 1);
     gm_cost_needs nd;
-    CHECK(gm_cost_tier_needs("gpu", &nd) && nd.nvidia_gpu && nd.min_vcpus == 4);
-    CHECK(!gm_cost_tier_needs("huge", &nd) && !nd.nvidia_gpu);
+    gm_cost_tier_needs(GM_TIER_GPU, &nd);
+    CHECK(nd.nvidia_gpu && nd.min_vcpus == 4);
+    gm_cost_tier_needs(GM_TIER_DEV, &nd);
+    CHECK(!nd.nvidia_gpu);
     /* Every default type meets its tier's needs in the shipped table. */
-    const char *tiers[] = {"dev", "automation", "gpu"};
+    const gm_tier tiers[] = {GM_TIER_DEV, GM_TIER_AUTOMATION, GM_TIER_GPU};
     for (int k = 0; k < 3; k++) {
         t = gm_cost_default_types(tiers[k], &n);
         gm_cost_tier_needs(tiers[k], &nd);
@@ -443,7 +445,7 @@ static void test_failover_next(void)
     spot(&m, "t3.xlarge", "us-east-1b", 0.06);
     spot(&m, "g4dn.xlarge", "us-east-1a", 0.07);
     gm_cost_strategy s;
-    gm_cost_strategy_init(&s, "dev");
+    gm_cost_strategy_init(&s, GM_TIER_DEV);
     gm_cost_ranking r;
     gm_cost_ranking_init(&r);
     CHECK_INT(gm_cost_rank(&m, &s, &r, NULL), GM_OK);
@@ -565,7 +567,7 @@ static void test_budget(void)
     market(&m, types, 2, AZS3, 1);
     spot(&m, "t3.xlarge", "us-east-1a", 0.05);
     gm_cost_strategy s;
-    gm_cost_strategy_init(&s, "dev");
+    gm_cost_strategy_init(&s, GM_TIER_DEV);
     gm_cost_ranking r;
     gm_cost_ranking_init(&r);
     CHECK_INT(gm_cost_rank(&m, &s, &r, NULL), GM_OK);
@@ -975,7 +977,7 @@ static void test_gather(void)
     CHECK(has(m.notes[0], "not allowed"));
 
     gm_cost_strategy s;
-    gm_cost_strategy_init(&s, "dev");
+    gm_cost_strategy_init(&s, GM_TIER_DEV);
     gm_cost_ranking r;
     gm_cost_ranking_init(&r);
     CHECK_INT(gm_cost_rank(&m, &s, &r, NULL), GM_OK);
@@ -999,7 +1001,7 @@ static void test_gather(void)
                                "</Message></Error></Errors><RequestID>rid</RequestID></Response>"});
     aws = mock_client(ec2, "us-east-1", 1);
     gm_cost_market_init(&m, "us-east-1");
-    gm_cost_market_add_type(&m, "t3.xlarge", NULL);
+    CHECK_INT(gm_cost_market_add_type(&m, "t3.xlarge", NULL), GM_OK);
     const char *zones[] = {"us-east-1b", "us-east-1c"};
     o = (gm_cost_gather_options){.aws = aws, .azs = zones, .n_azs = 2, .sequential = true};
     CHECK_INT(gm_cost_market_gather(&o, &m, &err), GM_OK);
@@ -1019,7 +1021,7 @@ static void test_gather(void)
     mock_push(ec2, (mock_reply){.status = 200, .body = "<Nope/>"});
     aws = mock_client(ec2, "us-east-1", 1);
     gm_cost_market_init(&m, "us-east-1");
-    gm_cost_market_add_type(&m, "t3.xlarge", NULL);
+    CHECK_INT(gm_cost_market_add_type(&m, "t3.xlarge", NULL), GM_OK);
     o = (gm_cost_gather_options){.aws = aws, .sequential = true};
     gm_error_clear(&err);
     CHECK_INT(gm_cost_market_gather(&o, &m, &err), GM_ERR_PARSE);

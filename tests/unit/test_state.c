@@ -91,7 +91,7 @@ static char *hidden_entries(const char *dir)
     while (d && (e = readdir(d))) {
         if (e->d_name[0] != '.' || !strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
-        gm_buf_printf(&b, "%s%s", b.len ? " " : "", e->d_name);
+        CHECK_INT(gm_buf_printf(&b, "%s%s", b.len ? " " : "", e->d_name), GM_OK);
     }
     if (d)
         closedir(d);
@@ -104,7 +104,7 @@ static gm_deployment *sample(const char *name)
     if (!d)
         return NULL;
     d->status = GM_DEP_PARTIAL;
-    gm_str_set(&d->status_reason, "load balancer 'alb' failed: capacity");
+    CHECK_INT(gm_str_set(&d->status_reason, "load balancer 'alb' failed: capacity"), GM_OK);
     d->created_at = 1700000000000;
     json_object_set_new(d->config, "instance_type", json_string("g4dn.xlarge"));
     json_object_set_new(d->config, "spot", json_true());
@@ -112,7 +112,7 @@ static gm_deployment *sample(const char *name)
     json_object_set_new(d->cost, "hourly_usd", json_real(0.1578));
 
     gm_node_state *n = gm_deployment_ensure_node(d, "vpc", "vpc");
-    gm_node_set_id(n, "vpc-0123456789abcdef0");
+    CHECK_INT(gm_node_state_set_id(n, "vpc-0123456789abcdef0"), GM_OK);
     n->status = GM_NODE_CREATED;
     n->provenance = GM_PROV_REUSED;
     snprintf(n->token, sizeof n->token, "%s", "gm-demo-vpc-tok");
@@ -125,7 +125,7 @@ static gm_deployment *sample(const char *name)
 
     n = gm_deployment_ensure_node(d, "alb", "load_balancer");
     n->status = GM_NODE_FAILED;
-    gm_node_set_error(n, "TooManyLoadBalancers: limit reached");
+    CHECK_INT(gm_node_state_set_error(n, "TooManyLoadBalancers: limit reached"), GM_OK);
 
     gm_deployment_add_event(d, "node_created", "vpc", "created %s", "vpc-0123456789abcdef0");
     gm_deployment_add_event(d, "deploy_failed", NULL, "load balancer failed after %d tries", 3);
@@ -231,16 +231,16 @@ static void test_record_api(void)
     CHECK_INT(d->n_nodes, 2);
     CHECK(gm_deployment_ensure_node(d, long_name, "x") == NULL);
     CHECK(gm_deployment_ensure_node(d, "", "x") == NULL);
-    CHECK_INT(gm_node_set_id(n, "vpc-1"), GM_OK);
+    CHECK_INT(gm_node_state_set_id(n, "vpc-1"), GM_OK);
     CHECK_STR(n->id, "vpc-1");
-    CHECK_INT(gm_node_set_error(n, "boom"), GM_OK);
+    CHECK_INT(gm_node_state_set_error(n, "boom"), GM_OK);
     CHECK_STR(n->error, "boom");
-    CHECK_INT(gm_node_set_error(n, NULL), GM_OK);
+    CHECK_INT(gm_node_state_set_error(n, NULL), GM_OK);
     CHECK(n->error == NULL);
     CHECK(gm_deployment_node(d, "igw") == &d->nodes[1]);
 
     /* Bytes that are not UTF-8 still serialise. */
-    gm_node_set_error(n, "bad \xff\xfe bytes \xe2\x82");
+    CHECK_INT(gm_node_state_set_error(n, "bad \xff\xfe bytes \xe2\x82"), GM_OK);
     json_t *j = gm_deployment_to_json(d);
     CHECK(j != NULL);
     CHECK_STR(json_string_value(json_object_get(node_of(j, 0), "error")), "bad ?? bytes ??");
@@ -771,7 +771,7 @@ static void test_save_load(void)
 
     d->status = GM_DEP_RUNNING;
     gm_node_state *n = gm_deployment_ensure_node(d, "ec2", "instance");
-    gm_node_set_id(n, "i-0abc");
+    CHECK_INT(gm_node_state_set_id(n, "i-0abc"), GM_OK);
     n->status = GM_NODE_CREATED;
     CHECK_INT(gm_store_save(s, d, &err), GM_OK);
     size_t lenb = 0;

@@ -1,0 +1,7 @@
+/* Fuzzes the elb response readers (aws/read.h) over one XML document. */
+#include "fuzz_xml_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    return fuzz_specs(data, size, gm_read_elb_specs);
+}

@@ -1,0 +1,144 @@
+/* Response readers: the only code that knows where a field sits in an AWS
+ * answer. Each reader turns one response into rows of strings (one row per
+ * resource, fields in a fixed order), so callers never walk XML or JSON and
+ * every reader can be fuzzed (fuzz/fuzz_*_xml.c, fuzz/fuzz_*_json.c).
+ *
+ * Query (XML) readers are data: a gm_read_spec names the list and the fields.
+ * The list path's first step is searched anywhere below the root (AWS and the
+ * emulators agree on element names, less on wrappers); each later step takes
+ * every matching child, so "reservationSet/item/instancesSet/item" yields the
+ * instances of every reservation. Field paths are relative to an item; ""
+ * means the item's own text. A missing field reads as "". Texts are trimmed.
+ */
+#ifndef GM_AWS_READ_H
+#define GM_AWS_READ_H
+
+#include <jansson.h>
+#include <libxml/tree.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/error.h"
+
+#define GM_READ_MAX_FIELDS 8
+#define GM_READ_MAX_ROWS 10000 /* per response: AWS pages far below this */
+#define GM_READ_FIELD_MAX 4096 /* longer texts are refused as malformed */
+
+typedef struct gm_read_spec {
+    const char *name; /* "ec2 instances": for messages and the fuzz targets */
+    const char *list; /* path of the items; "" or NULL: the root itself is the one item */
+    const char *fields[GM_READ_MAX_FIELDS]; /* NULL-terminated */
+} gm_read_spec;
+
+typedef struct gm_read_row {
+    char *f[GM_READ_MAX_FIELDS];
+} gm_read_row;
+
+typedef struct gm_read_rows {
+    gm_read_row *rows;
+    size_t n;
+} gm_read_rows;
+
+void gm_read_rows_init(gm_read_rows *r);
+void gm_read_rows_release(gm_read_rows *r); /* safe on NULL and after init */
+/* Field f of row i; "" when either is out of range. */
+const char *gm_read_get(const gm_read_rows *r, size_t i, int f);
+/* Field f of row i, malloc'd (NULL when out of range, empty or out of memory). */
+char *gm_read_dup(const gm_read_rows *r, size_t i, int f);
+
+/* Reads the items of spec from doc (NULL doc: no rows). *out is initialised
+ * here. GM_ERR_LIMIT past GM_READ_MAX_ROWS; GM_ERR_PARSE for a field longer
+ * than GM_READ_FIELD_MAX; GM_ERR_NOMEM. */
+GM_MUST_CHECK gm_status gm_read_xml(xmlDocPtr doc, const gm_read_spec *spec, gm_read_rows *out,
+                                    gm_error *err);
+
+/* ---- EC2 ---------------------------------------------------------------------- */
+
+extern const gm_read_spec gm_ec2_vpcs;            /* vpcId, state */
+extern const gm_read_spec gm_ec2_subnets;         /* subnetId, vpcId, availabilityZone, state */
+extern const gm_read_spec gm_ec2_igws;            /* internetGatewayId */
+extern const gm_read_spec gm_ec2_igw_attachments; /* vpcId */
+extern const gm_read_spec gm_ec2_route_tables;    /* routeTableId */
+extern const gm_read_spec gm_ec2_rt_associations; /* routeTableAssociationId, main */
+extern const gm_read_spec gm_ec2_security_groups; /* groupId, vpcId */
+extern const gm_read_spec gm_ec2_instances;       /* see GM_EC2_I_* */
+extern const gm_read_spec gm_ec2_run_instances;   /* instanceId */
+extern const gm_read_spec gm_ec2_offerings;       /* location */
+extern const gm_read_spec gm_ec2_created_vpc;     /* vpcId */
+extern const gm_read_spec gm_ec2_created_igw;     /* internetGatewayId */
+extern const gm_read_spec gm_ec2_created_subnet;  /* subnetId */
+extern const gm_read_spec gm_ec2_created_rt;      /* routeTableId */
+extern const gm_read_spec gm_ec2_created_sg;      /* groupId */
+
+enum { GM_EC2_ID = 0 };    /* every list: the id first */
+enum { GM_EC2_STATE = 1 }; /* vpcs */
+enum { GM_EC2_SUBNET_VPC = 1, GM_EC2_SUBNET_AZ, GM_EC2_SUBNET_STATE };
+enum { GM_EC2_ASSOC_MAIN = 1 }; /* route table associations */
+enum { GM_EC2_SG_VPC = 1 };     /* security groups */
+enum {
+    GM_EC2_I_ID,
+    GM_EC2_I_STATE,
+    GM_EC2_I_PUBLIC_IP,
+    GM_EC2_I_PRIVATE_IP,
+    GM_EC2_I_AZ,
+    GM_EC2_I_TYPE,
+    GM_EC2_I_LIFECYCLE, /* "spot", or "" for on-demand */
+};
+
+/* ---- ELBv2 ---------------------------------------------------------------------- */
+
+extern const gm_read_spec gm_elb_load_balancers; /* LoadBalancerArn, State/Code, DNSName */
+extern const gm_read_spec gm_elb_target_groups;  /* TargetGroupArn */
+extern const gm_read_spec gm_elb_listeners;      /* ListenerArn */
+extern const gm_read_spec gm_elb_target_health;  /* see GM_ELB_TH_* */
+
+enum { GM_ELB_ARN = 0, GM_ELB_LB_STATE = 1, GM_ELB_LB_DNS = 2 };
+enum { GM_ELB_TH_ID, GM_ELB_TH_STATE, GM_ELB_TH_REASON, GM_ELB_TH_DESCRIPTION };
+
+/* ---- IAM -------------------------------------------------------------------------- */
+
+extern const gm_read_spec gm_iam_role_tags;         /* Key, Value */
+extern const gm_read_spec gm_iam_profile_tags;      /* Key, Value */
+extern const gm_read_spec gm_iam_profile_roles;     /* RoleName */
+extern const gm_read_spec gm_iam_attached_policies; /* PolicyArn */
+extern const gm_read_spec gm_iam_policy_names;      /* the name */
+
+enum { GM_IAM_TAG_KEY = 0, GM_IAM_TAG_VALUE = 1 };
+
+/* Every XML reader above, for the fuzz targets (NULL-terminated). */
+extern const gm_read_spec *const gm_read_ec2_specs[];
+extern const gm_read_spec *const gm_read_elb_specs[];
+extern const gm_read_spec *const gm_read_iam_specs[];
+
+/* ---- EFS and SSM (JSON) ------------------------------------------------------------ */
+
+/* DescribeFileSystems: FileSystems[] as rows of GM_EFS_FS_*. Items that are
+ * not objects, or lack a string FileSystemId, are skipped. */
+enum {
+    GM_EFS_FS_ID,
+    GM_EFS_FS_TOKEN,
+    GM_EFS_FS_STATE,
+    GM_EFS_FS_ENCRYPTED, /* "true" / "false" */
+    GM_EFS_FS_TAG_DEPLOYMENT,
+    GM_EFS_FS_TAG_NODE,
+};
+GM_MUST_CHECK gm_status gm_efs_read_file_systems(const json_t *answer, gm_read_rows *out,
+                                                 gm_error *err);
+/* CreateFileSystem's answer: FileSystemId, LifeCycleState (one row, or none
+ * without an id). */
+GM_MUST_CHECK gm_status gm_efs_read_created_fs(const json_t *answer, gm_read_rows *out,
+                                               gm_error *err);
+/* DescribeMountTargets / CreateMountTarget: MountTargets[] (or the answer
+ * itself when it is one mount target) as rows of GM_EFS_MT_*. */
+enum { GM_EFS_MT_ID, GM_EFS_MT_SUBNET, GM_EFS_MT_STATE };
+GM_MUST_CHECK gm_status gm_efs_read_mount_targets(const json_t *answer, gm_read_rows *out,
+                                                  gm_error *err);
+
+/* GetParameter / GetParameters: Parameter or Parameters[] as rows (Name,
+ * Value); InvalidParameters[] as rows (Name). */
+enum { GM_SSM_NAME, GM_SSM_VALUE };
+GM_MUST_CHECK gm_status gm_ssm_read_parameters(const json_t *answer, gm_read_rows *out,
+                                               gm_error *err);
+GM_MUST_CHECK gm_status gm_ssm_read_invalid(const json_t *answer, gm_read_rows *out, gm_error *err);
+
+#endif

@@ -1,0 +1,382 @@
+#include "cli/deploy_options.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/str.h"
+#include "cost/estimate.h"
+#include "cost/rank.h"
+
+enum {
+    D_NAME = 100,
+    D_TIER,
+    D_TYPE,
+    D_TYPES,
+    D_AZS,
+    D_SPOT,
+    D_ON_DEMAND,
+    D_SPOT_ONLY,
+    D_MAX_SPOT,
+    D_MIN_SAVING,
+    D_BUDGET,
+    D_FORCE,
+    D_CIDR,
+    D_KEY,
+    D_VPC,
+    D_SUBNETS,
+    D_SG,
+    D_EFS,
+    D_EFS_GB,
+    D_TRANSFER_GB,
+    D_CERT,
+    D_ALB_TIMEOUT,
+    D_HC_INTERVAL,
+    D_HC_TIMEOUT,
+    D_HEALTHY,
+    D_UNHEALTHY,
+};
+
+#define C GM_OPT_CONFIG
+
+static const gm_opt deploy_opts[] = {
+    {.name = "name",
+     .arg = "NAME",
+     .help = "deployment name: lowercase letters, digits, '-'",
+     .id = D_NAME},
+    {.name = "tier",
+     .arg = "TIER",
+     .help = "dev, automation (adds a load balancer) or gpu",
+     .dflt = "dev",
+     .id = D_TIER,
+     .flags = C},
+    {.name = "instance-type",
+     .arg = "T",
+     .help = "consider only this EC2 instance type",
+     .id = D_TYPE,
+     .flags = C},
+    {.name = "instance-types",
+     .arg = "A,B,...",
+     .help = "candidate types in preference order (ties go to the earlier)",
+     .dflt = "the tier's list",
+     .id = D_TYPES,
+     .flags = C},
+    {.name = "azs",
+     .arg = "Z1,Z2,...",
+     .help = "consider only these availability zones",
+     .dflt = "every zone offering a candidate",
+     .id = D_AZS,
+     .flags = C},
+    {.name = "spot",
+     .help = "spot when it saves enough over on-demand",
+     .dflt = "on",
+     .id = D_SPOT,
+     .flags = C},
+    {.name = "on-demand", .help = "on-demand only", .id = D_ON_DEMAND, .flags = C},
+    {.name = "spot-only",
+     .help = "spot only, whatever the saving; never on-demand",
+     .id = D_SPOT_ONLY,
+     .flags = C},
+    {.name = "max-spot-price",
+     .arg = "USD",
+     .help = "skip spot offers above this hourly price",
+     .id = D_MAX_SPOT,
+     .flags = C},
+    {.name = "min-saving",
+     .arg = "PCT",
+     .help = "spot must save this much over on-demand",
+     .dflt = "20",
+     .id = D_MIN_SAVING,
+     .flags = C},
+    {.name = "budget",
+     .arg = "USD",
+     .help = "refuse a plan estimated over USD a month; drop fallbacks over it",
+     .id = D_BUDGET,
+     .flags = C},
+    {.name = "force", .help = "go on when the estimate is over --budget", .id = D_FORCE},
+    {.name = "allow-cidr",
+     .arg = "CIDR",
+     .help = "who may reach the stack (GEUSEMAKER_IP_ENDPOINT overrides the address service)",
+     .dflt = "your public address/32",
+     .id = D_CIDR,
+     .flags = C | GM_OPT_REPEAT},
+    {.name = "key-name",
+     .arg = "K",
+     .help = "EC2 key pair; opens SSH (22) to the allowed ranges",
+     .id = D_KEY,
+     .flags = C},
+    {.name = "vpc-id",
+     .arg = "V",
+     .help = "reuse a VPC (with --subnet-ids)",
+     .id = D_VPC,
+     .flags = C},
+    {.name = "subnet-ids",
+     .arg = "A,B",
+     .help = "reuse two subnets of that VPC in two zones",
+     .id = D_SUBNETS,
+     .flags = C},
+    {.name = "security-group-id",
+     .arg = "S",
+     .help = "reuse a security group of that VPC",
+     .id = D_SG,
+     .flags = C},
+    {.name = "efs-id", .arg = "F", .help = "reuse an EFS file system", .id = D_EFS, .flags = C},
+    {.name = "assume-efs-gb",
+     .arg = "GB",
+     .help = "EFS storage assumed for the estimate",
+     .dflt = "10",
+     .id = D_EFS_GB,
+     .flags = C},
+    {.name = "assume-transfer-gb",
+     .arg = "GB",
+     .help = "data out per month assumed",
+     .dflt = "10",
+     .id = D_TRANSFER_GB,
+     .flags = C},
+};
+
+static const gm_opt alb_opts[] = {
+    {.name = "certificate-arn",
+     .arg = "ARN",
+     .help = "HTTPS:443 on the load balancer, HTTP:80 redirecting to it",
+     .id = D_CERT,
+     .flags = C},
+    {.name = "alb-timeout",
+     .arg = "S",
+     .help = "wait this long for healthy targets",
+     .dflt = "300",
+     .id = D_ALB_TIMEOUT,
+     .flags = C},
+    {.name = "health-check-interval",
+     .arg = "S",
+     .help = "target group health check interval",
+     .dflt = "30",
+     .id = D_HC_INTERVAL,
+     .flags = C},
+    {.name = "health-check-timeout",
+     .arg = "S",
+     .help = "target group health check timeout",
+     .dflt = "5",
+     .id = D_HC_TIMEOUT,
+     .flags = C},
+    {.name = "healthy-threshold",
+     .arg = "N",
+     .help = "checks in a row to count as healthy",
+     .dflt = "2",
+     .id = D_HEALTHY,
+     .flags = C},
+    {.name = "unhealthy-threshold",
+     .arg = "N",
+     .help = "checks in a row to count as unhealthy",
+     .dflt = "3",
+     .id = D_UNHEALTHY,
+     .flags = C},
+};
+
+#undef C
+
+const gm_optgroup gm_cli_deploy_group = GM_OPTGROUP("deployment options", deploy_opts);
+const gm_optgroup gm_cli_alb_group = GM_OPTGROUP("tier automation (load balancer)", alb_opts);
+
+/* Splits a comma list into out (at most max; empty items skipped) in a copy
+ * kept in d. Returns the count, -1 past max, -2 without memory. */
+static int split_list(gm_cli_deploy *d, const char *list, const char **out, int max)
+{
+    size_t slot = 0;
+    while (slot < 4 && d->lists[slot])
+        slot++;
+    char *copy = slot < 4 ? strdup(list) : NULL;
+    if (!copy)
+        return -2;
+    d->lists[slot] = copy;
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        tok = gm_str_trim(tok);
+        if (!*tok)
+            continue;
+        if (n == max)
+            return -1;
+        out[n++] = tok;
+    }
+    return n;
+}
+
+/* A whole number of seconds (1..limit) into *out_ms or *out_s. */
+static int seconds(gm_cli *cli, const gm_arg *a, long limit, long *out)
+{
+    char *end = NULL;
+    long v = strtol(a->value, &end, 10);
+    if (!end || *end || end == a->value || v <= 0 || v > limit)
+        return gm_cli_usage_error(cli, "invalid --%s '%s': expected a whole number from 1 to %ld",
+                                  a->opt->name, a->value, limit);
+    *out = v;
+    return -1;
+}
+
+static int money(gm_cli *cli, const gm_arg *a, double max_amount, bool usd, double *out)
+{
+    gm_error err = {0};
+    char flag[64];
+    snprintf(flag, sizeof flag, "--%s", a->opt->name);
+    gm_status st = usd ? gm_cost_parse_usd(a->value, flag, out, &err)
+                       : gm_cost_parse_amount(a->value, flag, max_amount, out, &err);
+    return st == GM_OK ? -1 : gm_cli_usage_error(cli, "%s", err.message);
+}
+
+static int list_option(gm_cli *cli, gm_cli_deploy *d, const gm_arg *a)
+{
+    gm_deploy_config *cfg = &d->cfg;
+    int n;
+    switch (a->opt->id) {
+    case D_TYPES:
+        n = split_list(d, a->value, cfg->instance_types, GM_MAX_TYPES);
+        if (n == -1)
+            return gm_cli_usage_error(cli, "at most %d --instance-types", GM_MAX_TYPES);
+        if (n == 0)
+            return gm_cli_usage_error(cli, "--instance-types needs at least one type");
+        cfg->n_types = n;
+        break;
+    case D_AZS:
+        n = split_list(d, a->value, cfg->azs, GM_MAX_AZS);
+        if (n <= 0)
+            return gm_cli_usage_error(cli,
+                                      "invalid --azs '%s': expected zone names, "
+                                      "'us-east-1a,us-east-1b'",
+                                      a->value);
+        cfg->n_azs = n;
+        break;
+    default: /* D_SUBNETS */
+        n = split_list(d, a->value, cfg->subnet_ids, 2);
+        if (n != 2)
+            return gm_cli_usage_error(
+                cli, "invalid --subnet-ids: expected two subnet ids, 'subnet-a,subnet-b'");
+        break;
+    }
+    return n == -2 ? gm_cli_usage_error(cli, "out of memory") : -1;
+}
+
+static int number_option(gm_cli *cli, gm_deploy_config *cfg, const gm_arg *a)
+{
+    long v = 0;
+    int rc = -1;
+    switch (a->opt->id) {
+    case D_MAX_SPOT: return money(cli, a, 0, true, &cfg->max_spot_price);
+    case D_BUDGET: return money(cli, a, 0, true, &cfg->budget_monthly);
+    case D_EFS_GB: return money(cli, a, 1e6, false, &cfg->assume_efs_gb);
+    case D_TRANSFER_GB: return money(cli, a, 1e7, false, &cfg->assume_transfer_gb);
+    case D_MIN_SAVING:
+        rc = money(cli, a, 99, false, &cfg->min_spot_saving);
+        cfg->min_spot_saving /= 100.0;
+        return rc;
+    case D_ALB_TIMEOUT:
+        rc = seconds(cli, a, 3600, &v);
+        cfg->alb_timeout_ms = (int64_t)v * 1000;
+        return rc;
+    case D_HC_INTERVAL:
+        rc = seconds(cli, a, 3600, &v);
+        cfg->hc_interval_s = (int)v;
+        return rc;
+    case D_HC_TIMEOUT:
+        rc = seconds(cli, a, 3600, &v);
+        cfg->hc_timeout_s = (int)v;
+        return rc;
+    case D_HEALTHY:
+        rc = seconds(cli, a, 3600, &v);
+        cfg->healthy_threshold = (int)v;
+        return rc;
+    default:
+        rc = seconds(cli, a, 3600, &v);
+        cfg->unhealthy_threshold = (int)v;
+        return rc;
+    }
+}
+
+/* One deployment option; -1 to go on, or an exit code. Options of other
+ * groups are left alone. */
+static int apply(gm_cli *cli, gm_cli_deploy *d, const gm_arg *a)
+{
+    gm_deploy_config *cfg = &d->cfg;
+    switch (a->opt->id) {
+    case D_NAME: cfg->name = a->value; return -1;
+    case D_TIER:
+        if (!gm_tier_parse(a->value, &cfg->tier))
+            return gm_cli_usage_error(cli, "unknown --tier '%s': expected dev, automation or gpu",
+                                      a->value);
+        return -1;
+    case D_TYPE: cfg->instance_type = a->value; return -1;
+    case D_TYPES:
+    case D_AZS:
+    case D_SUBNETS: return list_option(cli, d, a);
+    case D_SPOT: cfg->spot = true; return -1;
+    case D_ON_DEMAND: cfg->spot = false; return -1;
+    case D_SPOT_ONLY: cfg->spot_only = true; return -1;
+    case D_FORCE: cfg->force = true; return -1;
+    case D_CIDR:
+        if (cfg->n_cidrs == GM_MAX_CIDRS)
+            return gm_cli_usage_error(cli, "at most %d --allow-cidr ranges", GM_MAX_CIDRS);
+        cfg->cidrs[cfg->n_cidrs++] = a->value;
+        return -1;
+    case D_KEY: cfg->key_name = a->value; return -1;
+    case D_VPC: cfg->vpc_id = a->value; return -1;
+    case D_SG: cfg->security_group_id = a->value; return -1;
+    case D_EFS: cfg->efs_id = a->value; return -1;
+    case D_CERT: cfg->certificate_arn = a->value; return -1;
+    case D_MAX_SPOT:
+    case D_MIN_SAVING:
+    case D_BUDGET:
+    case D_EFS_GB:
+    case D_TRANSFER_GB:
+    case D_ALB_TIMEOUT:
+    case D_HC_INTERVAL:
+    case D_HC_TIMEOUT:
+    case D_HEALTHY:
+    case D_UNHEALTHY: return number_option(cli, cfg, a);
+    default: return -1;
+    }
+}
+
+int gm_cli_deploy_from_args(gm_cli *cli, const gm_args *args, gm_cli_deploy *d)
+{
+    memset(d, 0, sizeof *d);
+    d->cfg.tier = GM_TIER_DEV;
+    d->cfg.spot = true;
+    for (size_t i = 0; i < args->n_opts; i++) {
+        int rc = apply(cli, d, &args->opts[i]);
+        if (rc >= 0)
+            return rc;
+        if (args->opts[i].opt->flags & GM_OPT_CONFIG)
+            d->saw_config = true;
+    }
+    if (gm_args_has(args, D_SPOT) && gm_args_has(args, D_ON_DEMAND))
+        return gm_cli_usage_error(cli, "--spot and --on-demand exclude each other");
+    if (gm_args_has(args, D_SPOT_ONLY) && gm_args_has(args, D_ON_DEMAND))
+        return gm_cli_usage_error(cli, "--spot-only and --on-demand exclude each other");
+    if (d->cfg.instance_type && d->cfg.n_types)
+        return gm_cli_usage_error(cli, "--instance-type and --instance-types exclude each other");
+    return -1;
+}
+
+int gm_cli_deploy_check(gm_cli *cli, gm_cli_deploy *d)
+{
+    gm_deploy_config *cfg = &d->cfg;
+    cfg->types_named = cfg->instance_type || cfg->n_types;
+    if (!cfg->instance_type && !cfg->n_types) {
+        /* No type named: the tier's candidate list, cheapest first. */
+        size_t n = 0;
+        const char *const *dflt = gm_cost_default_types(cfg->tier, &n);
+        for (size_t i = 0; i < n && i < GM_MAX_TYPES; i++)
+            cfg->instance_types[cfg->n_types++] = dflt[i];
+    }
+    if (cfg->n_types)
+        cfg->instance_type = cfg->instance_types[0];
+    gm_error err = {0};
+    gm_status st = gm_engine_check_config(cfg, &err);
+    return st == GM_OK ? -1 : gm_cli_fail(cli, st, &err);
+}
+
+void gm_cli_deploy_release(gm_cli_deploy *d)
+{
+    for (int i = 0; i < 4; i++)
+        free(d->lists[i]);
+    memset(d->lists, 0, sizeof d->lists);
+}

@@ -1,0 +1,26 @@
+/* The deployment options, declared once and shared by plan and deploy: what
+ * plan accepts, deploy accepts. */
+#ifndef GM_CLI_DEPLOY_OPTIONS_H
+#define GM_CLI_DEPLOY_OPTIONS_H
+
+#include "cli/cli.h"
+
+/* The option groups: the deployment's settings, and the load balancer's. */
+extern const gm_optgroup gm_cli_deploy_group, gm_cli_alb_group;
+
+typedef struct gm_cli_deploy {
+    gm_deploy_config cfg;
+    bool saw_config; /* an option saved in the record was given */
+    char *lists[4];  /* storage the split lists point into */
+} gm_cli_deploy;
+
+/* Fills d from every deployment option in args and checks the result
+ * without AWS (defaults for the tier, conflicting options,
+ * gm_engine_check_config) unless name_only (deploy --resume: the saved
+ * configuration is used). Returns -1 when d is ready, otherwise the exit code
+ * after the message. Release d with gm_cli_deploy_release either way. */
+int gm_cli_deploy_from_args(gm_cli *cli, const gm_args *args, gm_cli_deploy *d);
+int gm_cli_deploy_check(gm_cli *cli, gm_cli_deploy *d);
+void gm_cli_deploy_release(gm_cli_deploy *d);
+
+#endif

@@ -1,0 +1,80 @@
+/* The executor's private state: one run of a graph (deploy, rollback, destroy
+ * or inspect). Only the executor (executor.c) and the node API behind
+ * engine/node.h (journal.c) include this header; node kinds never do
+ * (scripts/check_layers.sh enforces it). */
+#ifndef GM_ENGINE_RUN_H
+#define GM_ENGINE_RUN_H
+
+#include <pthread.h>
+
+#include "engine/node.h"
+
+typedef enum { RUN_WAIT, RUN_ACTIVE, RUN_DONE, RUN_FAILED } gm_run_state;
+
+typedef struct gm_run gm_run;
+
+struct gm_node {
+    const gm_node_def *def;
+    int deps[GM_MAX_DEPS];
+    int n_deps;
+    gm_run_state state;
+    int64_t started_ms;
+    gm_run *run;
+    pthread_t thread;
+    bool joinable;
+};
+
+typedef struct gm_shared {
+    const char *key;
+    void *value;
+    void (*release)(void *);
+} gm_shared;
+
+#define GM_MAX_SHARED 8
+
+struct gm_run {
+    gm_aws_client *aws;
+    gm_aws_client *pricing;
+    gm_store *store;
+    gm_engine_observer observer;
+    void *observer_ctx;
+    volatile sig_atomic_t *interrupt;
+    gm_engine_settings settings; /* defaults filled in */
+    const gm_deploy_config *cfg;
+    gm_tier tier;
+    gm_deployment *dep;
+    pthread_mutex_t lock; /* guards dep, nodes' states, failures, shared */
+    pthread_cond_t cond;
+    gm_node *nodes;
+    size_t n_nodes;
+    int64_t deadline_ms; /* monotonic */
+    bool failed;
+    gm_error first_error;
+    bool keep_efs;
+    bool alb_failed; /* a node of the load balancer group failed */
+    gm_error alb_error;
+    int only_group;          /* reverse runs: -1 all, else only that group */
+    bool reversing;          /* rollback or destroy: every failure counts */
+    pthread_mutex_t io_lock; /* serialises state writes (group commit) */
+    uint64_t version;        /* bumped by every change that must be saved */
+    uint64_t written;        /* the newest version on disk */
+    gm_shared shared[GM_MAX_SHARED];
+    size_t n_shared;
+};
+
+/* journal.c: the record and its saves, for the executor. */
+
+/* The node's record entry (added when absent). Call with run->lock held. */
+gm_node_state *gm_run_state_of(gm_run *r, gm_node *n);
+/* Makes every change made so far durable (group commit). Call without
+ * run->lock. */
+GM_MUST_CHECK gm_status gm_run_commit(gm_run *r, gm_error *err);
+/* Reports an event to the observer (no lock needed). */
+void gm_run_emit(gm_run *r, gm_engine_event_kind kind, const char *step, const char *text);
+/* Releases every shared value. */
+void gm_run_release_shared(gm_run *r);
+
+/* tiers.c */
+const gm_engine_graph *gm_engine_tier_graph(gm_tier tier);
+
+#endif

@@ -1,0 +1,100 @@
+/* The resource graph of each tier, as data: node, kind, dependencies. */
+#include <string.h>
+
+#include "engine/nodes.h"
+#include "engine/run.h"
+
+/* Tier 1. Lookups (azs, ami) run beside the first creates. The instance waits
+ * only for what RunInstances needs; settings that nothing at launch needs
+ * (VPC DNS attributes, public routing, ingress rules, role policies) run
+ * beside it. The longest chain of calls to a running instance is CreateVpc ->
+ * CreateSubnet -> RunInstances -> DescribeInstances.
+ *
+ * Tier 2 (automation) appends the load balancer group: a failure there
+ * removes only its nodes and keeps the EC2 side. */
+static const gm_node_def all_nodes[] = {
+    {.name = "azs", .ops = &gm_ops_azs},
+    {.name = "ami", .ops = &gm_ops_ami},
+    {.name = "vpc", .ops = &gm_ops_vpc},
+    {.name = "vpc_dns", .ops = &gm_ops_vpc_dns, .deps = {"vpc"}},
+    {.name = "igw", .ops = &gm_ops_igw, .deps = {"vpc"}},
+    {.name = "subnet_a", .ops = &gm_ops_subnet, .deps = {"vpc", "azs"}, .slot = 0},
+    {.name = "subnet_b", .ops = &gm_ops_subnet, .deps = {"vpc", "azs"}, .slot = 1},
+    {.name = "route_table",
+     .ops = &gm_ops_route_table,
+     .deps = {"vpc", "igw", "subnet_a", "subnet_b"}},
+    {.name = "sg", .ops = &gm_ops_sg, .deps = {"vpc"}},
+    {.name = "sg_rules", .ops = &gm_ops_sg_rules, .deps = {"sg"}},
+    {.name = "efs", .ops = &gm_ops_efs},
+    {.name = "mount_target_a",
+     .ops = &gm_ops_mount_target,
+     .deps = {"efs", "subnet_a", "sg"},
+     .slot = 0},
+    {.name = "mount_target_b",
+     .ops = &gm_ops_mount_target,
+     .deps = {"efs", "subnet_b", "sg"},
+     .slot = 1},
+    {.name = "role", .ops = &gm_ops_role},
+    {.name = "role_policy", .ops = &gm_ops_role_policy, .deps = {"role"}},
+    {.name = "instance_profile", .ops = &gm_ops_profile},
+    {.name = "profile_role", .ops = &gm_ops_profile_role, .deps = {"role", "instance_profile"}},
+    {.name = "secrets", .ops = &gm_ops_secrets},
+    {.name = "placement", .ops = &gm_ops_placement},
+    {.name = "instance",
+     .ops = &gm_ops_instance,
+     .deps = {"ami", "subnet_a", "subnet_b", "sg", "profile_role", "efs", "secrets", "placement"}},
+    {.name = "health",
+     .ops = &gm_ops_health,
+     .deps = {"instance", "route_table", "sg_rules", "mount_target_a", "role_policy"}},
+    /* the load balancer group */
+    {.name = "alb_sg", .ops = &gm_ops_alb_sg, .deps = {"vpc"}, .group = GM_GROUP_ALB},
+    {.name = "alb_ingress",
+     .ops = &gm_ops_alb_ingress,
+     .deps = {"sg", "alb_sg"},
+     .group = GM_GROUP_ALB},
+    {.name = "alb",
+     .ops = &gm_ops_alb,
+     .deps = {"subnet_a", "subnet_b", "alb_sg", "igw"},
+     .group = GM_GROUP_ALB},
+    {.name = "target_group", .ops = &gm_ops_target_group, .deps = {"vpc"}, .group = GM_GROUP_ALB},
+    {.name = "listener",
+     .ops = &gm_ops_listener,
+     .deps = {"alb", "target_group"},
+     .group = GM_GROUP_ALB},
+    {.name = "targets",
+     .ops = &gm_ops_targets,
+     .deps = {"target_group", "instance"},
+     .group = GM_GROUP_ALB},
+    {.name = "alb_healthy",
+     .ops = &gm_ops_alb_healthy,
+     .deps = {"targets", "listener", "alb_ingress", "route_table"},
+     .group = GM_GROUP_ALB},
+};
+
+enum { N_ALL = sizeof all_nodes / sizeof *all_nodes, N_CORE = 21 };
+
+static const gm_engine_graph core_graph = {all_nodes, N_CORE};
+static const gm_engine_graph full_graph = {all_nodes, N_ALL};
+
+const gm_engine_graph *gm_engine_tier_graph(gm_tier tier)
+{
+    return gm_tier_has_alb(tier) ? &full_graph : &core_graph;
+}
+
+json_t *gm_engine_graph_json(gm_tier tier)
+{
+    const gm_engine_graph *g = gm_engine_tier_graph(tier);
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < g->n; i++) {
+        json_t *deps = json_array();
+        for (int k = 0; deps && k < GM_MAX_DEPS && g->defs[i].deps[k]; k++)
+            if (json_array_append_new(deps, json_string(g->defs[i].deps[k])) != 0)
+                json_decref(deps), deps = NULL;
+        json_t *node = deps ? json_pack("{s:s, s:s, s:o}", "node", g->defs[i].name, "kind",
+                                        g->defs[i].ops->kind, "deps", deps)
+                            : NULL;
+        if (!node || json_array_append_new(arr, node) != 0)
+            json_decref(arr), arr = NULL;
+    }
+    return arr;
+}
