@@ -593,6 +593,31 @@ static GM_MUST_CHECK gm_status json_result(const call *k, const gm_http_response
     return GM_OK;
 }
 
+/* Sends a prepared call whose body is the JSON text of body ("{}" when body
+ * is NULL and empty_body is "{}", nothing when it is NULL) and reads the JSON
+ * answer into *out (may be NULL: the answer is dropped). */
+static GM_MUST_CHECK gm_status json_call(gm_aws_client *c, call *k, const char *content_type,
+                                         json_t *body, const char *empty_body, json_t **out,
+                                         bool allow_empty, gm_error *err)
+{
+    gm_status st = GM_OK;
+    if (body || empty_body) {
+        k->content_type = content_type;
+        char *text = body ? json_dumps(body, JSON_COMPACT) : strdup(empty_body);
+        st = text ? gm_buf_appends(&k->body, text) : GM_ERR_NOMEM;
+        free(text);
+        if (st != GM_OK)
+            return body_error(err, st, k);
+    }
+    gm_http_response resp;
+    gm_http_response_init(&resp);
+    st = perform(c, k, &resp, err);
+    if (st == GM_OK && out)
+        st = json_result(k, &resp, out, allow_empty, err);
+    gm_http_response_release(&resp);
+    return st;
+}
+
 gm_status gm_aws_json(gm_aws_client *c, const gm_aws_service *svc, const char *action, json_t *body,
                       json_t **out, gm_error *err)
 {
@@ -601,25 +626,8 @@ gm_status gm_aws_json(gm_aws_client *c, const gm_aws_service *svc, const char *a
     gm_status st = call_init(c, &k, svc, action, "POST", "/", err);
     if (st == GM_OK && !(k.target = gm_strfmt("%s.%s", svc->target_prefix, action)))
         st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-    if (st != GM_OK) {
-        call_release(&k);
-        return st;
-    }
-    k.content_type = "application/x-amz-json-1.1";
-    char *text = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
-    st = text ? gm_buf_appends(&k.body, text) : GM_ERR_NOMEM;
-    free(text);
-    if (st != GM_OK) {
-        st = body_error(err, st, &k);
-        call_release(&k);
-        return st;
-    }
-    gm_http_response resp;
-    gm_http_response_init(&resp);
-    st = perform(c, &k, &resp, err);
     if (st == GM_OK)
-        st = json_result(&k, &resp, out, false, err);
-    gm_http_response_release(&resp);
+        st = json_call(c, &k, "application/x-amz-json-1.1", body, "{}", out, false, err);
     call_release(&k);
     return st;
 }
@@ -632,27 +640,8 @@ gm_status gm_aws_rest_json(gm_aws_client *c, const gm_aws_service *svc, const ch
         *out = NULL;
     call k;
     gm_status st = call_init(c, &k, svc, action, method, path, err);
-    if (st != GM_OK) {
-        call_release(&k);
-        return st;
-    }
-    if (body) {
-        k.content_type = "application/json";
-        char *text = json_dumps(body, JSON_COMPACT);
-        st = text ? gm_buf_appends(&k.body, text) : GM_ERR_NOMEM;
-        free(text);
-        if (st != GM_OK) {
-            st = body_error(err, st, &k);
-            call_release(&k);
-            return st;
-        }
-    }
-    gm_http_response resp;
-    gm_http_response_init(&resp);
-    st = perform(c, &k, &resp, err);
-    if (st == GM_OK && out)
-        st = json_result(&k, &resp, out, true, err);
-    gm_http_response_release(&resp);
+    if (st == GM_OK)
+        st = json_call(c, &k, "application/json", body, NULL, out, true, err);
     call_release(&k);
     return st;
 }

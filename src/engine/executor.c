@@ -243,18 +243,18 @@ static GM_MUST_CHECK gm_status forward_result(gm_run *r, gm_error *err)
     return GM_OK;
 }
 
-/* Runs the create side of the graph. GM_OK when every node is done. */
-static GM_MUST_CHECK gm_status run_forward(gm_run *r, gm_error *err)
+/* Starts every node that ready() allows, waits for one to end, and so on
+ * until none runs. Called with r->lock held; returns with it released and
+ * every thread joined. */
+static void schedule(gm_run *r, bool (*ready)(gm_run *, size_t), void *(*worker)(void *),
+                     bool deleting)
 {
-    pthread_mutex_lock(&r->lock);
     for (;;) {
-        bool stop = r->failed || interrupted(r) || gm_now_ms() >= r->deadline_ms;
         size_t active = 0;
         for (size_t i = 0; i < r->n_nodes; i++) {
             gm_node *n = &r->nodes[i];
-            bool group_stopped = n->def->group == GM_GROUP_ALB && r->alb_failed;
-            if (n->state == RUN_WAIT && !stop && !group_stopped && deps_done(r, n))
-                start_node(r, n, create_worker, n->def->ops->label);
+            if (n->state == RUN_WAIT && ready(r, i))
+                start_node(r, n, worker, deleting ? n->def->ops->delete_label : n->def->ops->label);
             if (n->state == RUN_ACTIVE)
                 active++;
         }
@@ -264,6 +264,25 @@ static GM_MUST_CHECK gm_status run_forward(gm_run *r, gm_error *err)
     }
     pthread_mutex_unlock(&r->lock);
     join_all(r);
+}
+
+/* Forwards: its dependencies are done, and nothing stopped the run (or its
+ * group). */
+static bool ready_to_create(gm_run *r, size_t i)
+{
+    const gm_node *n = &r->nodes[i];
+    if (r->failed || interrupted(r) || gm_now_ms() >= r->deadline_ms)
+        return false;
+    if (n->def->group == GM_GROUP_ALB && r->alb_failed)
+        return false;
+    return deps_done(r, n);
+}
+
+/* Runs the create side of the graph. GM_OK when every node is done. */
+static GM_MUST_CHECK gm_status run_forward(gm_run *r, gm_error *err)
+{
+    pthread_mutex_lock(&r->lock);
+    schedule(r, ready_to_create, create_worker, false);
     return forward_result(r, err);
 }
 
@@ -381,6 +400,12 @@ static GM_MUST_CHECK gm_status reverse_result(gm_run *r, gm_error *err)
                         "%zu resource(s) remain (first: '%s'): deadline passed", left, first_left);
 }
 
+/* Backwards: every node depending on it is gone, and the deadline holds. */
+static bool ready_to_delete(gm_run *r, size_t i)
+{
+    return dependents_done(r, i) && gm_now_ms() < r->deadline_ms;
+}
+
 static GM_MUST_CHECK gm_status run_reverse(gm_run *r, gm_error *err)
 {
     pthread_mutex_lock(&r->lock);
@@ -392,21 +417,7 @@ static GM_MUST_CHECK gm_status run_reverse(gm_run *r, gm_error *err)
         n->joinable = false;
         n->state = needs_delete(r, n) ? RUN_WAIT : RUN_DONE;
     }
-    for (;;) {
-        size_t active = 0;
-        for (size_t i = 0; i < r->n_nodes; i++) {
-            gm_node *n = &r->nodes[i];
-            if (n->state == RUN_WAIT && dependents_done(r, i) && gm_now_ms() < r->deadline_ms)
-                start_node(r, n, destroy_worker, n->def->ops->delete_label);
-            if (n->state == RUN_ACTIVE)
-                active++;
-        }
-        if (active == 0)
-            break;
-        pthread_cond_wait(&r->cond, &r->lock);
-    }
-    pthread_mutex_unlock(&r->lock);
-    join_all(r);
+    schedule(r, ready_to_delete, destroy_worker, true);
     return reverse_result(r, err);
 }
 

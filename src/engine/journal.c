@@ -162,7 +162,8 @@ gm_status gm_node_intent(gm_node *n, char *out_token, size_t size, gm_error *err
     return gm_run_commit(r, err);
 }
 
-gm_status gm_node_created(gm_node *n, const char *id, gm_error *err)
+/* Records id as the node's (reused: given by the user) and saves. */
+static GM_MUST_CHECK gm_status record_id(gm_node *n, const char *id, bool reused, gm_error *err)
 {
     gm_run *r = n->run;
     pthread_mutex_lock(&r->lock);
@@ -170,7 +171,11 @@ gm_status gm_node_created(gm_node *n, const char *id, gm_error *err)
     gm_status st = s ? gm_node_state_set_id(s, id) : GM_ERR_NOMEM;
     if (st == GM_OK) {
         s->updated_at = gm_wall_ms();
-        gm_deployment_add_event(r->dep, "created", n->def->name, "%s %s", n->def->ops->kind, id);
+        if (reused)
+            s->provenance = GM_PROV_REUSED;
+        else
+            gm_deployment_add_event(r->dep, "created", n->def->name, "%s %s", n->def->ops->kind,
+                                    id);
     }
     pthread_mutex_unlock(&r->lock);
     if (st != GM_OK)
@@ -180,20 +185,14 @@ gm_status gm_node_created(gm_node *n, const char *id, gm_error *err)
     return st;
 }
 
+gm_status gm_node_created(gm_node *n, const char *id, gm_error *err)
+{
+    return record_id(n, id, false, err);
+}
+
 gm_status gm_node_reused(gm_node *n, const char *id, gm_error *err)
 {
-    gm_run *r = n->run;
-    pthread_mutex_lock(&r->lock);
-    gm_node_state *s = gm_run_state_of(r, n);
-    gm_status st = s ? gm_node_state_set_id(s, id) : GM_ERR_NOMEM;
-    if (st == GM_OK) {
-        s->provenance = GM_PROV_REUSED;
-        s->updated_at = gm_wall_ms();
-    }
-    pthread_mutex_unlock(&r->lock);
-    if (st != GM_OK)
-        return gm_error_set(err, st, "out of memory");
-    return gm_run_commit(r, err);
+    return record_id(n, id, true, err);
 }
 
 bool gm_node_journalled(gm_node *n)

@@ -109,7 +109,9 @@ static GM_MUST_CHECK gm_status role_find(gm_node *n, char **out_id, gm_error *er
     return find_named(n, true, name, out_id, err);
 }
 
-static GM_MUST_CHECK gm_status role_create(gm_node *n, gm_error *err)
+/* The role or the profile: adopted from an earlier run, or created under
+ * its deterministic name with the standard tags. */
+static GM_MUST_CHECK gm_status named_create(gm_node *n, bool role, gm_error *err)
 {
     char *id = NULL;
     gm_status st = gm_n_adopt_or_intent(n, &id, NULL, 0, err);
@@ -118,17 +120,24 @@ static GM_MUST_CHECK gm_status role_create(gm_node *n, gm_error *err)
         return st;
     }
     char name[128];
-    gm_node_resource_name(n, "role", name, sizeof name);
+    gm_node_resource_name(n, role ? "role" : "profile", name, sizeof name);
     gm_params p;
     gm_params_init(&p);
-    gm_params_add(&p, "RoleName", name);
+    gm_params_add(&p, role ? "RoleName" : "InstanceProfileName", name);
     gm_params_add(&p, "Path", "/geusemaker/");
-    gm_params_add(&p, "AssumeRolePolicyDocument", ASSUME_ROLE_POLICY);
-    gm_params_add(&p, "Description", "GeuseMaker AI stack instance role");
+    if (role) {
+        gm_params_add(&p, "AssumeRolePolicyDocument", ASSUME_ROLE_POLICY);
+        gm_params_add(&p, "Description", "GeuseMaker AI stack instance role");
+    }
     gm_n_member_tags(n, &p);
-    st = create_named(n, true, &p, name, err);
+    st = create_named(n, role, &p, name, err);
     gm_params_release(&p);
     return st;
+}
+
+static GM_MUST_CHECK gm_status role_create(gm_node *n, gm_error *err)
+{
+    return named_create(n, true, err);
 }
 
 /* Calls action(RoleName=role, <param>=each row's first field). */
@@ -268,22 +277,7 @@ static GM_MUST_CHECK gm_status profile_find(gm_node *n, char **out_id, gm_error 
 
 static GM_MUST_CHECK gm_status profile_create(gm_node *n, gm_error *err)
 {
-    char *id = NULL;
-    gm_status st = gm_n_adopt_or_intent(n, &id, NULL, 0, err);
-    if (st != GM_OK || id) {
-        free(id);
-        return st;
-    }
-    char name[128];
-    gm_node_resource_name(n, "profile", name, sizeof name);
-    gm_params p;
-    gm_params_init(&p);
-    gm_params_add(&p, "InstanceProfileName", name);
-    gm_params_add(&p, "Path", "/geusemaker/");
-    gm_n_member_tags(n, &p);
-    st = create_named(n, false, &p, name, err);
-    gm_params_release(&p);
-    return st;
+    return named_create(n, false, err);
 }
 
 static GM_MUST_CHECK gm_status profile_remove_roles(gm_node *n, const char *profile, gm_error *err)
