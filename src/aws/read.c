@@ -268,8 +268,9 @@ gm_status gm_efs_read_file_systems(const json_t *answer, gm_read_rows *out, gm_e
                                jstr(fs, "LifeCycleState"),
                                json_is_true(json_object_get(fs, "Encrypted")) ? "true" : "false",
                                tag_value(tags, "geusemaker:deployment"),
-                               tag_value(tags, "geusemaker:node")};
-        st = add_texts(out, texts, 6);
+                               tag_value(tags, "geusemaker:node"),
+                               tag_value(tags, "geusemaker:deployment-id")};
+        st = add_texts(out, texts, 7);
         if (st != GM_OK)
             break;
     }

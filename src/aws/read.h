@@ -121,6 +121,7 @@ enum {
     GM_EFS_FS_ENCRYPTED, /* "true" / "false" */
     GM_EFS_FS_TAG_DEPLOYMENT,
     GM_EFS_FS_TAG_NODE,
+    GM_EFS_FS_TAG_DEPLOYMENT_ID,
 };
 GM_MUST_CHECK gm_status gm_efs_read_file_systems(const json_t *answer, gm_read_rows *out,
                                                  gm_error *err);

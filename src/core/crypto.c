@@ -34,23 +34,34 @@ gm_status gm_random_bytes(void *out, size_t len, gm_error *err)
     return GM_OK;
 }
 
-gm_status gm_random_token(char *out, size_t n, gm_error *err)
+/* n characters drawn uniformly from alphabet (of len characters, len <= 256). */
+static GM_MUST_CHECK gm_status random_from(const char *alphabet, unsigned len, char *out, size_t n,
+                                           gm_error *err)
 {
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned limit = 256 - 256 % len; /* reject the tail to keep the distribution uniform */
     size_t i = 0;
     while (i < n) {
         unsigned char raw[64];
         gm_status st = gm_random_bytes(raw, sizeof raw, err);
         if (st != GM_OK)
             return st;
-        for (size_t j = 0; j < sizeof raw && i < n; j++) {
-            /* 248 = 62 * 4: reject the tail to keep the distribution uniform. */
-            if (raw[j] < 248)
-                out[i++] = alphabet[raw[j] % 62];
-        }
+        for (size_t j = 0; j < sizeof raw && i < n; j++)
+            if (raw[j] < limit)
+                out[i++] = alphabet[raw[j] % len];
     }
     out[n] = '\0';
     return GM_OK;
+}
+
+gm_status gm_random_token(char *out, size_t n, gm_error *err)
+{
+    return random_from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 62, out, n,
+                       err);
+}
+
+gm_status gm_random_id(char *out, size_t n, gm_error *err)
+{
+    return random_from("abcdefghijklmnopqrstuvwxyz0123456789", 36, out, n, err);
 }
 
 double gm_random_unit(void)

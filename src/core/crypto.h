@@ -20,6 +20,10 @@ GM_MUST_CHECK gm_status gm_random_bytes(void *out, size_t len, gm_error *err);
 /* A random string of n characters from [A-Za-z0-9] (n+1 bytes in out). */
 GM_MUST_CHECK gm_status gm_random_token(char *out, size_t n, gm_error *err);
 
+/* A random string of n characters from [a-z0-9] (n+1 bytes in out): names
+ * that must be lowercase (deployment ids). */
+GM_MUST_CHECK gm_status gm_random_id(char *out, size_t n, gm_error *err);
+
 /* A random double in [0, 1) for jitter. Not for secrets. */
 double gm_random_unit(void);
 

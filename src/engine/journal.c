@@ -89,6 +89,11 @@ const char *gm_node_deployment(const gm_node *n)
     return n->run->dep->name; /* fixed for the run: no lock needed */
 }
 
+const char *gm_node_deployment_id(const gm_node *n)
+{
+    return n->run->dep->deployment_id;
+}
+
 gm_tier gm_node_tier(const gm_node *n)
 {
     return n->run->tier;
@@ -132,6 +137,15 @@ bool gm_node_interrupted(const gm_node *n)
 void gm_node_resource_name(const gm_node *n, const char *suffix, char *out, size_t size)
 {
     snprintf(out, size, "geusemaker-%s-%s", gm_node_deployment(n), suffix);
+}
+
+void gm_node_global_name(const gm_node *n, const char *suffix, char *out, size_t size)
+{
+    const char *id = gm_node_deployment_id(n);
+    if (*id)
+        snprintf(out, size, "geusemaker-%s-%s-%s", gm_node_deployment(n), id, suffix);
+    else /* a record made before ids kept the names it was given */
+        gm_node_resource_name(n, suffix, out, size);
 }
 
 /* ---- the journal ----------------------------------------------------------- */

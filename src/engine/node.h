@@ -65,7 +65,8 @@ struct gm_engine_graph {
 const char *gm_node_name(const gm_node *n);
 const char *gm_node_kind(const gm_node *n);
 int gm_node_slot(const gm_node *n);
-const char *gm_node_deployment(const gm_node *n); /* the deployment's name */
+const char *gm_node_deployment(const gm_node *n);    /* the deployment's name */
+const char *gm_node_deployment_id(const gm_node *n); /* its id; "" for a record made before ids */
 gm_tier gm_node_tier(const gm_node *n);
 gm_aws_client *gm_node_aws(const gm_node *n);
 gm_aws_client *gm_node_pricing(const gm_node *n); /* may be NULL */
@@ -75,8 +76,11 @@ int64_t gm_node_poll_ms(const gm_node *n);
 int64_t gm_node_deadline_ms(const gm_node *n); /* monotonic */
 bool gm_node_interrupted(const gm_node *n);
 
-/* "geusemaker-NAME-<suffix>": names of the deployment's resources. */
+/* "geusemaker-NAME-<suffix>": names of the deployment's regional resources. */
 void gm_node_resource_name(const gm_node *n, const char *suffix, char *out, size_t size);
+/* "geusemaker-NAME-ID-<suffix>": names that are global to the account (IAM),
+ * so two deployments of one name in two regions never share one. */
+void gm_node_global_name(const gm_node *n, const char *suffix, char *out, size_t size);
 
 /* ---- the journal ----------------------------------------------------------- */
 

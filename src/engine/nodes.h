@@ -19,14 +19,30 @@ extern const gm_node_ops gm_ops_azs, gm_ops_ami, gm_ops_vpc, gm_ops_vpc_dns, gm_
 
 /* ---- tags and look-ups (nodes_aws.c) -------------------------------------- */
 
+/* The tags every resource carries. The deployment id is what ownership rests
+ * on: nothing is deleted without it, and destroy, adopt and cleanup find a
+ * deployment's resources by it. */
+#define GM_TAG_DEPLOYMENT "geusemaker:deployment"       /* its name */
+#define GM_TAG_DEPLOYMENT_ID "geusemaker:deployment-id" /* its random id */
+#define GM_TAG_NODE "geusemaker:node"                   /* the graph node that made it */
+#define GM_TAG_REGION "geusemaker:region"               /* global resources (IAM) only */
+#define GM_TAG_MANAGED_BY "ManagedBy"                   /* "geusemaker" */
+#define GM_N_MAX_TAGS 8
+
 /* Adds TagSpecification.<idx> for resource_type with the standard tags of
  * this node (errors are kept in p and reported when it is sent). */
 void gm_n_tag_spec(gm_node *n, gm_params *p, int idx, const char *resource_type);
-/* The standard tags as Tags.member.N.Key/Value (IAM, ELBv2). */
-void gm_n_member_tags(gm_node *n, gm_params *p);
+/* The standard tags as Tags.member.N.Key/Value (IAM, ELBv2); global adds
+ * the region (IAM). */
+void gm_n_member_tags(gm_node *n, gm_params *p, bool global);
 /* The standard tags as a JSON array of {"Key","Value"} (EFS, SSM); NULL when
  * memory is exhausted. */
 json_t *gm_n_json_tags(gm_node *n);
+/* The tag that says a resource is this deployment's, and its value: the
+ * deployment id, or the name for a record made before ids. */
+const char *gm_n_owner_tag(const gm_node *n, const char **out_value);
+/* EC2 filters 1 and 2: this deployment's resources of this node. */
+void gm_n_owner_filters(gm_node *n, gm_params *p);
 
 /* Finds EC2 resources of this node by the deployment and node tags; *out_id
  * NULL if none. describe_action e.g. "DescribeVpcs" with the reader of its

@@ -190,7 +190,7 @@ static GM_MUST_CHECK gm_status alb_request(gm_node *n, char **out_arn, gm_error 
     gm_params_add(&p, "Scheme", "internet-facing");
     gm_params_add(&p, "Type", "application");
     gm_params_add(&p, "IpAddressType", "ipv4");
-    gm_n_member_tags(n, &p);
+    gm_n_member_tags(n, &p, false);
     gm_read_rows rows;
     /* The same name and settings again answers with the existing one. */
     gm_status st = elb_read(n, "CreateLoadBalancer", &p, NULL, &gm_elb_load_balancers, &rows, err);
@@ -344,7 +344,7 @@ static void tg_params(gm_node *n, gm_params *p)
     gm_params_add(p, "HealthyThresholdCount", num[2]);
     gm_params_add(p, "UnhealthyThresholdCount", num[3]);
     gm_params_add(p, "Matcher.HttpCode", "200");
-    gm_n_member_tags(n, p);
+    gm_n_member_tags(n, p, false);
     free(vpc);
 }
 
@@ -415,7 +415,7 @@ static void listener_params(gm_node *n, gm_params *p, const char *lb, const char
         gm_params_add(p, "DefaultActions.member.1.Type", "forward");
         gm_params_add(p, "DefaultActions.member.1.TargetGroupArn", tg);
     }
-    gm_n_member_tags(n, p);
+    gm_n_member_tags(n, p, false);
 }
 
 static GM_MUST_CHECK gm_status listener_create(gm_node *n, gm_error *err)

@@ -9,49 +9,65 @@
 #include "core/str.h"
 #include "engine/nodes.h"
 
-/* The standard tags of a resource, written as name and value parameters whose
- * names are built from key_fmt / value_fmt with (idx, tag number). */
-static void standard_tags(gm_node *n, gm_params *p, const char *key_fmt, const char *value_fmt,
-                          int idx)
+/* The standard tags of this node's resources into tags (key, value pairs);
+ * returns how many. Global resources (IAM) also name their region. */
+static int standard_tags(gm_node *n, bool global, char *name_tag, size_t size,
+                         const char *tags[GM_N_MAX_TAGS][2])
 {
-    char name_tag[160];
-    snprintf(name_tag, sizeof name_tag, "%s-%s", gm_node_deployment(n), gm_node_name(n));
-    const char *tags[][2] = {
-        {"Name", name_tag},
-        {"geusemaker:deployment", gm_node_deployment(n)},
-        {"geusemaker:node", gm_node_name(n)},
-        {"ManagedBy", "geusemaker"},
-    };
-    for (int i = 0; i < 4; i++) {
-        if (idx > 0) {
-            gm_params_addf(p, tags[i][0], key_fmt, idx, i + 1);
-            gm_params_addf(p, tags[i][1], value_fmt, idx, i + 1);
-        } else {
-            gm_params_addf(p, tags[i][0], key_fmt, i + 1);
-            gm_params_addf(p, tags[i][1], value_fmt, i + 1);
-        }
-    }
+    snprintf(name_tag, size, "%s-%s", gm_node_deployment(n), gm_node_name(n));
+    int k = 0;
+    tags[k][0] = "Name", tags[k++][1] = name_tag;
+    tags[k][0] = GM_TAG_DEPLOYMENT, tags[k++][1] = gm_node_deployment(n);
+    if (*gm_node_deployment_id(n))
+        tags[k][0] = GM_TAG_DEPLOYMENT_ID, tags[k++][1] = gm_node_deployment_id(n);
+    tags[k][0] = GM_TAG_NODE, tags[k++][1] = gm_node_name(n);
+    tags[k][0] = GM_TAG_MANAGED_BY, tags[k++][1] = "geusemaker";
+    if (global)
+        tags[k][0] = GM_TAG_REGION, tags[k++][1] = gm_aws_client_region(gm_node_aws(n));
+    return k;
 }
 
 void gm_n_tag_spec(gm_node *n, gm_params *p, int idx, const char *resource_type)
 {
+    const char *tags[GM_N_MAX_TAGS][2];
+    char name[160];
+    int k = standard_tags(n, false, name, sizeof name, tags);
     gm_params_addf(p, resource_type, "TagSpecification.%d.ResourceType", idx);
-    standard_tags(n, p, "TagSpecification.%d.Tag.%d.Key", "TagSpecification.%d.Tag.%d.Value", idx);
+    for (int i = 0; i < k; i++) {
+        gm_params_addf(p, tags[i][0], "TagSpecification.%d.Tag.%d.Key", idx, i + 1);
+        gm_params_addf(p, tags[i][1], "TagSpecification.%d.Tag.%d.Value", idx, i + 1);
+    }
 }
 
-void gm_n_member_tags(gm_node *n, gm_params *p)
+void gm_n_member_tags(gm_node *n, gm_params *p, bool global)
 {
-    standard_tags(n, p, "Tags.member.%d.Key", "Tags.member.%d.Value", 0);
+    const char *tags[GM_N_MAX_TAGS][2];
+    char name[160];
+    int k = standard_tags(n, global, name, sizeof name, tags);
+    for (int i = 0; i < k; i++) {
+        gm_params_addf(p, tags[i][0], "Tags.member.%d.Key", i + 1);
+        gm_params_addf(p, tags[i][1], "Tags.member.%d.Value", i + 1);
+    }
 }
 
 json_t *gm_n_json_tags(gm_node *n)
 {
+    const char *tags[GM_N_MAX_TAGS][2];
     char name[160];
-    snprintf(name, sizeof name, "%s-%s", gm_node_deployment(n), gm_node_name(n));
-    return json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "Key", "Name", "Value", name,
-                     "Key", "geusemaker:deployment", "Value", gm_node_deployment(n), "Key",
-                     "geusemaker:node", "Value", gm_node_name(n), "Key", "ManagedBy", "Value",
-                     "geusemaker");
+    int k = standard_tags(n, false, name, sizeof name, tags);
+    json_t *a = json_array();
+    for (int i = 0; a && i < k; i++)
+        if (json_array_append_new(
+                a, json_pack("{s:s, s:s}", "Key", tags[i][0], "Value", tags[i][1])) != 0)
+            json_decref(a), a = NULL;
+    return a;
+}
+
+const char *gm_n_owner_tag(const gm_node *n, const char **out_value)
+{
+    bool legacy = !*gm_node_deployment_id(n);
+    *out_value = legacy ? gm_node_deployment(n) : gm_node_deployment_id(n);
+    return legacy ? GM_TAG_DEPLOYMENT : GM_TAG_DEPLOYMENT_ID;
 }
 
 static bool code_in(const char *code, const char *const *codes)
@@ -85,6 +101,17 @@ gm_status gm_n_ec2(gm_node *n, const char *action, const gm_params *p, xmlDocPtr
     return gm_n_query(n, &gm_svc_ec2, action, p, out_doc, ok_codes, err);
 }
 
+void gm_n_owner_filters(gm_node *n, gm_params *p)
+{
+    const char *value;
+    char filter[64];
+    snprintf(filter, sizeof filter, "tag:%s", gm_n_owner_tag(n, &value));
+    gm_params_add(p, "Filter.1.Name", filter);
+    gm_params_add(p, "Filter.1.Value.1", value);
+    gm_params_add(p, "Filter.2.Name", "tag:" GM_TAG_NODE);
+    gm_params_add(p, "Filter.2.Value.1", gm_node_name(n));
+}
+
 gm_status gm_n_ec2_find_tagged(gm_node *n, const char *describe_action, const gm_read_spec *spec,
                                const char *extra_filter_name, const char *extra_filter_value,
                                char **out_id, gm_error *err)
@@ -92,10 +119,7 @@ gm_status gm_n_ec2_find_tagged(gm_node *n, const char *describe_action, const gm
     *out_id = NULL;
     gm_params p;
     gm_params_init(&p);
-    gm_params_add(&p, "Filter.1.Name", "tag:geusemaker:deployment");
-    gm_params_add(&p, "Filter.1.Value.1", gm_node_deployment(n));
-    gm_params_add(&p, "Filter.2.Name", "tag:geusemaker:node");
-    gm_params_add(&p, "Filter.2.Value.1", gm_node_name(n));
+    gm_n_owner_filters(n, &p);
     if (extra_filter_name) {
         gm_params_add(&p, "Filter.3.Name", extra_filter_name);
         gm_params_add(&p, "Filter.3.Value.1", extra_filter_value);

@@ -206,10 +206,7 @@ static GM_MUST_CHECK gm_status instance_find(gm_node *n, char **out_id, gm_error
 {
     gm_params p;
     gm_params_init(&p);
-    gm_params_add(&p, "Filter.1.Name", "tag:geusemaker:deployment");
-    gm_params_add(&p, "Filter.1.Value.1", gm_node_deployment(n));
-    gm_params_add(&p, "Filter.2.Name", "tag:geusemaker:node");
-    gm_params_add(&p, "Filter.2.Value.1", gm_node_name(n));
+    gm_n_owner_filters(n, &p);
     gm_params_add(&p, "Filter.3.Name", "instance-state-name");
     const char *live[] = {"pending", "running", "stopping", "stopped"};
     for (int i = 0; i < 4; i++)

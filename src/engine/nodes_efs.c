@@ -59,11 +59,12 @@ static GM_MUST_CHECK gm_status efs_find(gm_node *n, char **out_id, gm_error *err
     }
     gm_read_rows rows;
     gm_status st = describe_fs(n, query, &rows, err);
+    const char *value;
+    bool by_id = strcmp(gm_n_owner_tag(n, &value), GM_TAG_DEPLOYMENT_ID) == 0;
+    int owner_field = by_id ? GM_EFS_FS_TAG_DEPLOYMENT_ID : GM_EFS_FS_TAG_DEPLOYMENT;
     for (size_t i = 0; st == GM_OK && i < rows.n && !*out_id; i++) {
-        bool ours =
-            *query ||
-            (strcmp(gm_read_get(&rows, i, GM_EFS_FS_TAG_DEPLOYMENT), gm_node_deployment(n)) == 0 &&
-             strcmp(gm_read_get(&rows, i, GM_EFS_FS_TAG_NODE), gm_node_name(n)) == 0);
+        bool ours = strcmp(gm_read_get(&rows, i, owner_field), value) == 0 &&
+                    strcmp(gm_read_get(&rows, i, GM_EFS_FS_TAG_NODE), gm_node_name(n)) == 0;
         if (ours)
             *out_id = gm_read_dup(&rows, i, GM_EFS_FS_ID);
     }

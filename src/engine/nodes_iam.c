@@ -64,9 +64,11 @@ static GM_MUST_CHECK gm_status find_named(gm_node *n, bool role, const char *nam
                             role ? "RoleName" : "InstanceProfileName", name,
                             role ? &gm_iam_role_tags : &gm_iam_profile_tags, &exists, &tags, err);
     bool ours = false;
+    const char *value;
+    const char *key = gm_n_owner_tag(n, &value);
     for (size_t i = 0; i < tags.n; i++)
-        if (strcmp(gm_read_get(&tags, i, GM_IAM_TAG_KEY), "geusemaker:deployment") == 0 &&
-            strcmp(gm_read_get(&tags, i, GM_IAM_TAG_VALUE), gm_node_deployment(n)) == 0)
+        if (strcmp(gm_read_get(&tags, i, GM_IAM_TAG_KEY), key) == 0 &&
+            strcmp(gm_read_get(&tags, i, GM_IAM_TAG_VALUE), value) == 0)
             ours = true;
     gm_read_rows_release(&tags);
     if (st != GM_OK || !exists)
@@ -74,7 +76,7 @@ static GM_MUST_CHECK gm_status find_named(gm_node *n, bool role, const char *nam
     if (!ours)
         return gm_error_set(err, GM_ERR_CONFLICT,
                             "iam %s '%s' exists but is not tagged as part of deployment '%s'; "
-                            "remove it or choose another name",
+                            "it was not deleted or changed",
                             role ? "role" : "instance profile", name, gm_node_deployment(n));
     *out_id = strdup(name);
     return *out_id ? GM_OK : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
@@ -105,7 +107,7 @@ static GM_MUST_CHECK gm_status create_named(gm_node *n, bool role, const gm_para
 static GM_MUST_CHECK gm_status role_find(gm_node *n, char **out_id, gm_error *err)
 {
     char name[128];
-    gm_node_resource_name(n, "role", name, sizeof name);
+    gm_node_global_name(n, "role", name, sizeof name);
     return find_named(n, true, name, out_id, err);
 }
 
@@ -120,7 +122,7 @@ static GM_MUST_CHECK gm_status named_create(gm_node *n, bool role, gm_error *err
         return st;
     }
     char name[128];
-    gm_node_resource_name(n, role ? "role" : "profile", name, sizeof name);
+    gm_node_global_name(n, role ? "role" : "profile", name, sizeof name);
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, role ? "RoleName" : "InstanceProfileName", name);
@@ -129,7 +131,7 @@ static GM_MUST_CHECK gm_status named_create(gm_node *n, bool role, gm_error *err
         gm_params_add(&p, "AssumeRolePolicyDocument", ASSUME_ROLE_POLICY);
         gm_params_add(&p, "Description", "GeuseMaker AI stack instance role");
     }
-    gm_n_member_tags(n, &p);
+    gm_n_member_tags(n, &p, true);
     st = create_named(n, role, &p, name, err);
     gm_params_release(&p);
     return st;
@@ -271,7 +273,7 @@ const gm_node_ops gm_ops_role_policy = {
 static GM_MUST_CHECK gm_status profile_find(gm_node *n, char **out_id, gm_error *err)
 {
     char name[128];
-    gm_node_resource_name(n, "profile", name, sizeof name);
+    gm_node_global_name(n, "profile", name, sizeof name);
     return find_named(n, false, name, out_id, err);
 }
 

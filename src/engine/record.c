@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "aws/read.h"
+#include "core/crypto.h"
 #include "cost/estimate.h"
 #include "engine/engine.h"
 #include "engine/plan.h"
@@ -187,6 +188,12 @@ gm_status gm_engine_record_new(const gm_deploy_config *cfg, const char *region,
     if (!dep || fill_record(dep, cfg, reused_azs) != GM_OK) {
         gm_deployment_free(dep);
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    }
+    /* The deployment's identity: every resource will carry it. */
+    gm_status st = gm_random_id(dep->deployment_id, GM_DEPLOYMENT_ID_LEN, err);
+    if (st != GM_OK) {
+        gm_deployment_free(dep);
+        return st;
     }
     *out = dep;
     return GM_OK;

@@ -1,12 +1,13 @@
 /* The deployment record and its JSON form.
  *
- * JSON layout, schema version 1 (keys written in this order; stable):
+ * JSON layout, schema version 2 (keys written in this order; stable):
  *
  *   {
- *     "schema_version": 1,
+ *     "schema_version": 2,
  *     "name":          str, 1..63 bytes
  *     "tier":          str, 1..15 bytes ("dev", "automation", "gpu")
  *     "region":        str, 1..31 bytes
+ *     "deployment_id": str, GM_DEPLOYMENT_ID_LEN of [a-z0-9] | null (made before ids)
  *     "status":        "creating" | "running" | "failed" | "rolling_back" |
  *                      "destroying" | "destroyed" | "partial"
  *     "status_reason": str | null
@@ -41,10 +42,11 @@
  *
  * Versions: schema version 0 is the same layout without "schema_version",
  * where a node may lack "provenance" (meaning "created") and "outputs"
- * (meaning {}). Older documents are brought up to date by the functions of
- * migrations[] (entry N turns version N into N+1), applied in order to a copy
- * of the JSON before it is parsed. A newer version than
- * GM_STATE_SCHEMA_VERSION is refused with GM_ERR_CONFLICT.
+ * (meaning {}); version 1 lacks "deployment_id" (its resources carry no id
+ * tag: they are known by the name tag alone). Older documents are brought up to date by the
+ * functions of migrations[] (entry N turns version N into N+1), applied in order to a copy of the
+ * JSON before it is parsed. A newer version than GM_STATE_SCHEMA_VERSION is refused with
+ * GM_ERR_CONFLICT.
  */
 #include "state/deployment.h"
 
@@ -392,6 +394,16 @@ static json_t *node_to_json(const gm_node_state *n)
     return o;
 }
 
+bool gm_deployment_id_valid(const char *id)
+{
+    if (!id || strlen(id) != GM_DEPLOYMENT_ID_LEN)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+            return false;
+    return true;
+}
+
 json_t *gm_deployment_to_json(const gm_deployment *d)
 {
     if (!d)
@@ -403,15 +415,17 @@ json_t *gm_deployment_to_json(const gm_deployment *d)
     for (size_t i = 0; i < d->n_nodes; i++)
         if (json_array_append_new(nodes, node_to_json(&d->nodes[i])) != 0)
             goto error;
-    bool ok = put(o, "schema_version", json_integer(GM_STATE_SCHEMA_VERSION)) &&
-              put(o, "name", jstr(d->name)) && put(o, "tier", jstr(d->tier)) &&
-              put(o, "region", jstr(d->region)) &&
-              put(o, "status", json_string(gm_dep_status_name(d->status))) &&
-              put(o, "status_reason", jstr(d->status_reason)) &&
-              put(o, "created_at", json_integer(d->created_at)) &&
-              put(o, "updated_at", json_integer(d->updated_at)) &&
-              put(o, "config", copy_or_empty_object(d->config)) &&
-              put(o, "cost", copy_or_empty_object(d->cost));
+    bool ok =
+        put(o, "schema_version", json_integer(GM_STATE_SCHEMA_VERSION)) &&
+        put(o, "name", jstr(d->name)) && put(o, "tier", jstr(d->tier)) &&
+        put(o, "region", jstr(d->region)) &&
+        put(o, "deployment_id", *d->deployment_id ? json_string(d->deployment_id) : json_null()) &&
+        put(o, "status", json_string(gm_dep_status_name(d->status))) &&
+        put(o, "status_reason", jstr(d->status_reason)) &&
+        put(o, "created_at", json_integer(d->created_at)) &&
+        put(o, "updated_at", json_integer(d->updated_at)) &&
+        put(o, "config", copy_or_empty_object(d->config)) &&
+        put(o, "cost", copy_or_empty_object(d->cost));
     if (!ok)
         goto error;
     ok = put(o, "nodes", nodes);
@@ -450,8 +464,18 @@ static GM_MUST_CHECK gm_status migrate_v0_to_v1(json_t *doc, gm_error *err)
     return GM_OK;
 }
 
+/* Version 1 had no deployment id. */
+static GM_MUST_CHECK gm_status migrate_v1_to_v2(json_t *doc, gm_error *err)
+{
+    if (!json_object_get(doc, "deployment_id") &&
+        json_object_set_new(doc, "deployment_id", json_null()) != 0)
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory migrating state");
+    return GM_OK;
+}
+
 static const migrate_fn migrations[] = {
     migrate_v0_to_v1,
+    migrate_v1_to_v2,
 };
 
 _Static_assert(COUNT(migrations) == GM_STATE_SCHEMA_VERSION,
@@ -465,9 +489,10 @@ typedef struct field_spec {
 } field_spec;
 
 static const field_spec top_fields[] = {
-    {"schema_version", false}, {"name", true},           {"tier", true},       {"region", true},
-    {"status", true},          {"status_reason", false}, {"created_at", true}, {"updated_at", true},
-    {"config", false},         {"cost", false},          {"nodes", true},      {"events", false},
+    {"schema_version", false}, {"name", true},    {"tier", true},           {"region", true},
+    {"deployment_id", false},  {"status", true},  {"status_reason", false}, {"created_at", true},
+    {"updated_at", true},      {"config", false}, {"cost", false},          {"nodes", true},
+    {"events", false},
 };
 
 static const field_spec node_fields[] = {
@@ -743,6 +768,13 @@ static GM_MUST_CHECK gm_status parse_current(json_t *j, gm_deployment **out, gm_
         st = get_fixed(j, NULL, "tier", true, d->tier, sizeof d->tier, err);
     if (st == GM_OK)
         st = get_fixed(j, NULL, "region", true, d->region, sizeof d->region, err);
+    const char *id = NULL;
+    if (st == GM_OK)
+        st = get_str(j, NULL, "deployment_id", true, &id, err);
+    if (st == GM_OK && id && !gm_deployment_id_valid(id))
+        st = bad(err, "deployment_id", "is not a deployment id");
+    if (st == GM_OK && id)
+        snprintf(d->deployment_id, sizeof d->deployment_id, "%s", id);
     if (st == GM_OK)
         st = get_enum(j, NULL, "status", dep_status_names, COUNT(dep_status_names), &status, err);
     d->status = (gm_dep_status)status;

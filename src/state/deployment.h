@@ -7,12 +7,14 @@
 #define GM_STATE_DEPLOYMENT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/error.h"
 
-#define GM_STATE_SCHEMA_VERSION 1
+#define GM_STATE_SCHEMA_VERSION 2
+#define GM_DEPLOYMENT_ID_LEN 12 /* [a-z0-9], random, made when the record is */
 #define GM_NAME_MAX 64
 
 typedef enum gm_dep_status {
@@ -57,6 +59,10 @@ typedef struct gm_deployment {
     char name[GM_NAME_MAX];
     char tier[16]; /* "dev", "automation", "gpu" */
     char region[32];
+    /* The deployment's identity in AWS: every resource carries it as the tag
+     * geusemaker:deployment-id. "" for a record made before identities
+     * (schema 1): its resources are known by name only. */
+    char deployment_id[GM_DEPLOYMENT_ID_LEN + 4];
     gm_dep_status status;
     char *status_reason; /* why failed/partial, or NULL */
     int64_t created_at;
@@ -73,9 +79,13 @@ GM_MUST_CHECK gm_status gm_dep_status_parse(const char *s, gm_dep_status *out);
 const char *gm_node_status_name(gm_node_status s); /* "pending", ... "deleted" */
 GM_MUST_CHECK gm_status gm_node_status_parse(const char *s, gm_node_status *out);
 
-/* A new record (status creating, timestamps now, empty config/cost/events). */
+/* A new record (status creating, timestamps now, empty config/cost/events,
+ * no deployment id: the engine gives it one). */
 gm_deployment *gm_deployment_new(const char *name, const char *tier, const char *region);
 void gm_deployment_free(gm_deployment *d); /* safe on NULL and half-built */
+
+/* True when id is a deployment id: GM_DEPLOYMENT_ID_LEN of [a-z0-9]. */
+bool gm_deployment_id_valid(const char *id);
 
 /* The node of that name, or NULL. */
 gm_node_state *gm_deployment_node(gm_deployment *d, const char *name);

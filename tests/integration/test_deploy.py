@@ -29,7 +29,7 @@ def test_full_deploy_status_list_destroy(gm, proxy, boto, gm_home):
     assert r.returncode == 0, r.stderr
     assert "Status:      running" in r.stdout
     st = load_state(gm_home, "demo")
-    assert st["status"] == "running" and st["schema_version"] == 1
+    assert st["status"] == "running" and st["schema_version"] == 2
     ids = {n["name"]: n["id"] for n in st["nodes"]}
     assert stat.S_IMODE(os.stat(state_path(gm_home, "demo")).st_mode) == 0o600
 

@@ -257,7 +257,7 @@ static void test_round_trip(void)
     json_t *j = gm_deployment_to_json(d);
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     CHECK(
-        gm_str_startswith(text, "{\n  \"schema_version\": 1,\n  \"name\": \"demo\",\n  \"tier\""));
+        gm_str_startswith(text, "{\n  \"schema_version\": 2,\n  \"name\": \"demo\",\n  \"tier\""));
     /* Node keys in the documented order. */
     CHECK(contains(text, "\"name\": \"vpc\",\n      \"kind\": \"vpc\",\n      \"id\": "
                          "\"vpc-0123456789abcdef0\",\n      \"provenance\": \"reused\",\n      "
@@ -491,14 +491,17 @@ static void test_migration(void)
     CHECK_INT(gm_deployment_from_json(doc, &d, &err), GM_OK);
     CHECK_STR(err.message, "");
     if (d) {
-        CHECK_INT(d->schema_version, 1);
+        CHECK_INT(d->schema_version, GM_STATE_SCHEMA_VERSION);
+        CHECK_STR(d->deployment_id, ""); /* older than identities */
         CHECK_INT(d->n_nodes, 2);
         CHECK_INT(d->nodes[0].provenance, GM_PROV_CREATED);
         CHECK(json_is_object(d->nodes[0].outputs) && json_object_size(d->nodes[0].outputs) == 0);
         CHECK_INT(d->nodes[1].provenance, GM_PROV_REUSED);
         CHECK_INT(json_integer_value(json_object_get(d->nodes[1].outputs, "port")), 22);
         json_t *j = gm_deployment_to_json(d);
-        CHECK_INT(json_integer_value(json_object_get(j, "schema_version")), 1);
+        CHECK_INT(json_integer_value(json_object_get(j, "schema_version")),
+                  GM_STATE_SCHEMA_VERSION);
+        CHECK(json_is_null(json_object_get(j, "deployment_id")));
         json_decref(j);
     }
     gm_deployment_free(d);
@@ -528,14 +531,14 @@ static void test_migration(void)
 static void test_newer_schema(void)
 {
     json_t *doc = valid_doc();
-    json_object_set_new(doc, "schema_version", json_integer(2));
+    json_object_set_new(doc, "schema_version", json_integer(3));
     json_object_set_new(doc, "future_field", json_true());
     gm_deployment *d = (gm_deployment *)1;
     gm_error err = {0};
     CHECK_INT(gm_deployment_from_json(doc, &d, &err), GM_ERR_CONFLICT);
     CHECK(d == NULL);
-    CHECK_STR(err.message, "state of 'demo' has schema version 2, newer than this geusemaker "
-                           "supports (1); upgrade geusemaker");
+    CHECK_STR(err.message, "state of 'demo' has schema version 3, newer than this geusemaker "
+                           "supports (2); upgrade geusemaker");
     json_decref(doc);
 }
 
@@ -1023,7 +1026,7 @@ static void test_corrupt_load(void)
     gm_error_clear(&err);
     CHECK_INT(gm_store_load(s, "demo", &d, &err), GM_ERR_CONFLICT);
     CHECK_STR(err.message, "state of 'demo' has schema version 7, newer than this geusemaker "
-                           "supports (1); upgrade geusemaker");
+                           "supports (2); upgrade geusemaker");
     gm_deployment *fresh = gm_deployment_new("demo", "dev", "us-east-1");
     gm_error_clear(&err);
     CHECK_INT(gm_store_save(s, fresh, &err), GM_ERR_CONFLICT);
