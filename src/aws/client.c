@@ -28,6 +28,13 @@ const gm_aws_service gm_svc_elbv2 = {"elasticloadbalancing",
 const gm_aws_service gm_svc_ssm = {"ssm", "ssm", "SSM", NULL, "AmazonSSM", GM_PROTO_JSON, false};
 const gm_aws_service gm_svc_efs = {
     "elasticfilesystem", "elasticfilesystem", "EFS", NULL, NULL, GM_PROTO_REST_JSON, false};
+const gm_aws_service gm_svc_tagging = {"tagging",
+                                       "tagging",
+                                       "RESOURCE_GROUPS_TAGGING_API",
+                                       NULL,
+                                       "ResourceGroupsTaggingAPI_20170126",
+                                       GM_PROTO_JSON,
+                                       false};
 const gm_aws_service gm_svc_pricing = {
     "pricing", "api.pricing", "PRICING", NULL, "AWSPriceListService", GM_PROTO_JSON, false};
 
@@ -47,6 +54,7 @@ void gm_params_init(gm_params *p)
 {
     gm_headers_init(&p->list);
     p->status = GM_OK;
+    p->once = false;
 }
 
 void gm_params_release(gm_params *p)
@@ -354,6 +362,7 @@ typedef struct call {
     const char *content_type;
     char *target;
     gm_buf body;
+    bool once; /* not repeated after an answer that may have been lost */
 } call;
 
 static GM_MUST_CHECK gm_status refresh_credentials(gm_aws_client *c, gm_credentials *out,
@@ -452,7 +461,10 @@ static GM_MUST_CHECK gm_status perform(gm_aws_client *c, const call *k, gm_http_
             return GM_OK;
         }
         gm_retry_kind kind = gm_retry_classify(st, resp->status, aerr.aws_code);
-        bool retry = kind != GM_RETRY_NONE && attempt < max && st != GM_ERR_LIMIT &&
+        /* A request sent once is repeated only when AWS said it was not
+         * carried out (throttling): anything else may have created something. */
+        bool allowed = !k->once || kind == GM_RETRY_THROTTLE;
+        bool retry = allowed && kind != GM_RETRY_NONE && attempt < max && st != GM_ERR_LIMIT &&
                      gm_retry_acquire(&c->retry, kind, &cost);
         int64_t backoff = retry ? gm_retry_backoff_ms(&c->retry, attempt, gm_random_unit()) : 0;
         if (c->observer) {
@@ -536,6 +548,7 @@ gm_status gm_aws_query(gm_aws_client *c, const gm_aws_service *svc, const char *
         return st;
     }
     k.content_type = "application/x-www-form-urlencoded; charset=utf-8";
+    k.once = params && params->once;
     st = gm_buf_appends(&k.body, "Action=");
     if (st == GM_OK)
         st = gm_uri_encode(&k.body, action, strlen(action), false);
@@ -632,16 +645,50 @@ gm_status gm_aws_json(gm_aws_client *c, const gm_aws_service *svc, const char *a
     return st;
 }
 
-gm_status gm_aws_rest_json(gm_aws_client *c, const gm_aws_service *svc, const char *action,
-                           const char *method, const char *path, json_t *body, json_t **out,
-                           gm_error *err)
+static GM_MUST_CHECK gm_status rest_json(gm_aws_client *c, const gm_aws_service *svc,
+                                         const char *action, const char *method, const char *path,
+                                         json_t *body, json_t **out, bool once, gm_error *err)
 {
     if (out)
         *out = NULL;
     call k;
     gm_status st = call_init(c, &k, svc, action, method, path, err);
+    k.once = once;
     if (st == GM_OK)
         st = json_call(c, &k, "application/json", body, NULL, out, true, err);
     call_release(&k);
     return st;
+}
+
+gm_status gm_aws_rest_json(gm_aws_client *c, const gm_aws_service *svc, const char *action,
+                           const char *method, const char *path, json_t *body, json_t **out,
+                           gm_error *err)
+{
+    return rest_json(c, svc, action, method, path, body, out, false, err);
+}
+
+gm_status gm_aws_rest_json_once(gm_aws_client *c, const gm_aws_service *svc, const char *action,
+                                const char *method, const char *path, json_t *body, json_t **out,
+                                gm_error *err)
+{
+    return rest_json(c, svc, action, method, path, body, out, true, err);
+}
+
+bool gm_aws_error_ambiguous(const gm_error *err)
+{
+    if (err->status == GM_ERR_NETWORK || err->status == GM_ERR_TIMEOUT)
+        return true; /* the answer was lost */
+    if (err->http_status < 500 || gm_retry_is_throttle_code(err->aws_code))
+        return false; /* refused before it was carried out */
+    /* A 5xx with a specific code (InsufficientInstanceCapacity, ...) is an
+     * answer; one without, or a generic failure of the service, is not. */
+    static const char *const generic[] = {"InternalError",       "InternalFailure",
+                                          "InternalServerError", "ServiceUnavailable",
+                                          "Unavailable",         "ServerError"};
+    if (!*err->aws_code || strncmp(err->aws_code, "HTTP", 4) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof generic / sizeof *generic; i++)
+        if (strcmp(err->aws_code, generic[i]) == 0)
+            return true;
+    return false;
 }

@@ -41,6 +41,7 @@ extern const gm_aws_service gm_svc_elbv2;
 extern const gm_aws_service gm_svc_ssm;
 extern const gm_aws_service gm_svc_efs;
 extern const gm_aws_service gm_svc_pricing;
+extern const gm_aws_service gm_svc_tagging; /* Resource Groups Tagging API */
 
 /* Query parameters: an ordered list of names and values. Adding keeps the
  * first failure (memory) in the list, like a sticky error: gm_aws_query
@@ -50,6 +51,11 @@ extern const gm_aws_service gm_svc_pricing;
 typedef struct gm_params {
     gm_headers list;
     gm_status status; /* GM_OK, or the first failure of an add */
+    /* A create without an idempotency token: sent once, and repeated only
+     * when AWS refused it unprocessed (throttling). After an answer that may
+     * have been lost (gm_aws_error_ambiguous) the caller looks for what the
+     * request may have made before it tries again. */
+    bool once;
 } gm_params;
 
 void gm_params_init(gm_params *p);
@@ -128,6 +134,18 @@ GM_MUST_CHECK gm_status gm_aws_json(gm_aws_client *c, const gm_aws_service *svc,
 GM_MUST_CHECK gm_status gm_aws_rest_json(gm_aws_client *c, const gm_aws_service *svc,
                                          const char *action, const char *method, const char *path,
                                          json_t *body, json_t **out, gm_error *err);
+
+/* gm_aws_rest_json for a create without an idempotency token: sent once
+ * (see gm_params.once). */
+GM_MUST_CHECK gm_status gm_aws_rest_json_once(gm_aws_client *c, const gm_aws_service *svc,
+                                              const char *action, const char *method,
+                                              const char *path, json_t *body, json_t **out,
+                                              gm_error *err);
+
+/* True when a failed request may still have been carried out: the answer was
+ * lost (connection reset, timeout) or the service failed (5xx) after it
+ * arrived. A throttled request was not carried out. */
+bool gm_aws_error_ambiguous(const gm_error *err);
 
 /* Parses an AWS error response of the given protocol into err (code, message,
  * request id). Exposed for unit and fuzz tests. Always sets err. */

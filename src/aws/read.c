@@ -153,7 +153,7 @@ const gm_read_spec gm_ec2_instances = {"ec2 instances",
                                         "privateIpAddress", "placement/availabilityZone",
                                         "instanceType", "instanceLifecycle"}};
 const gm_read_spec gm_ec2_run_instances = {
-    "ec2 launched instances", "instancesSet/item", {"instanceId"}};
+    "ec2 launched instances", "instancesSet/item", {"instanceId", "instanceState/name"}};
 const gm_read_spec gm_ec2_offerings = {
     "ec2 instance type offerings", "instanceTypeOfferingSet/item", {"location"}};
 const gm_read_spec gm_ec2_created_vpc = {"ec2 new vpc", "vpc", {"vpcId"}};
@@ -194,8 +194,12 @@ const gm_read_spec gm_elb_target_health = {
     "TargetHealthDescriptions/member",
     {"Target/Id", "TargetHealth/State", "TargetHealth/Reason", "TargetHealth/Description"}};
 
+const gm_read_spec gm_elb_tags = {
+    "elbv2 tags", "TagDescriptions/member/Tags/member", {"Key", "Value"}};
+
 const gm_read_spec *const gm_read_elb_specs[] = {
-    &gm_elb_load_balancers, &gm_elb_target_groups, &gm_elb_listeners, &gm_elb_target_health, NULL,
+    &gm_elb_load_balancers, &gm_elb_target_groups, &gm_elb_listeners,
+    &gm_elb_target_health,  &gm_elb_tags,          NULL,
 };
 
 /* ---- IAM -------------------------------------------------------------------------- */
@@ -293,8 +297,8 @@ static GM_MUST_CHECK gm_status add_mount_target(gm_read_rows *out, const json_t 
     if (!json_is_object(mt) || !*jstr(mt, "MountTargetId"))
         return GM_OK;
     const char *texts[] = {jstr(mt, "MountTargetId"), jstr(mt, "SubnetId"),
-                           jstr(mt, "LifeCycleState")};
-    return add_texts(out, texts, 3);
+                           jstr(mt, "LifeCycleState"), jstr(mt, "FileSystemId")};
+    return add_texts(out, texts, 4);
 }
 
 gm_status gm_efs_read_mount_targets(const json_t *answer, gm_read_rows *out, gm_error *err)
@@ -353,4 +357,47 @@ gm_status gm_ssm_read_invalid(const json_t *answer, gm_read_rows *out, gm_error 
             break;
     }
     return json_done(st, "ssm invalid parameters", out, err);
+}
+
+gm_status gm_tagging_read_resources(const json_t *answer, gm_read_rows *out, gm_error *err)
+{
+    gm_read_rows_init(out);
+    gm_status st = GM_OK;
+    size_t i;
+    const json_t *r;
+    json_array_foreach (json_object_get(answer, "ResourceTagMappingList"), i, r) {
+        if (!json_is_object(r) || !*jstr(r, "ResourceARN"))
+            continue;
+        const json_t *tags = json_object_get(r, "Tags");
+        const char *texts[] = {jstr(r, "ResourceARN"), tag_value(tags, "geusemaker:deployment"),
+                               tag_value(tags, "geusemaker:deployment-id"),
+                               tag_value(tags, "geusemaker:node")};
+        st = add_texts(out, texts, 4);
+        if (st != GM_OK)
+            break;
+    }
+    return json_done(st, "tagged resources", out, err);
+}
+
+gm_status gm_ssm_read_described(const json_t *answer, gm_read_rows *out, gm_error *err)
+{
+    gm_read_rows_init(out);
+    gm_status st = GM_OK;
+    size_t i;
+    const json_t *p;
+    json_array_foreach (json_object_get(answer, "Parameters"), i, p) {
+        const char *name = jstr(p, "Name");
+        if (!*name)
+            continue;
+        st = add_texts(out, &name, 1);
+        if (st != GM_OK)
+            break;
+    }
+    return json_done(st, "ssm parameters", out, err);
+}
+
+char *gm_read_next_token(const json_t *answer, const char *key)
+{
+    const char *t = json_string_value(json_object_get(answer, key));
+    return t && *t && strlen(t) <= GM_READ_FIELD_MAX ? strdup(t) : NULL;
 }

@@ -62,7 +62,7 @@ extern const gm_read_spec gm_ec2_route_tables;    /* routeTableId */
 extern const gm_read_spec gm_ec2_rt_associations; /* routeTableAssociationId, main */
 extern const gm_read_spec gm_ec2_security_groups; /* groupId, vpcId */
 extern const gm_read_spec gm_ec2_instances;       /* see GM_EC2_I_* */
-extern const gm_read_spec gm_ec2_run_instances;   /* instanceId */
+extern const gm_read_spec gm_ec2_run_instances;   /* instanceId, instanceState/name */
 extern const gm_read_spec gm_ec2_offerings;       /* location */
 extern const gm_read_spec gm_ec2_created_vpc;     /* vpcId */
 extern const gm_read_spec gm_ec2_created_igw;     /* internetGatewayId */
@@ -91,6 +91,7 @@ extern const gm_read_spec gm_elb_load_balancers; /* LoadBalancerArn, State/Code,
 extern const gm_read_spec gm_elb_target_groups;  /* TargetGroupArn */
 extern const gm_read_spec gm_elb_listeners;      /* ListenerArn */
 extern const gm_read_spec gm_elb_target_health;  /* see GM_ELB_TH_* */
+extern const gm_read_spec gm_elb_tags;           /* Key, Value (DescribeTags of one arn) */
 
 enum { GM_ELB_ARN = 0, GM_ELB_LB_STATE = 1, GM_ELB_LB_DNS = 2 };
 enum { GM_ELB_TH_ID, GM_ELB_TH_STATE, GM_ELB_TH_REASON, GM_ELB_TH_DESCRIPTION };
@@ -131,9 +132,26 @@ GM_MUST_CHECK gm_status gm_efs_read_created_fs(const json_t *answer, gm_read_row
                                                gm_error *err);
 /* DescribeMountTargets / CreateMountTarget: MountTargets[] (or the answer
  * itself when it is one mount target) as rows of GM_EFS_MT_*. */
-enum { GM_EFS_MT_ID, GM_EFS_MT_SUBNET, GM_EFS_MT_STATE };
+enum { GM_EFS_MT_ID, GM_EFS_MT_SUBNET, GM_EFS_MT_STATE, GM_EFS_MT_FS };
 GM_MUST_CHECK gm_status gm_efs_read_mount_targets(const json_t *answer, gm_read_rows *out,
                                                   gm_error *err);
+
+/* Resource Groups Tagging API GetResources: ResourceTagMappingList[] as rows
+ * of GM_TAGGED_*: the ARN and the geusemaker tags. */
+enum {
+    GM_TAGGED_ARN,
+    GM_TAGGED_NAME, /* geusemaker:deployment */
+    GM_TAGGED_ID,   /* geusemaker:deployment-id */
+    GM_TAGGED_NODE, /* geusemaker:node */
+};
+GM_MUST_CHECK gm_status gm_tagging_read_resources(const json_t *answer, gm_read_rows *out,
+                                                  gm_error *err);
+/* DescribeParameters: Parameters[] as rows (Name). */
+GM_MUST_CHECK gm_status gm_ssm_read_described(const json_t *answer, gm_read_rows *out,
+                                              gm_error *err);
+/* The next page's token of a JSON answer (key "NextToken", "PaginationToken",
+ * ...), malloc'd; NULL when there is no next page (or it is empty). */
+char *gm_read_next_token(const json_t *answer, const char *key);
 
 /* GetParameter / GetParameters: Parameter or Parameters[] as rows (Name,
  * Value); InvalidParameters[] as rows (Name). */

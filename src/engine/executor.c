@@ -9,6 +9,8 @@
 #include "core/timeutil.h"
 #include "engine/nodes.h"
 #include "engine/run.h"
+#include "engine/sweep.h"
+#include "stack/stack.h"
 
 #define DEFAULT_POLL_MS 2000
 #define DEFAULT_DESTROY_TIMEOUT_MS (20 * 60 * 1000)
@@ -95,6 +97,8 @@ static GM_MUST_CHECK gm_status run_init(gm_run *r, const gm_engine_options *o,
 static void run_release(gm_run *r)
 {
     gm_run_release_shared(r);
+    for (size_t i = 0; r->nodes && i < r->n_nodes; i++)
+        gm_ids_release(&r->nodes[i].found);
     free(r->nodes);
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->io_lock);
@@ -140,7 +144,12 @@ static void finish_node(gm_run *r, gm_node *n, gm_status st, const gm_error *ner
     gm_node_state *s = gm_run_state_of(r, n);
     if (s) {
         s->updated_at = gm_wall_ms();
-        if (st == GM_OK) {
+        if (st == GM_OK && n->refused) {
+            s->status = done_status;
+            /* the note says which id; a message lost to memory changes nothing */
+            gm_ignore(gm_node_state_set_error(s, "the record names a resource that is not this "
+                                                 "deployment's: it was kept"));
+        } else if (st == GM_OK) {
             s->status = done_status;
             gm_ignore(gm_node_state_set_error(s, NULL)); /* clearing cannot fail */
         } else {
@@ -288,18 +297,28 @@ static GM_MUST_CHECK gm_status run_forward(gm_run *r, gm_error *err)
 
 /* ---- reverse: rollback and destroy --------------------------------------- */
 
-static bool needs_delete(gm_run *r, gm_node *n)
+/* Whether this run deletes what node n made at all (the load balancer group
+ * alone, the file system kept, reused resources never). */
+static bool deletes(gm_run *r, const gm_node *n)
 {
-    gm_node_state *s = gm_deployment_node(r->dep, n->def->name);
+    const gm_node_state *s = gm_deployment_node(r->dep, n->def->name);
     const gm_node_ops *ops = n->def->ops;
-    if (!s || s->provenance == GM_PROV_REUSED || !ops->owns_resource || !ops->destroy)
+    if ((s && s->provenance == GM_PROV_REUSED) || !ops->owns_resource || !ops->destroy)
         return false;
     if (r->only_group >= 0 && (int)n->def->group != r->only_group)
         return false;
-    if (r->keep_efs && (ops == &gm_ops_efs || ops == &gm_ops_mount_target))
+    return !(r->keep_efs && (ops == &gm_ops_efs || ops == &gm_ops_mount_target));
+}
+
+static bool needs_delete(gm_run *r, gm_node *n)
+{
+    gm_node_state *s = gm_deployment_node(r->dep, n->def->name);
+    if (!deletes(r, n))
         return false;
-    return s->status == GM_NODE_CREATING || s->status == GM_NODE_CREATED ||
-           s->status == GM_NODE_FAILED || s->status == GM_NODE_DELETING;
+    if (n->found.n)
+        return true; /* a sweep found some of it by tag */
+    return s && (s->status == GM_NODE_CREATING || s->status == GM_NODE_CREATED ||
+                 s->status == GM_NODE_FAILED || s->status == GM_NODE_DELETING);
 }
 
 /* Deletes id, retrying while something still depends on it. */
@@ -336,34 +355,100 @@ static GM_MUST_CHECK gm_status journal_deleting(gm_run *r, gm_node *n, const cha
     return gm_run_commit(r, err);
 }
 
+/* How often a node the journal says was being created is looked for before
+ * it counts as never made: a create still in flight can land after the first
+ * look, and AWS lists new resources late. */
+#define CREATING_LOOKS 3
+
+/* The ids to delete: the recorded one, what the sweep found, and, when the
+ * record names none, what a look-up by tag finds. */
+static GM_MUST_CHECK gm_status ids_to_delete(gm_node *n, const char *recorded, gm_ids *out,
+                                             gm_error *err)
+{
+    gm_ids_init(out);
+    gm_status st = recorded ? gm_ids_add(out, recorded, err) : GM_OK;
+    for (size_t i = 0; st == GM_OK && i < n->found.n; i++)
+        st = gm_ids_add(out, n->found.v[i], err);
+    bool creating = false;
+    pthread_mutex_lock(&n->run->lock);
+    gm_node_state *s = gm_deployment_node(n->run->dep, n->def->name);
+    creating = s && (s->status == GM_NODE_CREATING || s->status == GM_NODE_FAILED);
+    pthread_mutex_unlock(&n->run->lock);
+    for (int look = 0; st == GM_OK && !recorded && look < CREATING_LOOKS; look++) {
+        if (look)
+            st = gm_node_wait(n, n->run->settings.poll_ms, "looking for what was being created",
+                              err);
+        gm_ids more;
+        if (st == GM_OK)
+            st = gm_node_find(n, &more, err);
+        for (size_t i = 0; st == GM_OK && i < more.n; i++)
+            st = gm_ids_add(out, more.v[i], err);
+        if (st == GM_OK)
+            gm_ids_release(&more);
+        if (out->n || !creating)
+            break;
+    }
+    return st;
+}
+
+/* Deletes one id after checking it is this deployment's (when it came from
+ * the record: what a look-up by tag found is ours by construction). */
+static GM_MUST_CHECK gm_status delete_one(gm_node *n, const char *id, bool check_owner,
+                                          gm_error *err)
+{
+    gm_run *r = n->run;
+    if (check_owner && n->def->ops->owner) {
+        gm_owner who = GM_OWNER_OTHER;
+        char why[256] = "";
+        gm_status st = n->def->ops->owner(n, id, &who, why, sizeof why, err);
+        if (st != GM_OK)
+            return st;
+        if (who == GM_OWNER_GONE)
+            return GM_OK;
+        if (who == GM_OWNER_OTHER) {
+            gm_node_note(n, "not deleting %s %s: %s", n->def->ops->kind, id, why);
+            pthread_mutex_lock(&r->lock);
+            n->refused = true;
+            r->refusals++;
+            pthread_mutex_unlock(&r->lock);
+            return GM_OK;
+        }
+    }
+    gm_status st = journal_deleting(r, n, id, err);
+    if (st == GM_OK) {
+        gm_run_emit(r, GM_EVENT_STEP_DETAIL, n->def->name, id);
+        st = delete_with_retries(n, id, err);
+    }
+    if (st == GM_OK) {
+        pthread_mutex_lock(&r->lock);
+        gm_deployment_add_event(r->dep, "deleted", n->def->name, "%s %s", n->def->ops->kind, id);
+        pthread_mutex_unlock(&r->lock);
+    }
+    return st;
+}
+
 static void *destroy_worker(void *arg)
 {
     gm_node *n = arg;
     gm_run *r = n->run;
     gm_error nerr = {0};
-    char *id = gm_node_id_of(n, n->def->name);
-    gm_status st = GM_OK;
-    if (!id && n->def->ops->find)
-        st = n->def->ops->find(n, &id, &nerr);
-    if (st == GM_OK && id)
-        st = journal_deleting(r, n, id, &nerr);
-    if (st == GM_OK && id) {
-        gm_run_emit(r, GM_EVENT_STEP_DETAIL, n->def->name, id);
-        st = delete_with_retries(n, id, &nerr);
-    }
+    char *recorded = gm_node_id_of(n, n->def->name);
+    gm_ids ids;
+    gm_status st = ids_to_delete(n, recorded, &ids, &nerr);
+    for (size_t i = 0; st == GM_OK && i < ids.n; i++)
+        st = delete_one(n, ids.v[i], recorded && strcmp(ids.v[i], recorded) == 0, &nerr);
     int64_t ms = gm_now_ms() - n->started_ms;
-    if (st == GM_OK && id) {
-        pthread_mutex_lock(&r->lock);
-        gm_deployment_add_event(r->dep, "deleted", n->def->name, "%s %s", n->def->ops->kind, id);
-        pthread_mutex_unlock(&r->lock);
-    }
-    finish_node(r, n, st, &nerr, GM_NODE_DELETED, "delete_failed");
+    finish_node(r, n, st, &nerr, n->refused ? GM_NODE_FAILED : GM_NODE_DELETED, "delete_failed");
     log_step(st == GM_OK ? "delete_done" : "delete_failed", n, &nerr, ms);
-    if (st == GM_OK)
-        gm_run_emit(r, GM_EVENT_STEP_DONE, n->def->name, id ? id : "nothing to delete");
-    else
+    if (st != GM_OK)
         gm_run_emit(r, GM_EVENT_STEP_FAILED, n->def->name, nerr.message);
-    free(id);
+    else if (n->refused)
+        gm_run_emit(r, GM_EVENT_STEP_FAILED, n->def->name, "not this deployment's: kept");
+    else
+        gm_run_emit(r, GM_EVENT_STEP_DONE, n->def->name,
+                    ids.n ? ids.v[ids.n - 1] : "nothing to delete");
+    gm_ids_release(&ids);
+    free(recorded);
     return NULL;
 }
 
@@ -381,6 +466,11 @@ static bool dependents_done(const gm_run *r, size_t idx)
 
 static GM_MUST_CHECK gm_status reverse_result(gm_run *r, gm_error *err)
 {
+    if (r->refusals && !r->failed)
+        return gm_error_set(err, GM_ERR_CONFLICT,
+                            "%zu resource(s) named in the record are not this deployment's "
+                            "(see the notes): they were not deleted, and the record is kept",
+                            r->refusals);
     size_t left = 0;
     const char *first_left = NULL;
     for (size_t i = 0; i < r->n_nodes; i++)
@@ -419,6 +509,141 @@ static GM_MUST_CHECK gm_status run_reverse(gm_run *r, gm_error *err)
     }
     schedule(r, ready_to_delete, destroy_worker, true);
     return reverse_result(r, err);
+}
+
+/* ---- the sweep: what the tags say exists ----------------------------------- */
+
+/* One tagged resource checked against AWS: the tagging API lists a resource
+ * for a while after it is gone (and terminated instances for an hour). */
+typedef struct sweep_check {
+    gm_node *node;
+    const char *id;
+    gm_owner who;
+    gm_status st;
+    gm_error err;
+    pthread_t thread;
+} sweep_check;
+
+static void *check_one(void *arg)
+{
+    sweep_check *c = arg;
+    char why[256];
+    c->who = GM_OWNER_OURS;
+    if (c->node->def->ops->owner)
+        c->st = c->node->def->ops->owner(c->node, c->id, &c->who, why, sizeof why, &c->err);
+    return NULL;
+}
+
+/* Checks every resource at once (one round trip); those gone are dropped. */
+static GM_MUST_CHECK gm_status check_all(sweep_check *checks, size_t n, gm_error *err)
+{
+    bool *started = calloc(n ? n : 1, sizeof *started);
+    for (size_t i = 0; i < n; i++)
+        if (!started || pthread_create(&checks[i].thread, NULL, check_one, &checks[i]) != 0)
+            check_one(&checks[i]); /* no thread to be had: here */
+        else
+            started[i] = true;
+    gm_status st = GM_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (started && started[i])
+            pthread_join(checks[i].thread, NULL);
+        if (checks[i].st != GM_OK && st == GM_OK) {
+            st = checks[i].st;
+            *err = checks[i].err;
+        }
+    }
+    free(started);
+    return st;
+}
+
+/* Hands each listed resource that still exists to the node that made it. */
+static GM_MUST_CHECK gm_status assign_found(gm_run *r, const gm_tagged_list *list, size_t *out_n,
+                                            gm_error *err)
+{
+    sweep_check *checks = calloc(list->n ? list->n : 1, sizeof *checks);
+    char *prefix = gm_stack_default_ssm_prefix(r->dep->name);
+    if (!checks || !prefix) {
+        free(checks);
+        free(prefix);
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < list->n; i++) {
+        const gm_tagged *t = &list->v[i];
+        bool param = strcmp(t->service, "ssm") == 0;
+        int k = gm_tagged_goes_with_another(t) ? -2 : find_node(r, param ? "secrets" : t->node);
+        if (k >= 0 && !deletes(r, &r->nodes[k]))
+            continue; /* kept on purpose (--keep-efs, the load balancer group alone) */
+        if (k == -1) {
+            (*out_n)++; /* left for the user: no node of this graph can delete it */
+            gm_log_event(GM_LOG_WARN, "sweep_unmatched",
+                         json_pack("{s:s, s:s}", "arn", t->arn, "node", t->node));
+        } else if (k >= 0) {
+            checks[n++] = (sweep_check){.node = &r->nodes[k], .id = param ? prefix : t->id};
+        }
+    }
+    gm_status st = check_all(checks, n, err);
+    for (size_t i = 0; st == GM_OK && i < n; i++) {
+        if (checks[i].who == GM_OWNER_GONE || gm_ids_has(&checks[i].node->found, checks[i].id))
+            continue;
+        (*out_n)++;
+        st = gm_ids_add(&checks[i].node->found, checks[i].id, err);
+    }
+    free(checks);
+    free(prefix);
+    return st;
+}
+
+/* Lists this deployment's resources by tag and hands each that still exists
+ * to the node that made it (its found ids); *out_n counts them, with those no
+ * node of this graph can delete. */
+static GM_MUST_CHECK gm_status sweep_into_nodes(gm_run *r, size_t *out_n, gm_error *err)
+{
+    *out_n = 0;
+    for (size_t i = 0; i < r->n_nodes; i++)
+        gm_ids_release(&r->nodes[i].found);
+    bool by_id = *r->dep->deployment_id;
+    gm_tagged_list list;
+    gm_status st = gm_engine_list_tagged(r->aws, by_id ? GM_TAG_DEPLOYMENT_ID : GM_TAG_DEPLOYMENT,
+                                         by_id ? r->dep->deployment_id : r->dep->name, &list, err);
+    if (st != GM_OK) {
+        gm_error_prefix(err, "cannot list the resources tagged as this deployment's");
+        return st;
+    }
+    st = assign_found(r, &list, out_n, err);
+    gm_tagged_list_release(&list);
+    return st;
+}
+
+#define SWEEP_ROUNDS 3
+
+/* Deletes what the record names and what the tags say exists, then looks
+ * again: a create still in flight when its process died can land after the
+ * first look. GM_OK only when a last look finds nothing. */
+static GM_MUST_CHECK gm_status reverse_with_sweep(gm_run *r, gm_error *err)
+{
+    size_t found = 0;
+    gm_status st = sweep_into_nodes(r, &found, err);
+    if (st == GM_OK)
+        st = run_reverse(r, err);
+    for (int round = 0; st == GM_OK && round < SWEEP_ROUNDS; round++) {
+        st = sweep_into_nodes(r, &found, err);
+        if (st != GM_OK || found == 0)
+            break;
+        char note[128];
+        snprintf(note, sizeof note,
+                 "%zu resource(s) tagged as this deployment's are left: "
+                 "deleting them",
+                 found);
+        gm_run_emit(r, GM_EVENT_NOTE, NULL, note);
+        st = run_reverse(r, err);
+    }
+    if (st == GM_OK && found)
+        st = gm_error_set(err, GM_ERR_CONFLICT,
+                          "%zu resource(s) tagged as this deployment's are still there after %d "
+                          "passes",
+                          found, SWEEP_ROUNDS + 1);
+    return st;
 }
 
 /* ---- public entry points ------------------------------------------------- */
@@ -460,7 +685,7 @@ static GM_MUST_CHECK gm_status remove_alb_group(gm_run *r, const char *reason, g
     r->only_group = GM_GROUP_ALB;
     r->deadline_ms = gm_now_ms() + r->settings.destroy_timeout_ms;
     gm_error rerr = {0};
-    gm_status rst = run_reverse(r, &rerr);
+    gm_status rst = reverse_with_sweep(r, &rerr);
     char msg[2 * GM_ERROR_MESSAGE_MAX + 64];
     if (rst == GM_OK)
         snprintf(msg, sizeof msg, "load balancer failed and was removed: %s", reason);
@@ -483,7 +708,7 @@ static GM_MUST_CHECK gm_status roll_back(gm_run *r, const char *reason, gm_deplo
     r->deadline_ms = gm_now_ms() + r->settings.destroy_timeout_ms;
     gm_error rerr = {0};
     char msg[2 * GM_ERROR_MESSAGE_MAX + 32];
-    if (run_reverse(r, &rerr) == GM_OK) {
+    if (reverse_with_sweep(r, &rerr) == GM_OK) {
         snprintf(msg, sizeof msg, "%s (rolled back)", reason);
         out->rolled_back = true;
     } else {
@@ -547,7 +772,7 @@ gm_status gm_engine_destroy(const gm_engine_options *o, gm_deployment *dep, bool
     if (st == GM_OK)
         st = set_status(&r, GM_DEP_DESTROYING, NULL, err);
     if (st == GM_OK) {
-        st = run_reverse(&r, err);
+        st = reverse_with_sweep(&r, err);
         gm_error serr = {0};
         gm_status sst = st == GM_OK ? set_status(&r, GM_DEP_DESTROYED, NULL, err)
                                     : set_status(&r, GM_DEP_FAILED, err->message, &serr);

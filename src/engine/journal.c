@@ -219,10 +219,60 @@ bool gm_node_journalled(gm_node *n)
     return earlier;
 }
 
-gm_status gm_node_find(gm_node *n, char **out_id, gm_error *err)
+void gm_ids_init(gm_ids *ids)
 {
-    *out_id = NULL;
-    return n->def->ops->find ? n->def->ops->find(n, out_id, err) : GM_OK;
+    ids->v = NULL;
+    ids->n = 0;
+}
+
+void gm_ids_release(gm_ids *ids)
+{
+    for (size_t i = 0; i < ids->n; i++)
+        free(ids->v[i]);
+    free(ids->v);
+    gm_ids_init(ids);
+}
+
+bool gm_ids_has(const gm_ids *ids, const char *id)
+{
+    for (size_t i = 0; i < ids->n; i++)
+        if (strcmp(ids->v[i], id) == 0)
+            return true;
+    return false;
+}
+
+gm_status gm_ids_add(gm_ids *ids, const char *id, gm_error *err)
+{
+    if (!id || !*id || gm_ids_has(ids, id))
+        return GM_OK;
+    char **v = realloc(ids->v, (ids->n + 1) * sizeof *v);
+    char *copy = v ? strdup(id) : NULL;
+    if (v)
+        ids->v = v;
+    if (!copy)
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    ids->v[ids->n++] = copy;
+    return GM_OK;
+}
+
+gm_status gm_node_destroy_extra(gm_node *n, const char *id, gm_error *err)
+{
+    if (!n->def->ops->destroy)
+        return GM_OK;
+    gm_status st = n->def->ops->destroy(n, id, err);
+    if (st == GM_OK) {
+        pthread_mutex_lock(&n->run->lock);
+        gm_deployment_add_event(n->run->dep, "deleted", n->def->name, "duplicate %s %s",
+                                n->def->ops->kind, id);
+        pthread_mutex_unlock(&n->run->lock);
+    }
+    return st;
+}
+
+gm_status gm_node_find(gm_node *n, gm_ids *out, gm_error *err)
+{
+    gm_ids_init(out);
+    return n->def->ops->find ? n->def->ops->find(n, out, err) : GM_OK;
 }
 
 void gm_node_token(gm_node *n, char *out, size_t size)

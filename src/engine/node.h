@@ -23,6 +23,23 @@
 
 typedef struct gm_node gm_node;
 
+/* A list of resource ids (a look-up by tag may find more than one). */
+typedef struct gm_ids {
+    char **v;
+    size_t n;
+} gm_ids;
+
+void gm_ids_init(gm_ids *ids);
+void gm_ids_release(gm_ids *ids); /* safe after init */
+GM_MUST_CHECK gm_status gm_ids_add(gm_ids *ids, const char *id, gm_error *err);
+bool gm_ids_has(const gm_ids *ids, const char *id);
+
+typedef enum gm_owner {
+    GM_OWNER_OURS,  /* tagged with this deployment's id */
+    GM_OWNER_GONE,  /* no such resource (any more) */
+    GM_OWNER_OTHER, /* exists, and is not this deployment's: never deleted */
+} gm_owner;
+
 typedef struct gm_node_ops {
     const char *kind;         /* recorded kind: "vpc", "subnet", ... */
     const char *label;        /* progress while creating: "creating the VPC" */
@@ -33,11 +50,17 @@ typedef struct gm_node_ops {
      * Calls gm_node_intent before its create call and gm_node_created right
      * after. */
     gm_status (*create)(gm_node *n, gm_error *err);
-    /* Finds a resource of this node by tag, token or name (*out_id NULL when
-     * none). NULL when the kind cannot be found that way. */
-    gm_status (*find)(gm_node *n, char **out_id, gm_error *err);
+    /* Finds every resource of this node by tag, token or name (none: out
+     * stays empty). NULL when the kind cannot be found that way. */
+    gm_status (*find)(gm_node *n, gm_ids *out, gm_error *err);
     /* Deletes it; a resource that is already gone counts as deleted. */
     gm_status (*destroy)(gm_node *n, const char *id, gm_error *err);
+    /* Whose is the resource id (read from AWS, never from the record): this
+     * deployment's, gone, or another's (why says whose or why not). Called
+     * before every delete of an id the record names; NULL for kinds that own
+     * nothing. A malformed id is an error. */
+    gm_status (*owner)(gm_node *n, const char *id, gm_owner *out, char *why, size_t why_size,
+                       gm_error *err);
     /* Live look: fills out with "exists" (bool), "state" and "drift" (array). */
     gm_status (*inspect)(gm_node *n, const char *id, json_t *out, gm_error *err);
 } gm_node_ops;
@@ -96,9 +119,12 @@ GM_MUST_CHECK gm_status gm_node_reused(gm_node *n, const char *id, gm_error *err
 /* True when an earlier run journalled this node (it may have left something
  * behind): only then is a look-up worth its round trip. */
 bool gm_node_journalled(gm_node *n);
-/* Looks for this node's resource with its kind's find (*out_id NULL when
- * none, or when the kind cannot be found that way). */
-GM_MUST_CHECK gm_status gm_node_find(gm_node *n, char **out_id, gm_error *err);
+/* Looks for this node's resources with its kind's find (out stays empty when
+ * none, or when the kind cannot be found that way). out is initialised here. */
+GM_MUST_CHECK gm_status gm_node_find(gm_node *n, gm_ids *out, gm_error *err);
+/* Deletes a second resource of this node (a duplicate a look-up found) with
+ * the kind's destroy, and notes it in the record. */
+GM_MUST_CHECK gm_status gm_node_destroy_extra(gm_node *n, const char *id, gm_error *err);
 /* The node's saved idempotency token into out ("" when none). */
 void gm_node_token(gm_node *n, char *out, size_t size);
 

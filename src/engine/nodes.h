@@ -9,6 +9,7 @@
 #include "engine/node.h"
 
 struct gm_read_spec;
+struct gm_read_rows;
 
 /* Node kinds. */
 extern const gm_node_ops gm_ops_azs, gm_ops_ami, gm_ops_vpc, gm_ops_vpc_dns, gm_ops_igw,
@@ -44,14 +45,14 @@ const char *gm_n_owner_tag(const gm_node *n, const char **out_value);
 /* EC2 filters 1 and 2: this deployment's resources of this node. */
 void gm_n_owner_filters(gm_node *n, gm_params *p);
 
-/* Finds EC2 resources of this node by the deployment and node tags; *out_id
- * NULL if none. describe_action e.g. "DescribeVpcs" with the reader of its
- * answer (the id is field 0); extra_filter_name/value (may be NULL) narrow
- * it. */
+/* Finds every EC2 resource of this node by the deployment and node tags into
+ * out. describe_action e.g. "DescribeVpcs" with the reader of its answer (the
+ * id is field 0); extra_filter_name (may be NULL) with its NULL-terminated
+ * values narrows it. */
 GM_MUST_CHECK gm_status gm_n_ec2_find_tagged(gm_node *n, const char *describe_action,
                                              const struct gm_read_spec *spec,
                                              const char *extra_filter_name,
-                                             const char *extra_filter_value, char **out_id,
+                                             const char *const *extra_values, gm_ids *out,
                                              gm_error *err);
 
 /* A Query call whose error codes listed in ok_codes (NULL-terminated) count as
@@ -84,16 +85,50 @@ GM_MUST_CHECK gm_status gm_n_parallel(gm_node *n, gm_n_call *calls, int count, g
  * retried while it fails with one, until the deadline. */
 bool gm_n_is_dependency_error(const gm_error *err);
 
+/* Looks for the node's resources (gm_node_find): the first is returned
+ * (*out_id, malloc'd; NULL when none), any others are deleted and noted. */
+GM_MUST_CHECK gm_status gm_n_adopt(gm_node *n, char **out_id, gm_error *err);
+
 /* Finds the node's resource from an earlier run (adopting it: *out_id set and
  * journalled) or journals the intent to create it (*out_id NULL). */
 GM_MUST_CHECK gm_status gm_n_adopt_or_intent(gm_node *n, char **out_id, char *token,
                                              size_t token_size, gm_error *err);
+
+/* Sends a create that has no idempotency token (its params with .once set)
+ * and returns the new id in *out_id. */
+typedef gm_status (*gm_n_send_fn)(gm_node *n, void *ctx, char **out_id, gm_error *err);
+
+/* Runs a create that must not be repeated blindly: when its answer may have
+ * been lost (gm_aws_error_ambiguous), or AWS answers with one of
+ * duplicate_codes (NULL-terminated; may be NULL), the node's resources are
+ * looked up by tag (a few times, for AWS lists new resources late) and what
+ * is found is adopted; only when nothing is found after a lost answer is the
+ * request sent again (three attempts in all). A duplicate that is not this
+ * deployment's is an error. The caller journals *out_id. */
+GM_MUST_CHECK gm_status gm_n_create_once(gm_node *n, gm_n_send_fn send, void *ctx,
+                                         const char *const *duplicate_codes, char **out_id,
+                                         gm_error *err);
 
 /* Describes one EC2 resource by id for status: "exists", "state" (field
  * state_field of the reader's row; -1: none), drift. */
 GM_MUST_CHECK gm_status gm_n_inspect_ec2(gm_node *n, const char *action, const char *id_param,
                                          const char *id, const struct gm_read_spec *spec,
                                          int state_field, json_t *out, gm_error *err);
+
+/* Whose a resource is, from its name and id tags (NULL or "" when absent):
+ * this deployment's when its id tag (the name tag for a record made before
+ * ids) matches; why says otherwise whose it is. */
+void gm_n_owner_of(gm_node *n, const char *name, const char *id, gm_owner *out, char *why,
+                   size_t why_size);
+/* The same from its tags (rows of key, value). */
+void gm_n_owner_from_tags(gm_node *n, const struct gm_read_rows *tags, gm_owner *out, char *why,
+                          size_t why_size);
+/* Whose the EC2 resource id is: described by id (action, id_param, the path
+ * of its item, e.g. "vpcSet/item"), then its tags. NotFound: gone; a
+ * malformed id is an error. */
+GM_MUST_CHECK gm_status gm_n_owner_ec2(gm_node *n, const char *id, const char *action,
+                                       const char *id_param, const char *item_path, gm_owner *out,
+                                       char *why, size_t why_size, gm_error *err);
 
 /* Appends a drift note to a live look. */
 void gm_n_drift(json_t *live, const char *what);
@@ -107,8 +142,10 @@ bool gm_instance_type_is_arm(const char *type);
  * VPC (find-or-create, journalled). *out_id is malloc'd. */
 GM_MUST_CHECK gm_status gm_n_sg_create(gm_node *n, const char *suffix, const char *description,
                                        char **out_id, gm_error *err);
-GM_MUST_CHECK gm_status gm_n_sg_find(gm_node *n, char **out_id, gm_error *err);
+GM_MUST_CHECK gm_status gm_n_sg_find(gm_node *n, gm_ids *out, gm_error *err);
 GM_MUST_CHECK gm_status gm_n_sg_destroy(gm_node *n, const char *id, gm_error *err);
+GM_MUST_CHECK gm_status gm_n_sg_owner(gm_node *n, const char *id, gm_owner *out, char *why,
+                                      size_t why_size, gm_error *err);
 GM_MUST_CHECK gm_status gm_n_sg_inspect(gm_node *n, const char *id, json_t *out, gm_error *err);
 
 /* ---- placement (nodes_placement.c) -------------------------------------------- */

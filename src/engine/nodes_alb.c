@@ -33,6 +33,78 @@ static GM_MUST_CHECK gm_status elb_read(gm_node *n, const char *action, const gm
     return st;
 }
 
+/* Whose the load balancer or target group arn is, from its tags. */
+static GM_MUST_CHECK gm_status elb_owner(gm_node *n, const char *arn, gm_owner *out, char *why,
+                                         size_t why_size, gm_error *err)
+{
+    if (!arn) {
+        *out = GM_OWNER_GONE;
+        return GM_OK;
+    }
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "ResourceArns.member.1", arn);
+    static const char *const gone[] = {"LoadBalancerNotFound", "TargetGroupNotFound",
+                                       "ListenerNotFound", NULL};
+    xmlDocPtr doc = NULL;
+    gm_status st = elb_call(n, "DescribeTags", &p, &doc, gone, err);
+    gm_params_release(&p);
+    gm_read_rows tags;
+    gm_read_rows_init(&tags);
+    if (st == GM_OK && doc)
+        st = gm_read_xml(doc, &gm_elb_tags, &tags, err);
+    if (st == GM_OK && !doc)
+        *out = GM_OWNER_GONE;
+    else if (st == GM_OK)
+        gm_n_owner_from_tags(n, &tags, out, why, why_size);
+    xmlFreeDoc(doc);
+    gm_read_rows_release(&tags);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status elb_owner_of(gm_node *n, const char *id, gm_owner *out, char *why,
+                                            size_t why_size, gm_error *err)
+{
+    return elb_owner(n, id, out, why, why_size, err);
+}
+
+/* Adds arn (found by its name) to out when it is this deployment's: a load
+ * balancer of the same name may be another's. */
+static GM_MUST_CHECK gm_status add_if_ours(gm_node *n, const char *arn, gm_ids *out, gm_error *err)
+{
+    gm_owner who = GM_OWNER_GONE;
+    char why[256];
+    gm_status st = elb_owner(n, arn, &who, why, sizeof why, err);
+    if (st == GM_OK && who == GM_OWNER_OURS)
+        st = gm_ids_add(out, arn, err);
+    else if (st == GM_OK && who == GM_OWNER_OTHER)
+        gm_node_note(n, "%s %s has this deployment's name but is not its: %s", gm_node_kind(n), arn,
+                     why);
+    return st;
+}
+
+/* A relationship node is ours when the resource it is made on (node) is. */
+static GM_MUST_CHECK gm_status owner_through_elb(gm_node *n, const char *node, gm_owner *out,
+                                                 char *why, size_t why_size, gm_error *err)
+{
+    char *arn = gm_node_id_of(n, node);
+    gm_status st = elb_owner(n, arn, out, why, why_size, err);
+    free(arn);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status listener_owner(gm_node *n, const char *id, gm_owner *out, char *why,
+                                              size_t why_size, gm_error *err)
+{
+    return owner_through_elb(n, "alb", out, why, why_size, err);
+}
+
+static GM_MUST_CHECK gm_status targets_owner(gm_node *n, const char *id, gm_owner *out, char *why,
+                                             size_t why_size, gm_error *err)
+{
+    return owner_through_elb(n, "target_group", out, why, why_size, err);
+}
+
 /* "<name>-alb", "<name>-tg": the name check keeps names at most 28 long. */
 static void elb_name(const gm_node *n, const char *suffix, char *out, size_t size)
 {
@@ -77,6 +149,7 @@ const gm_node_ops gm_ops_alb_sg = {
     .create = alb_sg_create,
     .find = gm_n_sg_find,
     .destroy = gm_n_sg_destroy,
+    .owner = gm_n_sg_owner,
     .inspect = gm_n_sg_inspect,
 };
 
@@ -114,10 +187,19 @@ static GM_MUST_CHECK gm_status alb_ingress_create(gm_node *n, gm_error *err)
     return st;
 }
 
-static GM_MUST_CHECK gm_status alb_ingress_find(gm_node *n, char **out_id, gm_error *err)
+/* A relationship node is found through the resource it is made on. */
+static GM_MUST_CHECK gm_status find_through(gm_node *n, const char *node, gm_ids *out,
+                                            gm_error *err)
 {
-    *out_id = gm_node_id_of(n, "sg");
-    return GM_OK;
+    char *id = gm_node_id_of(n, node);
+    gm_status st = id ? gm_ids_add(out, id, err) : GM_OK;
+    free(id);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status alb_ingress_find(gm_node *n, gm_ids *out, gm_error *err)
+{
+    return find_through(n, "sg", out, err);
 }
 
 /* The rule references the load balancer's group, which cannot be deleted
@@ -145,6 +227,7 @@ const gm_node_ops gm_ops_alb_ingress = {
     .create = alb_ingress_create,
     .find = alb_ingress_find,
     .destroy = alb_ingress_destroy,
+    .owner = gm_n_sg_owner, /* the rule is on the instance's group */
 };
 
 /* ---- the load balancer ------------------------------------------------------ */
@@ -164,13 +247,14 @@ static GM_MUST_CHECK gm_status alb_describe(gm_node *n, const char *param, const
     return st;
 }
 
-static GM_MUST_CHECK gm_status alb_find(gm_node *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status alb_find(gm_node *n, gm_ids *out, gm_error *err)
 {
     char name[64];
     elb_name(n, "alb", name, sizeof name);
     gm_read_rows rows;
     gm_status st = alb_describe(n, "Names.member.1", name, &rows, err);
-    *out_id = gm_read_dup(&rows, 0, GM_ELB_ARN);
+    if (st == GM_OK && rows.n)
+        st = add_if_ours(n, gm_read_get(&rows, 0, GM_ELB_ARN), out, err);
     gm_read_rows_release(&rows);
     return st;
 }
@@ -299,12 +383,13 @@ const gm_node_ops gm_ops_alb = {
     .create = alb_create,
     .find = alb_find,
     .destroy = alb_destroy,
+    .owner = elb_owner_of,
     .inspect = alb_inspect,
 };
 
 /* ---- target group ------------------------------------------------------------ */
 
-static GM_MUST_CHECK gm_status tg_find(gm_node *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status tg_find(gm_node *n, gm_ids *out, gm_error *err)
 {
     char name[64];
     elb_name(n, "tg", name, sizeof name);
@@ -315,7 +400,8 @@ static GM_MUST_CHECK gm_status tg_find(gm_node *n, char **out_id, gm_error *err)
     gm_read_rows rows;
     gm_status st = elb_read(n, "DescribeTargetGroups", &p, gone, &gm_elb_target_groups, &rows, err);
     gm_params_release(&p);
-    *out_id = gm_read_dup(&rows, 0, GM_ELB_ARN);
+    if (st == GM_OK && rows.n)
+        st = add_if_ours(n, gm_read_get(&rows, 0, GM_ELB_ARN), out, err);
     gm_read_rows_release(&rows);
     return st;
 }
@@ -389,6 +475,7 @@ const gm_node_ops gm_ops_target_group = {
     .create = tg_create,
     .find = tg_find,
     .destroy = tg_destroy,
+    .owner = elb_owner_of,
 };
 
 /* ---- listeners ---------------------------------------------------------------- */
@@ -448,10 +535,9 @@ static GM_MUST_CHECK gm_status listener_create(gm_node *n, gm_error *err)
     return st;
 }
 
-static GM_MUST_CHECK gm_status listener_find(gm_node *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status listener_find(gm_node *n, gm_ids *out, gm_error *err)
 {
-    *out_id = gm_node_id_of(n, "alb"); /* listeners are found through their load balancer */
-    return GM_OK;
+    return find_through(n, "alb", out, err); /* listeners go with their load balancer */
 }
 
 static GM_MUST_CHECK gm_status listener_destroy(gm_node *n, const char *id, gm_error *err)
@@ -485,6 +571,7 @@ const gm_node_ops gm_ops_listener = {
     .create = listener_create,
     .find = listener_find,
     .destroy = listener_destroy,
+    .owner = listener_owner,
 };
 
 /* ---- targets ------------------------------------------------------------------- */
@@ -515,10 +602,9 @@ static GM_MUST_CHECK gm_status targets_create(gm_node *n, gm_error *err)
     return st;
 }
 
-static GM_MUST_CHECK gm_status targets_find(gm_node *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status targets_find(gm_node *n, gm_ids *out, gm_error *err)
 {
-    *out_id = gm_node_id_of(n, "instance");
-    return GM_OK;
+    return find_through(n, "instance", out, err);
 }
 
 static GM_MUST_CHECK gm_status targets_destroy(gm_node *n, const char *id, gm_error *err)
@@ -544,6 +630,7 @@ const gm_node_ops gm_ops_targets = {
     .create = targets_create,
     .find = targets_find,
     .destroy = targets_destroy,
+    .owner = targets_owner,
 };
 
 /* ---- healthy targets -------------------------------------------------------------- */

@@ -113,16 +113,16 @@ void gm_n_owner_filters(gm_node *n, gm_params *p)
 }
 
 gm_status gm_n_ec2_find_tagged(gm_node *n, const char *describe_action, const gm_read_spec *spec,
-                               const char *extra_filter_name, const char *extra_filter_value,
-                               char **out_id, gm_error *err)
+                               const char *extra_filter_name, const char *const *extra_values,
+                               gm_ids *out, gm_error *err)
 {
-    *out_id = NULL;
     gm_params p;
     gm_params_init(&p);
     gm_n_owner_filters(n, &p);
     if (extra_filter_name) {
         gm_params_add(&p, "Filter.3.Name", extra_filter_name);
-        gm_params_add(&p, "Filter.3.Value.1", extra_filter_value);
+        for (int i = 0; extra_values[i]; i++)
+            gm_params_addf(&p, extra_values[i], "Filter.3.Value.%d", i + 1);
     }
     xmlDocPtr doc = NULL;
     gm_status st = gm_n_ec2(n, describe_action, &p, &doc, NULL, err);
@@ -133,10 +133,10 @@ gm_status gm_n_ec2_find_tagged(gm_node *n, const char *describe_action, const gm
     xmlFreeDoc(doc);
     if (st != GM_OK)
         return st;
-    for (size_t i = 0; i < rows.n && !*out_id; i++)
-        *out_id = gm_read_dup(&rows, i, 0);
+    for (size_t i = 0; i < rows.n && st == GM_OK; i++)
+        st = gm_ids_add(out, gm_read_get(&rows, i, 0), err);
     gm_read_rows_release(&rows);
-    return GM_OK;
+    return st;
 }
 
 bool gm_n_is_dependency_error(const gm_error *err)
@@ -187,6 +187,32 @@ gm_status gm_n_parallel(gm_node *n, gm_n_call *calls, int count, gm_error *err)
     return st;
 }
 
+/* A look-up that found more than one resource of one node (a create that
+ * was repeated after its answer was lost): the first is kept, the others go. */
+static GM_MUST_CHECK gm_status drop_extras(gm_node *n, const gm_ids *ids, gm_error *err)
+{
+    gm_status st = GM_OK;
+    for (size_t i = 1; i < ids->n && st == GM_OK; i++) {
+        gm_node_note(n, "found a second %s %s (a repeated create): deleting it, keeping %s",
+                     gm_node_kind(n), ids->v[i], ids->v[0]);
+        st = gm_node_destroy_extra(n, ids->v[i], err);
+    }
+    return st;
+}
+
+gm_status gm_n_adopt(gm_node *n, char **out_id, gm_error *err)
+{
+    *out_id = NULL;
+    gm_ids ids;
+    gm_status st = gm_node_find(n, &ids, err);
+    if (st == GM_OK && ids.n)
+        st = drop_extras(n, &ids, err);
+    if (st == GM_OK && ids.n && !(*out_id = strdup(ids.v[0])))
+        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    gm_ids_release(&ids);
+    return st;
+}
+
 gm_status gm_n_adopt_or_intent(gm_node *n, char **out_id, char *token, size_t token_size,
                                gm_error *err)
 {
@@ -195,7 +221,7 @@ gm_status gm_n_adopt_or_intent(gm_node *n, char **out_id, char *token, size_t to
      * the intent is saved before every create call. A fresh node skips the
      * look-up (one round trip less on the critical path). */
     if (gm_node_journalled(n)) {
-        gm_status st = gm_node_find(n, out_id, err);
+        gm_status st = gm_n_adopt(n, out_id, err);
         if (st != GM_OK)
             return st;
         if (*out_id) {
@@ -205,6 +231,60 @@ gm_status gm_n_adopt_or_intent(gm_node *n, char **out_id, char *token, size_t to
         }
     }
     return gm_node_intent(n, token, token_size, err);
+}
+
+/* How long to look for what a lost create may have made before sending it
+ * again: AWS lists a new resource within seconds. */
+#define LOOKUPS_AFTER_LOSS 3
+
+gm_status gm_n_create_once(gm_node *n, gm_n_send_fn send, void *ctx,
+                           const char *const *duplicate_codes, char **out_id, gm_error *err)
+{
+    *out_id = NULL;
+    for (int attempt = 1;; attempt++) {
+        gm_error serr = {0};
+        gm_status st = send(n, ctx, out_id, &serr);
+        if (st == GM_OK)
+            return GM_OK;
+        bool lost = gm_aws_error_ambiguous(&serr);
+        bool duplicate = *serr.aws_code && code_in(serr.aws_code, duplicate_codes);
+        const char *why = *serr.aws_code ? serr.aws_code : gm_status_name(serr.status);
+        if (!lost && !duplicate) {
+            *err = serr;
+            return st;
+        }
+        /* It may exist: look for it (by this deployment's tags) before any
+         * second try, and again after a moment, for AWS lists new things late. */
+        for (int look = 0; look < LOOKUPS_AFTER_LOSS; look++) {
+            gm_status lst =
+                look ? gm_node_wait(n, gm_node_poll_ms(n), "looking for it", err) : GM_OK;
+            if (lst == GM_OK)
+                lst = gm_n_adopt(n, out_id, err);
+            if (lst != GM_OK)
+                return lst;
+            if (*out_id) {
+                gm_node_note(n, "%s answered %s, but it was made: adopting %s %s", serr.action, why,
+                             gm_node_kind(n), *out_id);
+                return GM_OK;
+            }
+            if (duplicate)
+                break;
+        }
+        if (duplicate) {
+            *err = serr;
+            gm_error_prefix(err, "%s already exists and is not this deployment's", gm_node_kind(n));
+            return st;
+        }
+        if (attempt == 3) {
+            *err = serr;
+            gm_error_prefix(err, "no answer after %d attempts", attempt);
+            return st;
+        }
+        gm_node_note(n,
+                     "%s got no answer (%s) and nothing it could have made exists: sending it "
+                     "again",
+                     serr.action, why);
+    }
 }
 
 void gm_n_drift(json_t *live, const char *what)
@@ -243,4 +323,79 @@ gm_status gm_n_inspect_ec2(gm_node *n, const char *action, const char *id_param,
         json_object_set_new(out, "state", json_string(gm_read_get(&rows, 0, state_field)));
     gm_read_rows_release(&rows);
     return GM_OK;
+}
+
+/* ---- ownership ------------------------------------------------------------ */
+
+void gm_n_owner_of(gm_node *n, const char *name, const char *id, gm_owner *out, char *why,
+                   size_t why_size)
+{
+    const char *value;
+    bool by_id = strcmp(gm_n_owner_tag(n, &value), GM_TAG_DEPLOYMENT_ID) == 0;
+    const char *mine = by_id ? id : name;
+    if (mine && *mine && strcmp(mine, value) == 0) {
+        *out = GM_OWNER_OURS;
+        return;
+    }
+    *out = GM_OWNER_OTHER;
+    if ((name && *name) || (id && *id))
+        snprintf(why, why_size, "it belongs to deployment '%s' (id %s)", name && *name ? name : "?",
+                 id && *id ? id : "none");
+    else
+        snprintf(why, why_size, "it carries no geusemaker deployment tag");
+}
+
+void gm_n_owner_from_tags(gm_node *n, const gm_read_rows *tags, gm_owner *out, char *why,
+                          size_t why_size)
+{
+    const char *name = NULL, *id = NULL;
+    for (size_t i = 0; i < tags->n; i++) {
+        const char *k = gm_read_get(tags, i, 0), *v = gm_read_get(tags, i, 1);
+        if (strcmp(k, GM_TAG_DEPLOYMENT) == 0)
+            name = v;
+        if (strcmp(k, GM_TAG_DEPLOYMENT_ID) == 0)
+            id = v;
+    }
+    gm_n_owner_of(n, name, id, out, why, why_size);
+}
+
+gm_status gm_n_owner_ec2(gm_node *n, const char *id, const char *action, const char *id_param,
+                         const char *item_path, gm_owner *out, char *why, size_t why_size,
+                         gm_error *err)
+{
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, id_param, id);
+    xmlDocPtr doc = NULL;
+    gm_error cerr = {0};
+    gm_status st = gm_aws_query(gm_node_aws(n), &gm_svc_ec2, action, &p, &doc, &cerr);
+    gm_params_release(&p);
+    if (st != GM_OK && strstr(cerr.aws_code, "NotFound")) {
+        *out = GM_OWNER_GONE;
+        return GM_OK;
+    }
+    if (st != GM_OK) {
+        *err = cerr;
+        if (strstr(cerr.aws_code, "Malformed"))
+            gm_error_prefix(err, "the record names a malformed %s id '%s'", gm_node_kind(n), id);
+        return st;
+    }
+    char list[160], tag_list[192];
+    snprintf(list, sizeof list, "%s", item_path);
+    snprintf(tag_list, sizeof tag_list, "%s/tagSet/item", item_path);
+    gm_read_spec items = {"ec2 items", list, {NULL}};
+    gm_read_spec tags = {"ec2 tags", tag_list, {"key", "value"}};
+    gm_read_rows item_rows, tag_rows;
+    gm_read_rows_init(&tag_rows);
+    st = gm_read_xml(doc, &items, &item_rows, err);
+    if (st == GM_OK)
+        st = gm_read_xml(doc, &tags, &tag_rows, err);
+    xmlFreeDoc(doc);
+    if (st == GM_OK && item_rows.n == 0)
+        *out = GM_OWNER_GONE;
+    else if (st == GM_OK)
+        gm_n_owner_from_tags(n, &tag_rows, out, why, why_size);
+    gm_read_rows_release(&item_rows);
+    gm_read_rows_release(&tag_rows);
+    return st;
 }

@@ -112,10 +112,13 @@ static GM_MUST_CHECK gm_status secrets_create(gm_node *n, gm_error *err)
     return st;
 }
 
-static GM_MUST_CHECK gm_status secrets_find(gm_node *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status secrets_find(gm_node *n, gm_ids *out, gm_error *err)
 {
-    *out_id = gm_stack_default_ssm_prefix(gm_node_deployment(n));
-    return *out_id ? GM_OK : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    char *prefix = gm_stack_default_ssm_prefix(gm_node_deployment(n));
+    gm_status st =
+        prefix ? gm_ids_add(out, prefix, err) : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    free(prefix);
+    return st;
 }
 
 static json_t *secret_names(const char *prefix)
@@ -132,16 +135,89 @@ static json_t *secret_names(const char *prefix)
     return names;
 }
 
+/* The names of this deployment's parameters under prefix: tagged with its
+ * id (its name for a record made before ids), every page. */
+static GM_MUST_CHECK gm_status list_parameters(gm_node *n, const char *prefix, gm_ids *out,
+                                               gm_error *err)
+{
+    char path[256], tag[64];
+    snprintf(path, sizeof path, "%s", prefix);
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        path[--len] = '\0';
+    const char *value;
+    snprintf(tag, sizeof tag, "tag:%s", gm_n_owner_tag(n, &value));
+    gm_ids_init(out);
+    char *token = NULL;
+    gm_status st = GM_OK;
+    for (int page = 0; st == GM_OK && page < 100; page++) {
+        json_t *body = json_pack("{s:[{s:s, s:s, s:[s]}, {s:s, s:[s]}], s:i}", "ParameterFilters",
+                                 "Key", "Path", "Option", "Recursive", "Values", path, "Key", tag,
+                                 "Values", value, "MaxResults", 50);
+        if (body && token && json_object_set_new(body, "NextToken", json_string(token)) != 0)
+            json_decref(body), body = NULL;
+        json_t *answer = NULL;
+        st = body ? gm_aws_json(gm_node_aws(n), &gm_svc_ssm, "DescribeParameters", body, &answer,
+                                err)
+                  : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+        json_decref(body);
+        gm_read_rows rows;
+        if (st == GM_OK)
+            st = gm_ssm_read_described(answer, &rows, err);
+        for (size_t i = 0; st == GM_OK && i < rows.n; i++)
+            st = gm_ids_add(out, gm_read_get(&rows, i, 0), err);
+        if (st == GM_OK)
+            gm_read_rows_release(&rows);
+        free(token);
+        token = st == GM_OK ? gm_read_next_token(answer, "NextToken") : NULL;
+        json_decref(answer);
+        if (!token)
+            break;
+    }
+    free(token);
+    return st;
+}
+
+/* Deletes the parameters under id (the path) that are this deployment's,
+ * ten names a call (the API's limit). */
 static GM_MUST_CHECK gm_status secrets_destroy(gm_node *n, const char *id, gm_error *err)
 {
-    json_t *names = secret_names(id);
-    json_t *body = names ? json_pack("{s:o}", "Names", names) : NULL;
-    json_t *out = NULL;
-    gm_status st =
-        body ? gm_aws_json(gm_node_aws(n), &gm_svc_ssm, "DeleteParameters", body, &out, err)
-             : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-    json_decref(body);
-    json_decref(out);
+    gm_ids names;
+    gm_status st = list_parameters(n, id, &names, err);
+    for (size_t i = 0; st == GM_OK && i < names.n; i += 10) {
+        json_t *batch = json_array();
+        for (size_t k = i; batch && k < names.n && k < i + 10; k++)
+            if (json_array_append_new(batch, json_string(names.v[k])) != 0)
+                json_decref(batch), batch = NULL;
+        json_t *body = batch ? json_pack("{s:o}", "Names", batch) : NULL;
+        json_t *out = NULL;
+        st = body ? gm_aws_json(gm_node_aws(n), &gm_svc_ssm, "DeleteParameters", body, &out, err)
+                  : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+        json_decref(body);
+        json_decref(out);
+    }
+    gm_ids_release(&names);
+    return st;
+}
+
+/* The secrets node's id is its parameter path: this deployment's path only,
+ * gone when no parameter of this deployment is left under it. */
+static GM_MUST_CHECK gm_status secrets_owner(gm_node *n, const char *id, gm_owner *out, char *why,
+                                             size_t why_size, gm_error *err)
+{
+    char *prefix = gm_stack_default_ssm_prefix(gm_node_deployment(n));
+    if (!prefix)
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    *out = strcmp(id, prefix) == 0 ? GM_OWNER_OURS : GM_OWNER_OTHER;
+    snprintf(why, why_size, "it is not this deployment's parameter path %s", prefix);
+    free(prefix);
+    gm_ids names;
+    gm_status st = *out == GM_OWNER_OURS ? list_parameters(n, id, &names, err) : GM_OK;
+    if (st == GM_OK && *out == GM_OWNER_OURS) {
+        if (names.n == 0)
+            *out = GM_OWNER_GONE;
+        gm_ids_release(&names);
+    }
     return st;
 }
 
@@ -183,6 +259,7 @@ const gm_node_ops gm_ops_secrets = {
     .create = secrets_create,
     .find = secrets_find,
     .destroy = secrets_destroy,
+    .owner = secrets_owner,
     .inspect = secrets_inspect,
 };
 
@@ -202,23 +279,11 @@ static GM_MUST_CHECK gm_status describe_instances(gm_node *n, const gm_params *p
     return st;
 }
 
-static GM_MUST_CHECK gm_status instance_find(gm_node *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status instance_find(gm_node *n, gm_ids *out, gm_error *err)
 {
-    gm_params p;
-    gm_params_init(&p);
-    gm_n_owner_filters(n, &p);
-    gm_params_add(&p, "Filter.3.Name", "instance-state-name");
-    const char *live[] = {"pending", "running", "stopping", "stopped"};
-    for (int i = 0; i < 4; i++)
-        gm_params_addf(&p, live[i], "Filter.3.Value.%d", i + 1);
-    gm_read_rows rows;
-    *out_id = NULL;
-    gm_status st = describe_instances(n, &p, NULL, &rows, err);
-    gm_params_release(&p);
-    if (st == GM_OK)
-        *out_id = gm_read_dup(&rows, 0, GM_EC2_I_ID);
-    gm_read_rows_release(&rows);
-    return st;
+    static const char *const live[] = {"pending", "running", "stopping", "stopped", NULL};
+    return gm_n_ec2_find_tagged(n, "DescribeInstances", &gm_ec2_instances, "instance-state-name",
+                                live, out, err);
 }
 
 static bool is_profile_not_ready(const gm_error *err)
@@ -308,44 +373,90 @@ static void run_params(gm_node *n, const launch_try *t, gm_params *p)
     free(profile);
 }
 
-static GM_MUST_CHECK gm_status run_instance(gm_node *n, const launch_try *t, char **out_id,
-                                            gm_error *err)
+/* One candidate's RunInstances: the try and how many times its token had to
+ * change. */
+typedef struct run_ctx {
+    const launch_try *t;
+    int renewals;
+} run_ctx;
+
+/* Reads the launched instance; false (and *out_id NULL) when the token
+ * answered with an instance that is already gone. */
+static GM_MUST_CHECK gm_status read_launched(xmlDocPtr doc, char **out_id, bool *out_gone,
+                                             gm_error *err)
 {
-    gm_params p;
-    gm_params_init(&p);
-    run_params(n, t, &p);
-    gm_status st;
+    gm_read_rows rows;
+    gm_status st = gm_read_xml(doc, &gm_ec2_run_instances, &rows, err);
+    const char *state = gm_read_get(&rows, 0, 1);
+    *out_gone = strcmp(state, "terminated") == 0 || strcmp(state, "shutting-down") == 0;
+    *out_id = st == GM_OK && !*out_gone ? gm_read_dup(&rows, 0, GM_EC2_ID) : NULL;
+    if (st == GM_OK && !*out_gone && !*out_id)
+        st = gm_error_set(err, GM_ERR_PARSE, "RunInstances returned no instanceId");
+    gm_read_rows_release(&rows);
+    return st;
+}
+
+/* RunInstances, sent once per token. A token AWS bound to other parameters
+ * (IdempotentParameterMismatch: a resume after the config changed) or to an
+ * instance that is gone gets a new suffix; a new instance profile that EC2
+ * does not see yet is waited for. */
+static GM_MUST_CHECK gm_status send_run(gm_node *n, void *ctx, char **out_id, gm_error *err)
+{
+    run_ctx *c = ctx;
     int64_t backoff = 1000;
     for (;;) {
+        char token[128];
+        snprintf(token, sizeof token, "%.60s%s%.0d", c->t->token, c->renewals ? "-r" : "",
+                 c->renewals);
+        launch_try t = *c->t;
+        t.token = token;
+        gm_params p;
+        gm_params_init(&p);
+        run_params(n, &t, &p);
+        p.once = true;
         xmlDocPtr doc = NULL;
         gm_error cerr = {0};
-        st = gm_aws_query(gm_node_aws(n), &gm_svc_ec2, "RunInstances", &p, &doc, &cerr);
-        if (st == GM_OK) {
-            gm_read_rows rows;
-            st = gm_read_xml(doc, &gm_ec2_run_instances, &rows, err);
-            xmlFreeDoc(doc);
-            *out_id = st == GM_OK ? gm_read_dup(&rows, 0, GM_EC2_ID) : NULL;
-            gm_read_rows_release(&rows);
-            if (st == GM_OK && !*out_id)
-                st = gm_error_set(err, GM_ERR_PARSE, "RunInstances returned no instanceId");
-            break;
+        gm_status st = gm_aws_query(gm_node_aws(n), &gm_svc_ec2, "RunInstances", &p, &doc, &cerr);
+        gm_params_release(&p);
+        bool gone = false;
+        if (st == GM_OK)
+            st = read_launched(doc, out_id, &gone, err);
+        xmlFreeDoc(doc);
+        if (st == GM_OK && !gone)
+            return GM_OK;
+        bool mismatch = strcmp(cerr.aws_code, "IdempotentParameterMismatch") == 0;
+        if ((gone || mismatch) && c->renewals < 3) {
+            gm_node_note(n, "launch token %s %s: using a new one", token,
+                         gone ? "answered with an instance that is gone"
+                              : "was bound to other parameters");
+            c->renewals++;
+            continue;
         }
+        if (st == GM_OK) /* gone, and out of renewals */
+            return gm_error_set(err, GM_ERR_AWS,
+                                "RunInstances keeps answering with a gone "
+                                "instance");
         /* IAM is eventually consistent: a new profile can be refused for a
          * few seconds. */
         if (!is_profile_not_ready(&cerr)) {
             *err = cerr;
-            break;
+            return st;
         }
         gm_node_note(n, "instance profile not visible to EC2 yet; retrying in %lldms",
                      (long long)backoff);
         st = gm_node_wait(n, backoff, "waiting for the instance profile to propagate", err);
         if (st != GM_OK)
-            break;
+            return st;
         if (backoff < 8000)
             backoff *= 2;
     }
-    gm_params_release(&p);
-    return st;
+}
+
+static GM_MUST_CHECK gm_status run_instance(gm_node *n, const launch_try *t, char **out_id,
+                                            gm_error *err)
+{
+    run_ctx c = {.t = t};
+    return gm_n_create_once(n, send_run, &c, NULL, out_id, err);
 }
 
 /* Records where the running instance is. */
@@ -589,6 +700,25 @@ static GM_MUST_CHECK gm_status instance_destroy(gm_node *n, const char *id, gm_e
     return st;
 }
 
+/* A terminated instance counts as gone (EC2 lists it for an hour). */
+static GM_MUST_CHECK gm_status instance_owner(gm_node *n, const char *id, gm_owner *out, char *why,
+                                              size_t why_size, gm_error *err)
+{
+    gm_status st = gm_n_owner_ec2(n, id, "DescribeInstances", "InstanceId.1",
+                                  "reservationSet/item/instancesSet/item", out, why, why_size, err);
+    if (st != GM_OK || *out == GM_OWNER_GONE)
+        return st;
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "InstanceId.1", id);
+    char state[32];
+    st = instance_state(n, &p, state, sizeof state, err);
+    gm_params_release(&p);
+    if (st == GM_OK && strcmp(state, "terminated") == 0)
+        *out = GM_OWNER_GONE;
+    return st;
+}
+
 static GM_MUST_CHECK gm_status instance_inspect(gm_node *n, const char *id, json_t *live,
                                                 gm_error *err)
 {
@@ -611,5 +741,6 @@ const gm_node_ops gm_ops_instance = {
     .create = instance_create,
     .find = instance_find,
     .destroy = instance_destroy,
+    .owner = instance_owner,
     .inspect = instance_inspect,
 };

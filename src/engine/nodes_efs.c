@@ -42,9 +42,8 @@ static GM_MUST_CHECK gm_status describe_fs(gm_node *n, const char *query, gm_rea
     return st;
 }
 
-static GM_MUST_CHECK gm_status efs_find(gm_node *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status efs_find(gm_node *n, gm_ids *out, gm_error *err)
 {
-    *out_id = NULL;
     char token[96];
     gm_node_token(n, token, sizeof token);
     char query[256] = "";
@@ -62,11 +61,11 @@ static GM_MUST_CHECK gm_status efs_find(gm_node *n, char **out_id, gm_error *err
     const char *value;
     bool by_id = strcmp(gm_n_owner_tag(n, &value), GM_TAG_DEPLOYMENT_ID) == 0;
     int owner_field = by_id ? GM_EFS_FS_TAG_DEPLOYMENT_ID : GM_EFS_FS_TAG_DEPLOYMENT;
-    for (size_t i = 0; st == GM_OK && i < rows.n && !*out_id; i++) {
+    for (size_t i = 0; st == GM_OK && i < rows.n; i++) {
         bool ours = strcmp(gm_read_get(&rows, i, owner_field), value) == 0 &&
                     strcmp(gm_read_get(&rows, i, GM_EFS_FS_TAG_NODE), gm_node_name(n)) == 0;
         if (ours)
-            *out_id = gm_read_dup(&rows, i, GM_EFS_FS_ID);
+            st = gm_ids_add(out, gm_read_get(&rows, i, GM_EFS_FS_ID), err);
     }
     gm_read_rows_release(&rows);
     return st;
@@ -116,7 +115,7 @@ static GM_MUST_CHECK gm_status create_fs(gm_node *n, const char *token, char **o
                                     EFS_API "/file-systems", body, &out, &cerr);
     json_decref(body);
     if (st != GM_OK && strcmp(cerr.aws_code, "FileSystemAlreadyExists") == 0) {
-        st = efs_find(n, out_id, err);
+        st = gm_n_adopt(n, out_id, err); /* the same token: ours from an earlier try */
     } else if (st != GM_OK) {
         *err = cerr;
     } else {
@@ -155,6 +154,26 @@ static GM_MUST_CHECK gm_status efs_destroy(gm_node *n, const char *id, gm_error 
     return efs_call(n, "DeleteFileSystem", "DELETE", path, NULL, NULL, "FileSystemNotFound", err);
 }
 
+static GM_MUST_CHECK gm_status efs_owner(gm_node *n, const char *id, gm_owner *out, char *why,
+                                         size_t why_size, gm_error *err)
+{
+    if (strncmp(id, "fs-", 3) != 0 || strspn(id + 3, "0123456789abcdef") != strlen(id + 3))
+        return gm_error_set(err, GM_ERR_INVALID, "the record names a malformed file system id '%s'",
+                            id);
+    char query[128];
+    snprintf(query, sizeof query, "?FileSystemId=%s", id);
+    gm_read_rows rows;
+    gm_status st = describe_fs(n, query, &rows, err);
+    if (st == GM_OK && rows.n == 0) {
+        *out = GM_OWNER_GONE;
+    } else if (st == GM_OK) {
+        gm_n_owner_of(n, gm_read_get(&rows, 0, GM_EFS_FS_TAG_DEPLOYMENT),
+                      gm_read_get(&rows, 0, GM_EFS_FS_TAG_DEPLOYMENT_ID), out, why, why_size);
+    }
+    gm_read_rows_release(&rows);
+    return st;
+}
+
 static GM_MUST_CHECK gm_status efs_inspect(gm_node *n, const char *id, json_t *live, gm_error *err)
 {
     char query[128];
@@ -183,6 +202,7 @@ const gm_node_ops gm_ops_efs = {
     .create = efs_create,
     .find = efs_find,
     .destroy = efs_destroy,
+    .owner = efs_owner,
     .inspect = efs_inspect,
 };
 
@@ -210,9 +230,8 @@ static GM_MUST_CHECK gm_status describe_mts(gm_node *n, const char *query, gm_re
     return st;
 }
 
-static GM_MUST_CHECK gm_status mt_find(gm_node *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status mt_find(gm_node *n, gm_ids *out, gm_error *err)
 {
-    *out_id = NULL;
     char *fs = gm_node_id_of(n, "efs");
     char *subnet = gm_node_id_of(n, subnet_node(n));
     gm_status st = GM_OK;
@@ -221,9 +240,9 @@ static GM_MUST_CHECK gm_status mt_find(gm_node *n, char **out_id, gm_error *err)
         snprintf(query, sizeof query, "FileSystemId=%s", fs);
         gm_read_rows rows;
         st = describe_mts(n, query, &rows, err);
-        for (size_t i = 0; st == GM_OK && i < rows.n && !*out_id; i++)
+        for (size_t i = 0; st == GM_OK && i < rows.n; i++)
             if (strcmp(gm_read_get(&rows, i, GM_EFS_MT_SUBNET), subnet) == 0)
-                *out_id = gm_read_dup(&rows, i, GM_EFS_MT_ID);
+                st = gm_ids_add(out, gm_read_get(&rows, i, GM_EFS_MT_ID), err);
         gm_read_rows_release(&rows);
     }
     free(fs);
@@ -231,15 +250,17 @@ static GM_MUST_CHECK gm_status mt_find(gm_node *n, char **out_id, gm_error *err)
     return st;
 }
 
-static GM_MUST_CHECK gm_status mt_request(gm_node *n, const char *fs, gm_error *err)
+/* CreateMountTarget has no token: sent once (gm_n_create_once). */
+static GM_MUST_CHECK gm_status send_mt(gm_node *n, void *ctx, char **out_id, gm_error *err)
 {
+    const char *fs = ctx;
     char *subnet = gm_node_id_of(n, subnet_node(n));
     char *sg = gm_node_id_of(n, "sg");
     json_t *body = json_pack("{s:s, s:s?, s:[s?]}", "FileSystemId", fs, "SubnetId", subnet,
                              "SecurityGroups", sg);
     json_t *out = NULL;
-    gm_status st = body ? gm_aws_rest_json(gm_node_aws(n), &gm_svc_efs, "CreateMountTarget", "POST",
-                                           EFS_API "/mount-targets", body, &out, err)
+    gm_status st = body ? gm_aws_rest_json_once(gm_node_aws(n), &gm_svc_efs, "CreateMountTarget",
+                                                "POST", EFS_API "/mount-targets", body, &out, err)
                         : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     json_decref(body);
     gm_read_rows rows;
@@ -247,13 +268,26 @@ static GM_MUST_CHECK gm_status mt_request(gm_node *n, const char *fs, gm_error *
         st = gm_efs_read_mount_targets(out, &rows, err);
     json_decref(out);
     if (st == GM_OK) {
-        const char *mid = gm_read_get(&rows, 0, GM_EFS_MT_ID);
-        st = *mid ? gm_node_created(n, mid, err)
-                  : gm_error_set(err, GM_ERR_PARSE, "CreateMountTarget returned no MountTargetId");
+        *out_id = gm_read_dup(&rows, 0, GM_EFS_MT_ID);
+        if (!*out_id)
+            st = gm_error_set(err, GM_ERR_PARSE, "CreateMountTarget returned no MountTargetId");
         gm_read_rows_release(&rows);
     }
     free(subnet);
     free(sg);
+    return st;
+}
+
+/* A second CreateMountTarget in the same zone answers with a conflict. */
+static const char *const MT_TAKEN[] = {"MountTargetConflict", NULL};
+
+static GM_MUST_CHECK gm_status mt_request(gm_node *n, const char *fs, gm_error *err)
+{
+    char *id = NULL;
+    gm_status st = gm_n_create_once(n, send_mt, (void *)fs, MT_TAKEN, &id, err);
+    if (st == GM_OK)
+        st = gm_node_created(n, id, err);
+    free(id);
     return st;
 }
 
@@ -264,16 +298,26 @@ static GM_MUST_CHECK gm_status mt_create(gm_node *n, gm_error *err)
     bool reused_fs = gm_node_provenance_of(n, "efs") == GM_PROV_REUSED;
     char *id = NULL;
     gm_status st = GM_OK;
-    if (gm_node_journalled(n) || reused_fs)
-        st = mt_find(n, &id, err);
-    if (st == GM_OK && id) {
-        /* A mount target of a reused file system is the owner's, not ours. */
-        st = reused_fs ? gm_node_reused(n, id, err) : gm_node_created(n, id, err);
+    if (reused_fs) {
+        /* A mount target of a reused file system is the owner's: used, never
+         * deleted (a zone holds one mount target of a file system at most). */
+        gm_ids ids;
+        st = gm_node_find(n, &ids, err);
+        if (st == GM_OK && ids.n)
+            st = gm_node_reused(n, ids.v[0], err);
+        bool found = ids.n > 0;
+        gm_ids_release(&ids);
+        if (st != GM_OK || found)
+            return st;
+    } else if (gm_node_journalled(n)) {
+        st = gm_n_adopt(n, &id, err);
+        if (st == GM_OK && id)
+            st = gm_node_created(n, id, err);
+        bool found = id != NULL;
         free(id);
-        return st;
+        if (st != GM_OK || found)
+            return st;
     }
-    if (st != GM_OK)
-        return st;
     /* Mount targets can be created only once the file system is available;
      * the instance needs only its id, so the wait happens here. */
     char *fs = gm_node_id_of(n, "efs");
@@ -312,6 +356,34 @@ static GM_MUST_CHECK gm_status mt_destroy(gm_node *n, const char *id, gm_error *
     return st;
 }
 
+/* A mount target is ours when its file system is. */
+static GM_MUST_CHECK gm_status mt_owner(gm_node *n, const char *id, gm_owner *out, char *why,
+                                        size_t why_size, gm_error *err)
+{
+    char query[128];
+    snprintf(query, sizeof query, "MountTargetId=%s", id);
+    gm_read_rows rows;
+    gm_status st = describe_mts(n, query, &rows, err);
+    char *fs = st == GM_OK ? gm_read_dup(&rows, 0, GM_EFS_MT_FS) : NULL;
+    char *our_fs = gm_node_id_of(n, "efs");
+    char *our_subnet = gm_node_id_of(n, subnet_node(n));
+    bool mine = fs && our_fs && strcmp(fs, our_fs) == 0 && our_subnet &&
+                strcmp(gm_read_get(&rows, 0, GM_EFS_MT_SUBNET), our_subnet) == 0;
+    *out = GM_OWNER_OTHER;
+    snprintf(why, why_size, "it is not in this deployment's file system and subnet");
+    if (st == GM_OK && rows.n == 0)
+        *out = GM_OWNER_GONE;
+    else if (st == GM_OK && mine && gm_node_provenance_of(n, "efs") == GM_PROV_REUSED)
+        *out = GM_OWNER_OURS; /* made by this deployment in a file system it was given */
+    else if (st == GM_OK && mine)
+        st = efs_owner(n, fs, out, why, why_size, err);
+    free(fs);
+    free(our_fs);
+    free(our_subnet);
+    gm_read_rows_release(&rows);
+    return st;
+}
+
 static GM_MUST_CHECK gm_status mt_inspect(gm_node *n, const char *id, json_t *live, gm_error *err)
 {
     char query[128];
@@ -337,5 +409,6 @@ const gm_node_ops gm_ops_mount_target = {
     .create = mt_create,
     .find = mt_find,
     .destroy = mt_destroy,
+    .owner = mt_owner,
     .inspect = mt_inspect,
 };

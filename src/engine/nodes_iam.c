@@ -104,11 +104,22 @@ static GM_MUST_CHECK gm_status create_named(gm_node *n, bool role, const gm_para
 
 /* ---- role ------------------------------------------------------------------- */
 
-static GM_MUST_CHECK gm_status role_find(gm_node *n, char **out_id, gm_error *err)
+/* The role or profile of this deployment, by its name, into out. */
+static GM_MUST_CHECK gm_status named_find(gm_node *n, bool role, gm_ids *out, gm_error *err)
 {
     char name[128];
-    gm_node_global_name(n, "role", name, sizeof name);
-    return find_named(n, true, name, out_id, err);
+    gm_node_global_name(n, role ? "role" : "profile", name, sizeof name);
+    char *id = NULL;
+    gm_status st = find_named(n, role, name, &id, err);
+    if (st == GM_OK && id)
+        st = gm_ids_add(out, id, err);
+    free(id);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status role_find(gm_node *n, gm_ids *out, gm_error *err)
+{
+    return named_find(n, true, out, err);
 }
 
 /* The role or the profile: adopted from an earlier run, or created under
@@ -178,6 +189,35 @@ static GM_MUST_CHECK gm_status role_destroy(gm_node *n, const char *id, gm_error
     return st;
 }
 
+/* Whose the role or profile of that name is, from its tags. */
+static GM_MUST_CHECK gm_status named_owner(gm_node *n, bool role, const char *id, gm_owner *out,
+                                           char *why, size_t why_size, gm_error *err)
+{
+    bool exists = false;
+    gm_read_rows tags;
+    gm_status st = iam_read(n, role ? "GetRole" : "GetInstanceProfile",
+                            role ? "RoleName" : "InstanceProfileName", id,
+                            role ? &gm_iam_role_tags : &gm_iam_profile_tags, &exists, &tags, err);
+    if (st == GM_OK && !exists)
+        *out = GM_OWNER_GONE;
+    else if (st == GM_OK)
+        gm_n_owner_from_tags(n, &tags, out, why, why_size);
+    gm_read_rows_release(&tags);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status role_owner(gm_node *n, const char *id, gm_owner *out, char *why,
+                                          size_t why_size, gm_error *err)
+{
+    return named_owner(n, true, id, out, why, why_size, err);
+}
+
+static GM_MUST_CHECK gm_status profile_owner(gm_node *n, const char *id, gm_owner *out, char *why,
+                                             size_t why_size, gm_error *err)
+{
+    return named_owner(n, false, id, out, why, why_size, err);
+}
+
 static GM_MUST_CHECK gm_status named_inspect(gm_node *n, bool role, const char *id, json_t *live,
                                              gm_error *err)
 {
@@ -203,6 +243,7 @@ const gm_node_ops gm_ops_role = {
     .create = role_create,
     .find = role_find,
     .destroy = role_destroy,
+    .owner = role_owner,
     .inspect = role_inspect,
 };
 
@@ -270,11 +311,9 @@ const gm_node_ops gm_ops_role_policy = {
 
 /* ---- instance profile -------------------------------------------------------- */
 
-static GM_MUST_CHECK gm_status profile_find(gm_node *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status profile_find(gm_node *n, gm_ids *out, gm_error *err)
 {
-    char name[128];
-    gm_node_global_name(n, "profile", name, sizeof name);
-    return find_named(n, false, name, out_id, err);
+    return named_find(n, false, out, err);
 }
 
 static GM_MUST_CHECK gm_status profile_create(gm_node *n, gm_error *err)
@@ -322,6 +361,7 @@ const gm_node_ops gm_ops_profile = {
     .create = profile_create,
     .find = profile_find,
     .destroy = profile_destroy,
+    .owner = profile_owner,
     .inspect = profile_inspect,
 };
 
@@ -360,4 +400,5 @@ const gm_node_ops gm_ops_profile_role = {
     .create = profile_role_create,
     .find = profile_find,
     .destroy = profile_role_destroy,
+    .owner = profile_owner,
 };

@@ -9,6 +9,9 @@
 #include "engine/nodes.h"
 
 static const char *const NOT_FOUND_VPC[] = {"InvalidVpcID.NotFound", NULL};
+/* A repeated CreateSubnet / CreateSecurityGroup whose first try was made. */
+static const char *const SUBNET_TAKEN[] = {"InvalidSubnet.Conflict", NULL};
+static const char *const SG_TAKEN[] = {"InvalidGroup.Duplicate", NULL};
 
 /* Reads the one id a create call answered with. */
 static GM_MUST_CHECK gm_status created_id(xmlDocPtr doc, const gm_read_spec *spec,
@@ -25,15 +28,34 @@ static GM_MUST_CHECK gm_status created_id(xmlDocPtr doc, const gm_read_spec *spe
     return st;
 }
 
-/* Sends an EC2 create call and journals the id it returns. */
-static GM_MUST_CHECK gm_status ec2_create(gm_node *n, const char *action, const gm_params *p,
-                                          const gm_read_spec *spec, char **out_id, gm_error *err)
+/* An EC2 create without a token: its action, parameters and answer. */
+typedef struct ec2_create_req {
+    const char *action;
+    gm_params *params;
+    const gm_read_spec *spec;
+} ec2_create_req;
+
+static GM_MUST_CHECK gm_status send_ec2_create(gm_node *n, void *ctx, char **out_id, gm_error *err)
 {
+    ec2_create_req *r = ctx;
+    r->params->once = true;
     xmlDocPtr doc = NULL;
-    gm_status st = gm_n_ec2(n, action, p, &doc, NULL, err);
+    gm_status st = gm_n_ec2(n, r->action, r->params, &doc, NULL, err);
     if (st == GM_OK)
-        st = created_id(doc, spec, action, out_id, err);
+        st = created_id(doc, r->spec, r->action, out_id, err);
     xmlFreeDoc(doc);
+    return st;
+}
+
+/* Sends an EC2 create (found by tag if its answer is lost, never made twice)
+ * and journals the id. */
+static GM_MUST_CHECK gm_status ec2_create(gm_node *n, const char *action, gm_params *p,
+                                          const gm_read_spec *spec,
+                                          const char *const *duplicate_codes, char **out_id,
+                                          gm_error *err)
+{
+    ec2_create_req r = {action, p, spec};
+    gm_status st = gm_n_create_once(n, send_ec2_create, &r, duplicate_codes, out_id, err);
     if (st == GM_OK)
         st = gm_node_created(n, *out_id, err);
     return st;
@@ -171,9 +193,9 @@ const gm_node_ops gm_ops_ami = {
 
 /* ---- VPC ------------------------------------------------------------------ */
 
-static GM_MUST_CHECK gm_status vpc_find(gm_node *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status vpc_find(gm_node *n, gm_ids *out, gm_error *err)
 {
-    return gm_n_ec2_find_tagged(n, "DescribeVpcs", &gm_ec2_vpcs, NULL, NULL, out_id, err);
+    return gm_n_ec2_find_tagged(n, "DescribeVpcs", &gm_ec2_vpcs, NULL, NULL, out, err);
 }
 
 static GM_MUST_CHECK gm_status vpc_create(gm_node *n, gm_error *err)
@@ -185,7 +207,7 @@ static GM_MUST_CHECK gm_status vpc_create(gm_node *n, gm_error *err)
         gm_params_init(&p);
         gm_params_add(&p, "CidrBlock", "10.0.0.0/16");
         gm_n_tag_spec(n, &p, 1, "vpc");
-        st = ec2_create(n, "CreateVpc", &p, &gm_ec2_created_vpc, &id, err);
+        st = ec2_create(n, "CreateVpc", &p, &gm_ec2_created_vpc, NULL, &id, err);
         gm_params_release(&p);
     }
     free(id);
@@ -208,6 +230,12 @@ static GM_MUST_CHECK gm_status vpc_destroy(gm_node *n, const char *id, gm_error 
     return ec2_delete(n, "DeleteVpc", "VpcId", id, NOT_FOUND_VPC, err);
 }
 
+static GM_MUST_CHECK gm_status vpc_owner(gm_node *n, const char *id, gm_owner *out, char *why,
+                                         size_t why_size, gm_error *err)
+{
+    return gm_n_owner_ec2(n, id, "DescribeVpcs", "VpcId.1", "vpcSet/item", out, why, why_size, err);
+}
+
 static GM_MUST_CHECK gm_status vpc_inspect(gm_node *n, const char *id, json_t *out, gm_error *err)
 {
     return gm_n_inspect_ec2(n, "DescribeVpcs", "VpcId.1", id, &gm_ec2_vpcs, GM_EC2_STATE, out, err);
@@ -221,6 +249,7 @@ const gm_node_ops gm_ops_vpc = {
     .create = vpc_create,
     .find = vpc_find,
     .destroy = vpc_destroy,
+    .owner = vpc_owner,
     .inspect = vpc_inspect,
 };
 
@@ -253,10 +282,9 @@ const gm_node_ops gm_ops_vpc_dns = {
 
 /* ---- internet gateway ------------------------------------------------------ */
 
-static GM_MUST_CHECK gm_status igw_find(gm_node *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status igw_find(gm_node *n, gm_ids *out, gm_error *err)
 {
-    return gm_n_ec2_find_tagged(n, "DescribeInternetGateways", &gm_ec2_igws, NULL, NULL, out_id,
-                                err);
+    return gm_n_ec2_find_tagged(n, "DescribeInternetGateways", &gm_ec2_igws, NULL, NULL, out, err);
 }
 
 static GM_MUST_CHECK gm_status igw_create(gm_node *n, gm_error *err)
@@ -267,7 +295,7 @@ static GM_MUST_CHECK gm_status igw_create(gm_node *n, gm_error *err)
         gm_params p;
         gm_params_init(&p);
         gm_n_tag_spec(n, &p, 1, "internet-gateway");
-        st = ec2_create(n, "CreateInternetGateway", &p, &gm_ec2_created_igw, &id, err);
+        st = ec2_create(n, "CreateInternetGateway", &p, &gm_ec2_created_igw, NULL, &id, err);
         gm_params_release(&p);
     }
     if (st == GM_OK) {
@@ -324,6 +352,13 @@ static GM_MUST_CHECK gm_status igw_destroy(gm_node *n, const char *id, gm_error 
     return ec2_delete(n, "DeleteInternetGateway", "InternetGatewayId", id, gone, err);
 }
 
+static GM_MUST_CHECK gm_status igw_owner(gm_node *n, const char *id, gm_owner *out, char *why,
+                                         size_t why_size, gm_error *err)
+{
+    return gm_n_owner_ec2(n, id, "DescribeInternetGateways", "InternetGatewayId.1",
+                          "internetGatewaySet/item", out, why, why_size, err);
+}
+
 static GM_MUST_CHECK gm_status igw_inspect(gm_node *n, const char *id, json_t *out, gm_error *err)
 {
     return gm_n_inspect_ec2(n, "DescribeInternetGateways", "InternetGatewayId.1", id, &gm_ec2_igws,
@@ -338,14 +373,15 @@ const gm_node_ops gm_ops_igw = {
     .create = igw_create,
     .find = igw_find,
     .destroy = igw_destroy,
+    .owner = igw_owner,
     .inspect = igw_inspect,
 };
 
 /* ---- subnets ---------------------------------------------------------------- */
 
-static GM_MUST_CHECK gm_status subnet_find(gm_node *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status subnet_find(gm_node *n, gm_ids *out, gm_error *err)
 {
-    return gm_n_ec2_find_tagged(n, "DescribeSubnets", &gm_ec2_subnets, NULL, NULL, out_id, err);
+    return gm_n_ec2_find_tagged(n, "DescribeSubnets", &gm_ec2_subnets, NULL, NULL, out, err);
 }
 
 static GM_MUST_CHECK gm_status subnet_create(gm_node *n, gm_error *err)
@@ -367,7 +403,7 @@ static GM_MUST_CHECK gm_status subnet_create(gm_node *n, gm_error *err)
     gm_n_tag_spec(n, &p, 1, "subnet");
     st = gm_node_set_output(n, "az", az, err);
     if (st == GM_OK)
-        st = ec2_create(n, "CreateSubnet", &p, &gm_ec2_created_subnet, &id, err);
+        st = ec2_create(n, "CreateSubnet", &p, &gm_ec2_created_subnet, SUBNET_TAKEN, &id, err);
     gm_params_release(&p);
     free(id);
     free(vpc);
@@ -379,6 +415,13 @@ static GM_MUST_CHECK gm_status subnet_destroy(gm_node *n, const char *id, gm_err
 {
     static const char *const gone[] = {"InvalidSubnetID.NotFound", NULL};
     return ec2_delete(n, "DeleteSubnet", "SubnetId", id, gone, err);
+}
+
+static GM_MUST_CHECK gm_status subnet_owner(gm_node *n, const char *id, gm_owner *out, char *why,
+                                            size_t why_size, gm_error *err)
+{
+    return gm_n_owner_ec2(n, id, "DescribeSubnets", "SubnetId.1", "subnetSet/item", out, why,
+                          why_size, err);
 }
 
 static GM_MUST_CHECK gm_status subnet_inspect(gm_node *n, const char *id, json_t *out,
@@ -396,14 +439,15 @@ const gm_node_ops gm_ops_subnet = {
     .create = subnet_create,
     .find = subnet_find,
     .destroy = subnet_destroy,
+    .owner = subnet_owner,
     .inspect = subnet_inspect,
 };
 
 /* ---- public routing: route table, default route, associations ------------ */
 
-static GM_MUST_CHECK gm_status rt_find(gm_node *n, char **out_id, gm_error *err)
+static GM_MUST_CHECK gm_status rt_find(gm_node *n, gm_ids *out, gm_error *err)
 {
-    return gm_n_ec2_find_tagged(n, "DescribeRouteTables", &gm_ec2_route_tables, NULL, NULL, out_id,
+    return gm_n_ec2_find_tagged(n, "DescribeRouteTables", &gm_ec2_route_tables, NULL, NULL, out,
                                 err);
 }
 
@@ -445,14 +489,16 @@ static GM_MUST_CHECK gm_status rt_settings(gm_node *n, const char *id, gm_error 
 static GM_MUST_CHECK gm_status rt_create(gm_node *n, gm_error *err)
 {
     char *id = NULL;
-    gm_status st = gm_n_adopt_or_intent(n, &id, NULL, 0, err);
+    char token[96];
+    gm_status st = gm_n_adopt_or_intent(n, &id, token, sizeof token, err);
     if (st == GM_OK && !id) {
         char *vpc = gm_node_id_of(n, "vpc");
         gm_params p;
         gm_params_init(&p);
         gm_params_add(&p, "VpcId", vpc);
+        gm_params_add(&p, "ClientToken", token); /* its API has one: AWS makes it once */
         gm_n_tag_spec(n, &p, 1, "route-table");
-        st = ec2_create(n, "CreateRouteTable", &p, &gm_ec2_created_rt, &id, err);
+        st = ec2_create(n, "CreateRouteTable", &p, &gm_ec2_created_rt, NULL, &id, err);
         gm_params_release(&p);
         free(vpc);
     }
@@ -494,6 +540,13 @@ static GM_MUST_CHECK gm_status rt_destroy(gm_node *n, const char *id, gm_error *
     return ec2_delete(n, "DeleteRouteTable", "RouteTableId", id, gone, err);
 }
 
+static GM_MUST_CHECK gm_status rt_owner(gm_node *n, const char *id, gm_owner *out, char *why,
+                                        size_t why_size, gm_error *err)
+{
+    return gm_n_owner_ec2(n, id, "DescribeRouteTables", "RouteTableId.1", "routeTableSet/item", out,
+                          why, why_size, err);
+}
+
 static GM_MUST_CHECK gm_status rt_inspect(gm_node *n, const char *id, json_t *out, gm_error *err)
 {
     return gm_n_inspect_ec2(n, "DescribeRouteTables", "RouteTableId.1", id, &gm_ec2_route_tables,
@@ -508,6 +561,7 @@ const gm_node_ops gm_ops_route_table = {
     .create = rt_create,
     .find = rt_find,
     .destroy = rt_destroy,
+    .owner = rt_owner,
     .inspect = rt_inspect,
 };
 
@@ -529,7 +583,7 @@ gm_status gm_n_sg_create(gm_node *n, const char *suffix, const char *description
         gm_params_add(&p, "GroupDescription", description);
         gm_params_add(&p, "VpcId", vpc);
         gm_n_tag_spec(n, &p, 1, "security-group");
-        st = ec2_create(n, "CreateSecurityGroup", &p, &gm_ec2_created_sg, &id, err);
+        st = ec2_create(n, "CreateSecurityGroup", &p, &gm_ec2_created_sg, SG_TAKEN, &id, err);
         gm_params_release(&p);
         free(vpc);
     }
@@ -545,16 +599,23 @@ static GM_MUST_CHECK gm_status sg_create(gm_node *n, gm_error *err)
     return st;
 }
 
-gm_status gm_n_sg_find(gm_node *n, char **out_id, gm_error *err)
+gm_status gm_n_sg_find(gm_node *n, gm_ids *out, gm_error *err)
 {
     return gm_n_ec2_find_tagged(n, "DescribeSecurityGroups", &gm_ec2_security_groups, NULL, NULL,
-                                out_id, err);
+                                out, err);
 }
 
 gm_status gm_n_sg_destroy(gm_node *n, const char *id, gm_error *err)
 {
     static const char *const gone[] = {"InvalidGroup.NotFound", "InvalidGroupId.Malformed", NULL};
     return ec2_delete(n, "DeleteSecurityGroup", "GroupId", id, gone, err);
+}
+
+gm_status gm_n_sg_owner(gm_node *n, const char *id, gm_owner *out, char *why, size_t why_size,
+                        gm_error *err)
+{
+    return gm_n_owner_ec2(n, id, "DescribeSecurityGroups", "GroupId.1", "securityGroupInfo/item",
+                          out, why, why_size, err);
 }
 
 gm_status gm_n_sg_inspect(gm_node *n, const char *id, json_t *out, gm_error *err)
@@ -571,6 +632,7 @@ const gm_node_ops gm_ops_sg = {
     .create = sg_create,
     .find = gm_n_sg_find,
     .destroy = gm_n_sg_destroy,
+    .owner = gm_n_sg_owner,
     .inspect = gm_n_sg_inspect,
 };
 

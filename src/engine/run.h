@@ -15,6 +15,8 @@ typedef struct gm_run gm_run;
 
 struct gm_node {
     const gm_node_def *def;
+    gm_ids found; /* this node's resources a sweep found by tag (destroy) */
+    bool refused; /* an id the record named was not this deployment's */
     int deps[GM_MAX_DEPS];
     int n_deps;
     gm_run_state state;
@@ -60,6 +62,7 @@ struct gm_run {
     uint64_t written;        /* the newest version on disk */
     gm_shared shared[GM_MAX_SHARED];
     size_t n_shared;
+    size_t refusals; /* ids not deleted because they are not this deployment's */
 };
 
 /* journal.c: the record and its saves, for the executor. */

@@ -305,7 +305,8 @@ def test_log_file_records_operations(gm, proxy, gm_home):
 
 
 IAM_PREFIX = {"ec2": "ec2", "sts": "sts", "iam": "iam", "ssm": "ssm", "pricing": "pricing",
-              "elasticfilesystem": "elasticfilesystem", "elasticloadbalancing": "elasticloadbalancing"}
+              "elasticfilesystem": "elasticfilesystem", "elasticloadbalancing": "elasticloadbalancing",
+              "tagging": "tag"}
 
 
 def test_iam_policy_covers_every_call(gm, proxy, boto):

@@ -30,6 +30,7 @@ typedef struct mock_transport {
     char *bodies[MOCK_MAX];
     gm_headers headers[MOCK_MAX];
     int n_requests;
+    const mock_reply *fallback; /* answers when the queue is empty (NULL: an error) */
 } mock_transport;
 
 static gm_status mock_send(gm_transport *t, const gm_http_request *req, gm_http_response *resp,
@@ -46,9 +47,9 @@ static gm_status mock_send(gm_transport *t, const gm_http_request *req, gm_http_
             gm_ignore(gm_headers_add(&m->headers[i], req->headers.items[k].name,
                                      req->headers.items[k].value));
     }
-    if (m->next >= m->n_replies)
+    if (m->next >= m->n_replies && !m->fallback)
         return gm_error_set(err, GM_ERR_NETWORK, "mock transport: no reply queued");
-    const mock_reply *r = &m->replies[m->next++];
+    const mock_reply *r = m->next < m->n_replies ? &m->replies[m->next++] : m->fallback;
     if (r->fail != GM_OK)
         return gm_error_set(err, r->fail, "mock transport failure");
     resp->status = r->status;

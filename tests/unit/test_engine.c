@@ -112,13 +112,12 @@ static gm_status fake_journal_check(gm_node *n, gm_error *err)
     return st;
 }
 
-static gm_status fake_find(gm_node *n, char **out_id, gm_error *err)
+static gm_status fake_find(gm_node *n, gm_ids *out, gm_error *err)
 {
     record("find", n);
     char id[64];
     snprintf(id, sizeof id, "found-%s", gm_node_name(n));
-    *out_id = strdup(id);
-    return *out_id ? GM_OK : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    return gm_ids_add(out, id, err);
 }
 
 static gm_status fake_destroy(gm_node *n, const char *id, gm_error *err)
@@ -185,7 +184,12 @@ static void setup(fixture *f, const gm_engine_graph *g, const char *name)
     gm_error err = {0};
     CHECK_INT(gm_store_open(f->home, &f->store, &err), GM_OK);
     g_store = f->store;
-    f->aws = mock_client(mock_new(), "us-east-1", 1);
+    /* The sweep's look-ups by tag find nothing. */
+    static const mock_reply nothing_tagged = {.status = 200,
+                                              .body = "{\"ResourceTagMappingList\": []}"};
+    mock_transport *m = mock_new();
+    m->fallback = &nothing_tagged;
+    f->aws = mock_client(m, "us-east-1", 1);
     CHECK(f->aws != NULL);
     f->dep = gm_deployment_new(name, "dev", "us-east-1");
     CHECK_INT(gm_store_save(f->store, f->dep, &err), GM_OK);
