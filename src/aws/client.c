@@ -409,6 +409,7 @@ static GM_MUST_CHECK gm_status attempt_once(gm_aws_client *c, const call *k, int
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory building a request");
     }
     req.total_timeout_ms = c->total_timeout_ms;
+    req.fresh_connection = k->once;
     st = refresh_credentials(c, &creds, err);
     if (st == GM_OK) {
         gm_sigv4_params sp = {

@@ -42,6 +42,8 @@ typedef struct gm_http_request {
     gm_buf body;             /* bounded by GM_LIMIT_REQUEST_BODY */
     long connect_timeout_ms; /* 0: transport default */
     long total_timeout_ms;   /* 0: transport default */
+    bool fresh_connection;   /* never on a reused connection (a transport may resend a
+                                request whose reused connection died: not this one) */
 } gm_http_request;
 
 typedef struct gm_http_response {

@@ -188,7 +188,8 @@ const gm_read_spec gm_elb_load_balancers = {
     "elbv2 load balancers", "LoadBalancers/member", {"LoadBalancerArn", "State/Code", "DNSName"}};
 const gm_read_spec gm_elb_target_groups = {
     "elbv2 target groups", "TargetGroups/member", {"TargetGroupArn"}};
-const gm_read_spec gm_elb_listeners = {"elbv2 listeners", "Listeners/member", {"ListenerArn"}};
+const gm_read_spec gm_elb_listeners = {
+    "elbv2 listeners", "Listeners/member", {"ListenerArn", "Port"}};
 const gm_read_spec gm_elb_target_health = {
     "elbv2 target health",
     "TargetHealthDescriptions/member",

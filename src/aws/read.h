@@ -89,11 +89,11 @@ enum {
 
 extern const gm_read_spec gm_elb_load_balancers; /* LoadBalancerArn, State/Code, DNSName */
 extern const gm_read_spec gm_elb_target_groups;  /* TargetGroupArn */
-extern const gm_read_spec gm_elb_listeners;      /* ListenerArn */
+extern const gm_read_spec gm_elb_listeners;      /* ListenerArn, Port */
 extern const gm_read_spec gm_elb_target_health;  /* see GM_ELB_TH_* */
 extern const gm_read_spec gm_elb_tags;           /* Key, Value (DescribeTags of one arn) */
 
-enum { GM_ELB_ARN = 0, GM_ELB_LB_STATE = 1, GM_ELB_LB_DNS = 2 };
+enum { GM_ELB_ARN = 0, GM_ELB_LB_STATE = 1, GM_ELB_LB_DNS = 2, GM_ELB_LISTENER_PORT = 1 };
 enum { GM_ELB_TH_ID, GM_ELB_TH_STATE, GM_ELB_TH_REASON, GM_ELB_TH_DESCRIPTION };
 
 /* ---- IAM -------------------------------------------------------------------------- */

@@ -161,6 +161,9 @@ static GM_MUST_CHECK gm_status curl_send(gm_transport *base, const gm_http_reque
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* libcurl sends a request again, unasked, when a reused connection dies
+     * before the answer: a create that must go out once takes a new one. */
+    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, req->fresh_connection ? 1L : 0L);
     if (t->ca_bundle)
         curl_easy_setopt(h, CURLOPT_CAINFO, t->ca_bundle);
 

@@ -374,7 +374,10 @@ static GM_MUST_CHECK gm_status ids_to_delete(gm_node *n, const char *recorded, g
     gm_node_state *s = gm_deployment_node(n->run->dep, n->def->name);
     creating = s && (s->status == GM_NODE_CREATING || s->status == GM_NODE_FAILED);
     pthread_mutex_unlock(&n->run->lock);
-    for (int look = 0; st == GM_OK && !recorded && look < CREATING_LOOKS; look++) {
+    /* A kind the sweep cannot list (IAM) is looked up by name as well: the
+     * record may name something else. */
+    bool look_anyway = !n->def->ops->listed_by_tags && n->def->ops->find;
+    for (int look = 0; st == GM_OK && (!recorded || look_anyway) && look < CREATING_LOOKS; look++) {
         if (look)
             st = gm_node_wait(n, n->run->settings.poll_ms, "looking for what was being created",
                               err);
@@ -385,7 +388,7 @@ static GM_MUST_CHECK gm_status ids_to_delete(gm_node *n, const char *recorded, g
             st = gm_ids_add(out, more.v[i], err);
         if (st == GM_OK)
             gm_ids_release(&more);
-        if (out->n || !creating)
+        if (out->n || !creating || look_anyway)
             break;
     }
     return st;

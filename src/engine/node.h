@@ -46,6 +46,8 @@ typedef struct gm_node_ops {
     const char *delete_label; /* progress while deleting: "deleting the VPC"; NULL: nothing
                                  to delete */
     bool owns_resource;       /* false: lookups and settings, nothing to delete */
+    bool listed_by_tags;      /* the Resource Groups Tagging API lists this kind (destroy's
+                                 sweep finds it); else destroy always looks it up too */
     /* Ensures the resource exists (find-or-create, then idempotent settings).
      * Calls gm_node_intent before its create call and gm_node_created right
      * after. */

@@ -123,6 +123,8 @@ void gm_n_owner_of(gm_node *n, const char *name, const char *id, gm_owner *out, 
 /* The same from its tags (rows of key, value). */
 void gm_n_owner_from_tags(gm_node *n, const struct gm_read_rows *tags, gm_owner *out, char *why,
                           size_t why_size);
+/* True for an EC2 id: "vpc-", "sg-", "i-", ... and 8 to 17 hex digits. */
+bool gm_n_ec2_id_ok(const char *id);
 /* Whose the EC2 resource id is: described by id (action, id_param, the path
  * of its item, e.g. "vpcSet/item"), then its tags. NotFound: gone; a
  * malformed id is an error. */

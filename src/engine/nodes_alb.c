@@ -146,6 +146,7 @@ const gm_node_ops gm_ops_alb_sg = {
     .label = "creating the load balancer's security group",
     .delete_label = "deleting the load balancer's security group",
     .owns_resource = true,
+    .listed_by_tags = true,
     .create = alb_sg_create,
     .find = gm_n_sg_find,
     .destroy = gm_n_sg_destroy,
@@ -259,6 +260,43 @@ static GM_MUST_CHECK gm_status alb_find(gm_node *n, gm_ids *out, gm_error *err)
     return st;
 }
 
+/* An ELBv2 create: its action, parameters and the reader of its answer. */
+typedef struct elb_create_req {
+    const char *action;
+    gm_params *params;
+    const gm_read_spec *spec;
+} elb_create_req;
+
+static GM_MUST_CHECK gm_status send_elb_create(gm_node *n, void *ctx, char **out_arn, gm_error *err)
+{
+    elb_create_req *r = ctx;
+    r->params->once = true;
+    gm_read_rows rows;
+    gm_status st = elb_read(n, r->action, r->params, NULL, r->spec, &rows, err);
+    if (st == GM_OK) {
+        *out_arn = gm_read_dup(&rows, 0, GM_ELB_ARN);
+        if (!*out_arn)
+            st = gm_error_set(err, GM_ERR_PARSE, "%s returned no arn", r->action);
+    }
+    gm_read_rows_release(&rows);
+    return st;
+}
+
+/* Creates a load balancer or target group by name: a name taken by an
+ * earlier try of this deployment (its answer lost) is found and adopted; one
+ * taken by anything else is an error. */
+static GM_MUST_CHECK gm_status elb_create(gm_node *n, const char *action, gm_params *p,
+                                          const gm_read_spec *spec, const char *duplicate_code,
+                                          char **out_arn, gm_error *err)
+{
+    const char *const dup[] = {duplicate_code, NULL};
+    elb_create_req r = {action, p, spec};
+    gm_status st = gm_n_create_once(n, send_elb_create, &r, dup, out_arn, err);
+    if (st == GM_OK)
+        st = gm_node_created(n, *out_arn, err);
+    return st;
+}
+
 static GM_MUST_CHECK gm_status alb_request(gm_node *n, char **out_arn, gm_error *err)
 {
     char name[64];
@@ -275,16 +313,9 @@ static GM_MUST_CHECK gm_status alb_request(gm_node *n, char **out_arn, gm_error 
     gm_params_add(&p, "Type", "application");
     gm_params_add(&p, "IpAddressType", "ipv4");
     gm_n_member_tags(n, &p, false);
-    gm_read_rows rows;
-    /* The same name and settings again answers with the existing one. */
-    gm_status st = elb_read(n, "CreateLoadBalancer", &p, NULL, &gm_elb_load_balancers, &rows, err);
+    gm_status st = elb_create(n, "CreateLoadBalancer", &p, &gm_elb_load_balancers,
+                              "DuplicateLoadBalancerName", out_arn, err);
     gm_params_release(&p);
-    if (st == GM_OK) {
-        *out_arn = gm_read_dup(&rows, 0, GM_ELB_ARN);
-        st = *out_arn ? gm_node_created(n, *out_arn, err)
-                      : gm_error_set(err, GM_ERR_PARSE, "CreateLoadBalancer returned no arn");
-    }
-    gm_read_rows_release(&rows);
     free(a);
     free(b);
     free(sg);
@@ -380,6 +411,7 @@ const gm_node_ops gm_ops_alb = {
     .label = "creating the load balancer",
     .delete_label = "deleting the load balancer",
     .owns_resource = true,
+    .listed_by_tags = true,
     .create = alb_create,
     .find = alb_find,
     .destroy = alb_destroy,
@@ -442,15 +474,9 @@ static GM_MUST_CHECK gm_status tg_create(gm_node *n, gm_error *err)
         gm_params p;
         gm_params_init(&p);
         tg_params(n, &p);
-        gm_read_rows rows;
-        st = elb_read(n, "CreateTargetGroup", &p, NULL, &gm_elb_target_groups, &rows, err);
+        st = elb_create(n, "CreateTargetGroup", &p, &gm_elb_target_groups,
+                        "DuplicateTargetGroupName", &arn, err);
         gm_params_release(&p);
-        if (st == GM_OK) {
-            arn = gm_read_dup(&rows, 0, GM_ELB_ARN);
-            st = arn ? gm_node_created(n, arn, err)
-                     : gm_error_set(err, GM_ERR_PARSE, "CreateTargetGroup returned no arn");
-        }
-        gm_read_rows_release(&rows);
     }
     free(arn);
     return st;
@@ -472,6 +498,7 @@ const gm_node_ops gm_ops_target_group = {
     .label = "creating target groups",
     .delete_label = "deleting the target group",
     .owns_resource = true,
+    .listed_by_tags = true,
     .create = tg_create,
     .find = tg_find,
     .destroy = tg_destroy,
@@ -505,6 +532,53 @@ static void listener_params(gm_node *n, gm_params *p, const char *lb, const char
     gm_n_member_tags(n, p, false);
 }
 
+/* The arn of the load balancer's listener on port, or NULL. */
+static GM_MUST_CHECK gm_status listener_on(gm_node *n, const char *lb, const char *port,
+                                           char **out_arn, gm_error *err)
+{
+    *out_arn = NULL;
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "LoadBalancerArn", lb);
+    gm_read_rows rows;
+    gm_status st = elb_read(n, "DescribeListeners", &p, NULL, &gm_elb_listeners, &rows, err);
+    gm_params_release(&p);
+    for (size_t i = 0; st == GM_OK && i < rows.n && !*out_arn; i++)
+        if (strcmp(gm_read_get(&rows, i, GM_ELB_LISTENER_PORT), port) == 0)
+            *out_arn = gm_read_dup(&rows, i, GM_ELB_ARN);
+    gm_read_rows_release(&rows);
+    return st;
+}
+
+/* One listener: sent once; after a lost answer, or when the port already has
+ * one (made by the first try), the listener on the port is taken. */
+static GM_MUST_CHECK gm_status one_listener(gm_node *n, const char *lb, const char *tg, bool https,
+                                            bool redirect, char **out_arn, gm_error *err)
+{
+    gm_params p;
+    gm_params_init(&p);
+    listener_params(n, &p, lb, tg, https, redirect);
+    p.once = true;
+    gm_read_rows rows;
+    gm_error cerr = {0};
+    gm_status st = elb_read(n, "CreateListener", &p, NULL, &gm_elb_listeners, &rows, &cerr);
+    gm_params_release(&p);
+    *out_arn = st == GM_OK ? gm_read_dup(&rows, 0, GM_ELB_ARN) : NULL;
+    gm_read_rows_release(&rows);
+    if (st == GM_OK)
+        return *out_arn ? GM_OK : gm_error_set(err, GM_ERR_PARSE, "CreateListener returned no arn");
+    if (!gm_aws_error_ambiguous(&cerr) && strcmp(cerr.aws_code, "DuplicateListener") != 0) {
+        *err = cerr;
+        return st;
+    }
+    st = listener_on(n, lb, https ? "443" : "80", out_arn, err);
+    if (st == GM_OK && !*out_arn) {
+        *err = cerr;
+        return GM_ERR_AWS;
+    }
+    return st;
+}
+
 static GM_MUST_CHECK gm_status listener_create(gm_node *n, gm_error *err)
 {
     char *lb = gm_node_id_of(n, "alb");
@@ -515,20 +589,15 @@ static GM_MUST_CHECK gm_status listener_create(gm_node *n, gm_error *err)
     /* With a certificate: HTTPS:443 forwards, HTTP:80 redirects to it.
      * Without: HTTP:80 forwards. */
     for (int i = 0; st == GM_OK && i < (cert ? 2 : 1); i++) {
-        gm_params p;
-        gm_params_init(&p);
-        listener_params(n, &p, lb, tg, cert && i == 0, cert && i == 1);
-        gm_read_rows rows;
-        /* An identical listener on the port is answered as created. */
-        st = elb_read(n, "CreateListener", &p, NULL, &gm_elb_listeners, &rows, err);
-        gm_params_release(&p);
-        if (st == GM_OK && !first)
-            first = gm_read_dup(&rows, 0, GM_ELB_ARN);
-        gm_read_rows_release(&rows);
+        char *arn = NULL;
+        st = one_listener(n, lb ? lb : "", tg ? tg : "", cert && i == 0, cert && i == 1, &arn, err);
+        if (!first)
+            first = arn;
+        else
+            free(arn);
     }
     if (st == GM_OK)
-        st = first ? gm_node_created(n, first, err)
-                   : gm_error_set(err, GM_ERR_PARSE, "CreateListener returned no arn");
+        st = gm_node_created(n, first, err);
     free(first);
     free(lb);
     free(tg);

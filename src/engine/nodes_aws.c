@@ -359,10 +359,23 @@ void gm_n_owner_from_tags(gm_node *n, const gm_read_rows *tags, gm_owner *out, c
     gm_n_owner_of(n, name, id, out, why, why_size);
 }
 
+bool gm_n_ec2_id_ok(const char *id)
+{
+    size_t prefix = strspn(id, "abcdefghijklmnopqrstuvwxyz");
+    if (prefix == 0 || id[prefix] != '-')
+        return false;
+    const char *hex = id + prefix + 1;
+    size_t len = strlen(hex);
+    return len >= 8 && len <= 17 && strspn(hex, "0123456789abcdef") == len;
+}
+
 gm_status gm_n_owner_ec2(gm_node *n, const char *id, const char *action, const char *id_param,
                          const char *item_path, gm_owner *out, char *why, size_t why_size,
                          gm_error *err)
 {
+    if (!gm_n_ec2_id_ok(id))
+        return gm_error_set(err, GM_ERR_CONFLICT, "the record names a malformed %s id '%s'",
+                            gm_node_kind(n), id);
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, id_param, id);

@@ -158,8 +158,8 @@ static GM_MUST_CHECK gm_status efs_owner(gm_node *n, const char *id, gm_owner *o
                                          size_t why_size, gm_error *err)
 {
     if (strncmp(id, "fs-", 3) != 0 || strspn(id + 3, "0123456789abcdef") != strlen(id + 3))
-        return gm_error_set(err, GM_ERR_INVALID, "the record names a malformed file system id '%s'",
-                            id);
+        return gm_error_set(err, GM_ERR_CONFLICT,
+                            "the record names a malformed file system id '%s'", id);
     char query[128];
     snprintf(query, sizeof query, "?FileSystemId=%s", id);
     gm_read_rows rows;
@@ -199,6 +199,7 @@ const gm_node_ops gm_ops_efs = {
     .label = "creating the encrypted file system",
     .delete_label = "deleting the file system and its data",
     .owns_resource = true,
+    .listed_by_tags = true,
     .create = efs_create,
     .find = efs_find,
     .destroy = efs_destroy,

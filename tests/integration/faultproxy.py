@@ -32,13 +32,17 @@ Rule format (all keys optional except one action key):
                    dotted keys reach into JSON bodies; or a str that must
                    appear as a substring of the query string + request body)
   counting: skip (let the first K matching requests through), times (fire for
-            this many matching requests, default unlimited)
+            this many matching requests, default unlimited), probability (fire for
+            each matching request with this chance, drawn from a generator seeded
+            with seed, default 0: repeatable)
   terminal faults (first matching rule wins):
             error + status(default 400) + message [+ type Sender|Receiver]
             status without error: bare error; body "aws" (realistic AWS error
                    for the protocol), "text" (reason phrase), "empty", or any
                    other literal string; optional code, content_type
             reset: true  -> TCP RST without a response
+                   (with forward: true the request reaches the upstream first: a lost
+                   answer to a request that was carried out)
             close: true  -> close the connection (FIN) without a response
   modifiers (every matching rule applies):
             latency_ms: N (cumulative; may also accompany a terminal fault)
@@ -55,6 +59,7 @@ import http.client
 import http.server
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -317,6 +322,8 @@ class Rule:
             raise ValueError("rule has no effect: %r" % (spec,))
         self.seen = 0
         self.fired = 0
+        self.probability = float(s.get("probability", 1.0))
+        self.rng = random.Random(int(s.get("seed", 0)))
         self.name = s.get("name") or self._describe()
 
     def _describe(self):
@@ -327,7 +334,7 @@ class Rule:
         elif "status" in s:
             parts.append("status:%s" % s["status"])
         if s.get("reset"):
-            parts.append("reset")
+            parts.append("reset_after_forward" if s.get("forward") else "reset")
         if s.get("close"):
             parts.append("close")
         if self.is_kill:
@@ -383,6 +390,8 @@ class Rule:
             return False
         self.seen += 1
         if self.seen <= self.skip:
+            return False
+        if self.probability < 1.0 and self.rng.random() >= self.probability:
             return False
         self.fired += 1
         return True
@@ -837,6 +846,13 @@ class FaultProxy:
         recorded = False
         try:
             if terminal is not None and (terminal.spec.get("reset") or terminal.spec.get("close")):
+                if terminal.spec.get("forward"):
+                    try:
+                        status, _, data = h._forward(method, body, info)
+                        rec["upstream_status"] = status
+                        rec["response_body"] = data.decode("utf-8", "replace")
+                    except Exception:  # the client sees a reset either way
+                        rec["fault"] = (rec["fault"] or "") + ",upstream_error"
                 self._do_kills(kills, rec)
                 rec["end"] = time.time()
                 self._record(rec)
