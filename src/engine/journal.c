@@ -326,6 +326,17 @@ gm_status gm_node_set_output(gm_node *n, const char *key, const char *value, gm_
     return rc == 0 ? GM_OK : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
 }
 
+json_t *gm_node_record_summary(gm_node *n)
+{
+    pthread_mutex_lock(&n->run->lock);
+    const gm_deployment *d = n->run->dep;
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:O}", "name", d->name, "deployment_id", d->deployment_id,
+                  "tier", d->tier, "region", d->region, "config", d->config);
+    pthread_mutex_unlock(&n->run->lock);
+    return j;
+}
+
 void gm_node_set_cost(gm_node *n, json_t *estimate)
 {
     if (!estimate)

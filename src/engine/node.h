@@ -142,6 +142,9 @@ gm_provenance gm_node_provenance_of(gm_node *n, const char *node);
  * value NULL stores null. */
 GM_MUST_CHECK gm_status gm_node_set_output(gm_node *n, const char *key, const char *value,
                                            gm_error *err);
+/* What a lost record can be rebuilt from (adopt): {"name", "deployment_id",
+ * "tier", "region", "config"}; NULL when memory is exhausted. */
+json_t *gm_node_record_summary(gm_node *n);
 /* Replaces the deployment's cost estimate (takes the reference). */
 void gm_node_set_cost(gm_node *n, json_t *estimate);
 

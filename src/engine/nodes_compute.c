@@ -20,6 +20,8 @@ typedef struct put_job {
     gm_node *n;
     char *name;
     const char *value;
+    const char *type; /* "SecureString", or "String" for the config */
+    bool overwrite;   /* replace a stored value (the config) rather than keep it */
     const char *description;
     gm_status st;
     bool kept;
@@ -27,57 +29,91 @@ typedef struct put_job {
     pthread_t thread;
 } put_job;
 
+/* One PutParameter; overwrite replaces the value of an existing parameter
+ * (AWS refuses Tags together with Overwrite, so the tags stay those of the
+ * first put). */
+static GM_MUST_CHECK gm_status put_once(put_job *j, bool overwrite, gm_error *err)
+{
+    json_t *tags = overwrite ? json_array() : gm_n_json_tags(j->n);
+    json_t *body = tags ? json_pack("{s:s, s:s, s:s, s:s, s:b, s:o}", "Name", j->name, "Value",
+                                    j->value, "Type", j->type, "Description", j->description,
+                                    "Overwrite", overwrite, "Tags", tags)
+                        : NULL;
+    if (body && overwrite)
+        json_object_del(body, "Tags");
+    json_t *out = NULL;
+    gm_status st =
+        body ? gm_aws_json(gm_node_aws(j->n), &gm_svc_ssm, "PutParameter", body, &out, err)
+             : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    json_decref(out);
+    json_decref(body);
+    return st;
+}
+
 static void *put_parameter(void *arg)
 {
     put_job *j = arg;
-    json_t *tags = gm_n_json_tags(j->n);
-    json_t *body = tags ? json_pack("{s:s, s:s, s:s, s:s, s:b, s:o}", "Name", j->name, "Value",
-                                    j->value, "Type", "SecureString", "Description", j->description,
-                                    "Overwrite", 0, "Tags", tags)
-                        : NULL;
-    json_t *out = NULL;
     gm_error cerr = {0};
-    j->st = body ? gm_aws_json(gm_node_aws(j->n), &gm_svc_ssm, "PutParameter", body, &out, &cerr)
-                 : gm_error_set(&cerr, GM_ERR_NOMEM, "out of memory");
-    /* A stored value survives redeploys and replacement instances: above all
-     * the n8n encryption key must never change. */
-    if (j->st != GM_OK && strcmp(cerr.aws_code, "ParameterAlreadyExists") == 0) {
+    j->st = put_once(j, false, &cerr);
+    bool exists = j->st != GM_OK && strcmp(cerr.aws_code, "ParameterAlreadyExists") == 0;
+    if (exists && j->overwrite) {
+        /* the config follows the record */
+        cerr = (gm_error){0};
+        j->st = put_once(j, true, &cerr);
+    } else if (exists) {
+        /* A stored value survives redeploys and replacement instances: above
+         * all the n8n encryption key must never change. */
         j->st = GM_OK;
         j->kept = true;
-    } else if (j->st != GM_OK) {
-        j->err = cerr;
     }
-    json_decref(out);
-    json_decref(body);
+    if (j->st != GM_OK)
+        j->err = cerr;
     return NULL;
 }
 
-/* Writes every secret concurrently (one round trip); returns the first
- * failure and how many were already stored. */
-static GM_MUST_CHECK gm_status put_all(gm_node *n, const char *prefix,
-                                       const gm_secret_values *values, int *out_kept, gm_error *err)
+#define N_PUTS (GM_SECRET_COUNT + 1) /* the secrets and the config */
+
+/* The jobs: every secret (kept when already stored), and the deployment's
+ * config (what adopt rebuilds a lost record from). */
+static GM_MUST_CHECK gm_status put_jobs(gm_node *n, const char *prefix,
+                                        const gm_secret_values *values, const char *config,
+                                        put_job *jobs, gm_error *err)
 {
-    put_job jobs[GM_SECRET_COUNT];
-    memset(jobs, 0, sizeof jobs);
-    gm_status st = GM_OK;
-    bool started[GM_SECRET_COUNT] = {false};
-    for (int i = 0; i < GM_SECRET_COUNT; i++) {
+    for (int i = 0; i < N_PUTS; i++) {
         put_job *j = &jobs[i];
         j->n = n;
-        j->name = gm_secret_parameter_name(prefix, (gm_secret_id)i);
-        j->value = values->value[i];
-        j->description = gm_secret_def_get((gm_secret_id)i)->description;
-        if (!j->name) {
-            st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-            break;
-        }
-        if (pthread_create(&j->thread, NULL, put_parameter, j) == 0)
+        bool secret = i < GM_SECRET_COUNT;
+        j->name = secret ? gm_secret_parameter_name(prefix, (gm_secret_id)i)
+                         : gm_strfmt("%s%s", prefix, GM_CONFIG_PARAMETER);
+        j->value = secret ? values->value[i] : config;
+        j->type = secret ? "SecureString" : "String";
+        j->overwrite = !secret;
+        j->description = secret ? gm_secret_def_get((gm_secret_id)i)->description
+                                : "GeuseMaker deployment record summary (no secrets)";
+        if (!j->name)
+            return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    }
+    return GM_OK;
+}
+
+/* Writes every parameter concurrently (one round trip); returns the first
+ * failure and how many secrets were already stored. */
+static GM_MUST_CHECK gm_status put_all(gm_node *n, const char *prefix,
+                                       const gm_secret_values *values, const char *config,
+                                       int *out_kept, gm_error *err)
+{
+    put_job jobs[N_PUTS];
+    memset(jobs, 0, sizeof jobs);
+    bool started[N_PUTS] = {false};
+    gm_status st = put_jobs(n, prefix, values, config, jobs, err);
+    for (int i = 0; st == GM_OK && i < N_PUTS; i++) {
+        if (pthread_create(&jobs[i].thread, NULL, put_parameter, &jobs[i]) == 0)
             started[i] = true;
         else
-            put_parameter(j); /* no thread to be had: do it here */
+            put_parameter(&jobs[i]); /* no thread to be had: do it here */
     }
     *out_kept = 0;
-    for (int i = 0; i < GM_SECRET_COUNT; i++) {
+    for (int i = 0; i < N_PUTS; i++) {
         if (started[i])
             pthread_join(jobs[i].thread, NULL);
         if (jobs[i].name && jobs[i].st != GM_OK && st == GM_OK) {
@@ -101,8 +137,14 @@ static GM_MUST_CHECK gm_status secrets_create(gm_node *n, gm_error *err)
     if (st == GM_OK)
         st = gm_secrets_generate(&values, err);
     int kept = 0;
+    json_t *summary = gm_node_record_summary(n);
+    char *config = summary ? json_dumps(summary, JSON_COMPACT) : NULL;
+    json_decref(summary);
+    if (st == GM_OK && !config)
+        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     if (st == GM_OK)
-        st = put_all(n, prefix, &values, &kept, err);
+        st = put_all(n, prefix, &values, config, &kept, err);
+    free(config);
     gm_secret_values_release(&values);
     if (st == GM_OK && kept)
         gm_node_note(n, "kept %d secret(s) already stored under %s", kept, prefix);

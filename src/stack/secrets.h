@@ -34,6 +34,11 @@ typedef struct gm_secret_def {
 
 #define GM_SECRET_VALUE_MAX 64
 
+/* The leaf of the String parameter stored beside the secrets that holds the
+ * deployment's record summary (name, id, tier, region, config; never a
+ * secret): what `adopt` rebuilds a lost local record from. */
+#define GM_CONFIG_PARAMETER "config"
+
 /* Holds generated values; embed it, call gm_secret_values_release when done
  * (it wipes the memory). */
 typedef struct gm_secret_values {

@@ -33,7 +33,7 @@ def assert_single_complete(boto, name):
     for kind in ("vpcs", "instances", "file_systems", "security_groups", "igws", "route_tables"):
         assert len(left.get(kind, [])) == 1, (kind, left)
     assert len(left["subnets"]) == 2 and len(left["mount_targets"]) == 2, left
-    assert len(left["parameters"]) == 5, left
+    assert len(left["parameters"]) == 6, left  # five secrets and the config
     assert len(left["roles"]) == 1 and len(left["instance_profiles"]) == 1, left
 
 

@@ -25,7 +25,7 @@ def counts(boto, name):
 def expected_counts(tier):
     c = {"vpcs": 1, "subnets": 2, "igws": 1, "route_tables": 1, "security_groups": 1,
          "instances": 1, "file_systems": 1, "mount_targets": 2, "roles": 1,
-         "instance_profiles": 1, "parameters": 5}
+         "instance_profiles": 1, "parameters": 6}
     if tier == "automation":
         c.update({"security_groups": 2, "load_balancers": 1, "target_groups": 1})
     return c
