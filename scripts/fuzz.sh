@@ -16,8 +16,9 @@ cmake --build build-fuzz -j "$(nproc)" >/dev/null
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 status=0
-for target in build-fuzz/fuzz/fuzz_*; do
-  name=$(basename "$target")
+for source in fuzz/fuzz_*.c; do
+  name=$(basename "$source" .c)
+  target=build-fuzz/fuzz/$name
   mkdir -p "$scratch/$name"
   if ! "$target" -max_total_time="$seconds" -print_final_stats=1 -close_fd_mask=1 \
       -artifact_prefix="$scratch/" "$scratch/$name" "fuzz/corpus/$name" \

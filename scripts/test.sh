@@ -7,7 +7,8 @@
 #      libFuzzer target runs for a few seconds on its corpus (clang build);
 #   4. integration tests (pytest: the real binary against a local moto server,
 #      through the project's fault-injection proxy);
-#   5. the whoami, credential and deploy integration tests again with the sanitizer binary;
+#   5. the whoami, credential, deploy and bad-input integration tests again with the
+#      sanitizer binary;
 #   6. line coverage of the orchestration (engine/, including the load balancer nodes) and
 #      state (state/) code by the unit and deploy, crash, ALB and failover integration tests,
 #      on a gcov build (must be at least 80 %).
@@ -50,17 +51,20 @@ scripts/fuzz.sh "${GM_FUZZ_SECONDS:-5}"
 echo "== shellcheck" >&2
 shellcheck scripts/*.sh .ci/run tests/integration/userdata_sandbox/stub
 
-echo "== integration tests, sanitizer binary (whoami, credentials, deploy)" >&2
+echo "== integration tests, sanitizer binary (whoami, credentials, deploy, bad input, adopt," \
+  "cleanup, state folder)" >&2
 GEUSEMAKER_BIN="$root/build-asan/geusemaker" python3 -m pytest -q -p no:cacheprovider \
   tests/integration/test_whoami.py tests/integration/test_credentials.py \
-  tests/integration/test_deploy.py
+  tests/integration/test_deploy.py tests/integration/test_bad_input.py \
+  tests/integration/test_adopt_cleanup.py tests/integration/test_state_safety.py
 
 echo "== coverage of engine/ and state/ (gcov build)" >&2
 find build-cov -name '*.gcda' -delete
 ctest --test-dir build-cov -j "$jobs" -R 'test_state|fuzz_state' >/dev/null
 GEUSEMAKER_BIN="$root/build-cov/geusemaker" python3 -m pytest -q -p no:cacheprovider \
   tests/integration/test_deploy.py tests/integration/test_crash.py tests/integration/test_alb.py \
-  tests/integration/test_failover.py tests/integration/test_stack_deploy.py
+  tests/integration/test_failover.py tests/integration/test_stack_deploy.py \
+  tests/integration/test_adopt_cleanup.py
 gcovr --root . --object-directory build-cov --gcov-ignore-parse-errors \
   --filter 'src/engine/' --filter 'src/state/' \
   --print-summary --txt build-cov/coverage.txt --fail-under-line 80 >/dev/null

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "aws/partition.h"
 #include "aws/sigv4.h"
 #include "aws/xml.h"
 #include "core/crypto.h"
@@ -48,6 +49,9 @@ struct gm_aws_client {
     gm_aws_call_observer observer;
     void *observer_ctx;
     long total_timeout_ms;
+    long process_timeout_ms;       /* credential_process deadline; 0: the chain's */
+    const gm_partition *partition; /* of region; never NULL once made */
+    bool read_only;                /* refuse every action but Describe*, Get*, List* */
 };
 
 void gm_params_init(gm_params *p)
@@ -91,56 +95,135 @@ static const char *env_nonempty(const char *name)
     return v && *v ? v : NULL;
 }
 
-static bool valid_region(const char *r)
-{
-    size_t n = strlen(r);
-    if (n < 2 || n > 32)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!(islower((unsigned char)r[i]) || isdigit((unsigned char)r[i]) || r[i] == '-'))
-            return false;
-    return r[0] != '-' && r[n - 1] != '-';
-}
-
 gm_status gm_aws_resolve_region(const char *flag, const char *profile, char **out, gm_error *err)
 {
     *out = NULL;
     const char *src = "--region";
-    const char *r = flag && *flag ? flag : NULL;
+    const char *r = flag;
     if (!r && (r = env_nonempty("AWS_REGION")))
         src = "AWS_REGION";
     if (!r && (r = env_nonempty("AWS_DEFAULT_REGION")))
         src = "AWS_DEFAULT_REGION";
     char *from_profile = NULL;
+    char where[300] = "";
     if (!r) {
         gm_error perr = {0};
         if (gm_config_profile_get(profile, "region", &from_profile, &perr) == GM_OK && from_profile)
             r = from_profile;
-        src = "profile region";
+        snprintf(where, sizeof where, "the region of profile '%s' in the aws config file",
+                 gm_profile_name(profile));
+        src = where;
     }
     if (!r)
         return gm_error_set(err, GM_ERR_INVALID,
                             "no aws region configured (tried --region, AWS_REGION, "
-                            "AWS_DEFAULT_REGION and the region of profile '%s')",
+                            "AWS_DEFAULT_REGION and the region of profile '%s'): pass --region "
+                            "REGION or set AWS_REGION",
                             gm_profile_name(profile));
-    if (!valid_region(r)) {
-        gm_error_set(err, GM_ERR_INVALID,
-                     "invalid region '%s' from %s: expected a name like 'us-east-1'", r, src);
+    gm_status st = gm_region_check(r, src, err);
+    if (st != GM_OK) {
         free(from_profile);
-        return GM_ERR_INVALID;
+        return st;
     }
     *out = from_profile ? from_profile : strdup(r);
     return *out ? GM_OK : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
 }
 
-static int64_t env_int(const char *name, int64_t dflt)
+/* A whole-number environment variable within [min, max]; unset or empty
+ * leaves *out alone. Anything else is refused by name: never a silent
+ * default. */
+static GM_MUST_CHECK gm_status env_number(const char *name, int64_t min, int64_t max, int64_t *out,
+                                          gm_error *err)
 {
     const char *v = env_nonempty(name);
-    if (!v)
-        return dflt;
-    char *end = NULL;
-    long long n = strtoll(v, &end, 10);
-    return end && *end == '\0' && n > 0 ? (int64_t)n : dflt;
+    if (v && !gm_str_to_int64(v, min, max, out))
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid %s '%.64s': expected a whole number from %lld to %lld (or "
+                            "unset it)",
+                            name, v, (long long)min, (long long)max);
+    return GM_OK;
+}
+
+/* The services whose endpoint can be overridden (AWS_ENDPOINT_URL_<ID>). */
+static const gm_aws_service *const overridable[] = {
+    &gm_svc_ec2, &gm_svc_sts, &gm_svc_iam,     &gm_svc_elbv2,
+    &gm_svc_ssm, &gm_svc_efs, &gm_svc_pricing, &gm_svc_tagging,
+};
+
+static bool endpoints_ignored(void)
+{
+    const char *ignore = getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    return ignore && strcasecmp(ignore, "true") == 0;
+}
+
+/* The numbers the client takes from the environment. */
+typedef struct env_numbers {
+    int64_t max_attempts, retry_base_ms, process_timeout_ms;
+} env_numbers;
+
+static GM_MUST_CHECK gm_status read_env_numbers(env_numbers *n, gm_error *err)
+{
+    n->max_attempts = 3;
+    n->retry_base_ms = 1000;
+    n->process_timeout_ms = 0;
+    gm_status st =
+        env_number("AWS_MAX_ATTEMPTS", 1, GM_AWS_MAX_ATTEMPTS_MAX, &n->max_attempts, err);
+    if (st == GM_OK)
+        st = env_number("GEUSEMAKER_RETRY_BASE_MS", 1, 60000, &n->retry_base_ms, err);
+    if (st == GM_OK)
+        st = env_number("GEUSEMAKER_CREDENTIAL_PROCESS_TIMEOUT_MS", 1, 3600000,
+                        &n->process_timeout_ms, err);
+    return st;
+}
+
+gm_status gm_aws_check_environment(gm_error *err)
+{
+    env_numbers n;
+    gm_status st = read_env_numbers(&n, err);
+    if (st != GM_OK || endpoints_ignored())
+        return st;
+    const char *url = env_nonempty("AWS_ENDPOINT_URL");
+    if (url)
+        st = gm_url_check_http(url, "AWS_ENDPOINT_URL", err);
+    for (size_t i = 0; st == GM_OK && i < sizeof overridable / sizeof *overridable; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "AWS_ENDPOINT_URL_%s", overridable[i]->env_id);
+        if ((url = env_nonempty(name)))
+            st = gm_url_check_http(url, name, err);
+    }
+    return st;
+}
+
+/* Whatever goes wrong in the credential chain (nothing found, a
+ * credential_process that fails, times out, writes too much or the wrong
+ * document, a malformed credentials file) is a credential problem:
+ * GM_ERR_AUTH, exit 4. A profile that does not exist stays bad input. */
+static gm_status credential_failure(gm_status st, gm_error *err)
+{
+    if (st == GM_OK || st == GM_ERR_NOMEM || st == GM_ERR_INVALID || st == GM_ERR_AUTH)
+        return st;
+    if (err && err->status == st)
+        err->status = GM_ERR_AUTH;
+    return GM_ERR_AUTH;
+}
+
+/* Everything from the environment, checked before anything else; the
+ * options win over it. */
+static GM_MUST_CHECK gm_status client_settings(const gm_aws_client_options *opts, gm_aws_client *c,
+                                               int *out_attempts, int64_t *out_base_ms,
+                                               gm_error *err)
+{
+    env_numbers n;
+    gm_status st = gm_aws_check_environment(err);
+    if (st == GM_OK)
+        st = read_env_numbers(&n, err);
+    if (st != GM_OK)
+        return st;
+    *out_attempts = opts->max_attempts > 0 ? opts->max_attempts : (int)n.max_attempts;
+    *out_base_ms = opts->retry_base_ms > 0 ? opts->retry_base_ms : n.retry_base_ms;
+    c->process_timeout_ms =
+        opts->process_timeout_ms > 0 ? opts->process_timeout_ms : (long)n.process_timeout_ms;
+    return GM_OK;
 }
 
 gm_status gm_aws_client_new(const gm_aws_client_options *opts, gm_aws_client **out, gm_error *err)
@@ -155,14 +238,26 @@ gm_status gm_aws_client_new(const gm_aws_client_options *opts, gm_aws_client **o
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     }
     pthread_mutex_init(&c->cred_lock, NULL);
-    gm_retry_policy_init(&c->retry, opts->max_attempts,
-                         opts->retry_base_ms ? opts->retry_base_ms
-                                             : env_int("GEUSEMAKER_RETRY_BASE_MS", 1000));
     c->observer = opts->observer;
     c->observer_ctx = opts->observer_ctx;
     c->total_timeout_ms = opts->total_timeout_ms;
     c->transport = opts->transport;
-    gm_status st;
+    int attempts = 0;
+    int64_t base_ms = 0;
+    gm_status st = client_settings(opts, c, &attempts, &base_ms, err);
+    gm_retry_policy_init(&c->retry, attempts, base_ms);
+    if (st != GM_OK)
+        goto error;
+    if (opts->profile && !(c->profile = strdup(opts->profile))) {
+        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+        goto error;
+    }
+    /* The region first: a bad one is refused before the credential chain
+     * runs anything (credential_process, IMDS). */
+    st = gm_aws_resolve_region(opts->region, opts->profile, &c->region, err);
+    if (st != GM_OK)
+        goto error;
+    c->partition = gm_partition_of(c->region);
     if (!c->transport) {
         gm_transport_options topts = {
             .connect_timeout_ms = opts->connect_timeout_ms,
@@ -175,15 +270,10 @@ gm_status gm_aws_client_new(const gm_aws_client_options *opts, gm_aws_client **o
             goto error;
         }
     }
-    if (opts->profile && !(c->profile = strdup(opts->profile))) {
-        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-        goto error;
-    }
-    st = gm_aws_resolve_region(opts->region, opts->profile, &c->region, err);
-    if (st != GM_OK)
-        goto error;
-    gm_credentials_options copts = {.profile = opts->profile, .transport = c->transport};
-    st = gm_credentials_resolve(&copts, &c->creds, err);
+    gm_credentials_options copts = {.profile = opts->profile,
+                                    .transport = c->transport,
+                                    .process_timeout_ms = c->process_timeout_ms};
+    st = credential_failure(gm_credentials_resolve(&copts, &c->creds, err), err);
     if (st != GM_OK)
         goto error;
     *out = c;
@@ -223,8 +313,7 @@ gm_transport *gm_aws_client_transport(gm_aws_client *c)
 
 char *gm_aws_endpoint(const gm_aws_client *c, const gm_aws_service *svc)
 {
-    const char *ignore = getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
-    if (!(ignore && strcasecmp(ignore, "true") == 0)) {
+    if (!endpoints_ignored()) {
         char name[96];
         snprintf(name, sizeof name, "AWS_ENDPOINT_URL_%s", svc->env_id);
         const char *url = env_nonempty(name);
@@ -238,11 +327,17 @@ char *gm_aws_endpoint(const gm_aws_client *c, const gm_aws_service *svc)
             return copy;
         }
     }
-    bool china = gm_str_startswith(c->region, "cn-");
-    const char *suffix = china ? "amazonaws.com.cn" : "amazonaws.com";
-    if (svc->global && !china)
-        return gm_strfmt("https://%s.%s", svc->endpoint_prefix, suffix);
-    return gm_strfmt("https://%s.%s.%s", svc->endpoint_prefix, c->region, suffix);
+    const gm_partition *p = c->partition;
+    if (svc->global && svc == &gm_svc_iam)
+        return gm_strfmt("https://%s", p->iam_host);
+    if (svc->global)
+        return gm_strfmt("https://%s.%s", svc->endpoint_prefix, p->dns_suffix);
+    return gm_strfmt("https://%s.%s.%s", svc->endpoint_prefix, c->region, p->dns_suffix);
+}
+
+const gm_partition *gm_aws_client_partition(const gm_aws_client *c)
+{
+    return c->partition;
 }
 
 bool gm_aws_endpoint_is_loopback(const gm_aws_client *c, const gm_aws_service *svc)
@@ -372,8 +467,10 @@ static GM_MUST_CHECK gm_status refresh_credentials(gm_aws_client *c, gm_credenti
     pthread_mutex_lock(&c->cred_lock);
     if (c->creds.expiration && c->creds.expiration - time(NULL) < 300) {
         gm_credentials fresh = {0};
-        gm_credentials_options copts = {.profile = c->profile, .transport = c->transport};
-        st = gm_credentials_resolve(&copts, &fresh, err);
+        gm_credentials_options copts = {.profile = c->profile,
+                                        .transport = c->transport,
+                                        .process_timeout_ms = c->process_timeout_ms};
+        st = credential_failure(gm_credentials_resolve(&copts, &fresh, err), err);
         if (st == GM_OK) {
             gm_credentials_release(&c->creds);
             c->creds = fresh;
@@ -413,8 +510,7 @@ static GM_MUST_CHECK gm_status attempt_once(gm_aws_client *c, const call *k, int
     st = refresh_credentials(c, &creds, err);
     if (st == GM_OK) {
         gm_sigv4_params sp = {
-            .region =
-                k->svc->global && !gm_str_startswith(c->region, "cn-") ? "us-east-1" : c->region,
+            .region = k->svc->global ? c->partition->global_region : c->region,
             .service = k->svc->signing_name,
             .timestamp = time(NULL),
             .credentials = &creds,
@@ -497,6 +593,17 @@ static GM_MUST_CHECK gm_status perform(gm_aws_client *c, const call *k, gm_http_
     }
 }
 
+bool gm_aws_action_reads(const char *action)
+{
+    return gm_str_startswith(action, "Describe") || gm_str_startswith(action, "Get") ||
+           gm_str_startswith(action, "List");
+}
+
+void gm_aws_client_set_read_only(gm_aws_client *c, bool on)
+{
+    c->read_only = on;
+}
+
 static void call_release(call *k)
 {
     free(k->url);
@@ -513,6 +620,9 @@ static GM_MUST_CHECK gm_status call_init(gm_aws_client *c, call *k, const gm_aws
     k->action = action;
     k->method = method;
     gm_buf_init(&k->body, GM_LIMIT_REQUEST_BODY);
+    if (c->read_only && !gm_aws_action_reads(action))
+        return gm_error_set(err, GM_ERR_INTERNAL, "%s %s refused: this command only reads",
+                            svc->signing_name, action);
     char *base = gm_aws_endpoint(c, svc);
     k->url = base ? gm_strfmt("%s%s", base, path) : NULL;
     free(base);

@@ -15,6 +15,7 @@
 
 #include "aws/credentials.h"
 #include "aws/http.h"
+#include "aws/partition.h"
 #include "aws/retry.h"
 #include "core/error.h"
 
@@ -89,6 +90,7 @@ typedef struct gm_aws_client_options {
     int64_t retry_base_ms;   /* 0: GEUSEMAKER_RETRY_BASE_MS or 1000 */
     long connect_timeout_ms; /* 0: 5000 */
     long total_timeout_ms;   /* 0: 60000 per attempt */
+    long process_timeout_ms; /* credential_process deadline; 0: the chain's (60 s) */
     gm_transport *transport; /* NULL: libcurl; otherwise taken (freed with the client) */
     gm_aws_call_observer observer;
     void *observer_ctx;
@@ -96,13 +98,38 @@ typedef struct gm_aws_client_options {
 
 typedef struct gm_aws_client gm_aws_client;
 
-/* Resolves region and credentials. Errors: GM_ERR_INVALID "no aws region
- * configured ..." and GM_ERR_AUTH from the credential chain. */
+/* The largest AWS_MAX_ATTEMPTS accepted. */
+#define GM_AWS_MAX_ATTEMPTS_MAX 20
+
+/* Checks the environment the client reads, before any request: the
+ * numbers (AWS_MAX_ATTEMPTS 1..20, GEUSEMAKER_RETRY_BASE_MS 1..60000) and
+ * the endpoint overrides (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>: an
+ * http:// or https:// url with a host, unless
+ * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true). GM_ERR_INVALID naming the
+ * variable and its value. */
+GM_MUST_CHECK gm_status gm_aws_check_environment(gm_error *err);
+
+/* Checks the environment (gm_aws_check_environment), resolves the region
+ * (which must be in the partition table, aws/partition.h) and then the
+ * credentials. Errors: GM_ERR_INVALID for the environment, "no aws region
+ * configured ..." or an unknown region (with the nearest names); GM_ERR_AUTH
+ * for anything that goes wrong in the credential chain (missing, a failing
+ * or slow credential_process, a malformed document or credentials file);
+ * GM_ERR_INVALID for a profile that does not exist. */
 GM_MUST_CHECK gm_status gm_aws_client_new(const gm_aws_client_options *opts, gm_aws_client **out,
                                           gm_error *err);
 void gm_aws_client_free(gm_aws_client *c);
 
 const char *gm_aws_client_region(const gm_aws_client *c);
+/* The partition of the client's region (never NULL). */
+const gm_partition *gm_aws_client_partition(const gm_aws_client *c);
+/* A read-only client refuses (GM_ERR_INTERNAL, before anything is sent)
+ * every action that is not a read: the guarantee behind adopt, cleanup
+ * --dry-run and the commands that only look. Set before the client is shared
+ * between threads. */
+void gm_aws_client_set_read_only(gm_aws_client *c, bool on);
+/* True for the actions that only read: Describe*, Get*, List*. */
+bool gm_aws_action_reads(const char *action);
 const gm_credentials *gm_aws_client_credentials(const gm_aws_client *c);
 gm_transport *gm_aws_client_transport(gm_aws_client *c);
 
@@ -112,7 +139,9 @@ char *gm_aws_endpoint(const gm_aws_client *c, const gm_aws_service *svc);
 bool gm_aws_endpoint_is_loopback(const gm_aws_client *c, const gm_aws_service *svc);
 
 /* Region resolution on its own: flag > AWS_REGION > AWS_DEFAULT_REGION >
- * profile region. *out is malloc'd. */
+ * profile region (an empty variable counts as unset; an empty flag is
+ * refused). The region must be a known one (gm_region_check): GM_ERR_INVALID
+ * naming where it came from and the nearest known names. *out is malloc'd. */
 GM_MUST_CHECK gm_status gm_aws_resolve_region(const char *flag, const char *profile, char **out,
                                               gm_error *err);
 

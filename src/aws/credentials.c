@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <pwd.h>
 #include <signal.h>
@@ -572,8 +573,10 @@ static void reap(pid_t pid, int *out_wstatus)
 }
 
 /* Starts /bin/sh -c command with its stdout on a pipe (*out_fd, the read
- * end). The child starts with default SIGPIPE handling and no blocked
- * signals, whatever this process (or libcurl) set up. */
+ * end), in a process group of its own. The child starts with default
+ * SIGPIPE handling and no blocked signals, whatever this process (or libcurl)
+ * set up. Without the attributes (out of memory) it is not started: a child
+ * outside its own group could not be stopped with everything it started. */
 static GM_MUST_CHECK gm_status spawn_child(const char *command, const char *what, pid_t *out_pid,
                                            int *out_fd, gm_error *err)
 {
@@ -590,20 +593,26 @@ static GM_MUST_CHECK gm_status spawn_child(const char *command, const char *what
      * are otherwise closed at exec. */
     posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
     posix_spawnattr_t attr;
-    bool have_attr = posix_spawnattr_init(&attr) == 0;
-    if (have_attr) {
-        sigset_t none, pipe_only;
-        sigemptyset(&none);
-        sigemptyset(&pipe_only);
-        sigaddset(&pipe_only, SIGPIPE);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &pipe_only);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    if (posix_spawnattr_init(&attr) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        close(fds[0]);
+        close(fds[1]);
+        return gm_error_set(err, GM_ERR_NOMEM, "cannot run %s: out of memory", what);
     }
+    sigset_t none, pipe_only;
+    sigemptyset(&none);
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &pipe_only);
+    /* Its own process group (pgid = its pid), so that at the deadline the
+     * whole group dies: the shell and whatever it started. */
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                        POSIX_SPAWN_SETPGROUP);
     char *argv[] = {"/bin/sh", "-c", (char *)command, NULL};
-    int rc = posix_spawn(out_pid, "/bin/sh", &fa, have_attr ? &attr : NULL, argv, environ);
-    if (have_attr)
-        posix_spawnattr_destroy(&attr);
+    int rc = posix_spawn(out_pid, "/bin/sh", &fa, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
     if (rc != 0) {
@@ -674,10 +683,41 @@ static GM_MUST_CHECK gm_status wait_until(pid_t pid, int64_t deadline, const cha
     }
 }
 
+/* A credential_process may prompt on the terminal (an MFA code). In a group
+ * of its own it would be stopped (SIGTTIN) reading it, so while it runs its
+ * group is the terminal's foreground group, when ours was. Returns the
+ * terminal's descriptor, or -1 when the terminal was not handed over. */
+static int give_terminal(pid_t pgid)
+{
+    if (!isatty(STDIN_FILENO) || tcgetpgrp(STDIN_FILENO) != getpgrp() ||
+        tcsetpgrp(STDIN_FILENO, pgid) != 0)
+        return -1;
+    kill(-pgid, SIGCONT); /* in case it read the terminal before it had it */
+    return STDIN_FILENO;
+}
+
+static void take_terminal_back(int fd)
+{
+    if (fd < 0)
+        return;
+    /* A background group changing the foreground group gets SIGTTOU. */
+    sigset_t ttou, old;
+    sigemptyset(&ttou);
+    sigaddset(&ttou, SIGTTOU);
+    pthread_sigmask(SIG_BLOCK, &ttou, &old);
+    if (tcsetpgrp(fd, getpgrp()) != 0) {
+        /* Nothing to do: the terminal stays with the (finished) group and
+         * the shell takes it back when this process ends. */
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 /* Runs command with /bin/sh -c, capturing stdout into out (bounded by
  * out->max) within timeout_ms. stdin and stderr are inherited. On GM_OK
- * *out_wstatus holds the wait status. On timeout or overflow the child is
- * killed (SIGKILL) and reaped. */
+ * *out_wstatus holds the wait status. On timeout or overflow the child's
+ * whole process group (the shell and anything it started, such as a
+ * background job holding stdout open) is killed (SIGKILL) and the child
+ * reaped. */
 static GM_MUST_CHECK gm_status run_capture(const char *command, long timeout_ms, const char *what,
                                            gm_buf *out, int *out_wstatus, gm_error *err)
 {
@@ -686,16 +726,19 @@ static GM_MUST_CHECK gm_status run_capture(const char *command, long timeout_ms,
     gm_status st = spawn_child(command, what, &pid, &fd, err);
     if (st != GM_OK)
         return st;
+    int tty = give_terminal(pid);
     int64_t deadline = gm_now_ms() + timeout_ms;
     st = read_until(fd, deadline, what, out, err);
     close(fd);
     /* stdout is closed (or we gave up): wait for the exit, still bounded. */
     if (st == GM_OK)
         st = wait_until(pid, deadline, what, out_wstatus, err);
-    if (st == GM_OK)
-        return GM_OK;
-    kill(pid, SIGKILL);
-    reap(pid, NULL);
+    if (st != GM_OK) {
+        kill(-pid, SIGKILL); /* the group: pgid == pid */
+        kill(pid, SIGKILL);  /* and the child, should the group be gone */
+        reap(pid, NULL);
+    }
+    take_terminal_back(tty);
     if (st == GM_ERR_TIMEOUT)
         return gm_error_set(err, st, "%s timed out after %ld ms", what, timeout_ms);
     if (st == GM_ERR_LIMIT)

@@ -51,7 +51,12 @@ typedef struct gm_credentials_options {
  *  - credential_process: GM_ERR_AUTH on a non-zero exit (the status, never the
  *    output), GM_ERR_TIMEOUT, GM_ERR_LIMIT (stdout over
  *    GM_LIMIT_PROCESS_OUTPUT), GM_ERR_PARSE on bad JSON, GM_ERR_IO when it
- *    cannot be started.
+ *    cannot be started. It runs in a process group of its own (the terminal's
+ *    foreground group while it runs, when this process had the terminal, so
+ *    that it can prompt); on a timeout or an overflow the whole group is
+ *    killed (SIGKILL), whatever it started in the background.
+ *  (gm_aws_client_new reports every failure of the chain but a missing
+ *  profile and exhausted memory as GM_ERR_AUTH: a credential problem.)
  *  - IMDS: no answer to the token request, or no instance role, counts as
  *    "not found"; a failure after that is an error.
  * Malformed config files are GM_ERR_PARSE / GM_ERR_LIMIT. No message ever

@@ -178,6 +178,27 @@ gm_status gm_url_split(const char *url, char **out_scheme, char **out_host_heade
     return GM_OK;
 }
 
+gm_status gm_url_check_http(const char *url, const char *what, gm_error *err)
+{
+    const char *rest = NULL;
+    if (url && strncasecmp(url, "http://", 7) == 0)
+        rest = url + 7;
+    else if (url && strncasecmp(url, "https://", 8) == 0)
+        rest = url + 8;
+    if (!rest)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid %s '%.200s': expected an http:// or https:// url such as "
+                            "'https://ec2.us-east-1.amazonaws.com' or 'http://127.0.0.1:5000'",
+                            what, url ? url : "");
+    size_t host = strcspn(rest, "/?#");
+    if (host == 0 || rest[0] == ':' || memchr(rest, '@', host) || memchr(rest, ' ', host))
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid %s '%.200s': the url has no usable host (expected "
+                            "'http://HOST[:PORT]')",
+                            what, url);
+    return GM_OK;
+}
+
 bool gm_url_is_loopback(const char *url)
 {
     char *hosthdr = NULL;

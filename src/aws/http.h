@@ -67,6 +67,10 @@ void gm_http_response_reset(gm_http_response *resp);
 GM_MUST_CHECK gm_status gm_url_split(const char *url, char **out_scheme, char **out_host_header,
                                      char **out_path, char **out_query, gm_error *err);
 
+/* Checks a configured endpoint: an http:// or https:// url (scheme in any
+ * case) with a host. GM_ERR_INVALID "invalid WHAT 'URL': ..." otherwise. */
+GM_MUST_CHECK gm_status gm_url_check_http(const char *url, const char *what, gm_error *err);
+
 /* True when the URL's host is in 127.0.0.0/8, "localhost" or [::1]. */
 bool gm_url_is_loopback(const char *url);
 

@@ -213,10 +213,18 @@ const gm_read_spec gm_iam_profile_roles = {
 const gm_read_spec gm_iam_attached_policies = {
     "iam attached policies", "AttachedPolicies/member", {"PolicyArn"}};
 const gm_read_spec gm_iam_policy_names = {"iam policy names", "PolicyNames/member", {""}};
+const gm_read_spec gm_iam_roles = {"iam roles", "Roles/member", {"RoleName"}};
+const gm_read_spec gm_iam_profiles = {
+    "iam instance profiles", "InstanceProfiles/member", {"InstanceProfileName"}};
+const gm_read_spec gm_iam_truncated = {"iam list truncated", "IsTruncated", {""}};
+const gm_read_spec gm_iam_marker = {"iam list marker", "Marker", {""}};
 
 const gm_read_spec *const gm_read_iam_specs[] = {
-    &gm_iam_role_tags,         &gm_iam_profile_tags, &gm_iam_profile_roles,
-    &gm_iam_attached_policies, &gm_iam_policy_names, NULL,
+    &gm_iam_role_tags,     &gm_iam_profile_tags,
+    &gm_iam_profile_roles, &gm_iam_attached_policies,
+    &gm_iam_policy_names,  &gm_iam_roles,
+    &gm_iam_profiles,      &gm_iam_truncated,
+    &gm_iam_marker,        NULL,
 };
 
 /* ---- JSON ----------------------------------------------------------------------- */

@@ -103,6 +103,10 @@ extern const gm_read_spec gm_iam_profile_tags;      /* Key, Value */
 extern const gm_read_spec gm_iam_profile_roles;     /* RoleName */
 extern const gm_read_spec gm_iam_attached_policies; /* PolicyArn */
 extern const gm_read_spec gm_iam_policy_names;      /* the name */
+extern const gm_read_spec gm_iam_roles;             /* RoleName (ListRoles) */
+extern const gm_read_spec gm_iam_profiles;          /* InstanceProfileName */
+extern const gm_read_spec gm_iam_truncated;         /* IsTruncated of a List* page */
+extern const gm_read_spec gm_iam_marker;            /* Marker of a List* page */
 
 enum { GM_IAM_TAG_KEY = 0, GM_IAM_TAG_VALUE = 1 };
 

@@ -74,12 +74,7 @@ gm_retry_kind gm_retry_classify(gm_status st, long http_status, const char *aws_
 
 void gm_retry_policy_init(gm_retry_policy *p, int max_attempts, int64_t base_ms)
 {
-    if (max_attempts <= 0) {
-        const char *env = getenv("AWS_MAX_ATTEMPTS");
-        long v = env ? strtol(env, NULL, 10) : 0;
-        max_attempts = v >= 1 && v <= 20 ? (int)v : 3;
-    }
-    p->max_attempts = max_attempts;
+    p->max_attempts = max_attempts > 0 ? max_attempts : 3;
     p->base_ms = base_ms > 0 ? base_ms : 1000;
     p->cap_ms = GM_RETRY_CAP_MS;
     p->tokens = GM_RETRY_BUCKET_MAX;

@@ -1,6 +1,7 @@
 /* Retry policy: AWS SDK "standard" mode.
  *
- * - at most max_attempts attempts in all (default 3, AWS_MAX_ATTEMPTS);
+ * - at most max_attempts attempts in all (default 3; the client reads
+ *   AWS_MAX_ATTEMPTS);
  * - exponential backoff with full jitter: random(0, min(cap, base * 2^n));
  * - a retry budget shared by all requests of a client: a token bucket of 500,
  *   5 tokens per retry (10 after a timeout), 1 back on a success that needed no
@@ -44,7 +45,7 @@ typedef struct gm_retry_policy {
     int tokens;
 } gm_retry_policy;
 
-/* max_attempts <= 0 and base_ms <= 0 take the defaults (or AWS_MAX_ATTEMPTS). */
+/* max_attempts <= 0 and base_ms <= 0 take the defaults (3, 1000 ms). */
 void gm_retry_policy_init(gm_retry_policy *p, int max_attempts, int64_t base_ms);
 void gm_retry_policy_release(gm_retry_policy *p);
 

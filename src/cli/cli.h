@@ -13,13 +13,15 @@
 #include "engine/engine.h"
 #include "ui/term.h"
 
-/* Exit codes (documented in --help). */
+/* Exit codes (documented in --help and the README). */
 enum {
     GM_EXIT_OK = 0,
-    GM_EXIT_FAILED = 1, /* the operation failed */
-    GM_EXIT_USAGE = 2,  /* bad input: nothing was done */
-    GM_EXIT_LOCKED = 3, /* another geusemaker process holds the deployment's lock */
-    GM_EXIT_AUTH = 4,   /* no credentials, or AWS rejected them */
+    GM_EXIT_FAILED = 1,    /* the operation failed (AWS or local runtime failure) */
+    GM_EXIT_USAGE = 2,     /* bad input (options, environment, unknown name): nothing was done */
+    GM_EXIT_LOCKED = 3,    /* another geusemaker process holds the deployment's lock */
+    GM_EXIT_AUTH = 4,      /* credentials missing, broken or rejected */
+    GM_EXIT_SIGINT = 130,  /* stopped by SIGINT at a safe point, the journal saved */
+    GM_EXIT_SIGTERM = 143, /* the same for SIGTERM */
 };
 
 typedef enum gm_output { GM_OUTPUT_TEXT, GM_OUTPUT_JSON } gm_output;
@@ -44,6 +46,7 @@ struct gm_command {
     const gm_optgroup *groups[4]; /* the command's options, by group; unused slots NULL */
     size_t min_pos, max_pos;      /* how many positional arguments */
     const char *pos_what;         /* what they are, for messages: "one deployment name" */
+    bool local; /* never talks to AWS: the AWS environment is not checked before it runs */
     int (*run)(gm_cli *cli, const gm_args *args);
 };
 
@@ -65,10 +68,20 @@ extern const gm_optgroup gm_cli_global_group;
 void gm_cli_print_command_help(const gm_command *cmd, FILE *out);
 
 /* Prints "error: <message>" (and hints) to stderr, and returns the exit code
- * matching the status. */
+ * matching the status: GM_ERR_INVALID 2, GM_ERR_LOCKED 3, GM_ERR_AUTH 4,
+ * GM_ERR_INTERRUPTED 128 + the signal that arrived (130, 143), anything
+ * else 1. */
 int gm_cli_fail(gm_cli *cli, gm_status st, const gm_error *err);
+/* 128 + the signal that interrupted this run (SIGINT when none is known). */
+int gm_cli_interrupt_exit_code(void);
 /* Prints "error: ..." for bad input and returns GM_EXIT_USAGE. */
 int gm_cli_usage_error(gm_cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Checks what every command that talks to AWS reads from the environment
+ * (aws/client.h: gm_aws_check_environment, and gm_cli_engine_settings)
+ * before it does anything. Returns -1 when it is fine, else the exit code
+ * after the message. */
+int gm_cli_check_environment(gm_cli *cli);
 
 /* Creates the AWS client from the global options, with the API-call observer
  * that writes the log and --verbose lines. */
@@ -80,7 +93,7 @@ gm_aws_client *gm_cli_pricing_client(gm_cli *cli);
 /* The engine's outside inputs from the environment (GEUSEMAKER_POLL_MS,
  * GEUSEMAKER_DESTROY_TIMEOUT_MS, GEUSEMAKER_HEALTH_POLL_MS,
  * GEUSEMAKER_AMI_PARAMETER, GEUSEMAKER_HEALTH_ENDPOINT, GEUSEMAKER_IP_ENDPOINT).
- * A malformed number is GM_ERR_INVALID naming the variable. */
+ * A malformed number or url is GM_ERR_INVALID naming the variable. */
 GM_MUST_CHECK gm_status gm_cli_engine_settings(gm_engine_settings *s, gm_error *err);
 
 /* Prints a JSON document on stdout (indented, keys in insertion order) and
@@ -89,5 +102,6 @@ bool gm_cli_print_json(json_t *doc);
 
 extern const gm_command gm_command_whoami, gm_command_userdata, gm_command_health,
     gm_command_secrets, gm_command_plan, gm_command_cost;
+extern const gm_command gm_command_forget;
 
 #endif

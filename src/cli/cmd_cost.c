@@ -26,6 +26,7 @@ const gm_command gm_command_cost = {
              "since the deployment was created (until now, or until it was destroyed) and\n"
              "the cost so far: that time multiplied by the estimate's hourly figure.\n"
              "Destroyed deployments are found in the archive.",
+    .local = true,
     .run = cmd_cost,
 };
 
@@ -199,6 +200,11 @@ static int cmd_cost(gm_cli *cli, const gm_args *args)
                 err = aerr;
             }
         }
+    }
+    if (st == GM_ERR_NOT_FOUND) {
+        /* No record and none archived: bad input, nothing was done. */
+        err.status = GM_ERR_INVALID;
+        st = GM_ERR_INVALID;
     }
     if (st == GM_OK && !json_is_number(json_object_get(dep->cost, "hourly")))
         st = gm_error_set(&err, GM_ERR_NOT_FOUND,

@@ -6,6 +6,7 @@
 #include "cli/deploy_options.h"
 #include "cli/deployment.h"
 #include "core/log.h"
+#include "core/str.h"
 #include "core/timeutil.h"
 
 static int cmd_deploy(gm_cli *cli, const gm_args *args);
@@ -33,7 +34,10 @@ static const gm_opt run_opts[] = {
      .help = "how long to wait for every service to be healthy",
      .dflt = "900",
      .id = OPT_HEALTH_TIMEOUT},
-    {.name = "yes", .short_name = 'y', .help = "do not ask for confirmation", .id = OPT_YES},
+    {.name = "yes",
+     .short_name = 'y',
+     .help = "do not ask for confirmation; needed for --allow-cidr 0.0.0.0/0",
+     .id = OPT_YES},
 };
 
 static const gm_optgroup run_group = GM_OPTGROUP("how to run", run_opts);
@@ -71,11 +75,11 @@ static int seconds_option(gm_cli *cli, const gm_args *args, int id, const char *
     const char *v = gm_args_value(args, id);
     if (!v)
         return -1;
-    char *end = NULL;
-    long s = strtol(v, &end, 10);
-    if (!end || *end || end == v || s <= 0 || s > 24 * 3600)
-        return gm_cli_usage_error(cli, "invalid --%s '%s': expected seconds", name, v);
-    *out_ms = (int64_t)s * 1000;
+    int64_t s = 0;
+    if (!gm_str_to_int64(v, 1, 24 * 3600, &s))
+        return gm_cli_usage_error(
+            cli, "invalid --%s '%s': expected a whole number of seconds from 1 to 86400", name, v);
+    *out_ms = s * 1000;
     return -1;
 }
 
@@ -93,8 +97,12 @@ static int parse(deploy_run *r, const gm_args *args)
     if (rc < 0)
         rc = seconds_option(cli, args, OPT_HEALTH_TIMEOUT, "health-timeout",
                             &cfg->health_timeout_ms);
+    if (rc < 0 && !r->resume)
+        rc = gm_cli_deploy_check(cli, &r->d);
+    if (rc < 0 && !r->resume)
+        rc = gm_cli_deploy_check_ingress(cli, cfg, true, gm_args_has(args, OPT_YES));
     if (rc >= 0 || !r->resume)
-        return rc >= 0 ? rc : gm_cli_deploy_check(cli, &r->d);
+        return rc;
     if (cfg->name && strcmp(cfg->name, r->resume) != 0)
         return gm_cli_usage_error(cli, "--resume NAME and --name disagree");
     if (r->d.saw_config)
@@ -110,7 +118,7 @@ static int parse(deploy_run *r, const gm_args *args)
 static GM_MUST_CHECK gm_status load_resume(deploy_run *r)
 {
     gm_deploy_config *cfg = &r->d.cfg;
-    gm_status st = gm_store_load(r->store, cfg->name, &r->dep, &r->err);
+    gm_status st = gm_cli_load_record(r->store, cfg->name, &r->dep, &r->err);
     if (st == GM_OK && r->dep->status == GM_DEP_DESTROYED)
         st = gm_error_set(&r->err, GM_ERR_CONFLICT, "deployment '%s' was destroyed: deploy it anew",
                           cfg->name);
@@ -144,6 +152,15 @@ static GM_MUST_CHECK gm_status refuse_existing(deploy_run *r)
     return st;
 }
 
+/* One name per account and region: resources of another deployment of this
+ * name (another state folder, a lost record) refuse the deploy before
+ * anything is made. */
+static GM_MUST_CHECK gm_status check_name_free(deploy_run *r)
+{
+    gm_engine_options eo = {.aws = r->aws, .pricing = r->pricing, .settings = r->settings};
+    return gm_engine_check_name_free(&eo, r->d.cfg.name, r->dep->deployment_id, &r->err);
+}
+
 /* The checks of a new deployment that need AWS, then its first record. */
 static GM_MUST_CHECK gm_status prepare_new(deploy_run *r)
 {
@@ -156,10 +173,6 @@ static GM_MUST_CHECK gm_status prepare_new(deploy_run *r)
             return st;
         cfg->cidrs[cfg->n_cidrs++] = r->detected;
     }
-    for (int i = 0; i < cfg->n_cidrs; i++)
-        if (strcmp(cfg->cidrs[i], "0.0.0.0/0") == 0)
-            fprintf(stderr,
-                    "warning: --allow-cidr 0.0.0.0/0 opens the stack to the whole internet\n");
     char reused_azs[2][64] = {"", ""};
     st = gm_engine_check_reused(r->aws, cfg, reused_azs, &r->err);
     if (st == GM_OK && cfg->budget_monthly > 0) {
@@ -171,6 +184,8 @@ static GM_MUST_CHECK gm_status prepare_new(deploy_run *r)
     }
     if (st == GM_OK)
         st = gm_engine_record_new(cfg, gm_aws_client_region(r->aws), reused_azs, &r->dep, &r->err);
+    if (st == GM_OK)
+        st = check_name_free(r);
     if (st == GM_OK)
         st = gm_store_save(r->store, r->dep, &r->err);
     return st;
@@ -207,7 +222,10 @@ static int report(deploy_run *r, gm_status st, const gm_deploy_outcome *outcome)
                 "--resume %s' or remove it with 'geusemaker destroy %s'\n",
                 gm_dep_status_name(r->dep->status), name, name);
     }
-    return gm_cli_fail(r->cli, st, &r->err);
+    int rc = gm_cli_fail(r->cli, st, &r->err);
+    /* Stopped by a signal: the exit code says which, whatever error the
+     * stop surfaced as. */
+    return outcome->interrupted ? gm_cli_interrupt_exit_code() : rc;
 }
 
 /* Runs the engine over the saved record, with the progress display. */
@@ -217,7 +235,6 @@ static int run_engine(deploy_run *r)
     gm_log_event(GM_LOG_INFO, "deploy_start",
                  json_pack("{s:s, s:b, s:s, s:s}", "name", cfg->name, "resume", r->resume != NULL,
                            "tier", gm_tier_name(cfg->tier), "instance_type", cfg->instance_type));
-    gm_cli_install_interrupt_handlers();
     char title[128];
     snprintf(title, sizeof title, "%s \"%s\" in %s", r->resume ? "Resuming" : "Deploying",
              cfg->name, gm_aws_client_region(r->aws));
@@ -267,6 +284,9 @@ static int cmd_deploy(gm_cli *cli, const gm_args *args)
         return gm_cli_fail(cli, st, &r.err);
     }
     r.t0 = gm_now_ms();
+    /* From here on a signal stops the deploy at a safe point (the engine
+     * checks the flag), with the record saved. */
+    gm_cli_install_interrupt_handlers();
     st = gm_cli_open_locked(cli, r.d.cfg.name, &r.store, &r.lock, &r.err);
     if (st == GM_OK && r.resume)
         st = load_resume(&r);
@@ -274,10 +294,13 @@ static int cmd_deploy(gm_cli *cli, const gm_args *args)
         st = refuse_existing(&r);
     if (st == GM_OK)
         st = gm_cli_aws_client(cli, &r.aws, &r.err);
+    if (st == GM_OK && !r.resume)
+        st = gm_engine_check_config_region(&r.d.cfg, gm_aws_client_region(r.aws), &r.err);
+    if (st == GM_OK && gm_cli_interrupted)
+        st = gm_error_set(&r.err, GM_ERR_INTERRUPTED, "interrupted: nothing was created");
     if (st == GM_OK) {
         r.pricing = gm_cli_pricing_client(cli);
-        if (!r.resume)
-            st = prepare_new(&r);
+        st = r.resume ? check_name_free(&r) : prepare_new(&r);
     }
     if (st != GM_OK)
         return finish(&r, gm_cli_fail(cli, st, &r.err));

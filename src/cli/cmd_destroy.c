@@ -73,7 +73,7 @@ static int cmd_destroy(gm_cli *cli, const gm_args *args)
     int rc = GM_EXIT_FAILED;
     st = gm_cli_open_locked(cli, name, &store, &lock, &err);
     if (st == GM_OK)
-        st = gm_store_load(store, name, &dep, &err);
+        st = gm_cli_load_record(store, name, &dep, &err);
     if (st != GM_OK)
         goto done;
     if (!yes && !confirm(name)) {
@@ -136,6 +136,8 @@ static int cmd_destroy(gm_cli *cli, const gm_args *args)
 done:
     if (st != GM_OK)
         rc = gm_cli_fail(cli, st, &err);
+    if (st != GM_OK && gm_cli_interrupted) /* stopped by a signal: say which */
+        rc = gm_cli_interrupt_exit_code();
     gm_progress_free(progress);
     gm_deployment_free(dep);
     gm_aws_client_free(aws);

@@ -12,6 +12,7 @@ const gm_command gm_command_list = {
     .name = "list",
     .summary = "list deployments with tier, region, status, instance, age and cost per hour",
     .synopsis = "list [--output text|json]",
+    .local = true,
     .run = cmd_list,
 };
 

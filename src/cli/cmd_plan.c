@@ -239,6 +239,8 @@ static int cmd_plan(gm_cli *cli, const gm_args *args)
         rc = gm_cli_usage_error(cli, "missing --name for 'plan'");
     if (rc < 0)
         rc = gm_cli_deploy_check(cli, &d);
+    if (rc < 0)
+        rc = gm_cli_deploy_check_ingress(cli, &d.cfg, false, false);
     if (rc >= 0) {
         gm_cli_deploy_release(&d);
         return rc;
@@ -249,6 +251,8 @@ static int cmd_plan(gm_cli *cli, const gm_args *args)
     gm_aws_client *aws = NULL, *pricing = NULL;
     gm_error err = {0};
     gm_status st = gm_cli_aws_client(cli, &aws, &err);
+    if (st == GM_OK)
+        st = gm_engine_check_config_region(cfg, gm_aws_client_region(aws), &err);
     if (st == GM_OK) {
         pricing = gm_cli_pricing_client(cli);
         st = gm_engine_plan_make(aws, pricing, cfg, &plan, &err);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/partition.h"
 #include "cli/cli.h"
 #include "stack/stack.h"
 
@@ -64,6 +65,7 @@ const gm_command gm_command_userdata = {
              "The script holds no secret: the instance reads them from SSM at boot. Its size\n"
              "(raw, and gzip-compressed when over 16 KB) goes to stderr.",
     .groups = {&userdata_group},
+    .local = true,
     .run = cmd_userdata,
 };
 
@@ -161,13 +163,16 @@ static int cmd_userdata(gm_cli *cli, const gm_args *args)
         return gm_cli_usage_error(
             cli, "unknown --os '%s': expected 'al2023', 'ubuntu2204' or 'ubuntu2404'", os_s);
 
-    const char *region = cli->region;
-    if (!region || !*region)
-        region = getenv("AWS_REGION");
-    if (!region || !*region)
-        region = getenv("AWS_DEFAULT_REGION");
-    if (!region || !*region)
+    const char *region = cli->region, *source = "--region";
+    if (!region && (region = getenv("AWS_REGION")) && *region)
+        source = "AWS_REGION";
+    else if (!cli->region && (region = getenv("AWS_DEFAULT_REGION")) && *region)
+        source = "AWS_DEFAULT_REGION";
+    else if (!cli->region)
         region = "us-east-1";
+    gm_error rerr = {0};
+    if (gm_region_check(region, source, &rerr) != GM_OK)
+        return gm_cli_usage_error(cli, "%s", rerr.message);
 
     const char *models[MAX_MODELS_PARSED];
     size_t n_models = 0;

@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "core/str.h"
 #include "cost/prices.h"
 #include "health/health.h"
 
@@ -46,6 +47,7 @@ int gm_cli_fail(gm_cli *cli, gm_status st, const gm_error *err)
     switch (st) {
     case GM_OK: return GM_EXIT_OK;
     case GM_ERR_INVALID: return GM_EXIT_USAGE;
+    case GM_ERR_INTERRUPTED: return gm_cli_interrupt_exit_code();
     case GM_ERR_LOCKED: return GM_EXIT_LOCKED;
     case GM_ERR_AUTH:
         if (err && *err->aws_code)
@@ -103,21 +105,26 @@ gm_aws_client *gm_cli_pricing_client(gm_cli *cli)
     return gm_cost_pricing_client_new(&opts);
 }
 
-/* A positive whole number of milliseconds from an environment variable
- * (unset or empty: 0). */
+/* A positive whole number of milliseconds (at most a day) from an
+ * environment variable (unset or empty: 0). */
 static GM_MUST_CHECK gm_status env_ms(const char *name, int64_t *out, gm_error *err)
 {
     const char *v = getenv(name);
     *out = 0;
-    if (!v || !*v)
-        return GM_OK;
-    char *end = NULL;
-    long long n = strtoll(v, &end, 10);
-    if (!end || *end || n <= 0 || n > 24LL * 3600 * 1000)
+    if (v && *v && !gm_str_to_int64(v, 1, 24LL * 3600 * 1000, out))
         return gm_error_set(err, GM_ERR_INVALID,
-                            "invalid %s '%s': expected a positive number of milliseconds", name, v);
-    *out = (int64_t)n;
+                            "invalid %s '%.64s': expected a whole number of milliseconds from 1 "
+                            "to 86400000 (or unset it)",
+                            name, v);
     return GM_OK;
+}
+
+/* An http(s) url from an environment variable (unset or empty: NULL). */
+static GM_MUST_CHECK gm_status env_url(const char *name, const char **out, gm_error *err)
+{
+    const char *v = getenv(name);
+    *out = v && *v ? v : NULL;
+    return *out ? gm_url_check_http(*out, name, err) : GM_OK;
 }
 
 static const char *env_nonempty(const char *name)
@@ -134,8 +141,20 @@ gm_status gm_cli_engine_settings(gm_engine_settings *s, gm_error *err)
         st = env_ms("GEUSEMAKER_DESTROY_TIMEOUT_MS", &s->destroy_timeout_ms, err);
     if (st == GM_OK)
         st = env_ms("GEUSEMAKER_HEALTH_POLL_MS", &s->health_poll_ms, err);
+    if (st == GM_OK)
+        st = env_url(GM_HEALTH_ENDPOINT_ENV, &s->health_endpoint, err);
+    if (st == GM_OK)
+        st = env_url("GEUSEMAKER_IP_ENDPOINT", &s->ip_endpoint, err);
     s->ami_parameter = env_nonempty("GEUSEMAKER_AMI_PARAMETER");
-    s->health_endpoint = env_nonempty(GM_HEALTH_ENDPOINT_ENV);
-    s->ip_endpoint = env_nonempty("GEUSEMAKER_IP_ENDPOINT");
     return st;
+}
+
+int gm_cli_check_environment(gm_cli *cli)
+{
+    gm_error err = {0};
+    gm_engine_settings s;
+    gm_status st = gm_aws_check_environment(&err);
+    if (st == GM_OK)
+        st = gm_cli_engine_settings(&s, &err);
+    return st == GM_OK ? -1 : gm_cli_fail(cli, st, &err);
 }

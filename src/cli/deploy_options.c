@@ -1,5 +1,6 @@
 #include "cli/deploy_options.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,7 +96,8 @@ static const gm_opt deploy_opts[] = {
     {.name = "force", .help = "go on when the estimate is over --budget", .id = D_FORCE},
     {.name = "allow-cidr",
      .arg = "CIDR",
-     .help = "who may reach the stack (GEUSEMAKER_IP_ENDPOINT overrides the address service)",
+     .help = "who may reach the stack: an IPv4 range; wider than /16 is warned about, "
+             "0.0.0.0/0 needs --yes (GEUSEMAKER_IP_ENDPOINT overrides the address service)",
      .dflt = "your public address/32",
      .id = D_CIDR,
      .flags = C | GM_OPT_REPEAT},
@@ -201,15 +203,14 @@ static int split_list(gm_cli_deploy *d, const char *list, const char **out, int 
     return n;
 }
 
-/* A whole number of seconds (1..limit) into *out_ms or *out_s. */
+/* A whole number (1..limit, digits only) into *out. */
 static int seconds(gm_cli *cli, const gm_arg *a, long limit, long *out)
 {
-    char *end = NULL;
-    long v = strtol(a->value, &end, 10);
-    if (!end || *end || end == a->value || v <= 0 || v > limit)
+    int64_t v = 0;
+    if (!gm_str_to_int64(a->value, 1, limit, &v))
         return gm_cli_usage_error(cli, "invalid --%s '%s': expected a whole number from 1 to %ld",
                                   a->opt->name, a->value, limit);
-    *out = v;
+    *out = (long)v;
     return -1;
 }
 
@@ -372,6 +373,32 @@ int gm_cli_deploy_check(gm_cli *cli, gm_cli_deploy *d)
     gm_error err = {0};
     gm_status st = gm_engine_check_config(cfg, &err);
     return st == GM_OK ? -1 : gm_cli_fail(cli, st, &err);
+}
+
+int gm_cli_deploy_check_ingress(gm_cli *cli, const gm_deploy_config *cfg, bool deploying, bool yes)
+{
+    for (int i = 0; i < cfg->n_cidrs; i++) {
+        int prefix = 32;
+        gm_error err = {0};
+        gm_status st = gm_engine_parse_cidr(cfg->cidrs[i], &prefix, &err);
+        if (st != GM_OK)
+            return gm_cli_fail(cli, st, &err);
+        if (prefix == 0 && deploying && !yes)
+            return gm_cli_usage_error(cli,
+                                      "--allow-cidr '%s' opens the stack to the whole internet "
+                                      "(every IPv4 address): pass --yes to confirm, or name a "
+                                      "narrower range",
+                                      cfg->cidrs[i]);
+        if (prefix == 0)
+            fprintf(stderr, "warning: --allow-cidr '%s' opens the stack to the whole internet%s\n",
+                    cfg->cidrs[i], deploying ? "" : " (deploy needs --yes for it)");
+        else if (prefix < 16)
+            fprintf(stderr,
+                    "warning: --allow-cidr '%s' is wider than a /16: %llu addresses may reach "
+                    "the stack\n",
+                    cfg->cidrs[i], 1ULL << (32 - prefix));
+    }
+    return -1;
 }
 
 void gm_cli_deploy_release(gm_cli_deploy *d)

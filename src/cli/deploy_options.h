@@ -21,6 +21,11 @@ typedef struct gm_cli_deploy {
  * after the message. Release d with gm_cli_deploy_release either way. */
 int gm_cli_deploy_from_args(gm_cli *cli, const gm_args *args, gm_cli_deploy *d);
 int gm_cli_deploy_check(gm_cli *cli, gm_cli_deploy *d);
+/* The ingress ranges of cfg (already checked by gm_cli_deploy_check): a
+ * warning on stderr for each range wider than a /16; a /0 (the whole
+ * internet) needs yes when deploying (exit 2 without), and is only warned
+ * about otherwise (plan). Returns -1 to go on, or the exit code. */
+int gm_cli_deploy_check_ingress(gm_cli *cli, const gm_deploy_config *cfg, bool deploying, bool yes);
 void gm_cli_deploy_release(gm_cli_deploy *d);
 
 #endif

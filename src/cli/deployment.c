@@ -17,11 +17,16 @@ static void on_interrupt(int sig)
         raise(sig);
         return;
     }
-    gm_cli_interrupted = 1;
+    gm_cli_interrupted = sig;
     static const char msg[] = "\ninterrupted: stopping at the next safe point "
                               "(press again to quit at once)\n";
     ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
     (void)w;
+}
+
+int gm_cli_interrupt_exit_code(void)
+{
+    return gm_cli_interrupted == SIGTERM ? GM_EXIT_SIGTERM : GM_EXIT_SIGINT;
 }
 
 void gm_cli_install_interrupt_handlers(void)
@@ -158,6 +163,21 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
     json_decref(o);
 }
 
+gm_status gm_cli_load_record(gm_store *store, const char *name, gm_deployment **out, gm_error *err)
+{
+    gm_status st = gm_store_load(store, name, out, err);
+    if (st != GM_ERR_NOT_FOUND)
+        return st;
+    /* A name with no record is bad input: nothing was done. */
+    if (err && err->status == GM_ERR_NOT_FOUND) {
+        err->status = GM_ERR_INVALID;
+        size_t n = strlen(err->message);
+        snprintf(err->message + n, sizeof err->message - n,
+                 "; 'geusemaker list' shows the deployments here");
+    }
+    return GM_ERR_INVALID;
+}
+
 gm_status gm_cli_open_deployment(gm_cli *cli, const char *name, gm_store **out_store,
                                  gm_deployment **out_dep, gm_aws_client **out_aws, gm_error *err)
 {
@@ -165,7 +185,7 @@ gm_status gm_cli_open_deployment(gm_cli *cli, const char *name, gm_store **out_s
     if (st == GM_OK)
         st = gm_store_open(NULL, out_store, err);
     if (st == GM_OK)
-        st = gm_store_load(*out_store, name, out_dep, err);
+        st = gm_cli_load_record(*out_store, name, out_dep, err);
     if (st == GM_OK && !cli->region)
         cli->region = (*out_dep)->region;
     if (st == GM_OK && out_aws)

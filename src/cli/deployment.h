@@ -9,11 +9,18 @@
 #include "state/store.h"
 #include "ui/progress.h"
 
-/* Set by SIGINT/SIGTERM during a mutating command. */
+/* Set by SIGINT/SIGTERM during a mutating command: the signal's number. */
 extern volatile sig_atomic_t gm_cli_interrupted;
 /* First SIGINT/SIGTERM sets the flag (the engine stops at the next safe point
- * and saves its journal); a second one ends the process at once. */
+ * and saves its journal; the exit code is then 130 or 143, see
+ * gm_cli_interrupt_exit_code); a second one ends the process at once. */
 void gm_cli_install_interrupt_handlers(void);
+
+/* gm_store_load, except that a name with no record is GM_ERR_INVALID (exit
+ * 2: bad input, nothing was done) with the store's "no deployment named
+ * 'NAME'" message. */
+GM_MUST_CHECK gm_status gm_cli_load_record(gm_store *store, const char *name, gm_deployment **out,
+                                           gm_error *err);
 
 /* The engine observer that draws the progress display (ctx: a gm_progress). */
 void gm_cli_progress_observer(void *ctx, const gm_engine_event *ev);
@@ -37,6 +44,7 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
  * status, resources, endpoints, cost. */
 json_t *gm_cli_deployment_json(const gm_deployment *dep);
 
-extern const gm_command gm_command_deploy, gm_command_destroy, gm_command_list, gm_command_status;
+extern const gm_command gm_command_deploy, gm_command_destroy, gm_command_list, gm_command_status,
+    gm_command_adopt, gm_command_cleanup;
 
 #endif

@@ -7,9 +7,10 @@
 #include "cli/deployment.h"
 
 static const gm_command *const commands[] = {
-    &gm_command_plan,     &gm_command_deploy, &gm_command_destroy, &gm_command_list,
-    &gm_command_cost,     &gm_command_status, &gm_command_health,  &gm_command_secrets,
-    &gm_command_userdata, &gm_command_whoami,
+    &gm_command_plan,    &gm_command_deploy,  &gm_command_destroy,  &gm_command_adopt,
+    &gm_command_cleanup, &gm_command_list,    &gm_command_cost,     &gm_command_status,
+    &gm_command_health,  &gm_command_secrets, &gm_command_userdata, &gm_command_whoami,
+    &gm_command_forget,
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 
@@ -33,18 +34,21 @@ static void print_help(FILE *out)
     fprintf(out,
             "\n"
             "environment:\n"
-            "  AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>  endpoint overrides (EC2, STS, IAM,\n"
-            "                   SSM, EFS, ELASTIC_LOAD_BALANCING_V2)\n"
+            "  AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>  endpoint overrides, http:// or\n"
+            "                   https:// (EC2, STS, IAM, SSM, EFS, ELASTIC_LOAD_BALANCING_V2)\n"
             "  AWS_CA_BUNDLE    CA certificates for TLS verification\n"
-            "  AWS_MAX_ATTEMPTS attempts per request in all (default 3)\n"
+            "  AWS_MAX_ATTEMPTS attempts per request in all, 1 to 20 (default 3)\n"
             "  GEUSEMAKER_HOME  state directory (default ~/.geusemaker)\n"
+            "  A malformed number or url in these or the GEUSEMAKER_* variables: exit 2.\n"
             "\n"
             "exit codes:\n"
-            "  0  success\n"
-            "  1  the operation failed\n"
-            "  2  bad input: nothing was done\n"
-            "  3  the deployment is locked by another geusemaker process\n"
-            "  4  no credentials, or AWS rejected them\n"
+            "  0    success\n"
+            "  1    the operation failed (AWS or runtime failure)\n"
+            "  2    bad input (option, variable, region, unknown name): nothing was done\n"
+            "  3    the deployment is locked by another geusemaker process\n"
+            "  4    credentials missing, broken or rejected\n"
+            "  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: stopped at a safe point,\n"
+            "       the record saved for 'deploy --resume' or 'destroy'\n"
             "\n"
             "'geusemaker <command> --help' describes a command.\n");
 }
@@ -145,7 +149,11 @@ int main(int argc, char **argv)
     rc = gm_cli_parse(&cli, cmd, argc - i, argv + i, &args);
     if (rc >= 0)
         return rc;
-    rc = cmd->run(&cli, &args);
+    /* The environment every AWS command reads is checked before it does
+     * anything: a bad value is exit 2, never a default. */
+    rc = cmd->local ? -1 : gm_cli_check_environment(&cli);
+    if (rc < 0)
+        rc = cmd->run(&cli, &args);
     gm_args_release(&args);
     return rc;
 }

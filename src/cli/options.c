@@ -2,8 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/partition.h"
 #include "cli/cli.h"
 #include "core/log.h"
+#include "core/str.h"
 
 enum { G_REGION = 1, G_PROFILE, G_OUTPUT, G_VERBOSE, G_NO_COLOR, G_HELP };
 
@@ -47,27 +49,7 @@ bool gm_args_has(const gm_args *a, int id)
 
 size_t gm_edit_distance(const char *a, const char *b)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return (size_t)-1;
-    size_t row[65];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
+    return gm_str_edit_distance(a, b);
 }
 
 int gm_cli_global_option(gm_cli *cli, const char *name, const char *value)
@@ -77,8 +59,20 @@ int gm_cli_global_option(gm_cli *cli, const char *name, const char *value)
         if (strcmp(o->name, name) != 0)
             continue;
         switch (o->id) {
-        case G_REGION: cli->region = value; return 0;
-        case G_PROFILE: cli->profile = value; return 0;
+        case G_REGION: {
+            /* Known regions only (aws/partition.h), before anything runs. */
+            gm_error err = {0};
+            if (gm_region_check(value, "--region", &err) != GM_OK)
+                return gm_cli_usage_error(cli, "%s", err.message);
+            cli->region = value;
+            return 0;
+        }
+        case G_PROFILE:
+            if (!*value)
+                return gm_cli_usage_error(cli, "empty --profile: name a profile of the aws "
+                                               "config files, or leave the option out");
+            cli->profile = value;
+            return 0;
         case G_OUTPUT:
             if (strcmp(value, "json") == 0)
                 cli->output = GM_OUTPUT_JSON;
@@ -329,5 +323,6 @@ void gm_cli_print_command_help(const gm_command *cmd, FILE *out)
         fprintf(out, "\n%s\n", cmd->notes);
     fprintf(out, "\noptions for every command: --region R, --profile P, --output text|json,\n"
                  "--verbose, --no-color, --help. Exit codes: 0 ok, 1 failed, 2 bad input,\n"
-                 "3 locked, 4 credentials rejected or missing.\n");
+                 "3 locked, 4 credentials missing or rejected, 130/143 interrupted\n"
+                 "(SIGINT/SIGTERM).\n");
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/buf.h"
 
@@ -32,5 +33,14 @@ GM_MUST_CHECK gm_status gm_uri_decode(gm_buf *out, const char *s, size_t len, bo
 
 /* Lowercase hex of len bytes. out must hold 2*len+1. */
 void gm_hex_encode(const unsigned char *in, size_t len, char *out);
+
+/* A whole number written strictly: ASCII digits only (no sign, space, '+',
+ * hex or trailing text), from min to max. False on anything else, *out
+ * untouched. */
+bool gm_str_to_int64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Levenshtein distance between two short strings (each at most 64 bytes;
+ * longer ones are "infinitely" far: SIZE_MAX), for "did you mean". */
+size_t gm_str_edit_distance(const char *a, const char *b);
 
 #endif

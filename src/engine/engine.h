@@ -123,6 +123,19 @@ GM_MUST_CHECK gm_status gm_engine_check_name(const char *name, gm_error *err);
  * zones, CIDRs, conflicting flags). */
 GM_MUST_CHECK gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err);
 
+/* The checks that need the region but no AWS call: --certificate-arn of the
+ * region's partition and of the region itself, --azs zones of the region.
+ * GM_ERR_INVALID naming the option. */
+GM_MUST_CHECK gm_status gm_engine_check_config_region(const gm_deploy_config *cfg,
+                                                      const char *region, gm_error *err);
+
+/* Parses an ingress range strictly: four decimal octets 0-255 without
+ * leading zeros, '/', a prefix length 0-32 without a leading zero, no host
+ * bits set (the message suggests the network), IPv4 only. *out_prefix (may
+ * be NULL) receives the prefix length. GM_ERR_INVALID naming --allow-cidr
+ * and the value. */
+GM_MUST_CHECK gm_status gm_engine_parse_cidr(const char *cidr, int *out_prefix, gm_error *err);
+
 /* The caller's public IPv4 address as "a.b.c.d/32", from endpoint (NULL:
  * https://checkip.amazonaws.com). Never calls out while the AWS endpoint is a
  * loopback emulator unless an endpoint is given. */
@@ -173,6 +186,57 @@ GM_MUST_CHECK gm_status gm_engine_destroy(const gm_engine_options *o, gm_deploym
  * "state", "drift": [..]}}. */
 GM_MUST_CHECK gm_status gm_engine_inspect(const gm_engine_options *o, gm_deployment *dep,
                                           json_t **out, gm_error *err);
+
+/* ---- the cloud's view: what exists whatever the records say ---------------- */
+
+/* The deployments tagged in the client's region (name NULL: of every name,
+ * else of that name): a JSON array of {"name", "deployment_id" ("" for one
+ * made before ids), "tagged": resources listed}. with_iam adds the IAM roles
+ * and instance profiles (global) whose tags name this region. Every listing
+ * follows its pages. Listed is not checked: see gm_engine_survey. */
+GM_MUST_CHECK gm_status gm_engine_discover(gm_aws_client *aws, const char *name, bool with_iam,
+                                           json_t **out, gm_error *err);
+
+/* What of deployment (name, id) still exists, resource by resource, found by
+ * its tags (IAM by its names) and checked: {"name", "deployment_id",
+ * "region", "resources": [{"node", "kind", "id"}], "hourly_usd": running
+ * instances at the shipped on-demand rate plus the load balancer's hour}.
+ * Read-only; o->store is not used. */
+GM_MUST_CHECK gm_status gm_engine_survey(const gm_engine_options *o, const char *name,
+                                         const char *deployment_id, json_t **out, gm_error *err);
+
+/* One name per account and region: GM_ERR_INVALID, naming what it found and
+ * how to resolve it, when resources of another deployment of this name
+ * (another id) exist in the region. */
+GM_MUST_CHECK gm_status gm_engine_check_name_free(const gm_engine_options *o, const char *name,
+                                                  const char *deployment_id, gm_error *err);
+
+/* Deletes what exists of deployment (name, id), which has no record: destroy
+ * (ownership checks, dependency order, sweeps until nothing tagged is left)
+ * on a record made for it and never saved. */
+GM_MUST_CHECK gm_status gm_engine_cleanup(const gm_engine_options *o, const char *name,
+                                          const char *deployment_id, gm_error *err);
+
+/* What adopt found. */
+typedef struct gm_engine_adoption {
+    size_t found;           /* resources found and recorded */
+    size_t missing;         /* resource nodes of the tier's graph with nothing found */
+    bool config_found;      /* the stored config was read (else defaults were used) */
+    char missing_list[256]; /* "efs, instance" */
+} gm_engine_adoption;
+
+/* Rebuilds the lost record of deployment name in the client's region from
+ * what carries its tags and from its stored config (the String parameter
+ * beside its secrets). deployment_id NULL: the only deployment of that name
+ * there (GM_ERR_INVALID listing them when there are several, or when nothing
+ * of it exists). Strictly read-only towards AWS (the client is
+ * made read-only for the call). *out is new and not saved: status running
+ * when every resource of the tier's graph exists and the instance runs, else
+ * failed with what is missing (deploy --resume makes it, destroy deletes the
+ * rest). */
+GM_MUST_CHECK gm_status gm_engine_adopt(const gm_engine_options *o, const char *name,
+                                        const char *deployment_id, gm_deployment **out,
+                                        gm_engine_adoption *report, gm_error *err);
 
 /* The graph of a tier for plan: a JSON array of {"node","kind","deps":[..]}
  * in dependency order (NULL when memory is exhausted). */

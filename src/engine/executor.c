@@ -22,7 +22,7 @@ static bool interrupted(const gm_run *r)
     return r->interrupt && *r->interrupt;
 }
 
-static int find_node(const gm_run *r, const char *name)
+int gm_run_find_node(const gm_run *r, const char *name)
 {
     for (size_t i = 0; i < r->n_nodes; i++)
         if (strcmp(r->nodes[i].def->name, name) == 0)
@@ -40,7 +40,7 @@ static GM_MUST_CHECK gm_status link_graph(gm_run *r, gm_error *err)
             return gm_error_set(err, GM_ERR_INTERNAL, "graph node '%s' has no implementation",
                                 n->def->name);
         for (int k = 0; k < GM_MAX_DEPS && n->def->deps[k]; k++) {
-            int d = find_node(r, n->def->deps[k]);
+            int d = gm_run_find_node(r, n->def->deps[k]);
             if (d < 0 || (size_t)d >= i)
                 return gm_error_set(err, GM_ERR_INTERNAL,
                                     "graph node '%s' depends on '%s', which is not before it",
@@ -59,9 +59,8 @@ static void settings_defaults(gm_engine_settings *s)
         s->destroy_timeout_ms = DEFAULT_DESTROY_TIMEOUT_MS;
 }
 
-static GM_MUST_CHECK gm_status run_init(gm_run *r, const gm_engine_options *o,
-                                        const gm_deploy_config *cfg, gm_deployment *dep,
-                                        int64_t timeout_ms, gm_error *err)
+gm_status gm_run_init(gm_run *r, const gm_engine_options *o, const gm_deploy_config *cfg,
+                      gm_deployment *dep, int64_t timeout_ms, gm_error *err)
 {
     memset(r, 0, sizeof *r);
     r->aws = o->aws;
@@ -94,7 +93,7 @@ static GM_MUST_CHECK gm_status run_init(gm_run *r, const gm_engine_options *o,
     return link_graph(r, err);
 }
 
-static void run_release(gm_run *r)
+void gm_run_release(gm_run *r)
 {
     gm_run_release_shared(r);
     for (size_t i = 0; r->nodes && i < r->n_nodes; i++)
@@ -559,22 +558,35 @@ static GM_MUST_CHECK gm_status check_all(sweep_check *checks, size_t n, gm_error
     return st;
 }
 
-/* Hands each listed resource that still exists to the node that made it. */
-static GM_MUST_CHECK gm_status assign_found(gm_run *r, const gm_tagged_list *list, size_t *out_n,
-                                            gm_error *err)
+/* Looks up by name what the tagging API cannot list (IAM is global): for
+ * each node this run deletes, named[k] receives what its find returns. */
+static GM_MUST_CHECK gm_status find_named(gm_run *r, gm_ids *named, size_t *out_total,
+                                          gm_error *err)
 {
-    sweep_check *checks = calloc(list->n ? list->n : 1, sizeof *checks);
-    char *prefix = gm_stack_default_ssm_prefix(r->dep->name);
-    if (!checks || !prefix) {
-        free(checks);
-        free(prefix);
-        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    *out_total = 0;
+    gm_status st = GM_OK;
+    for (size_t k = 0; st == GM_OK && k < r->n_nodes; k++) {
+        gm_node *n = &r->nodes[k];
+        gm_ids_init(&named[k]);
+        if (!n->def->ops->found_by_name || !n->def->ops->find || !deletes(r, n))
+            continue;
+        st = gm_node_find(n, &named[k], err);
+        *out_total += named[k].n;
     }
+    return st;
+}
+
+/* The checks for the listed resources and those found by name; *out_n
+ * counts what no node of this graph can delete. */
+static size_t plan_checks(gm_run *r, const gm_tagged_list *list, const gm_ids *named,
+                          const char *prefix, sweep_check *checks, size_t *out_n)
+{
     size_t n = 0;
     for (size_t i = 0; i < list->n; i++) {
         const gm_tagged *t = &list->v[i];
         bool param = strcmp(t->service, "ssm") == 0;
-        int k = gm_tagged_goes_with_another(t) ? -2 : find_node(r, param ? "secrets" : t->node);
+        int k =
+            gm_tagged_goes_with_another(t) ? -2 : gm_run_find_node(r, param ? "secrets" : t->node);
         if (k >= 0 && !deletes(r, &r->nodes[k]))
             continue; /* kept on purpose (--keep-efs, the load balancer group alone) */
         if (k == -1) {
@@ -585,13 +597,43 @@ static GM_MUST_CHECK gm_status assign_found(gm_run *r, const gm_tagged_list *lis
             checks[n++] = (sweep_check){.node = &r->nodes[k], .id = param ? prefix : t->id};
         }
     }
-    gm_status st = check_all(checks, n, err);
+    for (size_t k = 0; k < r->n_nodes; k++)
+        for (size_t i = 0; i < named[k].n; i++)
+            checks[n++] = (sweep_check){.node = &r->nodes[k], .id = named[k].v[i]};
+    return n;
+}
+
+/* Hands each listed or named resource that is still there and this
+ * deployment's to the node that made it. */
+static GM_MUST_CHECK gm_status assign_found(gm_run *r, const gm_tagged_list *list, size_t *out_n,
+                                            gm_error *err)
+{
+    gm_ids *named = calloc(r->n_nodes ? r->n_nodes : 1, sizeof *named);
+    char *prefix = gm_stack_default_ssm_prefix(r->dep->name);
+    sweep_check *checks = NULL;
+    size_t n_named = 0;
+    gm_status st = GM_ERR_NOMEM;
+    if (!named || !prefix)
+        goto out;
+    if ((st = find_named(r, named, &n_named, err)) != GM_OK)
+        goto out;
+    st = GM_ERR_NOMEM;
+    if (!(checks = calloc(list->n + n_named + 1, sizeof *checks)))
+        goto out;
+    size_t n = plan_checks(r, list, named, prefix, checks, out_n);
+    st = check_all(checks, n, err);
     for (size_t i = 0; st == GM_OK && i < n; i++) {
-        if (checks[i].who == GM_OWNER_GONE || gm_ids_has(&checks[i].node->found, checks[i].id))
+        if (checks[i].who != GM_OWNER_OURS || gm_ids_has(&checks[i].node->found, checks[i].id))
             continue;
         (*out_n)++;
         st = gm_ids_add(&checks[i].node->found, checks[i].id, err);
     }
+out:
+    if (st == GM_ERR_NOMEM && !*err->message)
+        gm_ignore(gm_error_set(err, st, "out of memory"));
+    for (size_t k = 0; named && k < r->n_nodes; k++)
+        gm_ids_release(&named[k]);
+    free(named);
     free(checks);
     free(prefix);
     return st;
@@ -600,7 +642,7 @@ static GM_MUST_CHECK gm_status assign_found(gm_run *r, const gm_tagged_list *lis
 /* Lists this deployment's resources by tag and hands each that still exists
  * to the node that made it (its found ids); *out_n counts them, with those no
  * node of this graph can delete. */
-static GM_MUST_CHECK gm_status sweep_into_nodes(gm_run *r, size_t *out_n, gm_error *err)
+gm_status gm_run_sweep(gm_run *r, size_t *out_n, gm_error *err)
 {
     *out_n = 0;
     for (size_t i = 0; i < r->n_nodes; i++)
@@ -626,11 +668,11 @@ static GM_MUST_CHECK gm_status sweep_into_nodes(gm_run *r, size_t *out_n, gm_err
 static GM_MUST_CHECK gm_status reverse_with_sweep(gm_run *r, gm_error *err)
 {
     size_t found = 0;
-    gm_status st = sweep_into_nodes(r, &found, err);
+    gm_status st = gm_run_sweep(r, &found, err);
     if (st == GM_OK)
         st = run_reverse(r, err);
     for (int round = 0; st == GM_OK && round < SWEEP_ROUNDS; round++) {
-        st = sweep_into_nodes(r, &found, err);
+        st = gm_run_sweep(r, &found, err);
         if (st != GM_OK || found == 0)
             break;
         char note[128];
@@ -729,19 +771,19 @@ gm_status gm_engine_deploy(const gm_engine_options *o, const gm_deploy_config *c
     memset(out, 0, sizeof *out);
     gm_run r;
     int64_t timeout = cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_DEPLOY_TIMEOUT_MS;
-    gm_status st = run_init(&r, o, cfg, dep, timeout, err);
+    gm_status st = gm_run_init(&r, o, cfg, dep, timeout, err);
     if (st == GM_OK) {
         mark_done_nodes(&r);
         st = set_status(&r, GM_DEP_CREATING, resume ? "resuming" : NULL, err);
     }
     if (st != GM_OK) { /* nothing ran */
-        run_release(&r);
+        gm_run_release(&r);
         return st;
     }
     st = run_forward(&r, err);
     if (st == GM_OK) {
         st = set_status(&r, GM_DEP_RUNNING, NULL, err);
-        run_release(&r);
+        gm_run_release(&r);
         return st;
     }
     char reason[GM_ERROR_MESSAGE_MAX];
@@ -759,7 +801,7 @@ gm_status gm_engine_deploy(const gm_engine_options *o, const gm_deploy_config *c
     }
     if (sst != GM_OK) /* the record could not be saved: say so beside the failure */
         gm_error_prefix(err, "saving the record failed too (%s)", serr.message);
-    run_release(&r);
+    gm_run_release(&r);
     return st;
 }
 
@@ -770,7 +812,7 @@ gm_status gm_engine_destroy(const gm_engine_options *o, gm_deployment *dep, bool
     gm_deploy_config none = {.name = dep->name};
     gm_engine_settings s = o->settings;
     settings_defaults(&s);
-    gm_status st = run_init(&r, o, &none, dep, s.destroy_timeout_ms, err);
+    gm_status st = gm_run_init(&r, o, &none, dep, s.destroy_timeout_ms, err);
     r.keep_efs = keep_efs;
     if (st == GM_OK)
         st = set_status(&r, GM_DEP_DESTROYING, NULL, err);
@@ -782,7 +824,7 @@ gm_status gm_engine_destroy(const gm_engine_options *o, gm_deployment *dep, bool
         if (st == GM_OK)
             st = sst;
     }
-    run_release(&r);
+    gm_run_release(&r);
     return st;
 }
 
@@ -791,7 +833,7 @@ gm_status gm_engine_inspect(const gm_engine_options *o, gm_deployment *dep, json
 {
     gm_run r;
     gm_deploy_config none = {.name = dep->name};
-    gm_status st = run_init(&r, o, &none, dep, INSPECT_TIMEOUT_MS, err);
+    gm_status st = gm_run_init(&r, o, &none, dep, INSPECT_TIMEOUT_MS, err);
     json_t *res = json_object();
     if (!res && st == GM_OK)
         st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
@@ -815,7 +857,7 @@ gm_status gm_engine_inspect(const gm_engine_options *o, gm_deployment *dep, json
         }
         json_object_set_new(res, n->def->name, live);
     }
-    run_release(&r);
+    gm_run_release(&r);
     if (st != GM_OK) {
         json_decref(res);
         return st;

@@ -48,6 +48,7 @@ typedef struct gm_node_ops {
     bool owns_resource;       /* false: lookups and settings, nothing to delete */
     bool listed_by_tags;      /* the Resource Groups Tagging API lists this kind (destroy's
                                  sweep finds it); else destroy always looks it up too */
+    bool found_by_name;       /* global (IAM): the sweep looks it up by its name */
     /* Ensures the resource exists (find-or-create, then idempotent settings).
      * Calls gm_node_intent before its create call and gm_node_created right
      * after. */
@@ -65,6 +66,10 @@ typedef struct gm_node_ops {
                        gm_error *err);
     /* Live look: fills out with "exists" (bool), "state" and "drift" (array). */
     gm_status (*inspect)(gm_node *n, const char *id, json_t *out, gm_error *err);
+    /* adopt: records the outputs create would have recorded, from the live
+     * resource id (NULL for a kind that owns nothing: from the outputs of the
+     * nodes after it, which are read back first). Reads only. NULL: none. */
+    gm_status (*read_back)(gm_node *n, const char *id, gm_error *err);
 } gm_node_ops;
 
 #define GM_MAX_DEPS 10

@@ -158,4 +158,16 @@ struct gm_cost_ranking;
 GM_MUST_CHECK gm_status gm_n_launch_plan(gm_node *n, const char *const azs[2],
                                          struct gm_cost_ranking *out, gm_error *err);
 
+/* ---- the instance role's documents (nodes_iam.c) ------------------------------ */
+
+/* For the partition of region (aws/partition.h: arn:aws, arn:aws-cn,
+ * arn:aws-us-gov; amazonaws.com or amazonaws.com.cn), malloc'd; NULL when
+ * the region is in no partition or memory runs out.
+ * The managed policy the role gets (arn:P:iam::aws:policy/AmazonSSMManagedInstanceCore): */
+char *gm_n_iam_ssm_core_policy_arn(const char *region);
+/* The role's inline policy: reading and decrypting (kms:ViaService
+ * ssm.REGION.SUFFIX) only the deployment's parameters, mounting only its
+ * file systems. */
+char *gm_n_iam_stack_policy(const char *region, const char *name);
+
 #endif

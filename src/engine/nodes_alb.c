@@ -406,6 +406,17 @@ static GM_MUST_CHECK gm_status alb_inspect(gm_node *n, const char *id, json_t *l
     return GM_OK;
 }
 
+/* adopt: the load balancer's DNS name. */
+static GM_MUST_CHECK gm_status alb_read_back(gm_node *n, const char *id, gm_error *err)
+{
+    gm_read_rows rows;
+    gm_status st = alb_describe(n, "LoadBalancerArns.member.1", id, &rows, err);
+    if (st == GM_OK && *gm_read_get(&rows, 0, GM_ELB_LB_DNS))
+        st = gm_node_set_output(n, "dns", gm_read_get(&rows, 0, GM_ELB_LB_DNS), err);
+    gm_read_rows_release(&rows);
+    return st;
+}
+
 const gm_node_ops gm_ops_alb = {
     .kind = "alb",
     .label = "creating the load balancer",
@@ -417,6 +428,7 @@ const gm_node_ops gm_ops_alb = {
     .destroy = alb_destroy,
     .owner = elb_owner_of,
     .inspect = alb_inspect,
+    .read_back = alb_read_back,
 };
 
 /* ---- target group ------------------------------------------------------------ */

@@ -776,6 +776,23 @@ static GM_MUST_CHECK gm_status instance_inspect(gm_node *n, const char *id, json
     return st;
 }
 
+/* adopt: where the instance runs (nothing while it does not). */
+static GM_MUST_CHECK gm_status instance_read_back(gm_node *n, const char *id, gm_error *err)
+{
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "InstanceId.1", id);
+    gm_read_rows rows;
+    gm_status st = describe_instances(n, &p, NULL, &rows, err);
+    gm_params_release(&p);
+    if (st != GM_OK)
+        return st;
+    if (strcmp(gm_read_get(&rows, 0, GM_EC2_I_STATE), "running") == 0)
+        st = record_running(n, &rows, err);
+    gm_read_rows_release(&rows);
+    return st;
+}
+
 const gm_node_ops gm_ops_instance = {
     .kind = "instance",
     .label = "launching the instance",
@@ -787,4 +804,5 @@ const gm_node_ops gm_ops_instance = {
     .destroy = instance_destroy,
     .owner = instance_owner,
     .inspect = instance_inspect,
+    .read_back = instance_read_back,
 };

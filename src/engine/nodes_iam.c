@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/partition.h"
 #include "aws/read.h"
 #include "core/str.h"
 #include "engine/nodes.h"
@@ -11,9 +12,8 @@ static const char ASSUME_ROLE_POLICY[] =
     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
     "\"Principal\":{\"Service\":\"ec2.amazonaws.com\"},\"Action\":\"sts:AssumeRole\"}]}";
 
-static const char *const MANAGED_POLICIES[] = {
-    "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-};
+/* The EC2 service principal is the same in every partition (IAM accepts
+ * ec2.amazonaws.com in aws-cn too). */
 
 static const char *const NO_SUCH_ENTITY[] = {"NoSuchEntity", NULL};
 
@@ -240,6 +240,7 @@ const gm_node_ops gm_ops_role = {
     .label = "creating the instance role",
     .delete_label = "deleting the instance role",
     .owns_resource = true,
+    .found_by_name = true,
     .create = role_create,
     .find = role_find,
     .destroy = role_destroy,
@@ -247,56 +248,65 @@ const gm_node_ops gm_ops_role = {
     .inspect = role_inspect,
 };
 
+char *gm_n_iam_ssm_core_policy_arn(const char *region)
+{
+    const gm_partition *p = gm_partition_of(region);
+    return p ? gm_strfmt("arn:%s:iam::aws:policy/AmazonSSMManagedInstanceCore", p->id) : NULL;
+}
+
 /* Least privilege: SSM agent core, mounting only this deployment's file
  * systems, reading only this deployment's parameters. */
-static char *stack_policy(const char *region, const char *name)
+char *gm_n_iam_stack_policy(const char *region, const char *name)
 {
+    const gm_partition *p = gm_partition_of(region);
+    if (!p || !name)
+        return NULL;
     return gm_strfmt(
         "{\"Version\":\"2012-10-17\",\"Statement\":["
         "{\"Sid\":\"ReadOwnParameters\",\"Effect\":\"Allow\","
         "\"Action\":[\"ssm:GetParameter\",\"ssm:GetParameters\",\"ssm:GetParametersByPath\"],"
-        "\"Resource\":\"arn:aws:ssm:%s:*:parameter/geusemaker/%s/*\"},"
+        "\"Resource\":\"arn:%s:ssm:%s:*:parameter/geusemaker/%s/*\"},"
         "{\"Sid\":\"DecryptOwnParameters\",\"Effect\":\"Allow\",\"Action\":\"kms:Decrypt\","
-        "\"Resource\":\"*\",\"Condition\":{\"StringEquals\":{\"kms:ViaService\":\"ssm.%s.amazonaws."
-        "com\"}}},"
+        "\"Resource\":\"*\",\"Condition\":{\"StringEquals\":{\"kms:ViaService\":\"ssm.%s.%s\"}}},"
         "{\"Sid\":\"MountOwnFileSystem\",\"Effect\":\"Allow\","
         "\"Action\":[\"elasticfilesystem:ClientMount\",\"elasticfilesystem:ClientWrite\","
         "\"elasticfilesystem:DescribeMountTargets\"],"
-        "\"Resource\":\"arn:aws:elasticfilesystem:%s:*:file-system/*\","
+        "\"Resource\":\"arn:%s:elasticfilesystem:%s:*:file-system/*\","
         "\"Condition\":{\"StringEquals\":{\"aws:ResourceTag/geusemaker:deployment\":\"%s\"}}}]}",
-        region, name, region, region, name);
+        p->id, region, name, region, p->dns_suffix, p->id, region, name);
 }
 
 static GM_MUST_CHECK gm_status role_policy_create(gm_node *n, gm_error *err)
 {
+    const char *region = gm_aws_client_region(gm_node_aws(n));
     char *role = gm_node_id_of(n, "role");
-    char *doc = stack_policy(gm_aws_client_region(gm_node_aws(n)), gm_node_deployment(n));
-    if (!role || !doc) {
+    char *doc = gm_n_iam_stack_policy(region, gm_node_deployment(n));
+    char *managed = gm_n_iam_ssm_core_policy_arn(region);
+    if (!role || !doc || !managed) {
         free(role);
         free(doc);
+        free(managed);
         return gm_error_set(err, role ? GM_ERR_NOMEM : GM_ERR_INTERNAL,
                             role ? "out of memory" : "no role for its policies");
     }
-    /* The managed policies and the inline one at once. */
-    enum { N_MANAGED = sizeof MANAGED_POLICIES / sizeof *MANAGED_POLICIES };
-    gm_n_call calls[N_MANAGED + 1];
+    /* The managed policy and the inline one at once. */
+    gm_n_call calls[2];
     memset(calls, 0, sizeof calls);
-    for (int i = 0; i < N_MANAGED; i++) {
-        calls[i].svc = &gm_svc_iam;
-        calls[i].action = "AttachRolePolicy";
-        gm_params_init(&calls[i].params);
-        gm_params_add(&calls[i].params, "RoleName", role);
-        gm_params_add(&calls[i].params, "PolicyArn", MANAGED_POLICIES[i]);
-    }
-    gm_n_call *put = &calls[N_MANAGED];
+    calls[0].svc = &gm_svc_iam;
+    calls[0].action = "AttachRolePolicy";
+    gm_params_init(&calls[0].params);
+    gm_params_add(&calls[0].params, "RoleName", role);
+    gm_params_add(&calls[0].params, "PolicyArn", managed);
+    gm_n_call *put = &calls[1];
     put->svc = &gm_svc_iam;
     put->action = "PutRolePolicy";
     gm_params_init(&put->params);
     gm_params_add(&put->params, "RoleName", role);
     gm_params_add(&put->params, "PolicyName", "geusemaker-stack");
     gm_params_add(&put->params, "PolicyDocument", doc);
-    gm_status st = gm_n_parallel(n, calls, N_MANAGED + 1, err);
+    gm_status st = gm_n_parallel(n, calls, 2, err);
     free(doc);
+    free(managed);
     if (st == GM_OK)
         st = gm_node_created(n, role, err);
     free(role);
@@ -358,6 +368,7 @@ const gm_node_ops gm_ops_profile = {
     .label = "creating the instance profile",
     .delete_label = "deleting the instance profile",
     .owns_resource = true,
+    .found_by_name = true,
     .create = profile_create,
     .find = profile_find,
     .destroy = profile_destroy,

@@ -125,10 +125,31 @@ static GM_MUST_CHECK gm_status azs_create(gm_node *n, gm_error *err)
     return st;
 }
 
+/* adopt: the zones are those of the subnets made in them. */
+static GM_MUST_CHECK gm_status azs_read_back(gm_node *n, const char *id, gm_error *err)
+{
+    char *a = gm_node_output_of(n, "subnet_a", "az");
+    char *b = gm_node_output_of(n, "subnet_b", "az");
+    gm_status st = GM_OK;
+    if (a && b && *a && *b) {
+        char zones[128];
+        snprintf(zones, sizeof zones, "%s,%s", a, b);
+        st = gm_node_set_output(n, "az_a", a, err);
+        if (st == GM_OK)
+            st = gm_node_set_output(n, "az_b", b, err);
+        if (st == GM_OK)
+            st = gm_node_created(n, zones, err);
+    }
+    free(a);
+    free(b);
+    return st;
+}
+
 const gm_node_ops gm_ops_azs = {
     .kind = "azs",
     .label = "choosing availability zones",
     .create = azs_create,
+    .read_back = azs_read_back,
 };
 
 /* ---- AMI lookup ----------------------------------------------------------- */
@@ -433,6 +454,26 @@ static GM_MUST_CHECK gm_status subnet_inspect(gm_node *n, const char *id, json_t
                             GM_EC2_SUBNET_STATE, out, err);
 }
 
+/* adopt: the subnet's zone. */
+static GM_MUST_CHECK gm_status subnet_read_back(gm_node *n, const char *id, gm_error *err)
+{
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "SubnetId.1", id);
+    xmlDocPtr doc = NULL;
+    gm_status st = gm_n_ec2(n, "DescribeSubnets", &p, &doc, NULL, err);
+    gm_params_release(&p);
+    gm_read_rows rows;
+    if (st == GM_OK)
+        st = gm_read_xml(doc, &gm_ec2_subnets, &rows, err);
+    xmlFreeDoc(doc);
+    if (st == GM_OK) {
+        st = gm_node_set_output(n, "az", gm_read_get(&rows, 0, GM_EC2_SUBNET_AZ), err);
+        gm_read_rows_release(&rows);
+    }
+    return st;
+}
+
 const gm_node_ops gm_ops_subnet = {
     .kind = "subnet",
     .label = "creating a subnet",
@@ -444,6 +485,7 @@ const gm_node_ops gm_ops_subnet = {
     .destroy = subnet_destroy,
     .owner = subnet_owner,
     .inspect = subnet_inspect,
+    .read_back = subnet_read_back,
 };
 
 /* ---- public routing: route table, default route, associations ------------ */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/partition.h"
 #include "aws/read.h"
 #include "core/str.h"
 #include "cost/estimate.h"
@@ -13,34 +14,90 @@
 #include "engine/plan.h"
 #include "stack/stack.h"
 
-static GM_MUST_CHECK gm_status check_cidr(const char *cidr, gm_error *err)
+/* One decimal number of at most 3 digits without a leading zero, up to max,
+ * at *p; advances *p past it. */
+static bool strict_number(const char **p, long max, long *out)
 {
-    char addr[64];
-    const char *slash = strchr(cidr, '/');
-    if (!slash || (size_t)(slash - cidr) >= sizeof addr)
-        return gm_error_set(err, GM_ERR_INVALID,
-                            "invalid --allow-cidr '%s': expected an IPv4 range like 203.0.113.7/32",
-                            cidr);
-    memcpy(addr, cidr, (size_t)(slash - cidr));
-    addr[slash - cidr] = '\0';
-    char *end = NULL;
-    long bits = strtol(slash + 1, &end, 10);
-    struct in_addr a;
-    if (inet_pton(AF_INET, addr, &a) != 1 || !end || *end || end == slash + 1 || bits < 0 ||
-        bits > 32)
-        return gm_error_set(err, GM_ERR_INVALID,
-                            "invalid --allow-cidr '%s': expected an IPv4 range like 203.0.113.7/32",
-                            cidr);
-    uint32_t host = ntohl(a.s_addr);
-    uint32_t mask = bits == 0 ? 0 : 0xffffffffu << (32 - bits);
-    if (host & ~mask) {
-        struct in_addr n = {.s_addr = htonl(host & mask)};
-        char canon[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &n, canon, sizeof canon);
-        return gm_error_set(err, GM_ERR_INVALID,
-                            "invalid --allow-cidr '%s': host bits are set; did you mean '%s/%ld'?",
-                            cidr, canon, bits);
+    const char *s = *p;
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || n > 3 || (n > 1 && s[0] == '0'))
+        return false;
+    long v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
+    if (v > max)
+        return false;
+    *out = v;
+    *p = s + n;
+    return true;
+}
+
+/* Says what is wrong with the address part of a CIDR (up to the '/'). */
+static GM_MUST_CHECK gm_status bad_address(const char *cidr, gm_error *err)
+{
+    const char *p = cidr;
+    for (int i = 0; i < 4; i++) {
+        size_t n = strspn(p, "0123456789");
+        if (n > 1 && p[0] == '0')
+            return gm_error_set(err, GM_ERR_INVALID,
+                                "invalid --allow-cidr '%s': the octet '%.*s' has a leading zero "
+                                "(write it without: '%ld')",
+                                cidr, (int)n, p, strtol(p, NULL, 10));
+        if (n > 0 && n <= 3 && strtol(p, NULL, 10) > 255)
+            return gm_error_set(err, GM_ERR_INVALID,
+                                "invalid --allow-cidr '%s': the octet '%.*s' is over 255", cidr,
+                                (int)n, p);
+        if (n == 0 || n > 3 || (i < 3 && p[n] != '.'))
+            break;
+        p += n + 1;
     }
+    return gm_error_set(err, GM_ERR_INVALID,
+                        "invalid --allow-cidr '%s': expected an IPv4 range of four numbers 0-255 "
+                        "and a prefix length, like '203.0.113.0/24'",
+                        cidr);
+}
+
+gm_status gm_engine_parse_cidr(const char *cidr, int *out_prefix, gm_error *err)
+{
+    if (!cidr || !*cidr)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "empty --allow-cidr: expected an IPv4 range like '203.0.113.0/24'");
+    if (strchr(cidr, ':'))
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid --allow-cidr '%s': only IPv4 ranges are supported (IPv6 is "
+                            "not), like '203.0.113.0/24'",
+                            cidr);
+    const char *p = cidr;
+    uint32_t addr = 0;
+    long octet = 0, bits = 0;
+    for (int i = 0; i < 4; i++) {
+        if ((i > 0 && *p++ != '.') || !strict_number(&p, 255, &octet))
+            return bad_address(cidr, err);
+        addr = addr << 8 | (uint32_t)octet;
+    }
+    if (*p == '\0')
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid --allow-cidr '%s': no prefix length; for this one address "
+                            "write '%s/32'",
+                            cidr, cidr);
+    if (*p != '/')
+        return bad_address(cidr, err);
+    p++;
+    if (!strict_number(&p, 32, &bits) || *p)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid --allow-cidr '%s': the prefix length after '/' must be a "
+                            "number from 0 to 32 without a leading zero",
+                            cidr);
+    uint32_t mask = bits == 0 ? 0 : 0xffffffffu << (32 - bits);
+    if (addr & ~mask) {
+        uint32_t net = addr & mask;
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid --allow-cidr '%s': host bits are set; did you mean "
+                            "'%u.%u.%u.%u/%ld'?",
+                            cidr, net >> 24, (net >> 16) & 255, (net >> 8) & 255, net & 255, bits);
+    }
+    if (out_prefix)
+        *out_prefix = (int)bits;
     return GM_OK;
 }
 
@@ -70,6 +127,31 @@ static bool aws_id_ok(const char *id, const char *prefix)
     return true;
 }
 
+/* "arn:PARTITION:acm:REGION:ACCOUNT:certificate/ID" with a known partition,
+ * a region of it and a 12-digit account: the partition and region (copied
+ * into out_partition / out_region, 32 bytes each, when not NULL). */
+static bool certificate_arn_split(const char *arn, char *out_partition, char *out_region)
+{
+    char part[32], region[32], account[16];
+    int end = 0;
+    if (strlen(arn) > 2048 ||
+        sscanf(arn, "arn:%31[a-z-]:acm:%31[a-z0-9-]:%15[0-9]:certificate/%n", part, region, account,
+               &end) != 3 ||
+        end == 0 || !arn[end] || strlen(account) != 12)
+        return false;
+    for (const char *c = arn + end; *c; c++)
+        if (!(isalnum((unsigned char)*c) || *c == '-'))
+            return false;
+    const gm_partition *p = gm_partition_by_id(part);
+    if (!p || gm_partition_of(region) != p)
+        return false;
+    if (out_partition)
+        snprintf(out_partition, 32, "%s", part);
+    if (out_region)
+        snprintf(out_region, 32, "%s", region);
+    return true;
+}
+
 /* The load balancer options: only on tier automation, within ELBv2's ranges. */
 static GM_MUST_CHECK gm_status check_alb_options(const gm_deploy_config *cfg, gm_error *err)
 {
@@ -79,25 +161,30 @@ static GM_MUST_CHECK gm_status check_alb_options(const gm_deploy_config *cfg, gm
         return gm_error_set(err, GM_ERR_INVALID,
                             "load balancer options need --tier automation (tier '%s' has none)",
                             gm_tier_name(cfg->tier));
-    if (cfg->certificate_arn && !(gm_str_startswith(cfg->certificate_arn, "arn:aws") &&
-                                  strstr(cfg->certificate_arn, ":certificate/")))
+    if (cfg->certificate_arn && !certificate_arn_split(cfg->certificate_arn, NULL, NULL))
         return gm_error_set(err, GM_ERR_INVALID,
                             "invalid --certificate-arn '%s': expected an ACM certificate arn "
-                            "(arn:aws:acm:REGION:ACCOUNT:certificate/ID)",
+                            "(arn:PARTITION:acm:REGION:ACCOUNT:certificate/ID, PARTITION aws, "
+                            "aws-cn or aws-us-gov)",
                             cfg->certificate_arn);
     int interval = cfg->hc_interval_s ? cfg->hc_interval_s : 30;
     int timeout = cfg->hc_timeout_s ? cfg->hc_timeout_s : 5;
     if (interval < 5 || interval > 300)
-        return gm_error_set(err, GM_ERR_INVALID, "--health-check-interval must be 5..300 seconds");
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid --health-check-interval %d: must be 5 to 300 seconds",
+                            interval);
     if (timeout < 2 || timeout > 120 || timeout >= interval)
         return gm_error_set(err, GM_ERR_INVALID,
-                            "--health-check-timeout must be 2..120 seconds and shorter than the "
-                            "interval (%d s)",
-                            interval);
-    if ((cfg->healthy_threshold && (cfg->healthy_threshold < 2 || cfg->healthy_threshold > 10)) ||
-        (cfg->unhealthy_threshold &&
-         (cfg->unhealthy_threshold < 2 || cfg->unhealthy_threshold > 10)))
-        return gm_error_set(err, GM_ERR_INVALID, "health check thresholds must be 2..10");
+                            "invalid --health-check-timeout %d: must be 2 to 120 seconds and "
+                            "shorter than the interval (%d s)",
+                            timeout, interval);
+    if (cfg->healthy_threshold && (cfg->healthy_threshold < 2 || cfg->healthy_threshold > 10))
+        return gm_error_set(err, GM_ERR_INVALID, "invalid --healthy-threshold %d: must be 2 to 10",
+                            cfg->healthy_threshold);
+    if (cfg->unhealthy_threshold && (cfg->unhealthy_threshold < 2 || cfg->unhealthy_threshold > 10))
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid --unhealthy-threshold %d: must be 2 to 10",
+                            cfg->unhealthy_threshold);
     if (gm_tier_has_alb(cfg->tier) && cfg->vpc_id && cfg->subnet_ids[0] && cfg->subnet_ids[1] &&
         strcmp(cfg->subnet_ids[0], cfg->subnet_ids[1]) == 0)
         return gm_error_set(err, GM_ERR_INVALID,
@@ -173,7 +260,7 @@ gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err)
     for (int i = 0; st == GM_OK && i < cfg->n_types; i++)
         st = check_type(cfg, cfg->instance_types[i], err);
     for (int i = 0; st == GM_OK && i < cfg->n_cidrs; i++)
-        st = check_cidr(cfg->cidrs[i], err);
+        st = gm_engine_parse_cidr(cfg->cidrs[i], NULL, err);
     for (int i = 0; st == GM_OK && i < cfg->n_azs; i++)
         if (!zone_ok(cfg->azs[i]))
             st = gm_error_set(err, GM_ERR_INVALID,
@@ -187,6 +274,31 @@ gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err)
     if (st == GM_OK && cfg->key_name && (!*cfg->key_name || strlen(cfg->key_name) > 255))
         st = gm_error_set(err, GM_ERR_INVALID, "invalid --key-name");
     return st;
+}
+
+gm_status gm_engine_check_config_region(const gm_deploy_config *cfg, const char *region,
+                                        gm_error *err)
+{
+    const gm_partition *p = gm_partition_of(region);
+    if (!p)
+        return gm_region_check(region, "the deployment", err);
+    char part[32], cert_region[32];
+    if (cfg->certificate_arn && certificate_arn_split(cfg->certificate_arn, part, cert_region) &&
+        (strcmp(part, p->id) != 0 || strcmp(cert_region, region) != 0))
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "--certificate-arn '%s' is a certificate of region '%s' (partition "
+                            "%s), but the deployment is in '%s' (partition %s): a load balancer "
+                            "takes a certificate of its own region",
+                            cfg->certificate_arn, cert_region, part, region, p->id);
+    size_t n = strlen(region);
+    for (int i = 0; i < cfg->n_azs; i++)
+        if (strncmp(cfg->azs[i], region, n) != 0 ||
+            !(islower((unsigned char)cfg->azs[i][n]) || cfg->azs[i][n] == '-'))
+            return gm_error_set(err, GM_ERR_INVALID,
+                                "--azs zone '%s' is not in region '%s' (its zones are '%sa', "
+                                "'%sb', ...)",
+                                cfg->azs[i], region, region, region);
+    return GM_OK;
 }
 
 /* The caller's public address, for the default ingress range. */

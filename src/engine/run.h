@@ -77,6 +77,27 @@ void gm_run_emit(gm_run *r, gm_engine_event_kind kind, const char *step, const c
 /* Releases every shared value. */
 void gm_run_release_shared(gm_run *r);
 
+/* executor.c: a run of dep's graph (o->graph, else the tier's) with cfg,
+ * for the entry points in executor.c and adopt.c. A run without a store keeps
+ * the record in memory only (adopt, cleanup): the caller saves it or not. */
+GM_MUST_CHECK gm_status gm_run_init(gm_run *r, const gm_engine_options *o,
+                                    const gm_deploy_config *cfg, gm_deployment *dep,
+                                    int64_t timeout_ms, gm_error *err);
+void gm_run_release(gm_run *r);
+/* The index of the graph node called name, or -1. */
+int gm_run_find_node(const gm_run *r, const char *name);
+/* Lists the deployment's resources by its tags (IAM by its names) and hands
+ * each that still exists to the node that made it (its found ids), for the
+ * nodes this run deletes; *out_n counts them, with those no node of the
+ * graph can delete. */
+GM_MUST_CHECK gm_status gm_run_sweep(gm_run *r, size_t *out_n, gm_error *err);
+
+/* adopt.c: looks up every resource node of the run's graph that the record
+ * does not hold yet, in graph order (a child's look-up may need its parent's
+ * id), and records what is this deployment's as created; rep counts what was
+ * found and lists what was not. */
+GM_MUST_CHECK gm_status gm_run_find_all(gm_run *r, gm_engine_adoption *rep, gm_error *err);
+
 /* tiers.c */
 const gm_engine_graph *gm_engine_tier_graph(gm_tier tier);
 

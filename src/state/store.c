@@ -1,5 +1,10 @@
 /* The deployment store. See store.h for the layout and the guarantees.
  *
+ * Every folder is opened once, without following a symlink, and checked with
+ * fstat on the descriptor (gm_store_check_stat); every file operation is then
+ * relative to those descriptors (openat, renameat, linkat, unlinkat), so a
+ * folder swapped after the check is never used.
+ *
  * Save protocol (crash-safe at every step):
  *   1. check the current NAME.json still loads (never overwrite what we
  *      cannot read: a corrupt file or one from a newer geusemaker);
@@ -7,8 +12,8 @@
  *   3. hard-link NAME.json to .NAME.json.bak.tmp.PID and rename that over
  *      NAME.json.bak (a copy when the file system has no hard links);
  *   4. rename the tmp file over NAME.json; fsync the directory.
- * A crash leaves at worst a hidden tmp file, which list skips and the next save
- * by the same pid replaces.
+ * A crash leaves at worst a hidden tmp file, which list skips and which is
+ * removed under NAME's lock (tidy_temps).
  */
 #include "state/store.h"
 
@@ -17,6 +22,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,14 +39,20 @@
 
 #define DIR_MODE 0700
 #define FILE_MODE 0600
-#define LOCK_INFO_MAX 512 /* "PID\nCOMMAND\n" written into the lock file */
+#define LOCK_INFO_MAX 512   /* "PID\nCOMMAND\n" written into the lock file */
+#define ENTRY_MAX 128       /* a file name in deployments/: NAME + suffix + pid */
+#define QUOTED_MAX 320      /* a path quoted for the shell, in messages */
+#define LOCK_BRIEF_TRIES 25 /* 10 ms apart: a tidying reader holds a lock briefly */
+
+/* The store's folders; the home first, the others inside it. */
+enum { D_HOME, D_DEPLOYMENTS, D_ARCHIVE, D_LOGS, D_N };
+static const char *const sub_names[D_N] = {NULL, "deployments", "archive", "logs"};
 
 struct gm_store {
-    char *home;
-    char *deployments;
-    char *archive;
-    char *logs;
-    pthread_mutex_t mu; /* serialises save and archive within the process */
+    char *dir[D_N];     /* paths, for messages (and the log path) */
+    int fd[D_N];        /* open and checked; -1 while the folder does not exist */
+    uid_t euid;         /* who must own everything */
+    pthread_mutex_t mu; /* serialises save, archive and making the folders */
 };
 
 struct gm_lock {
@@ -85,35 +97,175 @@ gm_status gm_store_check_name(const char *name, gm_error *err)
                         shown, GM_NAME_MAX - 1);
 }
 
-/* ---- small file helpers --------------------------------------------------- */
+/* ---- the folder-safety rule ----------------------------------------------- */
+
+/* s quoted for a POSIX shell ('...', with ' written '\''), for the fixes the
+ * messages give. Cut (and closed) when out is too small. */
+static void shell_quote(const char *s, char *out, size_t cap)
+{
+    size_t j = 0;
+    out[j++] = '\'';
+    for (; *s && j + 6 < cap; s++) {
+        if (*s == '\'') {
+            memcpy(out + j, "'\\''", 4);
+            j += 4;
+        } else {
+            out[j++] = *s;
+        }
+    }
+    out[j++] = '\'';
+    out[j] = '\0';
+}
+
+static GM_MUST_CHECK gm_status refuse_symlink(const char *path, const char *target, bool want_dir,
+                                              gm_error *err)
+{
+    char qp[QUOTED_MAX], qt[QUOTED_MAX];
+    shell_quote(path, qp, sizeof qp);
+    if (!target)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "refusing '%s': it is a symlink, and geusemaker does not follow "
+                            "symlinks in its state folder; fix: replace it with a real %s",
+                            path, want_dir ? "directory" : "file");
+    shell_quote(target, qt, sizeof qt);
+    if (want_dir)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "refusing '%s': it is a symlink (to '%s'), and geusemaker does not "
+                            "follow symlinks in its state folder; fix: replace it with a real "
+                            "directory: rm %s && mv %s %s",
+                            path, target, qp, qt, qp);
+    return gm_error_set(err, GM_ERR_INVALID,
+                        "refusing '%s': it is a symlink (to '%s'), and geusemaker does not follow "
+                        "symlinks in its state folder; fix: replace it with a real file: cp "
+                        "--remove-destination %s %s && chmod 600 %s",
+                        path, target, qt, qp, qp);
+}
+
+gm_status gm_store_check_stat(const char *path, const struct stat *st, const char *link_target,
+                              uid_t euid, bool want_dir, gm_error *err)
+{
+    if (S_ISLNK(st->st_mode))
+        return refuse_symlink(path, link_target, want_dir, err);
+    char qp[QUOTED_MAX];
+    shell_quote(path, qp, sizeof qp);
+    if (want_dir ? !S_ISDIR(st->st_mode) : !S_ISREG(st->st_mode)) {
+        char *old = gm_strfmt("%s.old", path);
+        char qo[QUOTED_MAX];
+        shell_quote(old ? old : path, qo, sizeof qo);
+        free(old);
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "refusing '%s': it is not a %s; fix: move it out of the way: mv %s %s",
+                            path, want_dir ? "directory" : "regular file", qp, qo);
+    }
+    if (st->st_uid != euid) {
+        const char *r = want_dir ? "-R " : "";
+        if (euid == 0)
+            return gm_error_set(err, GM_ERR_INVALID,
+                                "refusing '%s': it is owned by uid %ld, not by uid 0 that runs "
+                                "geusemaker; fix: run geusemaker as uid %ld, or chown %s0 %s",
+                                path, (long)st->st_uid, (long)st->st_uid, r, qp);
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "refusing '%s': it is owned by uid %ld, not by uid %ld that runs "
+                            "geusemaker; fix: sudo chown %s%ld %s",
+                            path, (long)st->st_uid, (long)euid, r, (long)euid, qp);
+    }
+    if (st->st_mode & (S_IWGRP | S_IWOTH))
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "refusing '%s': it is writable by group/others; fix: chmod go-w %s",
+                            path, qp);
+    return GM_OK;
+}
+
+/* Where the symlink name in dirfd points, made absolute against path's
+ * directory when it is relative (so the fix can be pasted anywhere). NULL
+ * when it cannot be read. */
+static char *link_target_of(int dirfd, const char *name, const char *path)
+{
+    char buf[4096];
+    ssize_t n = readlinkat(dirfd, name, buf, sizeof buf - 1);
+    if (n <= 0)
+        return NULL;
+    buf[n] = '\0';
+    const char *slash = strrchr(path, '/');
+    if (buf[0] == '/' || !slash)
+        return strdup(buf);
+    return gm_strfmt("%.*s/%s", (int)(slash - path), path, buf);
+}
 
 static GM_MUST_CHECK gm_status io_error(gm_error *err, const char *what, const char *path, int e)
 {
     return gm_error_set(err, GM_ERR_IO, "cannot %s '%s': %s", what, path, strerror(e));
 }
 
-/* Creates one directory with mode 0700 (whatever the umask), or accepts an
- * existing directory. */
-static GM_MUST_CHECK gm_status make_dir(const char *path, gm_error *err)
+/* Judges the entry name of dirfd (not following it). GM_ERR_NOT_FOUND, with
+ * no message, when it does not exist. */
+static GM_MUST_CHECK gm_status check_entry(const gm_store *s, int dirfd, const char *name,
+                                           const char *path, bool want_dir, gm_error *err)
 {
-    if (mkdir(path, DIR_MODE) == 0) {
-        /* By path: under a umask like 0777 the new directory has mode 0 and
+    struct stat sb;
+    if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT ? GM_ERR_NOT_FOUND : io_error(err, "inspect", path, errno);
+    char *target = S_ISLNK(sb.st_mode) ? link_target_of(dirfd, name, path) : NULL;
+    gm_status st = gm_store_check_stat(path, &sb, target, s->euid, want_dir, err);
+    free(target);
+    return st;
+}
+
+/* Opens name in dirfd without following a symlink (flags: O_RDONLY or
+ * O_RDWR, maybe O_CREAT) and checks the open file. GM_ERR_NOT_FOUND, with no
+ * message, when it does not exist. */
+static GM_MUST_CHECK gm_status open_checked(const gm_store *s, int dirfd, const char *name,
+                                            const char *path, int flags, bool want_dir, int *out,
+                                            gm_error *err)
+{
+    *out = -1;
+    flags |= O_NOFOLLOW | O_CLOEXEC | (want_dir ? O_DIRECTORY : O_NONBLOCK);
+    int fd = openat(dirfd, name, flags, FILE_MODE);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return GM_ERR_NOT_FOUND;
+        if (e == ELOOP || e == ENOTDIR || e == ENXIO) {
+            /* A symlink, or not what it should be: say which and how to fix it. */
+            gm_status st = check_entry(s, dirfd, name, path, want_dir, err);
+            if (st != GM_OK && st != GM_ERR_NOT_FOUND)
+                return st;
+        }
+        return io_error(err, want_dir ? "open directory" : "open", path, e);
+    }
+    struct stat sb;
+    gm_status st = fstat(fd, &sb) == 0
+                       ? gm_store_check_stat(path, &sb, NULL, s->euid, want_dir, err)
+                       : io_error(err, "inspect", path, errno);
+    if (st != GM_OK) {
+        close(fd);
+        return st;
+    }
+    *out = fd;
+    return GM_OK;
+}
+
+/* ---- folders -------------------------------------------------------------- */
+
+/* Creates one directory with mode 0700 (whatever the umask), or accepts an
+ * existing one (opening it checks it). */
+static GM_MUST_CHECK gm_status make_dir_at(int dirfd, const char *name, const char *path,
+                                           gm_error *err)
+{
+    if (mkdirat(dirfd, name, DIR_MODE) == 0) {
+        /* By name: under a umask like 0777 the new directory has mode 0 and
          * cannot be opened by its (non-root) owner to fchmod it. */
-        if (chmod(path, DIR_MODE) != 0)
+        if (fchmodat(dirfd, name, DIR_MODE, 0) != 0)
             return io_error(err, "set the mode of", path, errno);
         return GM_OK;
     }
-    int e = errno;
-    struct stat st;
-    if (e == EEXIST && stat(path, &st) == 0) {
-        if (S_ISDIR(st.st_mode))
-            return GM_OK;
-        return gm_error_set(err, GM_ERR_IO, "'%s' exists and is not a directory", path);
-    }
-    return io_error(err, "create directory", path, e);
+    if (errno == EEXIST)
+        return GM_OK;
+    return io_error(err, "create directory", path, errno);
 }
 
-/* make_dir for path and every missing parent. */
+/* make_dir_at for path's missing parents (the home's, which are not the
+ * store's to judge) and then path itself. */
 static GM_MUST_CHECK gm_status make_dirs(const char *path, gm_error *err)
 {
     char *copy = strdup(path);
@@ -126,14 +278,66 @@ static GM_MUST_CHECK gm_status make_dirs(const char *path, gm_error *err)
         *p = '\0';
         struct stat sb;
         if (stat(copy, &sb) != 0)
-            st = make_dir(copy, err);
+            st = make_dir_at(AT_FDCWD, copy, copy, err);
+        else if (!S_ISDIR(sb.st_mode))
+            st = gm_error_set(err, GM_ERR_IO, "'%s' exists and is not a directory", copy);
         *p = '/';
     }
     if (st == GM_OK)
-        st = make_dir(copy, err);
+        st = make_dir_at(AT_FDCWD, copy, copy, err);
     free(copy);
     return st;
 }
+
+/* Opens (and checks) every folder not open yet that exists; with create,
+ * makes the missing ones first. Called by open, or with s->mu held. */
+static GM_MUST_CHECK gm_status open_dirs(gm_store *s, bool create, gm_error *err)
+{
+    gm_status st = GM_OK;
+    if (s->fd[D_HOME] < 0) {
+        if (create)
+            st = make_dirs(s->dir[D_HOME], err);
+        if (st == GM_OK)
+            st = open_checked(s, AT_FDCWD, s->dir[D_HOME], s->dir[D_HOME], O_RDONLY, true,
+                              &s->fd[D_HOME], err);
+        if (st == GM_ERR_NOT_FOUND)
+            st = create ? io_error(err, "open directory", s->dir[D_HOME], ENOENT) : GM_OK;
+    }
+    for (int i = D_HOME + 1; st == GM_OK && s->fd[D_HOME] >= 0 && i < D_N; i++) {
+        if (s->fd[i] >= 0)
+            continue;
+        if (create)
+            st = make_dir_at(s->fd[D_HOME], sub_names[i], s->dir[i], err);
+        if (st == GM_OK)
+            st = open_checked(s, s->fd[D_HOME], sub_names[i], s->dir[i], O_RDONLY, true, &s->fd[i],
+                              err);
+        if (st == GM_ERR_NOT_FOUND)
+            st = create ? io_error(err, "open directory", s->dir[i], ENOENT) : GM_OK;
+    }
+    return st;
+}
+
+/* The descriptor of a folder in *out (-1 while it does not exist). A folder
+ * made since the store was opened (by another process) is opened and checked
+ * now. */
+static GM_MUST_CHECK gm_status dir_fd(gm_store *s, int which, int *out, gm_error *err)
+{
+    pthread_mutex_lock(&s->mu);
+    gm_status st = s->fd[which] < 0 ? open_dirs(s, false, err) : GM_OK;
+    *out = s->fd[which];
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+gm_status gm_store_make_dirs(gm_store *s, gm_error *err)
+{
+    pthread_mutex_lock(&s->mu);
+    gm_status st = open_dirs(s, true, err);
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+/* ---- small file helpers --------------------------------------------------- */
 
 static GM_MUST_CHECK gm_status write_all(int fd, const char *data, size_t len, const char *path,
                                          gm_error *err)
@@ -151,34 +355,31 @@ static GM_MUST_CHECK gm_status write_all(int fd, const char *data, size_t len, c
     return GM_OK;
 }
 
-static GM_MUST_CHECK gm_status sync_dir(const char *path, gm_error *err)
+static GM_MUST_CHECK gm_status sync_dir(int fd, const char *path, gm_error *err)
 {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return io_error(err, "open directory", path, errno);
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    if (rc != 0 && e != EINVAL) /* some file systems cannot sync directories */
-        return io_error(err, "sync directory", path, e);
+    if (fsync(fd) != 0 && errno != EINVAL) /* some file systems cannot sync directories */
+        return io_error(err, "sync directory", path, errno);
     return GM_OK;
 }
 
-/* Creates path exclusively (0600) and writes data to it durably. A regular
- * file already there is a leftover of a dead process with our pid (callers
- * hold the deployment lock and the store mutex) and is replaced; anything else
- * there is an error. *created tells whether the caller must unlink on failure. */
-static GM_MUST_CHECK gm_status write_new_file(const char *path, const char *data, size_t len,
-                                              bool *created, gm_error *err)
+/* Creates name in dirfd exclusively (0600) and writes data to it durably. A
+ * regular file already there is a leftover of a dead process with our pid
+ * (callers hold the deployment lock and the store mutex) and is replaced;
+ * anything else there is an error. *created tells whether the caller must
+ * unlink on failure. */
+static GM_MUST_CHECK gm_status write_new_file(int dirfd, const char *name, const char *path,
+                                              const char *data, size_t len, bool *created,
+                                              gm_error *err)
 {
     *created = false;
     int fd = -1;
     for (int attempt = 0; attempt < 2; attempt++) {
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, FILE_MODE);
+        fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, FILE_MODE);
         if (fd >= 0 || errno != EEXIST || attempt)
             break;
         struct stat sb;
-        if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || unlink(path) != 0) {
+        if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode) ||
+            unlinkat(dirfd, name, 0) != 0) {
             errno = EEXIST;
             break;
         }
@@ -224,9 +425,12 @@ gm_status gm_store_open(const char *home, gm_store **out, gm_error *err)
     if (!s)
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&s->mu, NULL);
+    for (int i = 0; i < D_N; i++)
+        s->fd[i] = -1;
+    s->euid = geteuid();
     gm_status st = GM_OK;
-    s->home = home ? strdup(home) : default_home();
-    if (!s->home) {
+    s->dir[D_HOME] = home ? strdup(home) : default_home();
+    if (!s->dir[D_HOME]) {
         st = home ? gm_error_set(err, GM_ERR_NOMEM, "out of memory")
                   : gm_error_set(err, GM_ERR_INVALID,
                                  "cannot find a home directory for geusemaker state; set "
@@ -234,22 +438,16 @@ gm_status gm_store_open(const char *home, gm_store **out, gm_error *err)
         goto error;
     }
     /* Trailing slashes would only make paths ugly. */
-    for (size_t n = strlen(s->home); n > 1 && s->home[n - 1] == '/'; n--)
-        s->home[n - 1] = '\0';
-    s->deployments = gm_strfmt("%s/deployments", s->home);
-    s->archive = gm_strfmt("%s/archive", s->home);
-    s->logs = gm_strfmt("%s/logs", s->home);
-    if (!s->deployments || !s->archive || !s->logs) {
-        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-        goto error;
+    for (size_t n = strlen(s->dir[D_HOME]); n > 1 && s->dir[D_HOME][n - 1] == '/'; n--)
+        s->dir[D_HOME][n - 1] = '\0';
+    for (int i = D_HOME + 1; i < D_N; i++) {
+        s->dir[i] = gm_strfmt("%s/%s", s->dir[D_HOME], sub_names[i]);
+        if (!s->dir[i]) {
+            st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+            goto error;
+        }
     }
-    st = make_dirs(s->home, err);
-    if (st == GM_OK)
-        st = make_dir(s->deployments, err);
-    if (st == GM_OK)
-        st = make_dir(s->archive, err);
-    if (st == GM_OK)
-        st = make_dir(s->logs, err);
+    st = open_dirs(s, false, err);
     if (st != GM_OK)
         goto error;
     *out = s;
@@ -264,28 +462,100 @@ void gm_store_free(gm_store *s)
     if (!s)
         return;
     pthread_mutex_destroy(&s->mu);
-    free(s->home);
-    free(s->deployments);
-    free(s->archive);
-    free(s->logs);
+    for (int i = 0; i < D_N; i++) {
+        if (s->fd[i] >= 0)
+            close(s->fd[i]);
+        free(s->dir[i]);
+    }
     free(s);
 }
 
 const char *gm_store_home(const gm_store *s)
 {
-    return s->home;
+    return s->dir[D_HOME];
 }
 
 char *gm_store_log_path(const gm_store *s, const char *name)
 {
     if (!s || !gm_store_valid_name(name))
         return NULL;
-    return gm_strfmt("%s/%s.log", s->logs, name);
+    return gm_strfmt("%s/%s.log", s->dir[D_LOGS], name);
 }
 
 static char *state_path(const gm_store *s, const char *name)
 {
-    return gm_strfmt("%s/%s.json", s->deployments, name);
+    return gm_strfmt("%s/%s.json", s->dir[D_DEPLOYMENTS], name);
+}
+
+/* ---- temporary files of killed saves -------------------------------------- */
+
+/* True when f is one of the tool's temporary names, ".NAME.json.tmp.PID" (a
+ * save) or ".NAME.json.bak.tmp.PID" (its backup link); NAME goes to name. */
+static bool temp_file_name(const char *f, char name[GM_NAME_MAX])
+{
+    const char *dot = f[0] == '.' ? strchr(f + 1, '.') : NULL;
+    if (!dot || dot == f + 1 || (size_t)(dot - f - 1) >= GM_NAME_MAX)
+        return false;
+    memcpy(name, f + 1, (size_t)(dot - f - 1));
+    name[dot - f - 1] = '\0';
+    const char *pid;
+    if (gm_str_startswith(dot, ".json.tmp."))
+        pid = dot + strlen(".json.tmp.");
+    else if (gm_str_startswith(dot, ".json.bak.tmp."))
+        pid = dot + strlen(".json.bak.tmp.");
+    else
+        return false;
+    if (!*pid || !gm_store_valid_name(name))
+        return false;
+    for (; *pid; pid++)
+        if (!isdigit((unsigned char)*pid))
+            return false;
+    return true;
+}
+
+/* NAME's lock if it can be had at once (a descriptor to close), else -1. */
+static int try_lock(const gm_store *s, int dirfd, const char *name)
+{
+    char file[ENTRY_MAX];
+    snprintf(file, sizeof file, "%s.lock", name);
+    int fd = openat(dirfd, file, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, FILE_MODE);
+    if (fd < 0)
+        return -1;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_uid != s->euid ||
+        flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return -1;
+    }
+    (void)fchmod(fd, FILE_MODE); /* it may have just been made under any umask */
+    return fd;
+}
+
+/* Removes the temporary files killed saves left in deployments/ (dirfd), for
+ * only (every name when NULL). held: the caller holds only's lock, so none of
+ * them belongs to a live writer; otherwise each name's lock is tried, never
+ * waited for, and a name whose lock is busy is left alone. Best effort. */
+static void tidy_temps(const gm_store *s, int dirfd, const char *only, bool held)
+{
+    int scan = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = scan >= 0 ? fdopendir(scan) : NULL;
+    if (!d) {
+        if (scan >= 0)
+            close(scan);
+        return;
+    }
+    struct dirent *e;
+    char name[GM_NAME_MAX];
+    while ((e = readdir(d)) != NULL) {
+        if (!temp_file_name(e->d_name, name) || (only && strcmp(name, only) != 0))
+            continue;
+        int lock = held ? -1 : try_lock(s, dirfd, name);
+        if (held || lock >= 0)
+            (void)unlinkat(dirfd, e->d_name, 0); /* gone already is as good */
+        if (lock >= 0)
+            close(lock);
+    }
+    closedir(d);
 }
 
 /* ---- lock ----------------------------------------------------------------- */
@@ -326,47 +596,68 @@ static long lock_holder(int fd)
     return (end != buf && pid > 0 && *end == '\n') ? pid : 0;
 }
 
+/* flock(LOCK_EX|LOCK_NB) on l, trying again for a moment while the holder is
+ * unknown or dead: a reader removing temporary files (tidy_temps) holds the
+ * lock for that long without writing its pid. */
+static GM_MUST_CHECK gm_status take_flock(gm_lock *l, const char *name, gm_error *err)
+{
+    for (int tries = 0;; tries++) {
+        int rc;
+        while ((rc = flock(l->fd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
+        }
+        if (rc == 0)
+            return GM_OK;
+        if (errno != EWOULDBLOCK)
+            return io_error(err, "lock", l->path, errno);
+        long pid = lock_holder(l->fd);
+        bool unknown = pid == 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH);
+        if (unknown && tries < LOCK_BRIEF_TRIES) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (pid)
+            return gm_error_set(err, GM_ERR_LOCKED,
+                                "deployment '%s' is locked by another geusemaker process (pid "
+                                "%ld) holding '%s'",
+                                name, pid, l->path);
+        return gm_error_set(err, GM_ERR_LOCKED,
+                            "deployment '%s' is locked by another geusemaker process (pid "
+                            "unknown) holding '%s'",
+                            name, l->path);
+    }
+}
+
 gm_status gm_store_lock(gm_store *s, const char *name, gm_lock **out, gm_error *err)
 {
     *out = NULL;
     gm_status st = gm_store_check_name(name, err);
     if (st != GM_OK)
         return st;
+    int dirfd = -1;
+    st = gm_store_make_dirs(s, err);
+    if (st == GM_OK)
+        st = dir_fd(s, D_DEPLOYMENTS, &dirfd, err);
+    if (st != GM_OK)
+        return st;
     gm_lock *l = calloc(1, sizeof *l);
     if (!l)
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     l->fd = -1;
-    l->path = gm_strfmt("%s/%s.lock", s->deployments, name);
+    l->path = gm_strfmt("%s/%s.lock", s->dir[D_DEPLOYMENTS], name);
     if (!l->path) {
         st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
         goto error;
     }
-    l->fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, FILE_MODE);
-    if (l->fd < 0) {
-        st = io_error(err, "open lock file", l->path, errno);
+    char file[ENTRY_MAX];
+    snprintf(file, sizeof file, "%s.lock", name);
+    st = open_checked(s, dirfd, file, l->path, O_RDWR | O_CREAT, false, &l->fd, err);
+    if (st == GM_ERR_NOT_FOUND)
+        st = io_error(err, "open lock file", l->path, ENOENT);
+    if (st == GM_OK)
+        st = take_flock(l, name, err);
+    if (st != GM_OK)
         goto error;
-    }
-    int rc;
-    while ((rc = flock(l->fd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
-    }
-    if (rc != 0) {
-        if (errno != EWOULDBLOCK) {
-            st = io_error(err, "lock", l->path, errno);
-            goto error;
-        }
-        long pid = lock_holder(l->fd);
-        if (pid)
-            st = gm_error_set(err, GM_ERR_LOCKED,
-                              "deployment '%s' is locked by another geusemaker process (pid %ld) "
-                              "holding '%s'",
-                              name, pid, l->path);
-        else
-            st = gm_error_set(err, GM_ERR_LOCKED,
-                              "deployment '%s' is locked by another geusemaker process (pid "
-                              "unknown) holding '%s'",
-                              name, l->path);
-        goto error;
-    }
     /* Ours now: record who holds it (best effort, it is only for messages). */
     l->held = true;
     (void)fchmod(l->fd, FILE_MODE);
@@ -378,6 +669,8 @@ gm_status gm_store_lock(gm_store *s, const char *name, gm_lock **out, gm_error *
             /* The lock holds without the note. */
         }
     }
+    /* No live writer of NAME can exist now: whatever tmp file is left is junk. */
+    tidy_temps(s, dirfd, name, true);
     *out = l;
     return GM_OK;
 error:
@@ -408,21 +701,46 @@ const char *gm_lock_path(const gm_lock *l)
 
 /* ---- load ----------------------------------------------------------------- */
 
-/* Reads path into b; NOT_FOUND and LIMIT get the store's messages. */
-static GM_MUST_CHECK gm_status read_state(const char *name, const char *path, gm_buf *b,
-                                          gm_error *err)
+static GM_MUST_CHECK gm_status read_fd(int fd, const char *path, gm_buf *b, gm_error *err)
 {
-    gm_error e = {0};
-    gm_status st = gm_buf_read_file(b, path, &e);
-    if (st == GM_OK)
-        return GM_OK;
+    char chunk[8192];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n == 0)
+            return GM_OK;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return io_error(err, "read", path, errno);
+        }
+        gm_status st = gm_buf_append(b, chunk, (size_t)n);
+        if (st == GM_ERR_LIMIT)
+            return gm_error_set(err, st,
+                                "state file '%s' is larger than %u bytes; it was left as it is",
+                                path, GM_LIMIT_STATE_FILE);
+        if (st != GM_OK)
+            return gm_error_set(err, st, "out of memory reading '%s'", path);
+    }
+}
+
+/* Opens deployments/NAME.json (dirfd: deployments/, -1 when it does not
+ * exist) without following a symlink, checks what was opened and reads it
+ * into b. NOT_FOUND gets the store's message. */
+static GM_MUST_CHECK gm_status read_state(const gm_store *s, int dirfd, const char *name,
+                                          const char *path, gm_buf *b, gm_error *err)
+{
+    char file[ENTRY_MAX];
+    snprintf(file, sizeof file, "%s.json", name);
+    int fd = -1;
+    gm_status st = dirfd < 0 ? GM_ERR_NOT_FOUND
+                             : open_checked(s, dirfd, file, path, O_RDONLY, false, &fd, err);
     if (st == GM_ERR_NOT_FOUND)
         return gm_error_set(err, st, "no deployment named '%s' (looked in '%s')", name, path);
-    if (st == GM_ERR_LIMIT)
-        return gm_error_set(err, st,
-                            "state file '%s' is larger than %u bytes; it was left as it is", path,
-                            GM_LIMIT_STATE_FILE);
-    return gm_error_set(err, st, "%s", e.message);
+    if (st != GM_OK)
+        return st;
+    st = read_fd(fd, path, b, err);
+    close(fd);
+    return st;
 }
 
 static GM_MUST_CHECK gm_status parse_state(const char *name, const char *path, const gm_buf *b,
@@ -462,12 +780,18 @@ gm_status gm_store_load(gm_store *s, const char *name, gm_deployment **out, gm_e
     gm_status st = gm_store_check_name(name, err);
     if (st != GM_OK)
         return st;
+    int dirfd = -1;
+    st = dir_fd(s, D_DEPLOYMENTS, &dirfd, err);
+    if (st != GM_OK)
+        return st;
     char *path = state_path(s, name);
     if (!path)
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    if (dirfd >= 0)
+        tidy_temps(s, dirfd, name, false);
     gm_buf b;
     gm_buf_init(&b, GM_LIMIT_STATE_FILE);
-    st = read_state(name, path, &b, err);
+    st = read_state(s, dirfd, name, path, &b, err);
     if (st == GM_OK)
         st = parse_state(name, path, &b, out, err);
     gm_buf_release(&b);
@@ -479,11 +803,14 @@ bool gm_store_exists(gm_store *s, const char *name)
 {
     if (!s || !gm_store_valid_name(name))
         return false;
-    char *path = state_path(s, name);
+    int dirfd = -1;
+    gm_error ignored = {0}; /* an unsafe folder: false here, load says why */
+    if (dir_fd(s, D_DEPLOYMENTS, &dirfd, &ignored) != GM_OK || dirfd < 0)
+        return false;
+    char file[ENTRY_MAX];
+    snprintf(file, sizeof file, "%s.json", name);
     struct stat sb;
-    bool found = path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-    free(path);
-    return found;
+    return fstatat(dirfd, file, &sb, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 /* ---- save ----------------------------------------------------------------- */
@@ -500,112 +827,131 @@ static int dump_to_buf(const char *data, size_t size, void *arg)
     return ctx->st == GM_OK ? 0 : -1;
 }
 
+/* The record's JSON text (indented, with a final newline) into text. */
+static GM_MUST_CHECK gm_status serialize(const gm_deployment *d, gm_buf *text, gm_error *err)
+{
+    json_t *j = gm_deployment_to_json(d);
+    if (!j)
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory saving deployment '%s'", d->name);
+    dump_ctx ctx = {text, GM_OK};
+    gm_status st = GM_OK;
+    if (json_dump_callback(j, dump_to_buf, &ctx, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
+        (ctx.st = gm_buf_appendc(text, '\n')) != GM_OK) {
+        if (ctx.st == GM_ERR_LIMIT)
+            st = gm_error_set(err, GM_ERR_LIMIT,
+                              "state of '%s' is larger than %u bytes; it was not saved", d->name,
+                              GM_LIMIT_STATE_FILE);
+        else
+            st = gm_error_set(err, GM_ERR_NOMEM, "out of memory saving deployment '%s'", d->name);
+    }
+    json_decref(j);
+    return st;
+}
+
+/* Reads the current NAME.json into old (*have_old) when there is one, and
+ * refuses to go on when it does not load: never replace a file we could not
+ * load ourselves. */
+static GM_MUST_CHECK gm_status load_current(gm_store *s, const char *name, const char *path,
+                                            gm_buf *old, bool *have_old, gm_error *err)
+{
+    *have_old = false;
+    char file[ENTRY_MAX];
+    snprintf(file, sizeof file, "%s.json", name);
+    struct stat sb;
+    if (fstatat(s->fd[D_DEPLOYMENTS], file, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT ? GM_OK : io_error(err, "inspect", path, errno);
+    gm_error e = {0};
+    gm_deployment *cur = NULL;
+    gm_status st = read_state(s, s->fd[D_DEPLOYMENTS], name, path, old, &e);
+    if (st == GM_ERR_INVALID) /* unsafe: the message is the fix */
+        return gm_error_set(err, st, "%s", e.message);
+    if (st == GM_OK)
+        st = parse_state(name, path, old, &cur, &e);
+    gm_deployment_free(cur);
+    if (st != GM_OK) {
+        if (st != GM_ERR_IO && st != GM_ERR_NOMEM)
+            st = GM_ERR_CONFLICT;
+        return gm_error_set(err, st, "refusing to replace state file: %s", e.message);
+    }
+    *have_old = true;
+    return GM_OK;
+}
+
 /* Keeps the current file as NAME.json.bak, replacing the old backup in one
  * rename. old holds the current content for file systems without links. */
-static GM_MUST_CHECK gm_status keep_backup(const gm_store *s, const char *name, const char *path,
-                                           const gm_buf *old, gm_error *err)
+static GM_MUST_CHECK gm_status keep_backup(const gm_store *s, const char *name, const gm_buf *old,
+                                           gm_error *err)
 {
-    char *bak = gm_strfmt("%s/%s.json.bak", s->deployments, name);
-    char *tmp = gm_strfmt("%s/.%s.json.bak.tmp.%ld", s->deployments, name, (long)getpid());
+    int dirfd = s->fd[D_DEPLOYMENTS];
+    char file[ENTRY_MAX], bak[ENTRY_MAX], tmp[ENTRY_MAX];
+    snprintf(file, sizeof file, "%s.json", name);
+    snprintf(bak, sizeof bak, "%s.json.bak", name);
+    snprintf(tmp, sizeof tmp, ".%s.json.bak.tmp.%ld", name, (long)getpid());
+    char *tmp_path = gm_strfmt("%s/%s", s->dir[D_DEPLOYMENTS], tmp);
+    if (!tmp_path)
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     gm_status st = GM_OK;
     bool created = false;
-    if (!bak || !tmp) {
-        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    (void)unlink(tmp); /* a leftover of a dead process with our pid */
-    if (link(path, tmp) == 0) {
+    (void)unlinkat(dirfd, tmp, 0); /* a leftover of a dead process with our pid */
+    if (linkat(dirfd, file, dirfd, tmp, 0) == 0) {
         created = true;
     } else if (errno == EPERM || errno == EOPNOTSUPP || errno == EMLINK || errno == ENOSYS) {
-        st = write_new_file(tmp, old->data ? old->data : "", old->len, &created, err);
+        st = write_new_file(dirfd, tmp, tmp_path, old->data ? old->data : "", old->len, &created,
+                            err);
     } else {
-        st = io_error(err, "create backup", tmp, errno);
+        st = io_error(err, "create backup", tmp_path, errno);
     }
-    if (st == GM_OK && rename(tmp, bak) != 0)
-        st = io_error(err, "replace backup", bak, errno);
+    if (st == GM_OK && renameat(dirfd, tmp, dirfd, bak) != 0)
+        st = gm_error_set(err, GM_ERR_IO, "cannot replace backup '%s/%s': %s",
+                          s->dir[D_DEPLOYMENTS], bak, strerror(errno));
     if (st == GM_OK)
         created = false;
-done:
     if (created)
-        (void)unlink(tmp);
-    free(bak);
-    free(tmp);
+        (void)unlinkat(dirfd, tmp, 0);
+    free(tmp_path);
     return st;
 }
 
 static GM_MUST_CHECK gm_status save_locked(gm_store *s, gm_deployment *d, gm_error *err)
 {
     gm_status st = gm_store_check_name(d->name, err);
+    if (st == GM_OK)
+        st = open_dirs(s, true, err);
     if (st != GM_OK)
         return st;
     const char *name = d->name;
+    int dirfd = s->fd[D_DEPLOYMENTS];
+    char file[ENTRY_MAX], tmp[ENTRY_MAX];
+    snprintf(file, sizeof file, "%s.json", name);
+    snprintf(tmp, sizeof tmp, ".%s.json.tmp.%ld", name, (long)getpid());
     char *path = state_path(s, name);
-    char *tmp = gm_strfmt("%s/.%s.json.tmp.%ld", s->deployments, name, (long)getpid());
-    json_t *j = NULL;
+    char *tmp_path = gm_strfmt("%s/%s", s->dir[D_DEPLOYMENTS], tmp);
     gm_buf text, old;
     gm_buf_init(&text, GM_LIMIT_STATE_FILE);
     gm_buf_init(&old, GM_LIMIT_STATE_FILE);
     bool tmp_created = false, have_old = false;
-    if (!path || !tmp) {
+    if (!path || !tmp_path)
         st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-
-    j = gm_deployment_to_json(d);
-    if (!j) {
-        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory saving deployment '%s'", name);
-        goto done;
-    }
-    dump_ctx ctx = {&text, GM_OK};
-    if (json_dump_callback(j, dump_to_buf, &ctx, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
-        (ctx.st = gm_buf_appendc(&text, '\n')) != GM_OK) {
-        if (ctx.st == GM_ERR_LIMIT)
-            st = gm_error_set(err, GM_ERR_LIMIT,
-                              "state of '%s' is larger than %u bytes; it was not saved", name,
-                              GM_LIMIT_STATE_FILE);
-        else
-            st = gm_error_set(err, GM_ERR_NOMEM, "out of memory saving deployment '%s'", name);
-        goto done;
-    }
-
-    /* Never replace a file we could not load ourselves. */
-    struct stat sb;
-    if (lstat(path, &sb) == 0) {
-        gm_error e = {0};
-        gm_deployment *cur = NULL;
-        st = read_state(name, path, &old, &e);
-        if (st == GM_OK)
-            st = parse_state(name, path, &old, &cur, &e);
-        gm_deployment_free(cur);
-        if (st != GM_OK) {
-            if (st != GM_ERR_IO && st != GM_ERR_NOMEM)
-                st = GM_ERR_CONFLICT;
-            st = gm_error_set(err, st, "refusing to replace state file: %s", e.message);
-            goto done;
-        }
-        have_old = true;
-    } else if (errno != ENOENT) {
-        st = io_error(err, "inspect", path, errno);
-        goto done;
-    }
-
-    st = write_new_file(tmp, text.data, text.len, &tmp_created, err);
+    if (st == GM_OK)
+        st = serialize(d, &text, err);
+    if (st == GM_OK)
+        st = load_current(s, name, path, &old, &have_old, err);
+    if (st == GM_OK)
+        st = write_new_file(dirfd, tmp, tmp_path, text.data, text.len, &tmp_created, err);
     if (st == GM_OK && have_old)
-        st = keep_backup(s, name, path, &old, err);
-    if (st == GM_OK && rename(tmp, path) != 0)
+        st = keep_backup(s, name, &old, err);
+    if (st == GM_OK && renameat(dirfd, tmp, dirfd, file) != 0)
         st = io_error(err, "replace", path, errno);
     if (st == GM_OK) {
         tmp_created = false;
-        st = sync_dir(s->deployments, err);
+        st = sync_dir(dirfd, s->dir[D_DEPLOYMENTS], err);
     }
-done:
     if (tmp_created)
-        (void)unlink(tmp);
-    json_decref(j);
+        (void)unlinkat(dirfd, tmp, 0);
     gm_buf_release(&text);
     gm_buf_release(&old);
     free(path);
-    free(tmp);
+    free(tmp_path);
     return st;
 }
 
@@ -639,48 +985,84 @@ void gm_store_list_free(char **names, size_t n)
     free(names);
 }
 
+/* The NAME of a record file name ("NAME.json" with a valid NAME), or NULL
+ * (also when memory is exhausted: *nomem). */
+static char *record_name(const char *f, bool *nomem)
+{
+    size_t len = strlen(f);
+    *nomem = false;
+    if (f[0] == '.' || len <= 5 || strcmp(f + len - 5, ".json") != 0)
+        return NULL;
+    char *name = strndup(f, len - 5);
+    if (!name)
+        *nomem = true;
+    else if (!gm_store_valid_name(name)) {
+        free(name);
+        name = NULL;
+    }
+    return name;
+}
+
+/* Appends name (of record file f) to names, growing it; an unsafe record
+ * is refused, one gone since readdir skipped. Takes name in every case. */
+static GM_MUST_CHECK gm_status add_listed(gm_store *s, int dirfd, const char *f, char *name,
+                                          char ***names, size_t *n, size_t *cap, gm_error *err)
+{
+    char *path = gm_strfmt("%s/%s", s->dir[D_DEPLOYMENTS], f);
+    gm_status st = path ? check_entry(s, dirfd, f, path, false, err)
+                        : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    free(path);
+    char **grown = *names;
+    if (st == GM_OK && *n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        grown = realloc(*names, ncap * sizeof *grown);
+        if (grown) {
+            *names = grown;
+            *cap = ncap;
+        } else {
+            st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+        }
+    }
+    if (st != GM_OK || !grown) {
+        free(name);
+        return st == GM_ERR_NOT_FOUND ? GM_OK : st; /* not found: gone since readdir */
+    }
+    grown[(*n)++] = name;
+    return GM_OK;
+}
+
 gm_status gm_store_list(gm_store *s, char ***out_names, size_t *out_n, gm_error *err)
 {
     *out_names = NULL;
     *out_n = 0;
-    DIR *dir = opendir(s->deployments);
-    if (!dir)
-        return io_error(err, "open directory", s->deployments, errno);
+    int dirfd = -1;
+    gm_status st = dir_fd(s, D_DEPLOYMENTS, &dirfd, err);
+    if (st != GM_OK || dirfd < 0)
+        return st; /* unsafe, or nothing was ever saved */
+    tidy_temps(s, dirfd, NULL, false);
+    int scan = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dir = scan >= 0 ? fdopendir(scan) : NULL;
+    if (!dir) {
+        int e = errno;
+        if (scan >= 0)
+            close(scan);
+        return io_error(err, "open directory", s->dir[D_DEPLOYMENTS], e);
+    }
     char **names = NULL;
     size_t n = 0, cap = 0;
-    gm_status st = GM_OK;
     struct dirent *e;
     errno = 0;
-    while ((e = readdir(dir)) != NULL) {
-        const char *f = e->d_name;
-        size_t len = strlen(f);
-        if (f[0] == '.' || len <= 5 || strcmp(f + len - 5, ".json") != 0)
-            continue;
-        char *name = strndup(f, len - 5);
-        if (!name) {
+    while (st == GM_OK && (e = readdir(dir)) != NULL) {
+        bool nomem;
+        char *name = record_name(e->d_name, &nomem);
+        if (nomem)
             st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-            break;
-        }
-        if (!gm_store_valid_name(name)) {
-            free(name);
-            continue;
-        }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            char **grown = realloc(names, ncap * sizeof *grown);
-            if (!grown) {
-                free(name);
-                st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-                break;
-            }
-            names = grown;
-            cap = ncap;
-        }
-        names[n++] = name;
+        else if (name)
+            st = add_listed(s, dirfd, e->d_name, name, &names, &n, &cap, err);
         errno = 0;
     }
     if (st == GM_OK && errno != 0)
-        st = io_error(err, "read directory", s->deployments, errno);
+        st = io_error(err, "read directory", s->dir[D_DEPLOYMENTS], errno);
     closedir(dir);
     if (st != GM_OK) {
         gm_store_list_free(names, n);
@@ -695,79 +1077,88 @@ gm_status gm_store_list(gm_store *s, char ***out_names, size_t *out_n, gm_error 
 
 /* ---- archive -------------------------------------------------------------- */
 
-/* Moves src to dst unless dst exists (EEXIST). */
-static int move_noreplace(const char *src, const char *dst)
+/* Moves src (in sfd) to dst (in dfd) unless dst exists (EEXIST). */
+static int move_noreplace(int sfd, const char *src, int dfd, const char *dst)
 {
-    if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
+    if (renameat2(sfd, src, dfd, dst, RENAME_NOREPLACE) == 0)
         return 0;
     if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
         return -1;
     /* No RENAME_NOREPLACE here: link (which never replaces), then unlink. */
-    if (link(src, dst) != 0)
+    if (linkat(sfd, src, dfd, dst, 0) != 0)
         return -1;
-    return unlink(src);
+    return unlinkat(sfd, src, 0);
 }
 
-static GM_MUST_CHECK gm_status archive_locked(gm_store *s, const char *name, char **out_path,
-                                              gm_error *err)
+/* Moves NAME.json into archive/ as NAME-<stamp>[-k]<kind>.json (the first
+ * free k); *out_file receives the file name. */
+static GM_MUST_CHECK gm_status move_to_archive(gm_store *s, const char *name, const char *kind,
+                                               char **out_file, gm_error *err)
 {
-    char *src = state_path(s, name);
-    char *bak = gm_strfmt("%s/%s.json.bak", s->deployments, name);
-    char *dst = NULL;
-    gm_status st = GM_OK;
-    if (!src || !bak) {
-        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    struct stat sb;
-    if (lstat(src, &sb) != 0) {
-        if (errno == ENOENT)
-            st = gm_error_set(err, GM_ERR_NOT_FOUND, "no deployment named '%s' (looked in '%s')",
-                              name, src);
-        else
-            st = io_error(err, "inspect", src, errno);
-        goto done;
-    }
+    char src[ENTRY_MAX];
+    snprintf(src, sizeof src, "%s.json", name);
     time_t now = (time_t)(gm_wall_ms() / 1000);
     struct tm tm;
     char stamp[32];
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    char *dst = NULL;
     for (int k = 0;; k++) {
         free(dst);
-        dst = k ? gm_strfmt("%s/%s-%s-%d.json", s->archive, name, stamp, k)
-                : gm_strfmt("%s/%s-%s.json", s->archive, name, stamp);
-        if (!dst) {
-            st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-            goto done;
-        }
-        if (move_noreplace(src, dst) == 0)
+        dst = k ? gm_strfmt("%s-%s-%d%s.json", name, stamp, k, kind)
+                : gm_strfmt("%s-%s%s.json", name, stamp, kind);
+        if (!dst)
+            return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+        if (move_noreplace(s->fd[D_DEPLOYMENTS], src, s->fd[D_ARCHIVE], dst) == 0)
             break;
         if (errno != EEXIST || k >= 1000) {
-            st = gm_error_set(err, GM_ERR_IO, "cannot move '%s' to '%s': %s", src, dst,
-                              strerror(errno));
-            goto done;
+            gm_status st =
+                gm_error_set(err, GM_ERR_IO, "cannot move '%s/%s' to '%s/%s': %s",
+                             s->dir[D_DEPLOYMENTS], src, s->dir[D_ARCHIVE], dst, strerror(errno));
+            free(dst);
+            return st;
         }
     }
-    if (unlink(bak) != 0 && errno != ENOENT) {
-        st = io_error(err, "remove", bak, errno);
-        goto done;
-    }
-    st = sync_dir(s->archive, err);
+    *out_file = dst;
+    return GM_OK;
+}
+
+static GM_MUST_CHECK gm_status archive_locked(gm_store *s, const char *name, const char *kind,
+                                              char **out_path, gm_error *err)
+{
+    char *src = state_path(s, name);
+    char *file = NULL;
+    if (!src)
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    gm_status st = open_dirs(s, true, err);
+    char rec[ENTRY_MAX], bak[ENTRY_MAX];
+    snprintf(rec, sizeof rec, "%s.json", name);
+    snprintf(bak, sizeof bak, "%s.json.bak", name);
     if (st == GM_OK)
-        st = sync_dir(s->deployments, err);
+        st = check_entry(s, s->fd[D_DEPLOYMENTS], rec, src, false, err);
+    if (st == GM_ERR_NOT_FOUND)
+        st = gm_error_set(err, st, "no deployment named '%s' (looked in '%s')", name, src);
+    if (st == GM_OK)
+        st = move_to_archive(s, name, kind, &file, err);
+    if (st == GM_OK && unlinkat(s->fd[D_DEPLOYMENTS], bak, 0) != 0 && errno != ENOENT)
+        st = gm_error_set(err, GM_ERR_IO, "cannot remove '%s/%s': %s", s->dir[D_DEPLOYMENTS], bak,
+                          strerror(errno));
+    if (st == GM_OK)
+        st = sync_dir(s->fd[D_ARCHIVE], s->dir[D_ARCHIVE], err);
+    if (st == GM_OK)
+        st = sync_dir(s->fd[D_DEPLOYMENTS], s->dir[D_DEPLOYMENTS], err);
     if (st == GM_OK && out_path) {
-        *out_path = dst;
-        dst = NULL;
+        *out_path = gm_strfmt("%s/%s", s->dir[D_ARCHIVE], file);
+        if (!*out_path)
+            st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     }
-done:
     free(src);
-    free(bak);
-    free(dst);
+    free(file);
     return st;
 }
 
-gm_status gm_store_archive(gm_store *s, const char *name, char **out_path, gm_error *err)
+static GM_MUST_CHECK gm_status archive_as(gm_store *s, const char *name, const char *kind,
+                                          char **out_path, gm_error *err)
 {
     if (out_path)
         *out_path = NULL;
@@ -775,7 +1166,17 @@ gm_status gm_store_archive(gm_store *s, const char *name, char **out_path, gm_er
     if (st != GM_OK)
         return st;
     pthread_mutex_lock(&s->mu);
-    st = archive_locked(s, name, out_path, err);
+    st = archive_locked(s, name, kind, out_path, err);
     pthread_mutex_unlock(&s->mu);
     return st;
+}
+
+gm_status gm_store_archive(gm_store *s, const char *name, char **out_path, gm_error *err)
+{
+    return archive_as(s, name, "", out_path, err);
+}
+
+gm_status gm_store_forget(gm_store *s, const char *name, char **out_path, gm_error *err)
+{
+    return archive_as(s, name, ".forgotten", out_path, err);
 }

@@ -158,3 +158,26 @@ def test_kill_at_every_request_of_a_tier2_deploy(gm, proxy, boto):
         r = destroy(gm, name)
         assert r.returncode == 0 or "no deployment named" in r.stderr, (k, r.stderr)
         assert leftovers(boto, name) == {}, "kill at request %d left resources" % k
+
+
+def test_kill_then_resume_a_tier2_deploy(gm, proxy, boto):
+    """A tier-2 deploy killed at points spread over its requests resumes to
+    running with exactly one of each resource."""
+    from test_ownership import counts, expected_counts
+    proxy.clear_records()
+    assert deploy(gm, "probe2r", "--tier", "automation").returncode == 0
+    n = len(proxy.records)
+    assert destroy(gm, "probe2r").returncode == 0
+    for k in sorted({2, 6, 12, 15, n // 2, (3 * n) // 4, n - 3}):
+        name = "t2resume%d" % k
+        proxy.clear_rules()
+        proxy.kill_after(k, gm.last_pid, when="before_response")
+        p = gm.popen("deploy", "--name", name, "--tier", "automation", "--allow-cidr", CIDR,
+                     "--yes", env=FAST)
+        assert p.wait(timeout=120) == -9, "deploy was not killed at request %d" % k
+        proxy.clear_rules()
+        r = gm.run("deploy", "--resume", name, env=FAST, timeout=180)
+        assert r.returncode == 0, "resume after kill at %d failed:\n%s" % (k, r.stderr)
+        assert counts(boto, name) == expected_counts("automation"), k
+        assert destroy(gm, name).returncode == 0
+        assert leftovers(boto, name) == {}

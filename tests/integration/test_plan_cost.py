@@ -306,7 +306,7 @@ def test_cost_after_deploy(gm, proxy, boto, gm_home):
 
 def test_cost_unknown_deployment(gm, proxy):
     r = gm.run("cost", "nosuch")
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert "no deployment named 'nosuch'" in r.stderr
     r = gm.run("cost")
     assert r.returncode == 2

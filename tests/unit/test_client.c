@@ -324,7 +324,29 @@ static void test_region_resolution(void)
     CHECK_STR(r, "sa-east-1");
     free(r);
     CHECK_INT(gm_aws_resolve_region("Bad Region!", NULL, &r, &err), GM_ERR_INVALID);
-    CHECK(strstr(err.message, "invalid region 'Bad Region!'") != NULL);
+    CHECK(strstr(err.message, "unknown region 'Bad Region!' (from --region)") != NULL);
+    /* A typo gets the nearest names; an empty flag is refused. */
+    gm_error_clear(&err);
+    CHECK_INT(gm_aws_resolve_region("useast1", NULL, &r, &err), GM_ERR_INVALID);
+    CHECK(strstr(err.message, "did you mean 'us-east-1'?") != NULL);
+    gm_error_clear(&err);
+    CHECK_INT(gm_aws_resolve_region("", NULL, &r, &err), GM_ERR_INVALID);
+    CHECK(strstr(err.message, "empty region from --region") != NULL);
+    /* The environment and the profile are named as the source. */
+    gm_error_clear(&err);
+    setenv("AWS_REGION", "eu-west-9", 1);
+    CHECK_INT(gm_aws_resolve_region(NULL, NULL, &r, &err), GM_ERR_INVALID);
+    CHECK(strstr(err.message, "unknown region 'eu-west-9' (from AWS_REGION): did you mean "
+                              "'eu-west-1', 'eu-west-2' or 'eu-west-3'?") != NULL);
+    unsetenv("AWS_REGION");
+    unsetenv("AWS_DEFAULT_REGION");
+    f = fopen(path, "w");
+    fputs("[default]\nregion = mars-north-1\n", f);
+    fclose(f);
+    gm_error_clear(&err);
+    CHECK_INT(gm_aws_resolve_region(NULL, NULL, &r, &err), GM_ERR_INVALID);
+    CHECK(strstr(err.message, "unknown region 'mars-north-1' (from the region of profile "
+                              "'default' in the aws config file)") != NULL);
     unlink(path);
     rmdir(dir);
     clean_env();

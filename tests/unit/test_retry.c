@@ -63,17 +63,19 @@ static void test_budget(void)
     gm_retry_policy_release(&p);
 }
 
-static void test_max_attempts_from_env(void)
+static void test_max_attempts_defaults(void)
 {
+    /* The policy never reads the environment: the client checks
+     * AWS_MAX_ATTEMPTS strictly and passes it (test_client.c). */
     setenv("AWS_MAX_ATTEMPTS", "5", 1);
     gm_retry_policy p;
     gm_retry_policy_init(&p, 0, 0);
-    CHECK_INT(p.max_attempts, 5);
+    CHECK_INT(p.max_attempts, 3);
     CHECK_INT(p.base_ms, 1000);
     gm_retry_policy_release(&p);
-    setenv("AWS_MAX_ATTEMPTS", "bogus", 1);
-    gm_retry_policy_init(&p, 0, 0);
-    CHECK_INT(p.max_attempts, 3);
+    gm_retry_policy_init(&p, 7, 20);
+    CHECK_INT(p.max_attempts, 7);
+    CHECK_INT(p.base_ms, 20);
     gm_retry_policy_release(&p);
     unsetenv("AWS_MAX_ATTEMPTS");
 }
@@ -83,6 +85,6 @@ int main(void)
     GM_RUN(test_classify);
     GM_RUN(test_backoff_bounds);
     GM_RUN(test_budget);
-    GM_RUN(test_max_attempts_from_env);
+    GM_RUN(test_max_attempts_defaults);
     GM_TEST_END();
 }

@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -665,14 +667,15 @@ static void test_open_modes(void)
     CHECK_STR(err.message, "");
     if (s) {
         CHECK_STR(gm_store_home(s), home);
+        CHECK(!exists(home)); /* opening creates nothing; the first save does */
+        gm_deployment *d = sample("modes");
+        CHECK_INT(gm_store_save(s, d, &err), GM_OK);
         const char *sub[] = {"", "/deployments", "/archive", "/logs"};
         for (int i = 0; i < 4; i++) {
             char *p = gm_strfmt("%s%s", home, sub[i]);
             CHECK_INT(mode_of(p), 0700);
             free(p);
         }
-        gm_deployment *d = sample("modes");
-        CHECK_INT(gm_store_save(s, d, &err), GM_OK);
         CHECK_INT(gm_store_save(s, d, &err), GM_OK);
         char *p = gm_strfmt("%s/deployments/modes.json", home);
         CHECK_INT(mode_of(p), 0600);
@@ -703,9 +706,13 @@ static void test_open_modes(void)
     char *file = gm_strfmt("%s/file", root);
     spit(file, "x", 1);
     s = (gm_store *)1;
-    CHECK_INT(gm_store_open(file, &s, &err), GM_ERR_IO);
+    CHECK_INT(gm_store_open(file, &s, &err), GM_ERR_INVALID);
     CHECK(s == NULL);
-    CHECK(contains(err.message, "is not a directory"));
+    char *want = gm_strfmt("refusing '%s': it is not a directory; fix: move it out of the way: "
+                           "mv '%s' '%s.old'",
+                           file, file, file);
+    CHECK_STR(err.message, want);
+    free(want);
     gm_error_clear(&err);
     CHECK_INT(gm_store_open("", &s, &err), GM_ERR_INVALID);
 
@@ -723,8 +730,11 @@ static void test_open_modes(void)
     setenv("HOME", root, 1);
     CHECK_INT(gm_store_open(NULL, &s, &err), GM_OK);
     char *dot = gm_strfmt("%s/.geusemaker", root);
-    if (s)
+    if (s) {
         CHECK_STR(gm_store_home(s), dot);
+        CHECK(!exists(dot));
+        CHECK_INT(gm_store_make_dirs(s, &err), GM_OK);
+    }
     CHECK_INT(mode_of(dot), 0700);
     gm_store_free(s);
     if (saved_gm)
@@ -965,6 +975,7 @@ static void test_corrupt_load(void)
     CHECK_INT(gm_store_open(root, &s, &err), GM_OK);
     if (!s)
         return;
+    CHECK_INT(gm_store_make_dirs(s, &err), GM_OK); /* the test writes files itself */
     char *dir = gm_strfmt("%s/deployments", root);
     char *path = gm_strfmt("%s/demo.json", dir);
 
@@ -1334,6 +1345,490 @@ static void test_archive(void)
     free(root);
 }
 
+/* ---- folder safety --------------------------------------------------------- */
+
+static struct stat fake_stat(mode_t mode, uid_t uid)
+{
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    st.st_mode = mode;
+    st.st_uid = uid;
+    return st;
+}
+
+/* The rule itself, with any owner: no root needed. */
+static void test_check_stat(void)
+{
+    gm_error err = {0};
+    struct stat st = fake_stat(S_IFDIR | 0700, 1000);
+    CHECK_INT(gm_store_check_stat("/h/.gm", &st, NULL, 1000, true, &err), GM_OK);
+    st = fake_stat(S_IFDIR | 0755, 1000); /* readable by others is fine */
+    CHECK_INT(gm_store_check_stat("/h/.gm", &st, NULL, 1000, true, &err), GM_OK);
+    st = fake_stat(S_IFREG | 0600, 1000);
+    CHECK_INT(gm_store_check_stat("/h/.gm/deployments/a.json", &st, NULL, 1000, false, &err),
+              GM_OK);
+    CHECK_STR(err.message, "");
+
+    const mode_t writable[] = {0770, 0720, 0702, 0777, 01777, 0622};
+    for (size_t i = 0; i < sizeof writable / sizeof *writable; i++) {
+        gm_error_clear(&err);
+        st = fake_stat(S_IFDIR | writable[i], 1000);
+        CHECK_INT(gm_store_check_stat("/h/.gm/deployments", &st, NULL, 1000, true, &err),
+                  GM_ERR_INVALID);
+        CHECK_STR(err.message, "refusing '/h/.gm/deployments': it is writable by group/others; "
+                               "fix: chmod go-w '/h/.gm/deployments'");
+    }
+    gm_error_clear(&err);
+    st = fake_stat(S_IFREG | 0666, 1000);
+    CHECK_INT(gm_store_check_stat("/h/.gm/deployments/a.json", &st, NULL, 1000, false, &err),
+              GM_ERR_INVALID);
+    CHECK_STR(err.message, "refusing '/h/.gm/deployments/a.json': it is writable by "
+                           "group/others; fix: chmod go-w '/h/.gm/deployments/a.json'");
+
+    /* Another owner: the chown to run (-R for a folder); as root, another way too. */
+    gm_error_clear(&err);
+    st = fake_stat(S_IFDIR | 0700, 0);
+    CHECK_INT(gm_store_check_stat("/h/.gm", &st, NULL, 1000, true, &err), GM_ERR_INVALID);
+    CHECK_STR(err.message, "refusing '/h/.gm': it is owned by uid 0, not by uid 1000 that runs "
+                           "geusemaker; fix: sudo chown -R 1000 '/h/.gm'");
+    gm_error_clear(&err);
+    st = fake_stat(S_IFREG | 0600, 2000);
+    CHECK_INT(gm_store_check_stat("/h/.gm/deployments/a.json", &st, NULL, 1000, false, &err),
+              GM_ERR_INVALID);
+    CHECK_STR(err.message, "refusing '/h/.gm/deployments/a.json': it is owned by uid 2000, not by "
+                           "uid 1000 that runs geusemaker; fix: sudo chown 1000 "
+                           "'/h/.gm/deployments/a.json'");
+    gm_error_clear(&err);
+    st = fake_stat(S_IFDIR | 0700, 1000);
+    CHECK_INT(gm_store_check_stat("/h/.gm", &st, NULL, 0, true, &err), GM_ERR_INVALID);
+    CHECK_STR(err.message, "refusing '/h/.gm': it is owned by uid 1000, not by uid 0 that runs "
+                           "geusemaker; fix: run geusemaker as uid 1000, or chown -R 0 '/h/.gm'");
+    /* The owner is judged before the mode: the chown comes first. */
+    gm_error_clear(&err);
+    st = fake_stat(S_IFDIR | 0777, 3000);
+    CHECK_INT(gm_store_check_stat("/h/.gm", &st, NULL, 1000, true, &err), GM_ERR_INVALID);
+    CHECK(contains(err.message, "owned by uid 3000"));
+
+    /* Symlinks, whatever they point at and whoever owns them. */
+    gm_error_clear(&err);
+    st = fake_stat(S_IFLNK | 0777, 1000);
+    CHECK_INT(gm_store_check_stat("/h/.gm", &st, "/data/gm", 1000, true, &err), GM_ERR_INVALID);
+    CHECK_STR(err.message,
+              "refusing '/h/.gm': it is a symlink (to '/data/gm'), and geusemaker does "
+              "not follow symlinks in its state folder; fix: replace it with a real "
+              "directory: rm '/h/.gm' && mv '/data/gm' '/h/.gm'");
+    gm_error_clear(&err);
+    CHECK_INT(
+        gm_store_check_stat("/h/.gm/deployments/a.json", &st, "/tmp/x's.json", 1000, false, &err),
+        GM_ERR_INVALID);
+    CHECK_STR(err.message, "refusing '/h/.gm/deployments/a.json': it is a symlink (to "
+                           "'/tmp/x's.json'), and geusemaker does not follow symlinks in its "
+                           "state folder; fix: replace it with a real file: cp "
+                           "--remove-destination '/tmp/x'\\''s.json' '/h/.gm/deployments/a.json' "
+                           "&& chmod 600 '/h/.gm/deployments/a.json'");
+    gm_error_clear(&err);
+    CHECK_INT(gm_store_check_stat("/h/.gm", &st, NULL, 1000, true, &err), GM_ERR_INVALID);
+    CHECK_STR(err.message, "refusing '/h/.gm': it is a symlink, and geusemaker does not follow "
+                           "symlinks in its state folder; fix: replace it with a real directory");
+
+    /* The wrong kind of thing. */
+    gm_error_clear(&err);
+    st = fake_stat(S_IFIFO | 0600, 1000);
+    CHECK_INT(gm_store_check_stat("/h/.gm/deployments/a.json", &st, NULL, 1000, false, &err),
+              GM_ERR_INVALID);
+    CHECK(contains(err.message, "it is not a regular file; fix: move it out of the way: mv"));
+    gm_error_clear(&err);
+    st = fake_stat(S_IFREG | 0600, 1000);
+    CHECK_INT(gm_store_check_stat("/h/.gm", &st, NULL, 1000, true, &err), GM_ERR_INVALID);
+    CHECK(contains(err.message, "it is not a directory"));
+}
+
+/* A store on a fresh home with one saved record "demo"; NULL on failure. */
+static gm_store *store_with_demo(const char *home)
+{
+    gm_store *s = NULL;
+    gm_error err = {0};
+    CHECK_INT(gm_store_open(home, &s, &err), GM_OK);
+    gm_deployment *d = gm_deployment_new("demo", "dev", "us-east-1");
+    if (s && d)
+        CHECK_INT(gm_store_save(s, d, &err), GM_OK);
+    gm_deployment_free(d);
+    return s;
+}
+
+/* Opens home and expects it refused with exactly want. */
+static void expect_open_refused(const char *home, const char *want, int line)
+{
+    gm_store *s = (gm_store *)1;
+    gm_error err = {0};
+    gm_status st = gm_store_open(home, &s, &err);
+    if (st != GM_ERR_INVALID || s != NULL || !want || strcmp(err.message, want) != 0) {
+        fprintf(stderr, "test_state.c:%d: expected open refused \"%s\", got %d \"%s\"\n", line,
+                want ? want : "(null)", (int)st, err.message);
+        gm_test_checks_failed++;
+    }
+    if (st == GM_OK)
+        gm_store_free(s);
+}
+#define EXPECT_OPEN_REFUSED(home, want) expect_open_refused((home), (want), __LINE__)
+
+static void test_unsafe_folders(void)
+{
+    char *root = temp_root();
+    char *home = gm_strfmt("%s/home", root);
+    char *dep = gm_strfmt("%s/deployments", home);
+    char *arch = gm_strfmt("%s/archive", home);
+    gm_store_free(store_with_demo(home));
+
+    CHECK(chmod(home, 0777) == 0);
+    char *want = gm_strfmt("refusing '%s': it is writable by group/others; fix: chmod go-w '%s'",
+                           home, home);
+    EXPECT_OPEN_REFUSED(home, want);
+    free(want);
+    CHECK(chmod(home, 0700) == 0);
+
+    CHECK(chmod(dep, 0770) == 0);
+    want =
+        gm_strfmt("refusing '%s': it is writable by group/others; fix: chmod go-w '%s'", dep, dep);
+    EXPECT_OPEN_REFUSED(home, want);
+    free(want);
+    CHECK(chmod(dep, 0700) == 0);
+
+    /* A symlinked folder, relative target made absolute in the fix. */
+    char *real = gm_strfmt("%s/archive-real", home);
+    CHECK(rename(arch, real) == 0);
+    CHECK(symlink("archive-real", arch) == 0);
+    want = gm_strfmt("refusing '%s': it is a symlink (to '%s'), and geusemaker does not follow "
+                     "symlinks in its state folder; fix: replace it with a real directory: rm "
+                     "'%s' && mv '%s' '%s'",
+                     arch, real, arch, real, arch);
+    EXPECT_OPEN_REFUSED(home, want);
+    free(want);
+    CHECK(unlink(arch) == 0);
+    CHECK(rename(real, arch) == 0);
+
+    /* The home itself symlinked. */
+    char *link = gm_strfmt("%s/linked", root);
+    CHECK(symlink(home, link) == 0);
+    gm_store *s = (gm_store *)1;
+    gm_error err = {0};
+    CHECK_INT(gm_store_open(link, &s, &err), GM_ERR_INVALID);
+    want = gm_strfmt("refusing '%s': it is a symlink (to '%s')", link, home);
+    CHECK(gm_str_startswith(err.message, want));
+    free(want);
+
+    /* A folder owned by someone else (only root can make one). */
+    if (geteuid() == 0) {
+        CHECK(chown(dep, 65534, 65534) == 0);
+        want = gm_strfmt("refusing '%s': it is owned by uid 65534, not by uid 0 that runs "
+                         "geusemaker; fix: run geusemaker as uid 65534, or chown -R 0 '%s'",
+                         dep, dep);
+        EXPECT_OPEN_REFUSED(home, want);
+        free(want);
+        CHECK(chown(dep, 0, 0) == 0);
+    }
+
+    /* All fixed: it opens again. */
+    s = NULL;
+    CHECK_INT(gm_store_open(home, &s, &err), GM_OK);
+    gm_store_free(s);
+    free(link);
+    free(real);
+    free(dep);
+    free(arch);
+    free(home);
+    rm_rf(root);
+    free(root);
+}
+
+/* Every operation on an unsafe record (or lock) refuses it with the fix. */
+static void expect_record_refused(gm_store *s, const char *want, int line)
+{
+    gm_deployment *d = NULL;
+    gm_error err = {0};
+    int before = gm_test_checks_failed;
+    CHECK_INT(gm_store_load(s, "demo", &d, &err), GM_ERR_INVALID);
+    CHECK(d == NULL);
+    CHECK(gm_str_startswith(err.message, want));
+    gm_error_clear(&err);
+    gm_deployment *fresh = gm_deployment_new("demo", "dev", "us-east-1");
+    CHECK_INT(gm_store_save(s, fresh, &err), GM_ERR_INVALID);
+    CHECK(gm_str_startswith(err.message, want));
+    gm_deployment_free(fresh);
+    char **names = NULL;
+    size_t n = 0;
+    gm_error_clear(&err);
+    CHECK_INT(gm_store_list(s, &names, &n, &err), GM_ERR_INVALID);
+    CHECK(gm_str_startswith(err.message, want));
+    CHECK(names == NULL);
+    gm_error_clear(&err);
+    CHECK_INT(gm_store_archive(s, "demo", NULL, &err), GM_ERR_INVALID);
+    gm_error_clear(&err);
+    CHECK_INT(gm_store_forget(s, "demo", NULL, &err), GM_ERR_INVALID);
+    CHECK(gm_store_exists(s, "demo")); /* it is there: deploy must not start afresh */
+    if (gm_test_checks_failed != before)
+        fprintf(stderr, "test_state.c:%d: the record checks above failed\n", line);
+}
+#define EXPECT_RECORD_REFUSED(s, want) expect_record_refused((s), (want), __LINE__)
+
+static void test_unsafe_record(void)
+{
+    char *root = temp_root();
+    gm_store *s = store_with_demo(root);
+    if (!s)
+        return;
+    char *path = gm_strfmt("%s/deployments/demo.json", root);
+    char *elsewhere = gm_strfmt("%s/elsewhere.json", root);
+    char *content = slurp(path, NULL);
+
+    CHECK(chmod(path, 0666) == 0);
+    char *want = gm_strfmt("refusing '%s': it is writable by group/others; fix: chmod go-w '%s'",
+                           path, path);
+    EXPECT_RECORD_REFUSED(s, want);
+    free(want);
+    CHECK(chmod(path, 0620) == 0);
+    want = gm_strfmt("refusing '%s': it is writable by group/others", path);
+    EXPECT_RECORD_REFUSED(s, want);
+    free(want);
+    CHECK(chmod(path, 0600) == 0);
+
+    /* A symlink to a perfectly good record is refused all the same. */
+    CHECK(rename(path, elsewhere) == 0);
+    CHECK(symlink(elsewhere, path) == 0);
+    want = gm_strfmt("refusing '%s': it is a symlink (to '%s'), and geusemaker does not follow "
+                     "symlinks in its state folder; fix: replace it with a real file: cp "
+                     "--remove-destination '%s' '%s' && chmod 600 '%s'",
+                     path, elsewhere, elsewhere, path, path);
+    EXPECT_RECORD_REFUSED(s, want);
+    free(want);
+    char *still = slurp(elsewhere, NULL); /* the target was never written */
+    CHECK_STR(still, content);
+    free(still);
+    CHECK(unlink(path) == 0);
+    CHECK(rename(elsewhere, path) == 0);
+
+    if (geteuid() == 0) {
+        CHECK(chown(path, 65534, 65534) == 0);
+        want = gm_strfmt("refusing '%s': it is owned by uid 65534, not by uid 0 that runs "
+                         "geusemaker; fix: run geusemaker as uid 65534, or chown 0 '%s'",
+                         path, path);
+        EXPECT_RECORD_REFUSED(s, want);
+        free(want);
+        CHECK(chown(path, 0, 0) == 0);
+    }
+
+    /* A symlinked lock file. */
+    char *lock = gm_strfmt("%s/deployments/demo.lock", root);
+    CHECK(symlink(elsewhere, lock) == 0);
+    gm_lock *l = (gm_lock *)1;
+    gm_error err = {0};
+    CHECK_INT(gm_store_lock(s, "demo", &l, &err), GM_ERR_INVALID);
+    CHECK(l == NULL);
+    want = gm_strfmt("refusing '%s': it is a symlink (to '%s')", lock, elsewhere);
+    CHECK(gm_str_startswith(err.message, want));
+    free(want);
+    CHECK(!exists(elsewhere)); /* not created through the link */
+    CHECK(unlink(lock) == 0);
+
+    /* Fixed: everything works again. */
+    gm_deployment *d = NULL;
+    gm_error_clear(&err);
+    CHECK_INT(gm_store_load(s, "demo", &d, &err), GM_OK);
+    gm_deployment_free(d);
+    free(lock);
+    free(content);
+    free(path);
+    free(elsewhere);
+    gm_store_free(s);
+    rm_rf(root);
+    free(root);
+}
+
+/* Reading never creates the state home. */
+static void test_reading_creates_nothing(void)
+{
+    char *root = temp_root();
+    char *home = gm_strfmt("%s/not-yet", root);
+    gm_store *s = NULL;
+    gm_error err = {0};
+    CHECK_INT(gm_store_open(home, &s, &err), GM_OK);
+    if (s) {
+        char **names = (char **)1;
+        size_t n = 9;
+        CHECK_INT(gm_store_list(s, &names, &n, &err), GM_OK);
+        CHECK(names == NULL && n == 0);
+        gm_deployment *d = NULL;
+        CHECK_INT(gm_store_load(s, "demo", &d, &err), GM_ERR_NOT_FOUND);
+        char *want =
+            gm_strfmt("no deployment named 'demo' (looked in '%s/deployments/demo.json')", home);
+        CHECK_STR(err.message, want);
+        free(want);
+        CHECK(!gm_store_exists(s, "demo"));
+        CHECK(!exists(home));
+        /* Another process creates the folders and a record: this store sees them. */
+        gm_store *other = store_with_demo(home);
+        gm_store_free(other);
+        gm_error_clear(&err);
+        CHECK_INT(gm_store_load(s, "demo", &d, &err), GM_OK);
+        gm_deployment_free(d);
+        /* A lock makes every folder. */
+        gm_lock *l = NULL;
+        CHECK_INT(gm_store_lock(s, "demo", &l, &err), GM_OK);
+        gm_lock_release(l);
+        char *logs = gm_strfmt("%s/logs", home);
+        CHECK_INT(mode_of(logs), 0700);
+        free(logs);
+    }
+    gm_store_free(s);
+    free(home);
+    rm_rf(root);
+    free(root);
+}
+
+/* Holds name's lock in a child, without writing a pid (as a tidying reader
+ * does), for hold_ms; returns the child's pid once it holds it. */
+static pid_t hold_lock_in_child(const char *home, const char *name, int hold_ms)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        char *p = gm_strfmt("%s/deployments/%s.lock", home, name);
+        int fd = p ? open(p, O_RDWR | O_CREAT, 0600) : -1;
+        char r = fd >= 0 && ftruncate(fd, 0) == 0 && flock(fd, LOCK_EX) == 0 ? 'y' : 'n';
+        if (write(fds[1], &r, 1) != 1)
+            _exit(1);
+        struct timespec ts = {hold_ms / 1000, (long)(hold_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        _exit(0);
+    }
+    close(fds[1]);
+    char r = 0;
+    bool ok = read(fds[0], &r, 1) == 1 && r == 'y';
+    close(fds[0]);
+    return ok ? pid : -1;
+}
+
+static void test_tidy_temps(void)
+{
+    char *root = temp_root();
+    gm_store *s = store_with_demo(root);
+    if (!s)
+        return;
+    char *dir = gm_strfmt("%s/deployments", root);
+    const char *junk[] = {".demo.json.tmp.4242", ".demo.json.bak.tmp.77"};
+    const char *kept[] = {".demo.json.tmp.x1", ".demo.json.tmpx.1", ".demo.json.tmp.", "notes.txt",
+                          ".demox.json.tmp.5"};
+    for (size_t i = 0; i < 2; i++) {
+        char *p = gm_strfmt("%s/%s", dir, junk[i]);
+        spit(p, "half a record", 13);
+        free(p);
+    }
+    for (size_t i = 0; i < 5; i++) {
+        char *p = gm_strfmt("%s/%s", dir, kept[i]);
+        spit(p, "x", 1);
+        free(p);
+    }
+    /* A load of demo removes demo's leftovers, nothing else. */
+    gm_deployment *d = NULL;
+    gm_error err = {0};
+    CHECK_INT(gm_store_load(s, "demo", &d, &err), GM_OK);
+    gm_deployment_free(d);
+    for (size_t i = 0; i < 2; i++) {
+        char *p = gm_strfmt("%s/%s", dir, junk[i]);
+        CHECK(!exists(p));
+        free(p);
+    }
+    for (size_t i = 0; i < 5; i++) {
+        char *p = gm_strfmt("%s/%s", dir, kept[i]);
+        CHECK(exists(p));
+        free(p);
+    }
+
+    /* A live writer holds the lock: its tmp file is left alone by readers. */
+    char *live = gm_strfmt("%s/.demox.json.tmp.5", dir);
+    pid_t holder = hold_lock_in_child(root, "demox", 1000);
+    CHECK(holder > 0);
+    char **names = NULL;
+    size_t n = 0;
+    CHECK_INT(gm_store_list(s, &names, &n, &err), GM_OK);
+    gm_store_list_free(names, n);
+    CHECK(exists(live));
+    /* ...and a writer taking the lock while a reader holds it for a moment
+     * (no pid in the file) waits that moment instead of failing. */
+    gm_lock *l = NULL;
+    CHECK_INT(gm_store_lock(s, "demox", &l, &err), GM_ERR_LOCKED);
+    CHECK(contains(err.message, "pid unknown"));
+    waitpid(holder, NULL, 0);
+    holder = hold_lock_in_child(root, "demox", 60);
+    gm_error_clear(&err);
+    CHECK_INT(gm_store_lock(s, "demox", &l, &err), GM_OK);
+    CHECK(!exists(live)); /* taking the lock removed it */
+    gm_lock_release(l);
+    waitpid(holder, NULL, 0);
+
+    /* list removes what it can lock. */
+    char *again = gm_strfmt("%s/.demox.json.bak.tmp.9", dir);
+    spit(again, "x", 1);
+    CHECK_INT(gm_store_list(s, &names, &n, &err), GM_OK);
+    gm_store_list_free(names, n);
+    CHECK(!exists(again));
+    free(again);
+    free(live);
+    free(dir);
+    gm_store_free(s);
+    rm_rf(root);
+    free(root);
+}
+
+static void test_forget(void)
+{
+    char *root = temp_root();
+    gm_store *s = store_with_demo(root);
+    if (!s)
+        return;
+    gm_deployment *d = gm_deployment_new("demo", "dev", "us-east-1");
+    gm_error err = {0};
+    CHECK_INT(gm_store_save(s, d, &err), GM_OK); /* makes a .bak */
+    char *path = gm_strfmt("%s/deployments/demo.json", root);
+    char *content = slurp(path, NULL);
+    char *out = NULL;
+    CHECK_INT(gm_store_forget(s, "demo", &out, &err), GM_OK);
+    char *adir = gm_strfmt("%s/archive", root);
+    CHECK(out && gm_str_startswith(out, adir) && gm_str_endswith(out, ".forgotten.json"));
+    CHECK(out && archive_name_ok(out, adir, "demo"));
+    char *moved = out ? slurp(out, NULL) : NULL;
+    CHECK_STR(moved, content);
+    CHECK_INT(out ? mode_of(out) : -1, 0600);
+    CHECK(!gm_store_exists(s, "demo"));
+    char *bak = gm_strfmt("%s.bak", path);
+    CHECK(!exists(bak));
+    /* Twice in the same second: never an overwrite. */
+    CHECK_INT(gm_store_save(s, d, &err), GM_OK);
+    char *out2 = NULL;
+    CHECK_INT(gm_store_forget(s, "demo", &out2, &err), GM_OK);
+    CHECK(out && out2 && strcmp(out, out2) != 0 && gm_str_endswith(out2, ".forgotten.json"));
+    char *out3 = (char *)1;
+    CHECK_INT(gm_store_forget(s, "demo", &out3, &err), GM_ERR_NOT_FOUND);
+    CHECK(out3 == NULL);
+    CHECK(contains(err.message, "no deployment named 'demo'"));
+    gm_error_clear(&err);
+    CHECK_INT(gm_store_forget(s, "../x", NULL, &err), GM_ERR_INVALID);
+    free(out);
+    free(out2);
+    free(moved);
+    free(bak);
+    free(adir);
+    free(content);
+    free(path);
+    gm_deployment_free(d);
+    gm_store_free(s);
+    rm_rf(root);
+    free(root);
+}
+
 int main(void)
 {
     GM_RUN(test_enums);
@@ -1352,5 +1847,11 @@ int main(void)
     GM_RUN(test_lock_killed_holder);
     GM_RUN(test_list);
     GM_RUN(test_archive);
+    GM_RUN(test_check_stat);
+    GM_RUN(test_unsafe_folders);
+    GM_RUN(test_unsafe_record);
+    GM_RUN(test_reading_creates_nothing);
+    GM_RUN(test_tidy_temps);
+    GM_RUN(test_forget);
     GM_TEST_END();
 }
