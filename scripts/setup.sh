@@ -9,6 +9,8 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libcurl4-openssl-dev libssl-dev libxml2-dev libjansson-dev libyaml-dev zlib1g-dev
   clang libclang-rt-14-dev clang-format shellcheck gcovr git tmux python3 python3-pip
+  nginx openssl jq systemd util-linux iptables iproute2 curl
+  dpkg-dev man-db groff-base zsh fish
 )
 
 missing=()

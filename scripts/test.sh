@@ -6,9 +6,12 @@
 #      analyser and shellcheck on the project's sources and scripts; every
 #      libFuzzer target runs for a few seconds on its corpus (clang build);
 #   4. integration tests (pytest: the real binary against a local moto server,
-#      through the project's fault-injection proxy);
-#   5. the whoami, credential, deploy and bad-input integration tests again with the
-#      sanitizer binary;
+#      through the project's fault-injection proxy; every request geusemaker
+#      sends is checked against botocore's AWS API models and a violation fails
+#      the run; test_iam_enforced.py deploys on a moto of its own with SigV4
+#      verification and IAM enforcement, as a user holding docs/iam-policy.json);
+#   5. the whoami, credential, deploy, bad-input and IAM-enforced integration tests
+#      again with the sanitizer binary;
 #   6. line coverage of the orchestration (engine/, including the load balancer nodes) and
 #      state (state/) code by the unit and deploy, crash, ALB and failover integration tests,
 #      on a gcov build (must be at least 80 %).
@@ -52,11 +55,12 @@ echo "== shellcheck" >&2
 shellcheck scripts/*.sh .ci/run tests/integration/userdata_sandbox/stub
 
 echo "== integration tests, sanitizer binary (whoami, credentials, deploy, bad input, adopt," \
-  "cleanup, state folder)" >&2
+  "cleanup, state folder, IAM enforced)" >&2
 GEUSEMAKER_BIN="$root/build-asan/geusemaker" python3 -m pytest -q -p no:cacheprovider \
   tests/integration/test_whoami.py tests/integration/test_credentials.py \
   tests/integration/test_deploy.py tests/integration/test_bad_input.py \
-  tests/integration/test_adopt_cleanup.py tests/integration/test_state_safety.py
+  tests/integration/test_adopt_cleanup.py tests/integration/test_state_safety.py \
+  tests/integration/test_iam_enforced.py
 
 echo "== coverage of engine/ and state/ (gcov build)" >&2
 find build-cov -name '*.gcda' -delete

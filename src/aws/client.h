@@ -185,4 +185,10 @@ GM_MUST_CHECK gm_status gm_aws_parse_error(gm_protocol proto, long http_status,
 /* True for codes that mean "credentials rejected or not allowed". */
 bool gm_aws_is_auth_code(const char *code);
 
+/* True for the subset that means "the credentials are valid, but their IAM
+ * policy does not allow the call" (AccessDenied, AccessDeniedException,
+ * UnauthorizedOperation, UnauthorizedAccess): an authorization failure, not
+ * an authentication one. Its message says so. */
+bool gm_aws_is_denied_code(const char *code);
+
 #endif

@@ -162,6 +162,13 @@ const gm_read_spec gm_ec2_created_igw = {
 const gm_read_spec gm_ec2_created_subnet = {"ec2 new subnet", "subnet", {"subnetId"}};
 const gm_read_spec gm_ec2_created_rt = {"ec2 new route table", "routeTable", {"routeTableId"}};
 const gm_read_spec gm_ec2_created_sg = {"ec2 new security group", "", {"groupId"}};
+const gm_read_spec gm_ec2_images = {
+    "ec2 images",
+    "imagesSet/item",
+    {"imageId", "architecture", "rootDeviceName", "rootDeviceType", "imageState", "name"}};
+const gm_read_spec gm_ec2_image_devices = {"ec2 image block devices",
+                                           "imagesSet/item/blockDeviceMapping/item",
+                                           {"deviceName", "ebs/volumeSize", "ebs/snapshotId"}};
 
 const gm_read_spec *const gm_read_ec2_specs[] = {
     &gm_ec2_vpcs,
@@ -179,6 +186,8 @@ const gm_read_spec *const gm_read_ec2_specs[] = {
     &gm_ec2_created_subnet,
     &gm_ec2_created_rt,
     &gm_ec2_created_sg,
+    &gm_ec2_images,
+    &gm_ec2_image_devices,
     NULL,
 };
 
@@ -218,13 +227,20 @@ const gm_read_spec gm_iam_profiles = {
     "iam instance profiles", "InstanceProfiles/member", {"InstanceProfileName"}};
 const gm_read_spec gm_iam_truncated = {"iam list truncated", "IsTruncated", {""}};
 const gm_read_spec gm_iam_marker = {"iam list marker", "Marker", {""}};
+const gm_read_spec gm_iam_role_arn = {"iam role arn", "Role", {"Arn"}};
 
 const gm_read_spec *const gm_read_iam_specs[] = {
-    &gm_iam_role_tags,     &gm_iam_profile_tags,
-    &gm_iam_profile_roles, &gm_iam_attached_policies,
-    &gm_iam_policy_names,  &gm_iam_roles,
-    &gm_iam_profiles,      &gm_iam_truncated,
-    &gm_iam_marker,        NULL,
+    &gm_iam_role_tags,
+    &gm_iam_profile_tags,
+    &gm_iam_profile_roles,
+    &gm_iam_attached_policies,
+    &gm_iam_policy_names,
+    &gm_iam_roles,
+    &gm_iam_profiles,
+    &gm_iam_truncated,
+    &gm_iam_marker,
+    &gm_iam_role_arn,
+    NULL,
 };
 
 /* ---- JSON ----------------------------------------------------------------------- */

@@ -69,12 +69,23 @@ extern const gm_read_spec gm_ec2_created_igw;     /* internetGatewayId */
 extern const gm_read_spec gm_ec2_created_subnet;  /* subnetId */
 extern const gm_read_spec gm_ec2_created_rt;      /* routeTableId */
 extern const gm_read_spec gm_ec2_created_sg;      /* groupId */
+extern const gm_read_spec gm_ec2_images;          /* see GM_EC2_IMG_* (DescribeImages) */
+extern const gm_read_spec gm_ec2_image_devices;   /* see GM_EC2_BDM_*: every image's mappings */
 
 enum { GM_EC2_ID = 0 };    /* every list: the id first */
 enum { GM_EC2_STATE = 1 }; /* vpcs */
 enum { GM_EC2_SUBNET_VPC = 1, GM_EC2_SUBNET_AZ, GM_EC2_SUBNET_STATE };
 enum { GM_EC2_ASSOC_MAIN = 1 }; /* route table associations */
 enum { GM_EC2_SG_VPC = 1 };     /* security groups */
+enum {
+    GM_EC2_IMG_ID,
+    GM_EC2_IMG_ARCH,             /* "x86_64", "arm64", ... */
+    GM_EC2_IMG_ROOT_DEVICE,      /* "/dev/xvda", "/dev/sda1" */
+    GM_EC2_IMG_ROOT_DEVICE_TYPE, /* "ebs" or "instance-store" */
+    GM_EC2_IMG_STATE,            /* "available", ... */
+    GM_EC2_IMG_NAME,
+};
+enum { GM_EC2_BDM_DEVICE, GM_EC2_BDM_SIZE, GM_EC2_BDM_SNAPSHOT }; /* size in GiB */
 enum {
     GM_EC2_I_ID,
     GM_EC2_I_STATE,
@@ -107,6 +118,7 @@ extern const gm_read_spec gm_iam_roles;             /* RoleName (ListRoles) */
 extern const gm_read_spec gm_iam_profiles;          /* InstanceProfileName */
 extern const gm_read_spec gm_iam_truncated;         /* IsTruncated of a List* page */
 extern const gm_read_spec gm_iam_marker;            /* Marker of a List* page */
+extern const gm_read_spec gm_iam_role_arn;          /* Arn (GetRole) */
 
 enum { GM_IAM_TAG_KEY = 0, GM_IAM_TAG_VALUE = 1 };
 

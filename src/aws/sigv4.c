@@ -436,12 +436,31 @@ static GM_MUST_CHECK gm_status check_inputs(const gm_http_request *req,
     return GM_OK;
 }
 
+/* Headers the AWS SDKs never sign (botocore's SIGNED_HEADERS_BLACKLIST, the
+ * list the AWS signing tools share): ones a proxy or the HTTP stack may add,
+ * drop or rewrite on the way (User-Agent, the X-Ray trace id, Expect, the
+ * hop-by-hop headers). Signing one would break the signature whenever a hop
+ * changes it, and a verifier that rebuilds the canonical request the SDK way
+ * leaves it out, so it would never match. They are sent, just not signed. */
+static const char *const unsigned_headers[] = {
+    "connection", "expect",  "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+    "trailer",    "upgrade", "user-agent", "transfer-encoding",  "x-amzn-trace-id",
+};
+
+bool gm_sigv4_header_unsigned(const char *name)
+{
+    for (size_t i = 0; i < sizeof unsigned_headers / sizeof *unsigned_headers; i++)
+        if (strcasecmp(name, unsigned_headers[i]) == 0)
+            return true;
+    return false;
+}
+
 /* Request headers that do not enter the signature as they are: the old
- * Authorization, the X-Ray trace id (proxies may change it), and the headers
- * the signer owns and replaces. */
+ * Authorization, the ones the SDKs never sign (above), and the headers the
+ * signer owns and replaces. */
 static bool skip_header(const char *name, bool sign_body)
 {
-    return strcasecmp(name, "authorization") == 0 || strcasecmp(name, "x-amzn-trace-id") == 0 ||
+    return strcasecmp(name, "authorization") == 0 || gm_sigv4_header_unsigned(name) ||
            strcasecmp(name, "x-amz-date") == 0 || strcasecmp(name, "x-amz-security-token") == 0 ||
            (sign_body && strcasecmp(name, "x-amz-content-sha256") == 0);
 }

@@ -50,7 +50,9 @@ typedef struct gm_sigv4_debug {
  *   percent-decoded and re-encoded (so raw and already-encoded input give the
  *   same result), then sorted by name, then value.
  * - Headers: every header of the request except Authorization (an old one is
- *   removed) and X-Amzn-Trace-Id; names lowercased, values trimmed with runs
+ *   removed) and those the AWS SDKs never sign (gm_sigv4_header_unsigned:
+ *   User-Agent, X-Amzn-Trace-Id, Expect and the hop-by-hop headers), which
+ *   stay on the request unsigned; names lowercased, values trimmed with runs
  *   of spaces and tabs collapsed, duplicates joined with ',' in request order.
  *   X-Amz-Date, X-Amz-Security-Token and (with sign_body)
  *   x-amz-content-sha256 are owned by the signer: existing ones are dropped
@@ -62,6 +64,12 @@ typedef struct gm_sigv4_debug {
  * header name that is not one, or a header value with CR or LF. Messages
  * never contain the secret key or the session token. Thread-safe: no shared
  * mutable state. */
+/* True for a header the AWS SDKs leave out of the signature (botocore's
+ * list): connection, expect, keep-alive, proxy-authenticate,
+ * proxy-authorization, te, trailer, transfer-encoding, upgrade, user-agent,
+ * x-amzn-trace-id; any case. */
+bool gm_sigv4_header_unsigned(const char *name);
+
 GM_MUST_CHECK gm_status gm_sigv4_sign(gm_http_request *req, const gm_sigv4_params *params,
                                       gm_sigv4_debug *debug, gm_error *err);
 

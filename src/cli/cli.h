@@ -28,8 +28,11 @@ typedef enum gm_output { GM_OUTPUT_TEXT, GM_OUTPUT_JSON } gm_output;
 
 typedef struct gm_cli {
     const char *prog;
-    const char *region;  /* --region */
-    const char *profile; /* --profile */
+    const char *region;         /* --region */
+    const char *profile;        /* --profile */
+    const char *region_setting; /* region from a setting (cli/config.h): after --region, before
+                                   AWS_REGION, never over a record's region */
+    unsigned given;             /* the global options given on the command line (bit per id) */
     gm_output output;
     bool verbose;
     bool no_color;
@@ -37,6 +40,10 @@ typedef struct gm_cli {
 } gm_cli;
 
 typedef struct gm_command gm_command;
+
+/* --region, else the region of the settings (config files, GEUSEMAKER_REGION),
+ * else NULL (the AWS variables and the profile decide). */
+const char *gm_cli_region_flag(const gm_cli *cli);
 
 struct gm_command {
     const char *name;
@@ -46,7 +53,9 @@ struct gm_command {
     const gm_optgroup *groups[4]; /* the command's options, by group; unused slots NULL */
     size_t min_pos, max_pos;      /* how many positional arguments */
     const char *pos_what;         /* what they are, for messages: "one deployment name" */
-    bool local; /* never talks to AWS: the AWS environment is not checked before it runs */
+    bool local;       /* never talks to AWS: the AWS environment is not checked before it runs */
+    bool hidden;      /* not listed in --help or completion (the build's generators) */
+    bool no_settings; /* reads no configuration (generators; init, which repairs it) */
     int (*run)(gm_cli *cli, const gm_args *args);
 };
 

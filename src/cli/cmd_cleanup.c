@@ -90,7 +90,7 @@ static bool is_recorded(const cleanup_run *r, const char *name, const char *id)
 static GM_MUST_CHECK gm_status region_client(cleanup_run *r, const char *region,
                                              gm_aws_client **out)
 {
-    const char *flag = r->cli->region;
+    const char *flag = r->cli->region; /* restored: --region, if any */
     r->cli->region = region;
     gm_status st = gm_cli_aws_client(r->cli, out, &r->err);
     r->cli->region = flag;
@@ -202,8 +202,7 @@ static GM_MUST_CHECK gm_status delete_one(cleanup_run *r, json_t *d, gm_error *e
              region);
     gm_progress *progress = NULL;
     if (st == GM_OK) {
-        progress = gm_progress_new(&r->cli->term,
-                                   r->cli->output != GM_OUTPUT_JSON && !r->cli->verbose, title);
+        progress = gm_progress_new(&r->cli->term, gm_cli_show_progress(r->cli), title);
         gm_engine_options eo = {.aws = aws,
                                 .observer = gm_cli_progress_observer,
                                 .observer_ctx = progress,
@@ -257,7 +256,8 @@ static GM_MUST_CHECK gm_status regions_of(cleanup_run *r, bool all, const char *
                                           size_t *out_n, const char **one)
 {
     char *region = NULL;
-    gm_status st = gm_aws_resolve_region(r->cli->region, r->cli->profile, &region, &r->err);
+    gm_status st =
+        gm_aws_resolve_region(gm_cli_region_flag(r->cli), r->cli->profile, &region, &r->err);
     if (st != GM_OK)
         return st;
     const gm_partition *p = gm_partition_of(region);

@@ -226,13 +226,8 @@ static int cmd_cost(gm_cli *cli, const gm_args *args)
             json_pack("{s:s, s:s, s:s, s:s, s:b, s:O, s:O}", "name", dep->name, "tier", dep->tier,
                       "region", dep->region, "status", gm_dep_status_name(dep->status), "archived",
                       archived, "estimate", dep->cost, "usage", usage);
-        char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-        if (text)
-            printf("%s\n", text);
-        else
+        if (!gm_cli_print_json(o))
             rc = gm_cli_fail(cli, GM_ERR_NOMEM, NULL);
-        free(text);
-        json_decref(o);
     } else {
         print_text(dep, archived, dep->cost, usage);
     }

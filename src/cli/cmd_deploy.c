@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/deploy_options.h"
+#include "cli/deploy_prompt.h"
 #include "cli/deployment.h"
 #include "core/log.h"
 #include "core/str.h"
@@ -36,7 +37,8 @@ static const gm_opt run_opts[] = {
      .id = OPT_HEALTH_TIMEOUT},
     {.name = "yes",
      .short_name = 'y',
-     .help = "do not ask for confirmation; needed for --allow-cidr 0.0.0.0/0",
+     .help = "do not ask for confirmation: needed without a terminal, and for --allow-cidr "
+             "0.0.0.0/0",
      .id = OPT_YES},
 };
 
@@ -47,9 +49,12 @@ const gm_command gm_command_deploy = {
     .summary = "deploy the AI stack (n8n, Ollama, Qdrant, Crawl4AI, PostgreSQL) on AWS",
     .synopsis = "deploy --name NAME [deployment options] [--no-rollback] [--no-wait] [--yes]\n"
                 "       geusemaker deploy --resume NAME",
-    .notes = "Reused resources are checked first and never deleted. Everything is journalled\n"
-             "before it is created: after a crash, 'deploy --resume NAME' continues and\n"
-             "'destroy NAME' removes what exists.",
+    .notes = "On a terminal, deploy shows what it will create and what it costs and asks\n"
+             "before creating anything (--yes skips the question; without a terminal --yes\n"
+             "is required). Without --name on a terminal it asks a few questions first.\n"
+             "Reused resources are checked first and never deleted. Everything is journalled\n"
+             "before it is created: after a crash, 'deploy --resume NAME' continues (what was\n"
+             "confirmed: it does not ask again) and 'destroy NAME' removes what exists.",
     .groups = {&gm_cli_deploy_group, &gm_cli_alb_group, &run_group},
     .run = cmd_deploy,
 };
@@ -66,6 +71,8 @@ typedef struct deploy_run {
     gm_aws_client *aws, *pricing;
     gm_deployment *dep;
     char detected[64];
+    bool yes;             /* --yes: do not ask */
+    gm_cli_wizard wizard; /* the interactive setup's answers (the config points here) */
     gm_error err;
 } deploy_run;
 
@@ -90,6 +97,9 @@ static int parse(deploy_run *r, const gm_args *args)
     int rc = gm_cli_deploy_from_args(cli, args, &r->d);
     gm_deploy_config *cfg = &r->d.cfg;
     r->resume = gm_args_value(args, OPT_RESUME);
+    r->yes = gm_args_has(args, OPT_YES);
+    if (rc < 0 && !r->resume && !cfg->name && cli->output == GM_OUTPUT_TEXT && gm_cli_can_ask())
+        rc = gm_cli_deploy_wizard(cli, &r->d, &r->settings, &r->wizard);
     cfg->no_rollback = gm_args_has(args, OPT_NO_ROLLBACK);
     cfg->no_wait = gm_args_has(args, OPT_NO_WAIT);
     if (rc < 0)
@@ -100,10 +110,17 @@ static int parse(deploy_run *r, const gm_args *args)
     if (rc < 0 && !r->resume)
         rc = gm_cli_deploy_check(cli, &r->d);
     if (rc < 0 && !r->resume)
-        rc = gm_cli_deploy_check_ingress(cli, cfg, true, gm_args_has(args, OPT_YES));
+        rc = gm_cli_deploy_check_ingress(cli, cfg, true, r->yes);
+    if (rc < 0 && !r->resume)
+        gm_cli_deploy_warn_plain_http(cfg);
+    if (rc < 0 && !r->resume && !r->yes && !gm_cli_can_ask())
+        rc = gm_cli_usage_error(cli, "deploy creates resources that cost money: pass --yes to "
+                                     "confirm (there is no terminal to ask on; 'geusemaker plan' "
+                                     "shows what it would create)");
     if (rc >= 0 || !r->resume)
         return rc;
-    if (cfg->name && strcmp(cfg->name, r->resume) != 0)
+    const gm_arg *name = gm_args_find(args, "name");
+    if (cfg->name && name && !name->from && strcmp(cfg->name, r->resume) != 0)
         return gm_cli_usage_error(cli, "--resume NAME and --name disagree");
     if (r->d.saw_config)
         return gm_cli_usage_error(cli, "--resume continues with the saved configuration: "
@@ -182,6 +199,8 @@ static GM_MUST_CHECK gm_status prepare_new(deploy_run *r)
         if (st == GM_ERR_INVALID)
             fprintf(stderr, "nothing was created; --force deploys anyway\n");
     }
+    if (st == GM_OK && !r->yes) /* on a terminal: what it costs, then the question */
+        st = gm_cli_deploy_confirm(r->aws, r->pricing, cfg, &r->err);
     if (st == GM_OK)
         st = gm_engine_record_new(cfg, gm_aws_client_region(r->aws), reused_azs, &r->dep, &r->err);
     if (st == GM_OK)
@@ -238,8 +257,7 @@ static int run_engine(deploy_run *r)
     char title[128];
     snprintf(title, sizeof title, "%s \"%s\" in %s", r->resume ? "Resuming" : "Deploying",
              cfg->name, gm_aws_client_region(r->aws));
-    gm_progress *progress =
-        gm_progress_new(&r->cli->term, r->cli->output != GM_OUTPUT_JSON && !r->cli->verbose, title);
+    gm_progress *progress = gm_progress_new(&r->cli->term, gm_cli_show_progress(r->cli), title);
     gm_engine_options eo = {.aws = r->aws,
                             .pricing = r->pricing,
                             .store = r->store,
@@ -273,15 +291,13 @@ static int finish(deploy_run *r, int rc)
 static int cmd_deploy(gm_cli *cli, const gm_args *args)
 {
     deploy_run r = {.cli = cli};
+    gm_status st = gm_cli_engine_settings(&r.settings, &r.err);
+    if (st != GM_OK)
+        return gm_cli_fail(cli, st, &r.err);
     int rc = parse(&r, args);
     if (rc >= 0) {
         gm_cli_deploy_release(&r.d);
         return rc;
-    }
-    gm_status st = gm_cli_engine_settings(&r.settings, &r.err);
-    if (st != GM_OK) {
-        gm_cli_deploy_release(&r.d);
-        return gm_cli_fail(cli, st, &r.err);
     }
     r.t0 = gm_now_ms();
     /* From here on a signal stops the deploy at a safe point (the engine

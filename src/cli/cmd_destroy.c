@@ -36,12 +36,26 @@ const gm_command gm_command_destroy = {
     .run = cmd_destroy,
 };
 
-static bool confirm(const char *name)
+/* Lists what goes (the data included), then asks for the name. */
+static bool confirm(const gm_deployment *dep, bool keep_efs)
 {
+    const char *name = dep->name;
     if (!isatty(STDIN_FILENO))
         return false;
-    fprintf(stderr,
-            "This deletes every resource of deployment '%s'. Type its name to confirm: ", name);
+    fprintf(stderr, "Destroying '%s' (%s) deletes:\n", name, dep->region);
+    json_t *doomed = gm_engine_doomed(dep, keep_efs);
+    size_t i;
+    json_t *d;
+    json_array_foreach (doomed, i, d)
+        fprintf(stderr, "  %-17s %s%s\n", json_string_value(json_object_get(d, "kind")),
+                json_string_value(json_object_get(d, "id")),
+                json_is_true(json_object_get(d, "data"))
+                    ? "  WITH ALL ITS DATA (n8n workflows and credentials, the databases' files)"
+                    : "");
+    json_decref(doomed);
+    fprintf(stderr, "  and anything else tagged as this deployment's. Reused resources stay%s.\n",
+            keep_efs ? "; the file system and its data stay (--keep-efs)" : "");
+    fprintf(stderr, "Type the deployment's name to confirm: ");
     char line[128];
     if (!fgets(line, sizeof line, stdin))
         return false;
@@ -76,7 +90,7 @@ static int cmd_destroy(gm_cli *cli, const gm_args *args)
         st = gm_cli_load_record(store, name, &dep, &err);
     if (st != GM_OK)
         goto done;
-    if (!yes && !confirm(name)) {
+    if (!yes && !confirm(dep, keep_efs)) {
         fprintf(stderr, "not confirmed: nothing was deleted\n");
         rc = GM_EXIT_USAGE;
         goto done;
@@ -91,7 +105,7 @@ static int cmd_destroy(gm_cli *cli, const gm_args *args)
     gm_cli_install_interrupt_handlers();
     char title[128];
     snprintf(title, sizeof title, "Destroying \"%s\" in %s", name, dep->region);
-    progress = gm_progress_new(&cli->term, cli->output != GM_OUTPUT_JSON && !cli->verbose, title);
+    progress = gm_progress_new(&cli->term, gm_cli_show_progress(cli), title);
     gm_engine_options eo = {.aws = aws,
                             .store = store,
                             .observer = gm_cli_progress_observer,
@@ -122,10 +136,7 @@ static int cmd_destroy(gm_cli *cli, const gm_args *args)
         json_t *o = json_pack("{s:s, s:s, s:s?, s:b, s:f}", "name", name, "status", "destroyed",
                               "archived_record", archived, "kept_efs", keep_efs, "duration_s",
                               (double)(gm_now_ms() - t0) / 1000.0);
-        char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", text ? text : "{}");
-        free(text);
-        json_decref(o);
+        gm_cli_print_json(o);
     } else {
         printf("Destroyed '%s' in %.1fs.%s%s\n", name, (double)(gm_now_ms() - t0) / 1000.0,
                archived ? " Record archived at " : " The file system was kept; its record stays.",

@@ -59,10 +59,7 @@ static int cmd_health(gm_cli *cli, const gm_args *args)
     if (cli->output == GM_OUTPUT_JSON) {
         json_t *o = gm_health_doc_to_json(&doc);
         json_object_set_new(o, "url", json_string(url));
-        char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", text ? text : "{}");
-        free(text);
-        json_decref(o);
+        gm_cli_print_json(o);
     } else {
         printf("Deployment:  %s\n", name);
         printf("Verdict:     %s", gm_health_state_name(doc.verdict));

@@ -13,6 +13,7 @@
 #include "cost/market.h"
 #include "engine/plan.h"
 #include "stack/stack.h"
+#include "stack/validate.h"
 
 static int cmd_plan(gm_cli *cli, const gm_args *args);
 
@@ -32,6 +33,36 @@ const gm_command gm_command_plan = {
 #define TEXT_FAILOVER_MAX 9
 #define TEXT_REJECTED_MAX 12
 
+/* The image deploy would look up, and the volumes it would ask for. */
+static json_t *machine_image_json(const gm_deploy_config *cfg)
+{
+    gm_arch arch = gm_instance_type_arch(cfg->instance_type);
+    char param[256] = "";
+    if (!gm_stack_ami_parameter(cfg->os, cfg->tier, arch, param, sizeof param))
+        param[0] = '\0';
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:s}", "os", gm_os_option_name(cfg->os),
+                     "architecture", gm_arch_name(arch), "ssm_parameter", param,
+                     "root_volume_gb_min", gm_engine_root_need_gb(cfg->tier), "data_volume_gb",
+                     gm_engine_data_volume_gb(cfg), "note",
+                     "deploy reads the image (DescribeImages): the root volume is the larger of "
+                     "this and its root snapshot, on its root device; GEUSEMAKER_AMI_PARAMETER "
+                     "names another parameter");
+}
+
+static void print_machine_image(const gm_deploy_config *cfg)
+{
+    json_t *m = machine_image_json(cfg);
+    printf("Machine image: %s %s from SSM parameter %s\n",
+           json_string_value(json_object_get(m, "os")),
+           json_string_value(json_object_get(m, "architecture")),
+           json_string_value(json_object_get(m, "ssm_parameter")));
+    printf("Volumes: root %d GiB gp3 or the image's root snapshot if larger; data %d GiB gp3 "
+           "(--data-volume-gb), both encrypted\n",
+           (int)json_integer_value(json_object_get(m, "root_volume_gb_min")),
+           (int)json_integer_value(json_object_get(m, "data_volume_gb")));
+    json_decref(m);
+}
+
 static json_t *plan_json(const gm_deploy_config *cfg, const gm_engine_plan *r)
 {
     json_t *j = json_object();
@@ -40,6 +71,7 @@ static json_t *plan_json(const gm_deploy_config *cfg, const gm_engine_plan *r)
     json_object_set_new(j, "region", json_string(r->market.region));
     json_object_set_new(j, "changes", json_string("none: plan makes read-only calls only"));
     json_object_set(j, "resources", r->graph);
+    json_object_set_new(j, "machine_image", machine_image_json(cfg));
     json_t *cidrs = json_array();
     for (int i = 0; i < cfg->n_cidrs; i++)
         json_array_append_new(cidrs, json_string(cfg->cidrs[i]));
@@ -219,6 +251,7 @@ static void plan_text(const gm_deploy_config *cfg, const gm_engine_plan *r)
                r->ud_raw, r->ud_sent, r->ud_gzip ? " gzip-compressed" : "", GM_LIMIT_USERDATA_RAW);
     else
         printf("\nUserData (%s): %s\n", r->ud_type, r->ud_err.message);
+    print_machine_image(cfg);
     printf("Ingress (80, 443): ");
     if (cfg->n_cidrs == 0)
         printf("your public address/32, detected at deploy\n");
@@ -241,6 +274,8 @@ static int cmd_plan(gm_cli *cli, const gm_args *args)
         rc = gm_cli_deploy_check(cli, &d);
     if (rc < 0)
         rc = gm_cli_deploy_check_ingress(cli, &d.cfg, false, false);
+    if (rc < 0)
+        gm_cli_deploy_warn_plain_http(&d.cfg);
     if (rc >= 0) {
         gm_cli_deploy_release(&d);
         return rc;

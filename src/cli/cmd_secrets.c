@@ -63,9 +63,7 @@ static int cmd_secrets(gm_cli *cli, const gm_args *args)
     int rc = GM_EXIT_FAILED;
     if (st == GM_OK) {
         if (cli->output == GM_OUTPUT_JSON) {
-            char *text = json_dumps(result, JSON_INDENT(2) | JSON_SORT_KEYS);
-            printf("%s\n", text ? text : "{}");
-            free(text);
+            gm_cli_print_json(json_incref(result));
         } else {
             const char *k;
             json_t *v;

@@ -16,8 +16,9 @@ enum {
     OPT_TYPE,
     OPT_MODELS,
     OPT_COMPOSE,
-    OPT_OS,     /* hidden: al2023 | ubuntu2204 | ubuntu2404 (tests, review) */
-    OPT_EFS_ID, /* hidden: a real EFS id instead of the review placeholder */
+    OPT_OS,        /* hidden: al2023 | ubuntu2204 | ubuntu2404 (tests, review) */
+    OPT_EFS_ID,    /* hidden: a real EFS id instead of the review placeholder */
+    OPT_ALB_HTTPS, /* hidden: tier automation with an HTTPS listener (--certificate-arn) */
 };
 
 static const gm_opt userdata_opts[] = {
@@ -51,6 +52,10 @@ static const gm_opt userdata_opts[] = {
      .arg = "ID",
      .help = "a real file system id",
      .id = OPT_EFS_ID,
+     .flags = GM_OPT_HIDDEN},
+    {.name = "alb-https",
+     .help = "tier automation: the load balancer has a certificate (HTTPS)",
+     .id = OPT_ALB_HTTPS,
      .flags = GM_OPT_HIDDEN},
 };
 
@@ -101,13 +106,7 @@ static int print_json(const gm_stack_params *p, const char *kind, const gm_buf *
         json_object_set_new(o, "limit", json_integer(GM_LIMIT_USERDATA_RAW));
     }
     json_object_set_new(o, kind, json_stringn(gm_buf_cstr(text), text->len));
-    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    if (!s)
-        return GM_EXIT_FAILED;
-    printf("%s\n", s);
-    free(s);
-    return GM_EXIT_OK;
+    return gm_cli_print_json(o) ? GM_EXIT_OK : GM_EXIT_FAILED;
 }
 
 /* The script or Compose file as text, and its sizes when it is the script. */
@@ -163,12 +162,13 @@ static int cmd_userdata(gm_cli *cli, const gm_args *args)
         return gm_cli_usage_error(
             cli, "unknown --os '%s': expected 'al2023', 'ubuntu2204' or 'ubuntu2404'", os_s);
 
-    const char *region = cli->region, *source = "--region";
+    const char *flag = gm_cli_region_flag(cli);
+    const char *region = flag, *source = cli->region ? "--region" : "the configured region";
     if (!region && (region = getenv("AWS_REGION")) && *region)
         source = "AWS_REGION";
-    else if (!cli->region && (region = getenv("AWS_DEFAULT_REGION")) && *region)
+    else if (!flag && (region = getenv("AWS_DEFAULT_REGION")) && *region)
         source = "AWS_DEFAULT_REGION";
-    else if (!cli->region)
+    else if (!flag)
         region = "us-east-1";
     gm_error rerr = {0};
     if (gm_region_check(region, source, &rerr) != GM_OK)
@@ -197,7 +197,11 @@ static int cmd_userdata(gm_cli *cli, const gm_args *args)
         .efs_id = efs,
         .models = models,
         .n_models = n_models,
+        .alb_https = gm_args_has(args, OPT_ALB_HTTPS),
     };
+    const char *warning = gm_stack_plain_http_warning(&p);
+    if (warning)
+        fprintf(stderr, "%s\n", warning);
     int rc = render(cli, &p, compose);
     free(models_copy);
     return rc;

@@ -10,13 +10,33 @@
 #include "cost/prices.h"
 #include "health/health.h"
 
+/* Whether this run has printed its JSON document already: --output json
+ * prints exactly one, a failure's only when nothing else was printed. */
+static bool json_printed;
+
 bool gm_cli_print_json(json_t *doc)
 {
     char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
     bool ok = text && printf("%s\n", text) >= 0;
     free(text);
+    json_printed |= ok;
     return ok;
+}
+
+/* With --output json, a failure is a document too: {"error": {...},
+ * "exit_code": N} on stdout (unless the command printed its own). */
+static void print_json_error(gm_cli *cli, const char *msg, gm_status st, const gm_error *err,
+                             int code)
+{
+    if (cli->output != GM_OUTPUT_JSON || json_printed)
+        return;
+    json_t *e = json_pack("{s:s, s:s}", "message", msg, "kind", gm_status_name(st));
+    if (e && err && *err->aws_code)
+        json_object_set_new(e, "aws_code", json_string(err->aws_code));
+    if (e && err && *err->request_id)
+        json_object_set_new(e, "request_id", json_string(err->request_id));
+    gm_cli_print_json(json_pack("{s:o, s:i}", "error", e, "exit_code", code));
 }
 
 static void print_error_line(gm_cli *cli, const char *msg)
@@ -33,7 +53,20 @@ int gm_cli_usage_error(gm_cli *cli, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     print_error_line(cli, msg);
+    print_json_error(cli, msg, GM_ERR_INVALID, NULL, GM_EXIT_USAGE);
     return GM_EXIT_USAGE;
+}
+
+static int exit_code_of(gm_status st)
+{
+    switch (st) {
+    case GM_OK: return GM_EXIT_OK;
+    case GM_ERR_INVALID: return GM_EXIT_USAGE;
+    case GM_ERR_INTERRUPTED: return gm_cli_interrupt_exit_code();
+    case GM_ERR_LOCKED: return GM_EXIT_LOCKED;
+    case GM_ERR_AUTH: return GM_EXIT_AUTH;
+    default: return GM_EXIT_FAILED;
+    }
 }
 
 int gm_cli_fail(gm_cli *cli, gm_status st, const gm_error *err)
@@ -44,18 +77,13 @@ int gm_cli_fail(gm_cli *cli, gm_status st, const gm_error *err)
         fprintf(stderr, "  request id: %s\n", err->request_id);
     if (err && err->attempts > 1)
         fprintf(stderr, "  attempts: %d\n", err->attempts);
-    switch (st) {
-    case GM_OK: return GM_EXIT_OK;
-    case GM_ERR_INVALID: return GM_EXIT_USAGE;
-    case GM_ERR_INTERRUPTED: return gm_cli_interrupt_exit_code();
-    case GM_ERR_LOCKED: return GM_EXIT_LOCKED;
-    case GM_ERR_AUTH:
-        if (err && *err->aws_code)
-            fprintf(stderr, "hint: AWS rejected the credentials from this run's credential "
-                            "source; check them with 'geusemaker whoami'\n");
-        return GM_EXIT_AUTH;
-    default: return GM_EXIT_FAILED;
-    }
+    if (st == GM_ERR_AUTH && err && *err->aws_code)
+        fprintf(stderr, "hint: AWS rejected the credentials from this run's credential "
+                        "source; check them with 'geusemaker whoami'\n");
+    int code = exit_code_of(st);
+    if (code != GM_EXIT_OK)
+        print_json_error(cli, msg, st, err, code);
+    return code;
 }
 
 static void observe_call(void *ctx, const gm_aws_call_info *info)
@@ -86,7 +114,7 @@ static void observe_call(void *ctx, const gm_aws_call_info *info)
 static gm_aws_client_options client_options(gm_cli *cli)
 {
     gm_aws_client_options opts = {
-        .region = cli->region,
+        .region = gm_cli_region_flag(cli),
         .profile = cli->profile,
         .observer = observe_call,
     };

@@ -7,6 +7,8 @@
 #include "core/str.h"
 #include "cost/estimate.h"
 #include "cost/rank.h"
+#include "stack/stack.h"
+#include "stack/validate.h"
 
 enum {
     D_NAME = 100,
@@ -35,6 +37,9 @@ enum {
     D_HC_TIMEOUT,
     D_HEALTHY,
     D_UNHEALTHY,
+    D_OS,
+    D_DATA_GB,
+    D_MODELS,
 };
 
 #define C GM_OPT_CONFIG
@@ -49,6 +54,13 @@ static const gm_opt deploy_opts[] = {
      .help = "dev, automation (adds a load balancer) or gpu",
      .dflt = "dev",
      .id = D_TIER,
+     .flags = C},
+    {.name = "os",
+     .arg = "OS",
+     .help = "the instance's system: al2023, ubuntu-22.04 or ubuntu-24.04 (tier gpu: the Deep "
+             "Learning AMI of that system)",
+     .dflt = "al2023",
+     .id = D_OS,
      .flags = C},
     {.name = "instance-type",
      .arg = "T",
@@ -79,7 +91,7 @@ static const gm_opt deploy_opts[] = {
      .flags = C},
     {.name = "max-spot-price",
      .arg = "USD",
-     .help = "skip spot offers above this hourly price",
+     .help = "cap spot at this hourly price: sent as the spot MaxPrice, dearer offers skipped",
      .id = D_MAX_SPOT,
      .flags = C},
     {.name = "min-saving",
@@ -122,6 +134,18 @@ static const gm_opt deploy_opts[] = {
      .id = D_SG,
      .flags = C},
     {.name = "efs-id", .arg = "F", .help = "reuse an EFS file system", .id = D_EFS, .flags = C},
+    {.name = "data-volume-gb",
+     .arg = "GB",
+     .help = "the encrypted gp3 volume for the databases (PostgreSQL, Qdrant): 1 to 16384",
+     .dflt = "20",
+     .id = D_DATA_GB,
+     .flags = C},
+    {.name = "models",
+     .arg = "M1,M2,...",
+     .help = "Ollama models pulled in the background after boot (comma separated; '' for none)",
+     .dflt = "the tier's models",
+     .id = D_MODELS,
+     .flags = C},
     {.name = "assume-efs-gb",
      .arg = "GB",
      .help = "EFS storage assumed for the estimate",
@@ -184,9 +208,10 @@ const gm_optgroup gm_cli_alb_group = GM_OPTGROUP("tier automation (load balancer
 static int split_list(gm_cli_deploy *d, const char *list, const char **out, int max)
 {
     size_t slot = 0;
-    while (slot < 4 && d->lists[slot])
+    size_t slots = sizeof d->lists / sizeof d->lists[0];
+    while (slot < slots && d->lists[slot])
         slot++;
-    char *copy = slot < 4 ? strdup(list) : NULL;
+    char *copy = slot < slots ? strdup(list) : NULL;
     if (!copy)
         return -2;
     d->lists[slot] = copy;
@@ -211,6 +236,20 @@ static int seconds(gm_cli *cli, const gm_arg *a, long limit, long *out)
         return gm_cli_usage_error(cli, "invalid --%s '%s': expected a whole number from 1 to %ld",
                                   a->opt->name, a->value, limit);
     *out = (long)v;
+    return -1;
+}
+
+/* A whole number of GiB, 1..GM_DATA_VOLUME_GB_MAX, digits only, no leading
+ * zero. */
+static int volume_gb(gm_cli *cli, const gm_arg *a, int *out)
+{
+    int64_t v = 0;
+    if (a->value[0] == '0' || !gm_str_to_int64(a->value, 1, GM_DATA_VOLUME_GB_MAX, &v))
+        return gm_cli_usage_error(cli,
+                                  "invalid --%s '%s': expected a whole number of GiB from 1 to "
+                                  "%d, without a leading zero",
+                                  a->opt->name, a->value, GM_DATA_VOLUME_GB_MAX);
+    *out = (int)v;
     return -1;
 }
 
@@ -245,6 +284,13 @@ static int list_option(gm_cli *cli, gm_cli_deploy *d, const gm_arg *a)
                                       "'us-east-1a,us-east-1b'",
                                       a->value);
         cfg->n_azs = n;
+        break;
+    case D_MODELS:
+        n = split_list(d, a->value, cfg->models, GM_MAX_MODELS);
+        if (n == -1)
+            return gm_cli_usage_error(cli, "at most %d --models", GM_MAX_MODELS);
+        cfg->n_models = n < 0 ? 0 : n;
+        cfg->models_set = true;
         break;
     default: /* D_SUBNETS */
         n = split_list(d, a->value, cfg->subnet_ids, 2);
@@ -304,9 +350,16 @@ static int apply(gm_cli *cli, gm_cli_deploy *d, const gm_arg *a)
             return gm_cli_usage_error(cli, "unknown --tier '%s': expected dev, automation or gpu",
                                       a->value);
         return -1;
+    case D_OS:
+        if (!gm_os_parse(a->value, &cfg->os))
+            return gm_cli_usage_error(
+                cli, "unknown --os '%s': expected al2023, ubuntu-22.04 or ubuntu-24.04", a->value);
+        return -1;
+    case D_DATA_GB: return volume_gb(cli, a, &cfg->data_volume_gb);
     case D_TYPE: cfg->instance_type = a->value; return -1;
     case D_TYPES:
     case D_AZS:
+    case D_MODELS:
     case D_SUBNETS: return list_option(cli, d, a);
     case D_SPOT: cfg->spot = true; return -1;
     case D_ON_DEMAND: cfg->spot = false; return -1;
@@ -345,8 +398,8 @@ int gm_cli_deploy_from_args(gm_cli *cli, const gm_args *args, gm_cli_deploy *d)
         int rc = apply(cli, d, &args->opts[i]);
         if (rc >= 0)
             return rc;
-        if (args->opts[i].opt->flags & GM_OPT_CONFIG)
-            d->saw_config = true;
+        if ((args->opts[i].opt->flags & GM_OPT_CONFIG) && !args->opts[i].from)
+            d->saw_config = true; /* on the command line, not from the settings */
     }
     if (gm_args_has(args, D_SPOT) && gm_args_has(args, D_ON_DEMAND))
         return gm_cli_usage_error(cli, "--spot and --on-demand exclude each other");
@@ -361,6 +414,8 @@ int gm_cli_deploy_check(gm_cli *cli, gm_cli_deploy *d)
 {
     gm_deploy_config *cfg = &d->cfg;
     cfg->types_named = cfg->instance_type || cfg->n_types;
+    if (!cfg->data_volume_gb)
+        cfg->data_volume_gb = GM_DATA_VOLUME_GB_DEFAULT;
     if (!cfg->instance_type && !cfg->n_types) {
         /* No type named: the tier's candidate list, cheapest first. */
         size_t n = 0;
@@ -403,7 +458,16 @@ int gm_cli_deploy_check_ingress(gm_cli *cli, const gm_deploy_config *cfg, bool d
 
 void gm_cli_deploy_release(gm_cli_deploy *d)
 {
-    for (int i = 0; i < 4; i++)
+    for (size_t i = 0; i < sizeof d->lists / sizeof d->lists[0]; i++)
         free(d->lists[i]);
     memset(d->lists, 0, sizeof d->lists);
+}
+
+void gm_cli_deploy_warn_plain_http(const gm_deploy_config *cfg)
+{
+    gm_stack_params sp = {.tier = cfg->tier,
+                          .alb_https = cfg->certificate_arn && *cfg->certificate_arn};
+    const char *warning = gm_stack_plain_http_warning(&sp);
+    if (warning)
+        fprintf(stderr, "%s\n", warning);
 }

@@ -11,7 +11,7 @@ extern const gm_optgroup gm_cli_deploy_group, gm_cli_alb_group;
 typedef struct gm_cli_deploy {
     gm_deploy_config cfg;
     bool saw_config; /* an option saved in the record was given */
-    char *lists[4];  /* storage the split lists point into */
+    char *lists[8];  /* storage the split lists point into */
 } gm_cli_deploy;
 
 /* Fills d from every deployment option in args and checks the result
@@ -27,5 +27,8 @@ int gm_cli_deploy_check(gm_cli *cli, gm_cli_deploy *d);
  * about otherwise (plan). Returns -1 to go on, or the exit code. */
 int gm_cli_deploy_check_ingress(gm_cli *cli, const gm_deploy_config *cfg, bool deploying, bool yes);
 void gm_cli_deploy_release(gm_cli_deploy *d);
+/* Says on stderr when cfg serves n8n over plain HTTP (tier automation without
+ * --certificate-arn). */
+void gm_cli_deploy_warn_plain_http(const gm_deploy_config *cfg);
 
 #endif

@@ -39,6 +39,11 @@ void gm_cli_install_interrupt_handlers(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+bool gm_cli_show_progress(const gm_cli *cli)
+{
+    return !cli->verbose && (cli->output != GM_OUTPUT_JSON || cli->term.tty);
+}
+
 void gm_cli_progress_observer(void *ctx, const gm_engine_event *ev)
 {
     gm_progress *p = ctx;
@@ -100,6 +105,32 @@ json_t *gm_cli_deployment_json(const gm_deployment *dep)
                      resources, "endpoints", gm_engine_endpoints(dep), "cost", dep->cost);
 }
 
+/* What to do after a deploy: where the stack is, the login, the
+ * certificate, the internal services, and how to stop paying. */
+static void print_next_steps(const gm_deployment *dep, const json_t *ep)
+{
+    const char *n8n = json_string_value(json_object_get(ep, "n8n"));
+    const char *lb = json_string_value(json_object_get(ep, "load_balancer"));
+    printf("\nNext steps:\n");
+    if (n8n)
+        printf("  1. Open n8n at %s and create the owner account on the first visit.\n", n8n);
+    else
+        printf("  1. The instance has no address yet: 'geusemaker status %s' shows it when it "
+               "has one.\n",
+               dep->name);
+    if (!lb || strncmp(lb, "https://", 8) != 0)
+        printf("     The certificate is self-signed (made on the instance): the browser warns "
+               "once;\n     check the address is yours, then accept it.\n");
+    printf("  2. Passwords and API tokens of the services (Qdrant, Crawl4AI, Ollama, PostgreSQL):\n"
+           "     geusemaker secrets %s --yes\n",
+           dep->name);
+    printf("  3. Health of each service: geusemaker health %s; cost so far: geusemaker cost %s\n",
+           dep->name, dep->name);
+    printf("  4. Stop paying: geusemaker destroy %s (deletes everything, the EFS data too;\n"
+           "     --keep-efs keeps the file system and its data)\n",
+           dep->name);
+}
+
 void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live,
                              int64_t duration_ms)
 {
@@ -109,16 +140,18 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
     if (duration_ms >= 0)
         json_object_set_new(o, "duration_s", json_real((double)duration_ms / 1000.0));
     if (cli->output == GM_OUTPUT_JSON) {
-        char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (text)
-            printf("%s\n", text);
-        free(text);
-        json_decref(o);
+        gm_cli_print_json(o);
         return;
     }
     printf("Deployment:  %s (tier %s, region %s)\n", dep->name, dep->tier, dep->region);
-    printf("Status:      %s%s%s\n", gm_dep_status_name(dep->status), dep->status_reason ? ": " : "",
-           dep->status_reason ? dep->status_reason : "");
+    gm_term out;
+    gm_term_init(&out, stdout, cli->no_color);
+    char styled[96], styled2[320];
+    const char *status = gm_dep_status_name(dep->status);
+    const char *sgr = gm_term_state_sgr(status);
+    printf("Status:      %s%s%s\n",
+           sgr ? gm_term_style(&out, sgr, status, styled, sizeof styled) : status,
+           dep->status_reason ? ": " : "", dep->status_reason ? dep->status_reason : "");
     if (duration_ms >= 0)
         printf("Duration:    %.1fs\n", (double)duration_ms / 1000.0);
     printf("Resources:\n");
@@ -136,9 +169,14 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
         const char *state = json_string_value(json_object_get(l, "state"));
         if (!state && l)
             state = json_is_true(json_object_get(l, "exists")) ? "exists" : "missing";
+        const char *live_sgr = *drift ? "31" : gm_term_state_sgr(state);
         printf("  %-17s %-24s %-8s %s%s%s%s\n", n->name, n->id ? n->id : "-",
                gm_node_status_name(n->status), n->provenance == GM_PROV_REUSED ? "(reused) " : "",
-               state ? "live: " : "", state ? state : "", drift);
+               state ? "live: " : "",
+               state && live_sgr ? gm_term_style(&out, live_sgr, state, styled, sizeof styled)
+               : state           ? state
+                                 : "",
+               *drift ? gm_term_style(&out, "1;31", drift, styled2, sizeof styled2) : "");
     }
     json_t *ep = json_object_get(o, "endpoints");
     if (json_object_size(ep)) {
@@ -160,6 +198,8 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
                json_number_value(json_object_get(cost, "daily")),
                json_number_value(json_object_get(cost, "monthly")),
                json_string_value(json_object_get(cost, "source")));
+    if (duration_ms >= 0 && (dep->status == GM_DEP_RUNNING || dep->status == GM_DEP_PARTIAL))
+        print_next_steps(dep, ep);
     json_decref(o);
 }
 

@@ -22,6 +22,11 @@ void gm_cli_install_interrupt_handlers(void);
 GM_MUST_CHECK gm_status gm_cli_load_record(gm_store *store, const char *name, gm_deployment **out,
                                            gm_error *err);
 
+/* Whether the progress display is drawn: not with --verbose (which logs every
+ * step), and with --output json only when stderr is a terminal (stdout then
+ * carries just the document). */
+bool gm_cli_show_progress(const gm_cli *cli);
+
 /* The engine observer that draws the progress display (ctx: a gm_progress). */
 void gm_cli_progress_observer(void *ctx, const gm_engine_event *ev);
 

@@ -4,15 +4,23 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/config.h"
 #include "cli/deployment.h"
 
 static const gm_command *const commands[] = {
     &gm_command_plan,    &gm_command_deploy,  &gm_command_destroy,  &gm_command_adopt,
     &gm_command_cleanup, &gm_command_list,    &gm_command_cost,     &gm_command_status,
     &gm_command_health,  &gm_command_secrets, &gm_command_userdata, &gm_command_whoami,
-    &gm_command_forget,
+    &gm_command_forget,  &gm_command_config,  &gm_command_init,     &gm_command_completion,
+    &gm_command_manpage,
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
+
+const gm_command *const *gm_cli_commands(size_t *out_n)
+{
+    *out_n = N_COMMANDS;
+    return commands;
+}
 
 static void print_help(FILE *out)
 {
@@ -23,7 +31,8 @@ static void print_help(FILE *out)
                  "\n"
                  "commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
+        if (!commands[i]->hidden)
+            fprintf(out, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
     fprintf(out, "\n%s:\n", gm_cli_global_group.title);
     for (size_t i = 0; i < gm_cli_global_group.n; i++) {
         const gm_opt *o = &gm_cli_global_group.opts[i];

@@ -4,6 +4,7 @@
 
 #include "aws/partition.h"
 #include "cli/cli.h"
+#include "cli/config.h"
 #include "core/log.h"
 #include "core/str.h"
 
@@ -47,9 +48,23 @@ bool gm_args_has(const gm_args *a, int id)
     return gm_args_value(a, id) != NULL;
 }
 
+const gm_arg *gm_args_find(const gm_args *a, const char *name)
+{
+    const gm_arg *found = NULL;
+    for (size_t i = 0; i < a->n_opts; i++)
+        if (strcmp(a->opts[i].opt->name, name) == 0)
+            found = &a->opts[i];
+    return found;
+}
+
 size_t gm_edit_distance(const char *a, const char *b)
 {
     return gm_str_edit_distance(a, b);
+}
+
+const char *gm_cli_region_flag(const gm_cli *cli)
+{
+    return cli->region ? cli->region : cli->region_setting;
 }
 
 int gm_cli_global_option(gm_cli *cli, const char *name, const char *value)
@@ -58,6 +73,7 @@ int gm_cli_global_option(gm_cli *cli, const char *name, const char *value)
         const gm_opt *o = &gm_cli_global_group.opts[i];
         if (strcmp(o->name, name) != 0)
             continue;
+        cli->given |= 1u << o->id;
         switch (o->id) {
         case G_REGION: {
             /* Known regions only (aws/partition.h), before anything runs. */
@@ -147,14 +163,19 @@ static int unknown_option(gm_cli *cli, const gm_command *cmd, const char *arg, c
 
 /* ---- parsing ------------------------------------------------------------------ */
 
-static bool push_opt(gm_args *out, const gm_opt *o, const char *value)
+static bool push_from(gm_args *out, const gm_opt *o, const char *value, const gm_setting *from)
 {
     gm_arg *a = realloc(out->opts, (out->n_opts + 1) * sizeof *a);
     if (!a)
         return false;
     out->opts = a;
-    a[out->n_opts++] = (gm_arg){o, value};
+    a[out->n_opts++] = (gm_arg){o, value, from};
     return true;
+}
+
+static bool push_opt(gm_args *out, const gm_opt *o, const char *value)
+{
+    return push_from(out, o, value, NULL);
 }
 
 static bool push_pos(gm_args *out, const char *value)
@@ -237,6 +258,54 @@ static int check_positionals(gm_cli *cli, const gm_command *cmd, const gm_args *
     return -1;
 }
 
+/* A global option from the settings, unless given on the command line. */
+static int apply_global(gm_cli *cli, const gm_opt *o, const gm_setting *s)
+{
+    if (cli->given & (1u << o->id))
+        return -1;
+    if (strcmp(o->name, "region") == 0) {
+        gm_error err = {0};
+        if (gm_region_check(s->values[0], s->where, &err) != GM_OK)
+            return gm_cli_usage_error(cli, "%s", err.message);
+        cli->region_setting = s->values[0];
+        return -1;
+    }
+    if (!o->arg && strcmp(s->values[0], "true") != 0)
+        return -1;
+    unsigned given = cli->given;
+    int rc = gm_cli_global_option(cli, o->name, o->arg ? s->values[0] : "");
+    cli->given = given;
+    if (rc == GM_EXIT_USAGE)
+        fprintf(stderr, "  (the value came from %s)\n", s->where);
+    return rc == GM_EXIT_USAGE ? rc : -1;
+}
+
+/* The command's settings not given on the command line, from the
+ * environment and the configuration files (cli/config.h). */
+static int apply_settings(gm_cli *cli, const gm_command *cmd, gm_args *out)
+{
+    gm_error err = {0};
+    if (gm_cli_settings_load(&err) != GM_OK)
+        return gm_cli_usage_error(cli, "%s", err.message);
+    for (size_t g = 0; g < 5; g++) {
+        const gm_optgroup *grp = g < 4 ? cmd->groups[g] : &gm_cli_global_group;
+        for (size_t i = 0; grp && i < grp->n; i++) {
+            const gm_opt *o = &grp->opts[i];
+            const gm_setting *s = gm_cli_is_setting(o) ? gm_cli_setting(o->name) : NULL;
+            int rc = s && g == 4 ? apply_global(cli, o, s) : -1;
+            if (rc >= 0)
+                return rc;
+            if (!s || g == 4 || gm_args_has(out, o->id))
+                continue;
+            for (size_t k = 0; k < s->n; k++)
+                if ((o->arg || strcmp(s->values[k], "true") == 0) &&
+                    !push_from(out, o, o->arg ? s->values[k] : NULL, s))
+                    return gm_cli_usage_error(cli, "out of memory");
+        }
+    }
+    return -1;
+}
+
 int gm_cli_parse(gm_cli *cli, const gm_command *cmd, int argc, char **argv, gm_args *out)
 {
     memset(out, 0, sizeof *out);
@@ -256,6 +325,8 @@ int gm_cli_parse(gm_cli *cli, const gm_command *cmd, int argc, char **argv, gm_a
         }
     }
     int rc = check_positionals(cli, cmd, out);
+    if (rc < 0 && !cmd->no_settings)
+        rc = apply_settings(cli, cmd, out);
     if (rc >= 0)
         gm_args_release(out);
     return rc;

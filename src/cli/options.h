@@ -35,10 +35,14 @@ typedef struct gm_optgroup {
         (title), (table), sizeof(table) / sizeof *(table) \
     }
 
-/* One parsed option, in command-line order. value is NULL for a flag. */
+struct gm_setting;
+
+/* One parsed option, in command-line order (then those taken from the
+ * settings, cli/config.h). value is NULL for a flag. */
 typedef struct gm_arg {
     const gm_opt *opt;
     const char *value;
+    const struct gm_setting *from; /* NULL: the command line */
 } gm_arg;
 
 typedef struct gm_args {
@@ -53,6 +57,8 @@ void gm_args_release(gm_args *a);
 const char *gm_args_value(const gm_args *a, int id);
 /* True when option id was given. */
 bool gm_args_has(const gm_args *a, int id);
+/* The last option called name, or NULL. */
+const gm_arg *gm_args_find(const gm_args *a, const char *name);
 
 /* Edit distance between two short strings (for "did you mean"). */
 size_t gm_edit_distance(const char *a, const char *b);

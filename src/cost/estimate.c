@@ -18,6 +18,7 @@
 void gm_cost_default_assumptions(gm_cost_assumptions *a)
 {
     a->ebs_gb = 60;
+    a->data_gb = 0;
     a->efs_gb = 10;
     a->transfer_gb = 10;
     a->spot_share = 0.35;
@@ -56,7 +57,8 @@ double gm_cost_fixed_monthly(const gm_cost_assumptions *a, bool with_alb)
 {
     gm_cost_assumptions buf;
     a = or_defaults(a, &buf);
-    double m = a->ebs_gb * GM_COST_RATE_GP3_GB_MONTH + a->efs_gb * GM_COST_RATE_EFS_GB_MONTH +
+    double m = (a->ebs_gb + a->data_gb) * GM_COST_RATE_GP3_GB_MONTH +
+               a->efs_gb * GM_COST_RATE_EFS_GB_MONTH +
                public_ips(with_alb) * GM_COST_RATE_IPV4_HOUR * GM_COST_HOURS_PER_MONTH +
                a->transfer_gb * GM_COST_RATE_TRANSFER_GB;
     if (with_alb)
@@ -95,6 +97,13 @@ json_t *gm_cost_estimate_candidate(const gm_cost_candidate *c, bool with_alb,
     snprintf(basis, sizeof basis, "%.0f GB gp3 root volume at $%.2f/GB-month", a->ebs_gb,
              GM_COST_RATE_GP3_GB_MONTH);
     item(breakdown, "ebs_root", a->ebs_gb * GM_COST_RATE_GP3_GB_MONTH, basis, GM_COST_TABLE_SOURCE);
+    if (a->data_gb > 0) {
+        snprintf(basis, sizeof basis,
+                 "%.0f GB gp3 data volume (--data-volume-gb) at $%.2f/GB-month", a->data_gb,
+                 GM_COST_RATE_GP3_GB_MONTH);
+        item(breakdown, "ebs_data", a->data_gb * GM_COST_RATE_GP3_GB_MONTH, basis,
+             GM_COST_TABLE_SOURCE);
+    }
     snprintf(basis, sizeof basis,
              "%g GB assumed (--assume-efs-gb), EFS Standard at "
              "$%.2f/GB-month",
@@ -140,11 +149,11 @@ json_t *gm_cost_estimate_candidate(const gm_cost_candidate *c, bool with_alb,
     if (!o)
         return NULL;
     json_object_set_new(o, "assumptions",
-                        json_pack("{s:f, s:f, s:f, s:f, s:i, s:b}", "ebs_gb", a->ebs_gb, "efs_gb",
-                                  a->efs_gb, "transfer_gb_per_month", a->transfer_gb,
-                                  "hours_per_month", GM_COST_HOURS_PER_MONTH,
-                                  "public_ipv4_addresses", public_ips(with_alb), "load_balancer",
-                                  with_alb));
+                        json_pack("{s:f, s:f, s:f, s:f, s:f, s:i, s:b}", "ebs_gb", a->ebs_gb,
+                                  "data_gb", a->data_gb, "efs_gb", a->efs_gb,
+                                  "transfer_gb_per_month", a->transfer_gb, "hours_per_month",
+                                  GM_COST_HOURS_PER_MONTH, "public_ipv4_addresses",
+                                  public_ips(with_alb), "load_balancer", with_alb));
     json_object_set_new(o, "source", json_string(source));
     if (!ec2_known)
         json_object_set_new(o, "note",

@@ -1,7 +1,8 @@
 /* Cost estimates of a deployment, budgets, and the cost so far.
  *
  * An estimate prices one placement (a ranked candidate, cost/rank.h) plus
- * everything else a deployment pays for: the EBS root volume (60 GB gp3), EFS
+ * everything else a deployment pays for: the EBS root volume (60 GB gp3), the
+ * EBS data volume for the databases (gp3, when assumed), EFS
  * storage at an assumed size, the instance's public IPv4 address, the
  * Application Load Balancer of the automation tier (with its two public
  * addresses and one LCU), and data transfer out at an assumed volume. The
@@ -12,7 +13,8 @@
  *   {"instance_type", "market", "az"|null, "currency": "USD",
  *    "hourly", "daily", "monthly",
  *    "breakdown": {ITEM: {"hourly", "monthly", "basis", "source"}},  ITEM in
- *        ec2, ebs_root, efs_storage, public_ipv4, load_balancer, data_transfer_out
+ *        ec2, ebs_root, ebs_data, efs_storage, public_ipv4, load_balancer,
+ *        data_transfer_out (ebs_data only with a data volume)
  *    "on_demand_monthly", "saving_vs_on_demand": {"monthly", "percent"},
  *    "saving_vs_on_demand_monthly", "assumptions": {...}, "source", "note"?}
  * hourly = monthly / GM_COST_HOURS_PER_MONTH; daily = hourly * 24.
@@ -37,6 +39,7 @@
 
 typedef struct gm_cost_assumptions {
     double ebs_gb;      /* root volume, gp3: 60 */
+    double data_gb;     /* data volume, gp3: 0 (none) unless the caller says */
     double efs_gb;      /* EFS Standard storage: 10 (--assume-efs-gb) */
     double transfer_gb; /* data out to the internet per month: 10 (--assume-transfer-gb) */
     double spot_share;  /* gm_cost_estimate only: spot as a share of on-demand, 0.35 */

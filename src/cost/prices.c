@@ -31,7 +31,8 @@ static const gm_instance_info table[] = {
     {"g4dn.xlarge", 0.526, 4, 16384, 1},    {"g4dn.2xlarge", 0.752, 8, 32768, 1},
     {"g5.xlarge", 1.006, 4, 16384, 1},      {"g5.2xlarge", 1.212, 8, 32768, 1},
     {"g6.xlarge", 0.8048, 4, 16384, 1},     {"g6.2xlarge", 0.9776, 8, 32768, 1},
-    {"g6e.xlarge", 1.861, 4, 32768, 1},
+    {"g6e.xlarge", 1.861, 4, 32768, 1},     {"g5g.xlarge", 0.42, 4, 8192, 1},
+    {"g5g.2xlarge", 0.556, 8, 16384, 1},
 };
 /* clang-format on */
 

@@ -212,7 +212,7 @@ static GM_MUST_CHECK gm_status hourly_of(gm_run *r, double *out, gm_error *err)
     gm_params p;
     gm_params_init(&p);
     for (size_t i = 0; ids && i < ids->n; i++)
-        gm_params_addf(&p, "InstanceId.%zu", ids->v[i], i + 1);
+        gm_params_addf(&p, ids->v[i], "InstanceId.%zu", i + 1);
     gm_status st = GM_OK;
     if (ids && ids->n) {
         xmlDocPtr doc = NULL;

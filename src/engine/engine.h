@@ -20,16 +20,28 @@
 
 #include "aws/client.h"
 #include "core/tier.h"
+#include "stack/stack.h"
 #include "state/deployment.h"
 #include "state/store.h"
 
 #define GM_MAX_CIDRS 16
 #define GM_MAX_TYPES 16
 #define GM_MAX_AZS 8
+#define GM_MAX_MODELS GM_STACK_MAX_MODELS
+/* The local encrypted gp3 volume for the databases (/dev/sdf), GiB. */
+#define GM_DATA_VOLUME_GB_DEFAULT 20
+#define GM_DATA_VOLUME_GB_MAX 16384      /* gp3's largest */
+#define GM_DATA_VOLUME_DEVICE "/dev/sdf" /* its name in RunInstances' block-device mapping */
 
 typedef struct gm_deploy_config {
     const char *name;
     gm_tier tier;
+    gm_os os;                          /* the instance's operating system (--os) */
+    int data_volume_gb;                /* --data-volume-gb; 0: the default */
+    const char *models[GM_MAX_MODELS]; /* Ollama models pulled after boot (--models) */
+    int n_models;
+    bool models_set;                          /* --models given (n_models 0: none); else the
+                                                 tier's models */
     const char *instance_type;                /* the first candidate (default: the tier's) */
     const char *instance_types[GM_MAX_TYPES]; /* candidates in preference order */
     int n_types;                              /* 0: just instance_type */
@@ -122,6 +134,8 @@ GM_MUST_CHECK gm_status gm_engine_check_name(const char *name, gm_error *err);
 /* Validates every input that can be checked without AWS (name, tier, types,
  * zones, CIDRs, conflicting flags). */
 GM_MUST_CHECK gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err);
+/* The Ollama models of cfg: --models when given, else the tier's. */
+const char *const *gm_engine_models(const gm_deploy_config *cfg, size_t *out_n);
 
 /* The checks that need the region but no AWS call: --certificate-arn of the
  * region's partition and of the region itself, --azs zones of the region.
@@ -238,8 +252,9 @@ GM_MUST_CHECK gm_status gm_engine_adopt(const gm_engine_options *o, const char *
                                         const char *deployment_id, gm_deployment **out,
                                         gm_engine_adoption *report, gm_error *err);
 
-/* The graph of a tier for plan: a JSON array of {"node","kind","deps":[..]}
- * in dependency order (NULL when memory is exhausted). */
+/* The graph of a tier for plan: a JSON array of {"node", "kind", "deps":
+ * [..], "creates": whether the step makes a resource, "step": its label
+ * ("creating the VPC")} in dependency order (NULL when memory is exhausted). */
 json_t *gm_engine_graph_json(gm_tier tier);
 
 /* What a record says about the running stack, for the commands that show it. */
@@ -251,6 +266,11 @@ typedef struct gm_engine_summary {
     const char *alb_dns;       /* NULL without a load balancer */
     bool https_alb;            /* the load balancer listens on HTTPS */
 } gm_engine_summary;
+
+/* What destroy deletes according to the record (keep_efs: the file system
+ * and its mount targets stay): [{"kind", "id", "data": true for the file
+ * system, whose data goes with it}]; reused resources are never in it. */
+json_t *gm_engine_doomed(const gm_deployment *dep, bool keep_efs);
 
 /* Fills s from dep (strings point into dep). */
 void gm_engine_summary_of(const gm_deployment *dep, gm_engine_summary *s);

@@ -16,7 +16,7 @@ extern const gm_node_ops gm_ops_azs, gm_ops_ami, gm_ops_vpc, gm_ops_vpc_dns, gm_
     gm_ops_subnet, gm_ops_route_table, gm_ops_sg, gm_ops_sg_rules, gm_ops_efs, gm_ops_mount_target,
     gm_ops_role, gm_ops_role_policy, gm_ops_profile, gm_ops_profile_role, gm_ops_secrets,
     gm_ops_instance, gm_ops_health, gm_ops_placement, gm_ops_alb_sg, gm_ops_alb_ingress, gm_ops_alb,
-    gm_ops_target_group, gm_ops_listener, gm_ops_targets, gm_ops_alb_healthy;
+    gm_ops_target_group, gm_ops_listener, gm_ops_targets, gm_ops_alb_healthy, gm_ops_efs_policy;
 
 /* ---- tags and look-ups (nodes_aws.c) -------------------------------------- */
 
@@ -39,6 +39,17 @@ void gm_n_member_tags(gm_node *n, gm_params *p, bool global);
 /* The standard tags as a JSON array of {"Key","Value"} (EFS, SSM); NULL when
  * memory is exhausted. */
 json_t *gm_n_json_tags(gm_node *n);
+
+/* One SSM PutParameter of this deployment: tagged when it is made
+ * (overwrite false), or replacing the value of an existing one (overwrite
+ * true: AWS refuses Tags with Overwrite, the first put's tags stay). */
+GM_MUST_CHECK gm_status gm_n_ssm_put(gm_node *n, const char *name, const char *value,
+                                     const char *type, const char *description, bool overwrite,
+                                     gm_error *err);
+/* Puts a String parameter whose value follows the deployment (made tagged,
+ * replaced later): the config, the public URL. */
+GM_MUST_CHECK gm_status gm_n_ssm_put_string(gm_node *n, const char *name, const char *value,
+                                            const char *description, gm_error *err);
 /* The tag that says a resource is this deployment's, and its value: the
  * deployment id, or the name for a record made before ids. */
 const char *gm_n_owner_tag(const gm_node *n, const char **out_value);
@@ -166,8 +177,20 @@ GM_MUST_CHECK gm_status gm_n_launch_plan(gm_node *n, const char *const azs[2],
  * The managed policy the role gets (arn:P:iam::aws:policy/AmazonSSMManagedInstanceCore): */
 char *gm_n_iam_ssm_core_policy_arn(const char *region);
 /* The role's inline policy: reading and decrypting (kms:ViaService
- * ssm.REGION.SUFFIX) only the deployment's parameters, mounting only its
- * file systems. */
-char *gm_n_iam_stack_policy(const char *region, const char *name);
+ * ssm.REGION.SUFFIX) only the deployment's parameters, mounting (and root
+ * access, writing) only the file system fs; fs NULL: the file systems tagged
+ * with the deployment's name. */
+char *gm_n_iam_stack_policy_for(const char *region, const char *name, const char *fs);
+char *gm_n_iam_stack_policy(const char *region, const char *name); /* fs NULL */
+
+/* ---- the file system's policy (nodes_efs.c) ----------------------------------- */
+
+/* The EFS file system policy of fs for the instance role role_arn
+ * ("arn:PARTITION:iam::ACCOUNT:role/..."): every request without TLS
+ * (aws:SecureTransport false) denied, and mounting, writing and root access
+ * allowed only to that role and only through a mount target
+ * (elasticfilesystem:AccessedViaMountTarget). The file system's ARN takes the
+ * role's partition and account. malloc'd; NULL for a malformed role ARN. */
+char *gm_n_efs_policy(const char *region, const char *fs, const char *role_arn);
 
 #endif

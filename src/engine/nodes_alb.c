@@ -350,6 +350,36 @@ static GM_MUST_CHECK gm_status alb_wait_active(gm_node *n, const char *arn, gm_e
     return st;
 }
 
+/* The SSM parameter the instance reads its public URL from (n8n's links). */
+static char *public_url_parameter(gm_node *n)
+{
+    char *prefix = gm_stack_default_ssm_prefix(gm_node_deployment(n));
+    char *name = prefix ? gm_strfmt("%s%s", prefix, GM_STACK_PUBLIC_URL_PARAMETER) : NULL;
+    free(prefix);
+    return name;
+}
+
+/* Publishes the stack's public URL as soon as the load balancer has a DNS
+ * name (long before it is active): the instance's boot waits for it. */
+static GM_MUST_CHECK gm_status publish_url(gm_node *n, const char *arn, gm_error *err)
+{
+    gm_read_rows rows;
+    gm_status st = alb_describe(n, "LoadBalancerArns.member.1", arn, &rows, err);
+    const char *dns = st == GM_OK ? gm_read_get(&rows, 0, GM_ELB_LB_DNS) : "";
+    bool https = gm_node_config(n)->certificate_arn && *gm_node_config(n)->certificate_arn;
+    char *url = *dns ? gm_strfmt("%s://%s", https ? "https" : "http", dns) : NULL;
+    char *name = url ? public_url_parameter(n) : NULL;
+    if (st == GM_OK && url && name)
+        st = gm_n_ssm_put_string(n, name, url,
+                                 "GeuseMaker: the stack's public URL (the load balancer)", err);
+    else if (st == GM_OK && *dns)
+        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    gm_read_rows_release(&rows);
+    free(url);
+    free(name);
+    return st;
+}
+
 static GM_MUST_CHECK gm_status alb_create(gm_node *n, gm_error *err)
 {
     char *arn = NULL;
@@ -357,8 +387,25 @@ static GM_MUST_CHECK gm_status alb_create(gm_node *n, gm_error *err)
     if (st == GM_OK && !arn)
         st = alb_request(n, &arn, err);
     if (st == GM_OK)
+        st = publish_url(n, arn, err);
+    if (st == GM_OK)
         st = alb_wait_active(n, arn, err);
     free(arn);
+    return st;
+}
+
+/* The public URL goes with the load balancer. */
+static GM_MUST_CHECK gm_status unpublish_url(gm_node *n, gm_error *err)
+{
+    char *name = public_url_parameter(n);
+    json_t *body = name ? json_pack("{s:[s]}", "Names", name) : NULL;
+    free(name);
+    json_t *out = NULL;
+    gm_status st =
+        body ? gm_aws_json(gm_node_aws(n), &gm_svc_ssm, "DeleteParameters", body, &out, err)
+             : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    json_decref(body);
+    json_decref(out);
     return st;
 }
 
@@ -381,7 +428,7 @@ static GM_MUST_CHECK gm_status alb_destroy(gm_node *n, const char *id, gm_error 
         st =
             gm_node_wait(n, gm_node_poll_ms(n), "waiting for the load balancer to be deleted", err);
     }
-    return st;
+    return st == GM_OK ? unpublish_url(n, err) : st;
 }
 
 static GM_MUST_CHECK gm_status alb_inspect(gm_node *n, const char *id, json_t *live, gm_error *err)

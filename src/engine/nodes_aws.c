@@ -412,3 +412,33 @@ gm_status gm_n_owner_ec2(gm_node *n, const char *id, const char *action, const c
     gm_read_rows_release(&tag_rows);
     return st;
 }
+
+gm_status gm_n_ssm_put(gm_node *n, const char *name, const char *value, const char *type,
+                       const char *description, bool overwrite, gm_error *err)
+{
+    json_t *tags = overwrite ? json_array() : gm_n_json_tags(n);
+    json_t *body =
+        tags ? json_pack("{s:s, s:s, s:s, s:s, s:b, s:o}", "Name", name, "Value", value, "Type",
+                         type, "Description", description, "Overwrite", overwrite, "Tags", tags)
+             : NULL;
+    if (body && overwrite)
+        json_object_del(body, "Tags");
+    json_t *out = NULL;
+    gm_status st = body ? gm_aws_json(gm_node_aws(n), &gm_svc_ssm, "PutParameter", body, &out, err)
+                        : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    json_decref(out);
+    json_decref(body);
+    return st;
+}
+
+gm_status gm_n_ssm_put_string(gm_node *n, const char *name, const char *value,
+                              const char *description, gm_error *err)
+{
+    gm_error perr = {0};
+    gm_status st = gm_n_ssm_put(n, name, value, "String", description, false, &perr);
+    if (st != GM_OK && strcmp(perr.aws_code, "ParameterAlreadyExists") == 0)
+        return gm_n_ssm_put(n, name, value, "String", description, true, err);
+    if (st != GM_OK)
+        *err = perr;
+    return st;
+}

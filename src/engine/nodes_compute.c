@@ -34,20 +34,7 @@ typedef struct put_job {
  * first put). */
 static GM_MUST_CHECK gm_status put_once(put_job *j, bool overwrite, gm_error *err)
 {
-    json_t *tags = overwrite ? json_array() : gm_n_json_tags(j->n);
-    json_t *body = tags ? json_pack("{s:s, s:s, s:s, s:s, s:b, s:o}", "Name", j->name, "Value",
-                                    j->value, "Type", j->type, "Description", j->description,
-                                    "Overwrite", overwrite, "Tags", tags)
-                        : NULL;
-    if (body && overwrite)
-        json_object_del(body, "Tags");
-    json_t *out = NULL;
-    gm_status st =
-        body ? gm_aws_json(gm_node_aws(j->n), &gm_svc_ssm, "PutParameter", body, &out, err)
-             : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-    json_decref(out);
-    json_decref(body);
-    return st;
+    return gm_n_ssm_put(j->n, j->name, j->value, j->type, j->description, overwrite, err);
 }
 
 static void *put_parameter(void *arg)
@@ -340,16 +327,17 @@ static GM_MUST_CHECK gm_status build_userdata(gm_node *n, const char *efs, char 
 {
     gm_tier tier = gm_node_tier(n);
     size_t n_models = 0;
-    const char *const *models = gm_stack_default_models(tier, &n_models);
+    const char *const *models = gm_engine_models(gm_node_config(n), &n_models);
     gm_stack_params sp = {
         .name = gm_node_deployment(n),
         .tier = tier,
         .region = gm_aws_client_region(gm_node_aws(n)),
         .instance_type = gm_node_config(n)->instance_type,
-        .os = GM_OS_AL2023,
+        .os = gm_node_config(n)->os,
         .efs_id = efs,
         .models = models,
         .n_models = n_models,
+        .alb_https = gm_node_config(n)->certificate_arn && *gm_node_config(n)->certificate_arn,
     };
     gm_buf script;
     gm_buf_init(&script, GM_LIMIT_USERDATA_SCRIPT);
@@ -361,6 +349,15 @@ static GM_MUST_CHECK gm_status build_userdata(gm_node *n, const char *efs, char 
     return st;
 }
 
+/* What every launch candidate shares: the volumes and the spot price cap. */
+typedef struct launch_common {
+    const char *userdata;
+    char root_device[64]; /* the image's root device name */
+    int root_gb;          /* max(the image's root snapshot, the tier's need) */
+    int data_gb;          /* the databases' volume (/dev/sdf) */
+    char max_price[32];   /* InstanceMarketOptions.SpotOptions.MaxPrice; "" for none */
+} launch_common;
+
 /* One launch candidate of the failover order. */
 typedef struct launch_try {
     const char *token;
@@ -368,8 +365,25 @@ typedef struct launch_try {
     const char *subnet_node;
     const char *az;
     bool spot;
-    const char *userdata;
+    const launch_common *common;
 } launch_try;
+
+/* The root volume (sized for the image and the tier, on the image's own root
+ * device) and the local data volume for the databases: gp3, encrypted,
+ * deleted with the instance. */
+static void volume_params(const launch_common *c, gm_params *p)
+{
+    char size[16];
+    for (int i = 1; i <= 2; i++) {
+        snprintf(size, sizeof size, "%d", i == 1 ? c->root_gb : c->data_gb);
+        gm_params_addf(p, i == 1 ? c->root_device : GM_DATA_VOLUME_DEVICE,
+                       "BlockDeviceMapping.%d.DeviceName", i);
+        gm_params_addf(p, size, "BlockDeviceMapping.%d.Ebs.VolumeSize", i);
+        gm_params_addf(p, "gp3", "BlockDeviceMapping.%d.Ebs.VolumeType", i);
+        gm_params_addf(p, "true", "BlockDeviceMapping.%d.Ebs.Encrypted", i);
+        gm_params_addf(p, "true", "BlockDeviceMapping.%d.Ebs.DeleteOnTermination", i);
+    }
+}
 
 static void run_params(gm_node *n, const launch_try *t, gm_params *p)
 {
@@ -385,16 +399,14 @@ static void run_params(gm_node *n, const launch_try *t, gm_params *p)
     gm_params_add(p, "MinCount", "1");
     gm_params_add(p, "MaxCount", "1");
     gm_params_add(p, "ClientToken", t->token);
-    gm_params_add(p, "UserData", t->userdata);
+    gm_params_add(p, "UserData", t->common->userdata);
     gm_params_add(p, "IamInstanceProfile.Name", profile);
+    /* IMDSv2 only, and one hop: a container behind Docker's bridge cannot
+     * reach the instance role's credentials. */
     gm_params_add(p, "MetadataOptions.HttpTokens", "required");
     gm_params_add(p, "MetadataOptions.HttpEndpoint", "enabled");
-    gm_params_add(p, "MetadataOptions.HttpPutResponseHopLimit", "2");
-    gm_params_add(p, "BlockDeviceMapping.1.DeviceName", "/dev/xvda");
-    gm_params_add(p, "BlockDeviceMapping.1.Ebs.VolumeSize", "60");
-    gm_params_add(p, "BlockDeviceMapping.1.Ebs.VolumeType", "gp3");
-    gm_params_add(p, "BlockDeviceMapping.1.Ebs.Encrypted", "true");
-    gm_params_add(p, "BlockDeviceMapping.1.Ebs.DeleteOnTermination", "true");
+    gm_params_add(p, "MetadataOptions.HttpPutResponseHopLimit", "1");
+    volume_params(t->common, p);
     gm_params_add(p, "NetworkInterface.1.DeviceIndex", "0");
     gm_params_add(p, "NetworkInterface.1.SubnetId", subnet);
     gm_params_add(p, "NetworkInterface.1.SecurityGroupId.1", sg);
@@ -407,6 +419,8 @@ static void run_params(gm_node *n, const launch_try *t, gm_params *p)
         gm_params_add(p, "InstanceMarketOptions.SpotOptions.SpotInstanceType", "one-time");
         gm_params_add(p, "InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior",
                       "terminate");
+        if (*t->common->max_price)
+            gm_params_add(p, "InstanceMarketOptions.SpotOptions.MaxPrice", t->common->max_price);
     }
     gm_n_tag_spec(n, p, 1, "instance");
     gm_n_tag_spec(n, p, 2, "volume");
@@ -571,6 +585,10 @@ static GM_MUST_CHECK gm_status record_choice(gm_node *n, const gm_cost_candidate
         st = gm_node_set_output(n, outs[i][0], outs[i][1], err);
     gm_cost_assumptions a;
     gm_engine_assumptions(gm_node_config(n), &a);
+    char *root_gb = gm_node_output_of(n, gm_node_name(n), "root_volume_gb");
+    if (root_gb && strtol(root_gb, NULL, 10) > 0) /* the size asked for, not the tier's need */
+        a.ebs_gb = (double)strtol(root_gb, NULL, 10);
+    free(root_gb);
     gm_node_set_cost(n, gm_cost_estimate_candidate(c, gm_tier_has_alb(gm_node_tier(n)), &a));
     return st;
 }
@@ -579,6 +597,7 @@ typedef struct launch_state {
     char *azs[2]; /* the subnets' zones */
     gm_cost_ranking plan;
     json_t *attempts;
+    launch_common common;
 } launch_state;
 
 static char *subnet_az(gm_node *n, const char *subnet_node, const char *azs_key)
@@ -590,8 +609,8 @@ static char *subnet_az(gm_node *n, const char *subnet_node, const char *azs_key)
 /* One attempt of the failover order; *out_next is the index to try after a
  * failure (past the end: none left). */
 static GM_MUST_CHECK gm_status launch_attempt(gm_node *n, launch_state *ls, size_t i,
-                                              const char *token, const char *userdata,
-                                              char **out_id, size_t *out_next, gm_error *lerr)
+                                              const char *token, char **out_id, size_t *out_next,
+                                              gm_error *lerr)
 {
     const gm_cost_candidate *c = &ls->plan.viable[i];
     char attempt_token[128];
@@ -604,7 +623,7 @@ static GM_MUST_CHECK gm_status launch_attempt(gm_node *n, launch_state *ls, size
         .subnet_node = ls->azs[1] && strcmp(c->az, ls->azs[1]) == 0 ? "subnet_b" : "subnet_a",
         .az = c->az,
         .spot = c->market == GM_MARKET_SPOT,
-        .userdata = userdata,
+        .common = &ls->common,
     };
     gm_status st = run_instance(n, &t, out_id, lerr);
     json_array_append_new(ls->attempts,
@@ -622,8 +641,7 @@ static GM_MUST_CHECK gm_status launch_attempt(gm_node *n, launch_state *ls, size
  * noted; the choice and why are recorded in the node's outputs. A failed
  * RunInstances creates nothing, so failed attempts leave nothing behind. */
 static GM_MUST_CHECK gm_status launch_with_failover(gm_node *n, launch_state *ls, const char *token,
-                                                    const char *userdata, char **out_id,
-                                                    gm_error *err)
+                                                    char **out_id, gm_error *err)
 {
     gm_status st = GM_ERR_INTERNAL;
     size_t i = 0;
@@ -631,7 +649,7 @@ static GM_MUST_CHECK gm_status launch_with_failover(gm_node *n, launch_state *ls
         const gm_cost_candidate *c = &ls->plan.viable[i];
         gm_error lerr = {0};
         size_t next = 0;
-        st = launch_attempt(n, ls, i, token, userdata, out_id, &next, &lerr);
+        st = launch_attempt(n, ls, i, token, out_id, &next, &lerr);
         if (st == GM_OK) {
             if (i > 0)
                 gm_node_note(n, "launched %s %s in %s after %zu failed attempt(s)", c->type,
@@ -656,6 +674,49 @@ static GM_MUST_CHECK gm_status launch_with_failover(gm_node *n, launch_state *ls
     return st;
 }
 
+/* A price for SpotOptions.MaxPrice: USD per hour, without trailing zeros. */
+static void format_price(double usd, char *out, size_t size)
+{
+    snprintf(out, size, "%.6f", usd);
+    size_t len = strlen(out);
+    while (len > 1 && out[len - 1] == '0' && out[len - 2] != '.')
+        out[--len] = '\0';
+}
+
+/* What every candidate's launch shares, from the image's facts (the ami node)
+ * and the config; recorded in the node's outputs. */
+static GM_MUST_CHECK gm_status launch_common_init(gm_node *n, const char *userdata,
+                                                  launch_common *c, gm_error *err)
+{
+    const gm_deploy_config *cfg = gm_node_config(n);
+    char *root = gm_node_output_of(n, "ami", "root_device");
+    char *snap = gm_node_output_of(n, "ami", "root_snapshot_gb");
+    /* A record from before the image was described assumed /dev/xvda. */
+    snprintf(c->root_device, sizeof c->root_device, "%s", root && *root ? root : "/dev/xvda");
+    c->root_gb = gm_engine_root_volume_gb(gm_node_tier(n), snap ? strtol(snap, NULL, 10) : 0);
+    c->data_gb = gm_engine_data_volume_gb(cfg);
+    c->userdata = userdata;
+    c->max_price[0] = '\0';
+    if (cfg->max_spot_price > 0)
+        format_price(cfg->max_spot_price, c->max_price, sizeof c->max_price);
+    free(root);
+    free(snap);
+    char root_gb[16], data_gb[16];
+    snprintf(root_gb, sizeof root_gb, "%d", c->root_gb);
+    snprintf(data_gb, sizeof data_gb, "%d", c->data_gb);
+    gm_status st = gm_node_set_output(n, "root_device", c->root_device, err);
+    if (st == GM_OK)
+        st = gm_node_set_output(n, "root_volume_gb", root_gb, err);
+    if (st == GM_OK)
+        st = gm_node_set_output(n, "data_volume_gb", data_gb, err);
+    if (st == GM_OK && c->root_gb > gm_engine_root_need_gb(gm_node_tier(n)))
+        gm_node_note(n,
+                     "root volume %d GiB: the image's root snapshot is larger than the %d GiB "
+                     "the tier needs",
+                     c->root_gb, gm_engine_root_need_gb(gm_node_tier(n)));
+    return st;
+}
+
 static GM_MUST_CHECK gm_status launch(gm_node *n, const char *token, const char *userdata,
                                       char **out_id, gm_error *err)
 {
@@ -664,10 +725,12 @@ static GM_MUST_CHECK gm_status launch(gm_node *n, const char *token, const char 
         .attempts = json_array(),
     };
     const char *zones[2] = {ls.azs[0] ? ls.azs[0] : "", ls.azs[1] ? ls.azs[1] : ""};
-    gm_status st = ls.attempts ? gm_n_launch_plan(n, zones, &ls.plan, err)
+    gm_status st = ls.attempts ? launch_common_init(n, userdata, &ls.common, err)
                                : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    if (st == GM_OK)
+        st = gm_n_launch_plan(n, zones, &ls.plan, err);
     if (st == GM_OK) {
-        st = launch_with_failover(n, &ls, token, userdata, out_id, err);
+        st = launch_with_failover(n, &ls, token, out_id, err);
         char *text = json_dumps(ls.attempts, JSON_COMPACT);
         gm_error oerr = {0};
         /* the attempts are a record for the user; losing them fails nothing */

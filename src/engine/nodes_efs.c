@@ -207,6 +207,181 @@ const gm_node_ops gm_ops_efs = {
     .inspect = efs_inspect,
 };
 
+/* ---- the file system's policy ---------------------------------------------- */
+
+char *gm_n_efs_policy(const char *region, const char *fs, const char *role_arn)
+{
+    char part[32], account[16];
+    int end = 0;
+    if (!region || !fs || !role_arn || strpbrk(role_arn, "\"\\") || strpbrk(region, "\"\\") ||
+        strncmp(fs, "fs-", 3) != 0 || strspn(fs + 3, "0123456789abcdef") != strlen(fs + 3) ||
+        sscanf(role_arn, "arn:%31[a-z-]:iam::%15[0-9]:role/%n", part, account, &end) != 2 ||
+        end == 0 || !role_arn[end] || strlen(account) != 12)
+        return NULL;
+    char *fs_arn =
+        gm_strfmt("arn:%s:elasticfilesystem:%s:%s:file-system/%s", part, region, account, fs);
+    char *doc =
+        fs_arn ? gm_strfmt("{\"Version\":\"2012-10-17\",\"Statement\":["
+                           "{\"Sid\":\"DenyWithoutTls\",\"Effect\":\"Deny\","
+                           "\"Principal\":{\"AWS\":\"*\"},\"Action\":\"*\",\"Resource\":\"%s\","
+                           "\"Condition\":{\"Bool\":{\"aws:SecureTransport\":\"false\"}}},"
+                           "{\"Sid\":\"MountOnlyFromTheStackRole\",\"Effect\":\"Allow\","
+                           "\"Principal\":{\"AWS\":\"%s\"},"
+                           "\"Action\":[\"elasticfilesystem:ClientMount\","
+                           "\"elasticfilesystem:ClientWrite\","
+                           "\"elasticfilesystem:ClientRootAccess\"],\"Resource\":\"%s\","
+                           "\"Condition\":{\"Bool\":"
+                           "{\"elasticfilesystem:AccessedViaMountTarget\":\"true\"}}}]}",
+                           fs_arn, role_arn, fs_arn)
+               : NULL;
+    free(fs_arn);
+    return doc;
+}
+
+/* The instance role's ARN (GetRole): the principal of the file system's
+ * policy. A role IAM does not show yet (NoSuchEntity) is waited for. */
+static GM_MUST_CHECK gm_status role_arn(gm_node *n, char **out, gm_error *err)
+{
+    char *role = gm_node_id_of(n, "role");
+    if (!role)
+        return gm_error_set(err, GM_ERR_INTERNAL, "no instance role for the file system policy");
+    gm_status st = GM_OK;
+    for (int attempt = 1;; attempt++) {
+        gm_params p;
+        gm_params_init(&p);
+        gm_params_add(&p, "RoleName", role);
+        xmlDocPtr doc = NULL;
+        gm_error cerr = {0};
+        st = gm_n_query(n, &gm_svc_iam, "GetRole", &p, &doc, NULL, &cerr);
+        gm_params_release(&p);
+        if (st != GM_OK)
+            *err = cerr;
+        gm_read_rows rows;
+        if (st == GM_OK && (st = gm_read_xml(doc, &gm_iam_role_arn, &rows, err)) == GM_OK) {
+            *out = gm_read_dup(&rows, 0, 0);
+            gm_read_rows_release(&rows);
+            if (!*out)
+                st = gm_error_set(err, GM_ERR_PARSE, "GetRole of '%s' returned no Arn", role);
+        }
+        xmlFreeDoc(doc);
+        if (st == GM_OK || strcmp(cerr.aws_code, "NoSuchEntity") != 0 || attempt == 5)
+            break;
+        st = gm_node_wait(n, 1000LL * attempt, "waiting for IAM to show the instance role", err);
+        if (st != GM_OK)
+            break;
+    }
+    free(role);
+    return st;
+}
+
+/* EFS checks a policy's principals against IAM, which is eventually
+ * consistent: a role made seconds ago is refused as an invalid principal. */
+static bool principal_not_ready(const gm_error *e)
+{
+    return strcmp(e->aws_code, "InvalidPolicyException") == 0 && strstr(e->message, "rincipal");
+}
+
+/* PutFileSystemPolicy (idempotent: it replaces the policy), retried while
+ * EFS does not see the role yet. */
+static GM_MUST_CHECK gm_status put_policy(gm_node *n, const char *fs, const char *doc,
+                                          gm_error *err)
+{
+    char path[256];
+    snprintf(path, sizeof path, EFS_API "/file-systems/%s/policy", fs);
+    int64_t backoff = 1000;
+    for (;;) {
+        json_t *body = json_pack("{s:s}", "Policy", doc);
+        json_t *out = NULL;
+        gm_error cerr = {0};
+        gm_status st = body ? gm_aws_rest_json(gm_node_aws(n), &gm_svc_efs, "PutFileSystemPolicy",
+                                               "PUT", path, body, &out, &cerr)
+                            : gm_error_set(&cerr, GM_ERR_NOMEM, "out of memory");
+        json_decref(body);
+        json_decref(out);
+        if (st == GM_OK)
+            return GM_OK;
+        if (!principal_not_ready(&cerr)) {
+            *err = cerr;
+            return st;
+        }
+        gm_node_note(n, "EFS does not see the new instance role yet; retrying in %lldms",
+                     (long long)backoff);
+        st = gm_node_wait(n, backoff, "waiting for the instance role to reach EFS", err);
+        if (st != GM_OK)
+            return st;
+        if (backoff < 8000)
+            backoff *= 2;
+    }
+}
+
+/* A reused file system that geusemaker did not make (no deployment tag) is
+ * its owner's: its policy is left alone. One that geusemaker made (kept by
+ * destroy --keep-efs) gets this deployment's policy, for the old one names a
+ * role that is gone. */
+static GM_MUST_CHECK gm_status leave_policy_alone(gm_node *n, const char *fs, bool *out,
+                                                  gm_error *err)
+{
+    *out = false;
+    if (gm_node_provenance_of(n, "efs") != GM_PROV_REUSED)
+        return GM_OK;
+    char query[128];
+    snprintf(query, sizeof query, "?FileSystemId=%s", fs);
+    gm_read_rows rows;
+    gm_status st = describe_fs(n, query, &rows, err);
+    *out = st == GM_OK && !*gm_read_get(&rows, 0, GM_EFS_FS_TAG_DEPLOYMENT);
+    gm_read_rows_release(&rows);
+    return st;
+}
+
+/* Once the file system is available and the role exists: TLS only, and only
+ * the deployment's role may mount. Journalled; nothing to delete (the policy
+ * goes with its file system). */
+static GM_MUST_CHECK gm_status efs_policy_create(gm_node *n, gm_error *err)
+{
+    char *fs = gm_node_id_of(n, "efs");
+    if (!fs)
+        return gm_error_set(err, GM_ERR_INTERNAL, "no file system id");
+    bool leave = false;
+    gm_status st = leave_policy_alone(n, fs, &leave, err);
+    if (st == GM_OK && leave)
+        gm_node_note(n, "file system %s was not made by geusemaker: its policy is left as it is",
+                     fs);
+    if (st == GM_OK && !leave) {
+        st = gm_node_intent(n, NULL, 0, err);
+        char *state = gm_node_output_of(n, "efs", "state");
+        if (st == GM_OK && !gm_str_eq(state, "available"))
+            st = wait_fs_available(n, fs, err);
+        free(state);
+        char *arn = NULL;
+        if (st == GM_OK)
+            st = role_arn(n, &arn, err);
+        char *doc =
+            st == GM_OK ? gm_n_efs_policy(gm_aws_client_region(gm_node_aws(n)), fs, arn) : NULL;
+        if (st == GM_OK && !doc)
+            st = gm_error_set(err, GM_ERR_PARSE, "cannot make a file system policy for role '%s'",
+                              arn);
+        if (st == GM_OK)
+            st = put_policy(n, fs, doc, err);
+        if (st == GM_OK)
+            st = gm_node_set_output(n, "principal", arn, err);
+        free(doc);
+        free(arn);
+    }
+    if (st == GM_OK)
+        st =
+            gm_node_set_output(n, "policy", leave ? "left to its owner" : "tls and role only", err);
+    if (st == GM_OK)
+        st = gm_node_created(n, fs, err);
+    free(fs);
+    return st;
+}
+
+const gm_node_ops gm_ops_efs_policy = {
+    .kind = "efs_policy",
+    .label = "restricting the file system to TLS and the instance role",
+    .create = efs_policy_create,
+};
+
 /* ---- mount targets --------------------------------------------------------- */
 
 static const char *subnet_node(const gm_node *n)

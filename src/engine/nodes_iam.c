@@ -254,34 +254,61 @@ char *gm_n_iam_ssm_core_policy_arn(const char *region)
     return p ? gm_strfmt("arn:%s:iam::aws:policy/AmazonSSMManagedInstanceCore", p->id) : NULL;
 }
 
+/* The statement that lets the role mount the file system fs (NULL: the
+ * deployment's file systems, by their tag). Root access: the boot script
+ * creates and hands over the stack's directories as root. */
+static char *mount_statement(const gm_partition *p, const char *region, const char *name,
+                             const char *fs)
+{
+    const char *actions =
+        "\"Action\":[\"elasticfilesystem:ClientMount\",\"elasticfilesystem:ClientWrite\","
+        "\"elasticfilesystem:ClientRootAccess\",\"elasticfilesystem:DescribeMountTargets\"]";
+    if (fs)
+        return gm_strfmt("{\"Sid\":\"MountOwnFileSystem\",\"Effect\":\"Allow\",%s,"
+                         "\"Resource\":\"arn:%s:elasticfilesystem:%s:*:file-system/%s\"}",
+                         actions, p->id, region, fs);
+    return gm_strfmt(
+        "{\"Sid\":\"MountOwnFileSystem\",\"Effect\":\"Allow\",%s,"
+        "\"Resource\":\"arn:%s:elasticfilesystem:%s:*:file-system/*\","
+        "\"Condition\":{\"StringEquals\":{\"aws:ResourceTag/geusemaker:deployment\":\"%s\"}}}",
+        actions, p->id, region, name);
+}
+
 /* Least privilege: SSM agent core, mounting only this deployment's file
- * systems, reading only this deployment's parameters. */
-char *gm_n_iam_stack_policy(const char *region, const char *name)
+ * system, reading only this deployment's parameters. */
+char *gm_n_iam_stack_policy_for(const char *region, const char *name, const char *fs)
 {
     const gm_partition *p = gm_partition_of(region);
     if (!p || !name)
         return NULL;
-    return gm_strfmt(
-        "{\"Version\":\"2012-10-17\",\"Statement\":["
-        "{\"Sid\":\"ReadOwnParameters\",\"Effect\":\"Allow\","
-        "\"Action\":[\"ssm:GetParameter\",\"ssm:GetParameters\",\"ssm:GetParametersByPath\"],"
-        "\"Resource\":\"arn:%s:ssm:%s:*:parameter/geusemaker/%s/*\"},"
-        "{\"Sid\":\"DecryptOwnParameters\",\"Effect\":\"Allow\",\"Action\":\"kms:Decrypt\","
-        "\"Resource\":\"*\",\"Condition\":{\"StringEquals\":{\"kms:ViaService\":\"ssm.%s.%s\"}}},"
-        "{\"Sid\":\"MountOwnFileSystem\",\"Effect\":\"Allow\","
-        "\"Action\":[\"elasticfilesystem:ClientMount\",\"elasticfilesystem:ClientWrite\","
-        "\"elasticfilesystem:DescribeMountTargets\"],"
-        "\"Resource\":\"arn:%s:elasticfilesystem:%s:*:file-system/*\","
-        "\"Condition\":{\"StringEquals\":{\"aws:ResourceTag/geusemaker:deployment\":\"%s\"}}}]}",
-        p->id, region, name, region, p->dns_suffix, p->id, region, name);
+    char *mount = mount_statement(p, region, name, fs);
+    char *doc = mount ? gm_strfmt("{\"Version\":\"2012-10-17\",\"Statement\":["
+                                  "{\"Sid\":\"ReadOwnParameters\",\"Effect\":\"Allow\","
+                                  "\"Action\":[\"ssm:GetParameter\",\"ssm:GetParameters\","
+                                  "\"ssm:GetParametersByPath\"],"
+                                  "\"Resource\":\"arn:%s:ssm:%s:*:parameter/geusemaker/%s/*\"},"
+                                  "{\"Sid\":\"DecryptOwnParameters\",\"Effect\":\"Allow\","
+                                  "\"Action\":\"kms:Decrypt\",\"Resource\":\"*\",\"Condition\":"
+                                  "{\"StringEquals\":{\"kms:ViaService\":\"ssm.%s.%s\"}}},%s]}",
+                                  p->id, region, name, region, p->dns_suffix, mount)
+                      : NULL;
+    free(mount);
+    return doc;
+}
+
+char *gm_n_iam_stack_policy(const char *region, const char *name)
+{
+    return gm_n_iam_stack_policy_for(region, name, NULL);
 }
 
 static GM_MUST_CHECK gm_status role_policy_create(gm_node *n, gm_error *err)
 {
     const char *region = gm_aws_client_region(gm_node_aws(n));
     char *role = gm_node_id_of(n, "role");
-    char *doc = gm_n_iam_stack_policy(region, gm_node_deployment(n));
+    char *fs = gm_node_id_of(n, "efs");
+    char *doc = gm_n_iam_stack_policy_for(region, gm_node_deployment(n), fs);
     char *managed = gm_n_iam_ssm_core_policy_arn(region);
+    free(fs);
     if (!role || !doc || !managed) {
         free(role);
         free(doc);

@@ -7,6 +7,7 @@
 #include "aws/read.h"
 #include "core/str.h"
 #include "engine/nodes.h"
+#include "stack/validate.h"
 
 static const char *const NOT_FOUND_VPC[] = {"InvalidVpcID.NotFound", NULL};
 /* A repeated CreateSubnet / CreateSecurityGroup whose first try was made. */
@@ -156,53 +157,141 @@ const gm_node_ops gm_ops_azs = {
 
 bool gm_instance_type_is_arm(const char *type)
 {
-    /* Graviton families have a 'g' right after the generation digit: t4g, m7g,
-     * c7gn, r6gd (but not g5, which is a GPU family). */
-    if (!type)
-        return false;
-    size_t i = 0;
-    while (type[i] && type[i] >= 'a' && type[i] <= 'z')
-        i++;
-    if (i == 0 || !(type[i] >= '0' && type[i] <= '9'))
-        return false;
-    while (type[i] >= '0' && type[i] <= '9')
-        i++;
-    return type[i] == 'g';
+    return gm_instance_type_arch(type) == GM_ARCH_ARM64;
 }
 
-static GM_MUST_CHECK gm_status ami_create(gm_node *n, gm_error *err)
+/* The SSM parameter naming the image: GEUSEMAKER_AMI_PARAMETER, else the one
+ * of the deployment's system, tier and architecture (stack/validate.h). */
+static GM_MUST_CHECK gm_status ami_parameter(gm_node *n, char *out, size_t size, gm_error *err)
 {
     const char *override = gm_node_settings(n)->ami_parameter;
-    char param[256];
-    if (override && *override)
-        snprintf(param, sizeof param, "%s", override);
-    else if (gm_node_tier(n) == GM_TIER_GPU)
-        snprintf(param, sizeof param, "%s",
-                 "/aws/service/deeplearning/ami/x86_64/"
-                 "base-oss-nvidia-driver-gpu-amazon-linux-2023/latest/ami-id");
-    else
-        snprintf(param, sizeof param,
-                 "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-%s",
-                 gm_instance_type_is_arm(gm_node_config(n)->instance_type) ? "arm64" : "x86_64");
+    const gm_deploy_config *cfg = gm_node_config(n);
+    if (override && *override) {
+        snprintf(out, size, "%s", override);
+        return GM_OK;
+    }
+    if (!gm_stack_ami_parameter(cfg->os, gm_node_tier(n), gm_instance_type_arch(cfg->instance_type),
+                                out, size))
+        return gm_error_set(err, GM_ERR_INTERNAL, "no image parameter for this deployment");
+    return GM_OK;
+}
+
+/* GetParameter: the image id the parameter names. */
+static GM_MUST_CHECK gm_status read_ami_id(gm_node *n, const char *param, char *out, size_t size,
+                                           gm_error *err)
+{
     json_t *body = json_pack("{s:s}", "Name", param);
-    json_t *out = NULL;
-    gm_status st = body ? gm_aws_json(gm_node_aws(n), &gm_svc_ssm, "GetParameter", body, &out, err)
-                        : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    json_t *answer = NULL;
+    gm_status st =
+        body ? gm_aws_json(gm_node_aws(n), &gm_svc_ssm, "GetParameter", body, &answer, err)
+             : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     json_decref(body);
     gm_read_rows rows;
     if (st == GM_OK)
-        st = gm_ssm_read_parameters(out, &rows, err);
-    json_decref(out);
+        st = gm_ssm_read_parameters(answer, &rows, err);
+    json_decref(answer);
     if (st != GM_OK)
         return st;
     const char *ami = gm_read_get(&rows, 0, GM_SSM_VALUE);
-    if (strncmp(ami, "ami-", 4) != 0)
+    if (strncmp(ami, "ami-", 4) != 0 || strlen(ami) >= size)
         st = gm_error_set(err, GM_ERR_PARSE, "ssm parameter '%s' does not hold an ami id", param);
+    else
+        snprintf(out, size, "%s", ami);
+    gm_read_rows_release(&rows);
+    return st;
+}
+
+/* The size (GiB) of the image's root volume snapshot: its mapping of the
+ * root device; 0 when the image maps none. */
+static long root_snapshot_gb(const gm_read_rows *devices, const char *root_device)
+{
+    for (size_t i = 0; i < devices->n; i++)
+        if (strcmp(gm_read_get(devices, i, GM_EC2_BDM_DEVICE), root_device) == 0)
+            return strtol(gm_read_get(devices, i, GM_EC2_BDM_SIZE), NULL, 10);
+    return 0;
+}
+
+/* What the launch needs of the image, checked and recorded: its
+ * architecture (that of the instance types), its root device (an EBS one)
+ * and the size of that device's snapshot. */
+static GM_MUST_CHECK gm_status record_image(gm_node *n, const char *ami, const char *param,
+                                            const gm_read_rows *img, const gm_read_rows *devices,
+                                            gm_error *err)
+{
+    const char *type = gm_node_config(n)->instance_type;
+    const char *want = gm_arch_name(gm_instance_type_arch(type));
+    const char *arch = gm_read_get(img, 0, GM_EC2_IMG_ARCH);
+    const char *root = gm_read_get(img, 0, GM_EC2_IMG_ROOT_DEVICE);
+    const char *state = gm_read_get(img, 0, GM_EC2_IMG_STATE);
+    if (img->n == 0)
+        return gm_error_set(err, GM_ERR_NOT_FOUND,
+                            "image '%s' named by ssm parameter '%s' is not visible to this account "
+                            "(DescribeImages found nothing)",
+                            ami, param);
+    if (strcmp(arch, want) != 0)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "image '%s' (ssm parameter '%s') is for %s, but instance type '%s' "
+                            "is %s",
+                            ami, param, *arch ? arch : "an unknown architecture", type, want);
+    if (strcmp(gm_read_get(img, 0, GM_EC2_IMG_ROOT_DEVICE_TYPE), "ebs") != 0 || !*root)
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "image '%s' (ssm parameter '%s') has no EBS root device", ami, param);
+    if (*state && strcmp(state, "available") != 0)
+        return gm_error_set(err, GM_ERR_INVALID, "image '%s' (ssm parameter '%s') is %s", ami,
+                            param, state);
+    char gb[32];
+    snprintf(gb, sizeof gb, "%ld", root_snapshot_gb(devices, root));
+    const char *outs[][2] = {{"parameter", param},
+                             {"architecture", arch},
+                             {"root_device", root},
+                             {"root_snapshot_gb", gb},
+                             {"image_name", gm_read_get(img, 0, GM_EC2_IMG_NAME)},
+                             {"os", gm_os_option_name(gm_node_config(n)->os)}};
+    gm_status st = GM_OK;
+    for (size_t i = 0; st == GM_OK && i < sizeof outs / sizeof *outs; i++)
+        st = gm_node_set_output(n, outs[i][0], outs[i][1], err);
+    return st;
+}
+
+/* DescribeImages of the one image, then record_image. */
+static GM_MUST_CHECK gm_status describe_image(gm_node *n, const char *ami, const char *param,
+                                              gm_error *err)
+{
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "ImageId.1", ami);
+    xmlDocPtr doc = NULL;
+    gm_status st = gm_n_ec2(n, "DescribeImages", &p, &doc, NULL, err);
+    gm_params_release(&p);
+    gm_read_rows img, devices;
+    gm_read_rows_init(&img);
+    gm_read_rows_init(&devices);
     if (st == GM_OK)
-        st = gm_node_set_output(n, "parameter", param, err);
+        st = gm_read_xml(doc, &gm_ec2_images, &img, err);
+    if (st == GM_OK)
+        st = gm_read_xml(doc, &gm_ec2_image_devices, &devices, err);
+    xmlFreeDoc(doc);
+    if (st == GM_OK)
+        st = record_image(n, ami, param, &img, &devices, err);
+    gm_read_rows_release(&img);
+    gm_read_rows_release(&devices);
+    return st;
+}
+
+/* The image: its id from the SSM parameter, its facts from DescribeImages
+ * (the root device and its snapshot's size size the root volume; an image of
+ * another architecture than the instance types is refused here, before
+ * anything is launched). */
+static GM_MUST_CHECK gm_status ami_create(gm_node *n, gm_error *err)
+{
+    char param[256], ami[64];
+    gm_status st = ami_parameter(n, param, sizeof param, err);
+    if (st == GM_OK)
+        st = read_ami_id(n, param, ami, sizeof ami, err);
+    if (st == GM_OK)
+        st = describe_image(n, ami, param, err);
     if (st == GM_OK)
         st = gm_node_created(n, ami, err);
-    gm_read_rows_release(&rows);
     return st;
 }
 

@@ -6,9 +6,27 @@
 #include "engine/placement.h"
 #include "stack/stack.h"
 
+int gm_engine_root_need_gb(gm_tier tier)
+{
+    return tier == GM_TIER_GPU ? 100 : 60;
+}
+
+int gm_engine_root_volume_gb(gm_tier tier, long snapshot_gb)
+{
+    int need = gm_engine_root_need_gb(tier);
+    return snapshot_gb > need && snapshot_gb <= GM_DATA_VOLUME_GB_MAX ? (int)snapshot_gb : need;
+}
+
+int gm_engine_data_volume_gb(const gm_deploy_config *cfg)
+{
+    return cfg->data_volume_gb > 0 ? cfg->data_volume_gb : GM_DATA_VOLUME_GB_DEFAULT;
+}
+
 void gm_engine_assumptions(const gm_deploy_config *cfg, gm_cost_assumptions *out)
 {
     gm_cost_default_assumptions(out);
+    out->ebs_gb = gm_engine_root_need_gb(cfg->tier);
+    out->data_gb = gm_engine_data_volume_gb(cfg);
     if (cfg->assume_efs_gb > 0)
         out->efs_gb = cfg->assume_efs_gb;
     if (cfg->assume_transfer_gb > 0)
@@ -19,16 +37,17 @@ void gm_engine_assumptions(const gm_deploy_config *cfg, gm_cost_assumptions *out
 static void size_userdata(const gm_deploy_config *cfg, const char *region, gm_engine_plan *p)
 {
     size_t n_models = 0;
-    const char *const *models = gm_stack_default_models(cfg->tier, &n_models);
+    const char *const *models = gm_engine_models(cfg, &n_models);
     p->ud_type = p->ranking.n_viable ? p->ranking.viable[0].type : cfg->instance_type;
     gm_stack_params sp = {
         .name = cfg->name,
         .tier = cfg->tier,
         .region = region,
         .instance_type = p->ud_type,
-        .os = GM_OS_AL2023,
+        .os = cfg->os,
         .models = models,
         .n_models = n_models,
+        .alb_https = cfg->certificate_arn && *cfg->certificate_arn,
     };
     gm_buf script;
     gm_buf_init(&script, GM_LIMIT_USERDATA_SCRIPT);

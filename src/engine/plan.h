@@ -38,7 +38,17 @@ GM_MUST_CHECK gm_status gm_engine_plan_make(gm_aws_client *aws, gm_aws_client *p
                                             gm_error *err);
 void gm_engine_plan_release(gm_engine_plan *p);
 
-/* The assumptions of cfg's estimates (its --assume-* values, else defaults). */
+/* The assumptions of cfg's estimates (its --assume-* values, else defaults;
+ * the root volume the tier needs, the data volume of --data-volume-gb). */
 void gm_engine_assumptions(const gm_deploy_config *cfg, gm_cost_assumptions *out);
+
+/* The root volume (GiB) a tier needs: 60, 100 for gpu (CUDA images). */
+int gm_engine_root_need_gb(gm_tier tier);
+/* The root volume to ask for: the tier's need, or the image's root snapshot
+ * when that is larger (EC2 refuses a volume smaller than its snapshot with
+ * InvalidBlockDeviceMapping; the Deep Learning AMI's is 75 GiB). */
+int gm_engine_root_volume_gb(gm_tier tier, long snapshot_gb);
+/* The data volume of cfg (GiB): --data-volume-gb, else the default. */
+int gm_engine_data_volume_gb(const gm_deploy_config *cfg);
 
 #endif

@@ -13,6 +13,7 @@
 #include "engine/placement.h"
 #include "engine/plan.h"
 #include "stack/stack.h"
+#include "stack/validate.h"
 
 /* One decimal number of at most 3 digits without a leading zero, up to max,
  * at *p; advances *p past it. */
@@ -200,9 +201,27 @@ static GM_MUST_CHECK gm_status check_type(const gm_deploy_config *cfg, const cha
     gm_status st = check_instance_type(type, err);
     if (st != GM_OK)
         return st;
-    gm_stack_params sp = {
-        .name = cfg->name, .tier = cfg->tier, .region = "us-east-1", .instance_type = type};
+    gm_stack_params sp = {.name = cfg->name,
+                          .tier = cfg->tier,
+                          .region = "us-east-1",
+                          .instance_type = type,
+                          .os = cfg->os};
     return gm_stack_validate(&sp, err);
+}
+
+/* One image serves every candidate: their architectures must agree. */
+static GM_MUST_CHECK gm_status check_one_architecture(const gm_deploy_config *cfg, gm_error *err)
+{
+    gm_arch first = gm_instance_type_arch(cfg->instance_type);
+    for (int i = 0; i < cfg->n_types; i++)
+        if (gm_instance_type_arch(cfg->instance_types[i]) != first)
+            return gm_error_set(err, GM_ERR_INVALID,
+                                "the instance types mix architectures: '%s' is %s and '%s' is %s; "
+                                "one machine image serves every candidate, so name types of one "
+                                "architecture",
+                                cfg->instance_type, gm_arch_name(first), cfg->instance_types[i],
+                                gm_arch_name(gm_instance_type_arch(cfg->instance_types[i])));
+    return GM_OK;
 }
 
 /* An availability zone name: region-like letters and digits, then a letter
@@ -259,6 +278,11 @@ gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err)
         st = check_type(cfg, cfg->instance_type, err);
     for (int i = 0; st == GM_OK && i < cfg->n_types; i++)
         st = check_type(cfg, cfg->instance_types[i], err);
+    if (st == GM_OK)
+        st = check_one_architecture(cfg, err);
+    if (st == GM_OK && (cfg->data_volume_gb < 0 || cfg->data_volume_gb > GM_DATA_VOLUME_GB_MAX))
+        st = gm_error_set(err, GM_ERR_INVALID, "invalid --data-volume-gb %d: expected 1 to %d GiB",
+                          cfg->data_volume_gb, GM_DATA_VOLUME_GB_MAX);
     for (int i = 0; st == GM_OK && i < cfg->n_cidrs; i++)
         st = gm_engine_parse_cidr(cfg->cidrs[i], NULL, err);
     for (int i = 0; st == GM_OK && i < cfg->n_azs; i++)
@@ -273,7 +297,17 @@ gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err)
         st = check_reuse_ids(cfg, err);
     if (st == GM_OK && cfg->key_name && (!*cfg->key_name || strlen(cfg->key_name) > 255))
         st = gm_error_set(err, GM_ERR_INVALID, "invalid --key-name");
+    if (st == GM_OK && cfg->models_set)
+        st = gm_stack_validate_models(cfg->models, (size_t)cfg->n_models, err);
     return st;
+}
+
+const char *const *gm_engine_models(const gm_deploy_config *cfg, size_t *out_n)
+{
+    if (!cfg->models_set)
+        return gm_stack_default_models(cfg->tier, out_n);
+    *out_n = (size_t)cfg->n_models;
+    return cfg->models;
 }
 
 gm_status gm_engine_check_config_region(const gm_deploy_config *cfg, const char *region,

@@ -10,10 +10,12 @@
 #include "core/crypto.h"
 #include "cost/estimate.h"
 #include "engine/engine.h"
+#include "engine/nodes.h"
 #include "engine/plan.h"
 #include "health/health.h"
 #include "stack/secrets.h"
 #include "stack/stack.h"
+#include "stack/validate.h"
 
 /* ---- the saved config --------------------------------------------------------- */
 
@@ -47,6 +49,19 @@ static json_t *market_json(const gm_deploy_config *cfg)
     return m;
 }
 
+/* The settings of the instance itself: its system and its data volume. */
+static json_t *with_instance_settings(json_t *c, const gm_deploy_config *cfg)
+{
+    int data_gb = cfg->data_volume_gb ? cfg->data_volume_gb : GM_DATA_VOLUME_GB_DEFAULT;
+    if (c && (json_object_set_new(c, "os", json_string(gm_os_option_name(cfg->os))) != 0 ||
+              json_object_set_new(c, "data_volume_gb", json_integer(data_gb)) != 0))
+        json_decref(c), c = NULL;
+    if (c && cfg->models_set &&
+        json_object_set_new(c, "models", string_array(cfg->models, cfg->n_models)) != 0)
+        json_decref(c), c = NULL;
+    return c;
+}
+
 static json_t *config_json(const gm_deploy_config *cfg)
 {
     json_t *alb =
@@ -54,15 +69,18 @@ static json_t *config_json(const gm_deploy_config *cfg)
                   "alb_timeout_ms", (json_int_t)cfg->alb_timeout_ms, "hc_interval_s",
                   cfg->hc_interval_s, "hc_timeout_s", cfg->hc_timeout_s, "healthy_threshold",
                   cfg->healthy_threshold, "unhealthy_threshold", cfg->unhealthy_threshold);
-    return json_pack(
-        "{s:s, s:s, s:b, s:o, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b, s:I, s:I, s:o, s:o}",
-        "tier", gm_tier_name(cfg->tier), "instance_type", cfg->instance_type, "spot", cfg->spot,
-        "allow_cidrs", string_array(cfg->cidrs, cfg->n_cidrs), "key_name", cfg->key_name, "vpc_id",
-        cfg->vpc_id, "subnet_a", cfg->subnet_ids[0], "subnet_b", cfg->subnet_ids[1],
-        "security_group_id", cfg->security_group_id, "efs_id", cfg->efs_id, "no_rollback",
-        cfg->no_rollback, "no_wait", cfg->no_wait, "timeout_ms", (json_int_t)cfg->timeout_ms,
-        "health_timeout_ms", (json_int_t)cfg->health_timeout_ms, "load_balancer", alb, "market",
-        market_json(cfg));
+    return with_instance_settings(
+        json_pack("{s:s, s:s, s:b, s:o, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b, s:I, s:I, "
+                  "s:o, s:o}",
+                  "tier", gm_tier_name(cfg->tier), "instance_type", cfg->instance_type, "spot",
+                  cfg->spot, "allow_cidrs", string_array(cfg->cidrs, cfg->n_cidrs), "key_name",
+                  cfg->key_name, "vpc_id", cfg->vpc_id, "subnet_a", cfg->subnet_ids[0], "subnet_b",
+                  cfg->subnet_ids[1], "security_group_id", cfg->security_group_id, "efs_id",
+                  cfg->efs_id, "no_rollback", cfg->no_rollback, "no_wait", cfg->no_wait,
+                  "timeout_ms", (json_int_t)cfg->timeout_ms, "health_timeout_ms",
+                  (json_int_t)cfg->health_timeout_ms, "load_balancer", alb, "market",
+                  market_json(cfg)),
+        cfg);
 }
 
 /* Copies the strings of a JSON array into out (at most max). */
@@ -89,6 +107,18 @@ gm_status gm_engine_config_from_record(const gm_deployment *dep, gm_deploy_confi
     if (!gm_tier_parse(dep->tier, &cfg->tier))
         return gm_error_set(err, GM_ERR_PARSE, "state of '%s' has an unknown tier '%s'", dep->name,
                             dep->tier);
+    const char *os = json_string_value(json_object_get(c, "os"));
+    if (os && !gm_os_parse(os, &cfg->os))
+        return gm_error_set(err, GM_ERR_PARSE, "state of '%s' has an unknown os '%s'", dep->name,
+                            os);
+    if (!os)
+        cfg->os = GM_OS_AL2023; /* a record made before --os */
+    json_int_t data_gb = json_integer_value(json_object_get(c, "data_volume_gb"));
+    cfg->data_volume_gb =
+        data_gb > 0 && data_gb <= GM_DATA_VOLUME_GB_MAX ? (int)data_gb : GM_DATA_VOLUME_GB_DEFAULT;
+    const json_t *models = json_object_get(c, "models");
+    cfg->models_set = json_is_array(models);
+    cfg->n_models = strings_from(models, cfg->models, GM_MAX_MODELS);
     cfg->name = dep->name;
     cfg->instance_type = type;
     cfg->spot = json_is_true(json_object_get(c, "spot"));
@@ -308,4 +338,20 @@ gm_status gm_engine_secrets_read(gm_aws_client *aws, const char *name, json_t **
     free(prefix);
     *out = result;
     return st;
+}
+
+json_t *gm_engine_doomed(const gm_deployment *dep, bool keep_efs)
+{
+    json_t *out = json_array();
+    for (size_t i = 0; out && i < dep->n_nodes; i++) {
+        const gm_node_state *n = &dep->nodes[i];
+        bool efs = strcmp(n->kind, gm_ops_efs.kind) == 0;
+        bool fs_part = efs || strcmp(n->kind, gm_ops_mount_target.kind) == 0;
+        if (!n->id || strcmp(n->id, "-") == 0 || n->provenance == GM_PROV_REUSED ||
+            n->status == GM_NODE_DELETED || (keep_efs && fs_part))
+            continue;
+        json_array_append_new(
+            out, json_pack("{s:s, s:s, s:b}", "kind", n->kind, "id", n->id, "data", efs));
+    }
+    return out;
 }

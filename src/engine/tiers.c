@@ -35,9 +35,10 @@ static const gm_node_def all_nodes[] = {
      .deps = {"efs", "subnet_b", "sg"},
      .slot = 1},
     {.name = "role", .ops = &gm_ops_role},
-    {.name = "role_policy", .ops = &gm_ops_role_policy, .deps = {"role"}},
+    {.name = "role_policy", .ops = &gm_ops_role_policy, .deps = {"role", "efs"}},
     {.name = "instance_profile", .ops = &gm_ops_profile},
     {.name = "profile_role", .ops = &gm_ops_profile_role, .deps = {"role", "instance_profile"}},
+    {.name = "efs_policy", .ops = &gm_ops_efs_policy, .deps = {"efs", "role"}},
     {.name = "secrets", .ops = &gm_ops_secrets},
     {.name = "placement", .ops = &gm_ops_placement},
     {.name = "instance",
@@ -45,7 +46,8 @@ static const gm_node_def all_nodes[] = {
      .deps = {"ami", "subnet_a", "subnet_b", "sg", "profile_role", "efs", "secrets", "placement"}},
     {.name = "health",
      .ops = &gm_ops_health,
-     .deps = {"instance", "route_table", "sg_rules", "mount_target_a", "role_policy"}},
+     .deps = {"instance", "route_table", "sg_rules", "mount_target_a", "role_policy",
+              "efs_policy"}},
     /* the load balancer group */
     {.name = "alb_sg", .ops = &gm_ops_alb_sg, .deps = {"vpc"}, .group = GM_GROUP_ALB},
     {.name = "alb_ingress",
@@ -71,7 +73,7 @@ static const gm_node_def all_nodes[] = {
      .group = GM_GROUP_ALB},
 };
 
-enum { N_ALL = sizeof all_nodes / sizeof *all_nodes, N_CORE = 21 };
+enum { N_ALL = sizeof all_nodes / sizeof *all_nodes, N_CORE = 22 };
 
 static const gm_engine_graph core_graph = {all_nodes, N_CORE};
 static const gm_engine_graph full_graph = {all_nodes, N_ALL};
@@ -90,8 +92,10 @@ json_t *gm_engine_graph_json(gm_tier tier)
         for (int k = 0; deps && k < GM_MAX_DEPS && g->defs[i].deps[k]; k++)
             if (json_array_append_new(deps, json_string(g->defs[i].deps[k])) != 0)
                 json_decref(deps), deps = NULL;
-        json_t *node = deps ? json_pack("{s:s, s:s, s:o}", "node", g->defs[i].name, "kind",
-                                        g->defs[i].ops->kind, "deps", deps)
+        const gm_node_ops *ops = g->defs[i].ops;
+        json_t *node = deps ? json_pack("{s:s, s:s, s:o, s:b, s:s}", "node", g->defs[i].name,
+                                        "kind", ops->kind, "deps", deps, "creates",
+                                        ops->owns_resource, "step", ops->label)
                             : NULL;
         if (!node || json_array_append_new(arr, node) != 0)
             json_decref(arr), arr = NULL;

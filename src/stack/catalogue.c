@@ -1,5 +1,21 @@
-/* The five services of the stack. Versions are pinned; upgrading one is a
- * one-line change here (and the tests re-validate the Compose file). */
+/* The five services of the stack.
+ *
+ * How a pin is chosen: the newest release of the image's stable line that
+ * carries every fix of the vendor's published advisories (n8n: GitHub
+ * security advisories of n8n-io/n8n; crawl4ai: unclecode/crawl4ai advisories;
+ * Qdrant, Ollama, PostgreSQL: their release notes), never a moving tag
+ * ("latest", "16-alpine"). PostgreSQL stays on its major version (16): a new
+ * major needs pg_upgrade of the data on EFS, so it is a migration, not a pin.
+ * The digest is the tag's multi-platform index digest (what `docker
+ * buildx imagetools inspect REPO:TAG` prints as Digest, and Docker Hub shows
+ * as "Index digest"): Compose pulls "REPO:TAG@DIGEST", so a re-pushed tag
+ * cannot change what runs. A digest goes in only when a reliable source
+ * confirms it; until then .digest stays NULL and the pin is by tag.
+ *
+ * How a pin is updated: change .image and .digest together here (one line
+ * each), read the release notes between the two versions for renamed or
+ * removed variables, run the tests (they re-validate the Compose file), and
+ * note the change in docs/services.md. */
 #include "stack/catalogue.h"
 
 #include <string.h>
@@ -7,9 +23,13 @@
 static const gm_service services[] = {
     {
         .name = "postgres",
-        .image = "postgres:16.9-alpine",
+        .image = "postgres:16.15-alpine",
+        .digest = "sha256:cf78e76683b9ca8c5733cbbdce6c9262b45b6767934dd0a95e671f9a0fc20685",
         .port = 5432,
         .publish = false, /* internal only: n8n reaches it on the Compose network */
+        /* On EFS: PostgreSQL supports NFS mounted "hard" (what the EFS mount
+         * helper does); docs/services.md says why and what it costs. */
+        .storage = GM_STORAGE_EFS,
         .data_dir = "/var/lib/postgresql/data",
         .env =
             {
@@ -21,7 +41,10 @@ static const gm_service services[] = {
                 {"PGDATA", "/var/lib/postgresql/data/pgdata"},
                 {NULL, NULL},
             },
-        .test = {"CMD", "pg_isready", "-U", "n8n", "-d", "n8n", NULL},
+        /* -h 127.0.0.1: over TCP. The first start's init server listens on the
+         * Unix socket only; without -h it would pass the check, n8n would start
+         * and find the port closed. */
+        .test = {"CMD", "pg_isready", "-h", "127.0.0.1", "-U", "n8n", "-d", "n8n", NULL},
         .interval = "10s",
         .timeout = "5s",
         .start_period = "120s", /* a first initdb on EFS takes a while */
@@ -31,11 +54,16 @@ static const gm_service services[] = {
     },
     {
         .name = "n8n",
-        .image = "n8nio/n8n:1.97.1",
+        .image = "n8nio/n8n:2.41.6",
+        .digest = "sha256:87e0bab2c93192e8dd885ff7b0697c22a1bd97489568a8c67cc140fd7dbb342d",
         .port = 5678,
         .publish = true,
+        .storage = GM_STORAGE_EFS,
         .data_dir = "/home/node/.n8n",
         .data_owner = "1000:1000", /* the image runs as node (1000) */
+        /* N8N_HOST, N8N_PROTOCOL, N8N_EDITOR_BASE_URL, WEBHOOK_URL and
+         * N8N_WEBHOOK_URL: the public address, derived at boot by gm-public-url. */
+        .env_file = "/opt/geusemaker/n8n.env",
         .env =
             {
                 {"DB_TYPE", "postgresdb"},
@@ -48,11 +76,9 @@ static const gm_service services[] = {
                 /* From SSM: the same key for the life of the data, on every instance. */
                 {"N8N_ENCRYPTION_KEY",
                  "${GM_N8N_ENCRYPTION_KEY:?n8n encryption key missing from the env file}"},
-                {"N8N_PROTOCOL", "https"},
-                {"N8N_PROXY_HOPS", "1"},
                 {"N8N_DIAGNOSTICS_ENABLED", "false"},
-                {"N8N_RUNNERS_ENABLED", "true"},
                 {"N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS", "true"},
+                {"N8N_BLOCK_ENV_ACCESS_IN_NODE", "true"},
                 {"GENERIC_TIMEZONE", "UTC"},
                 {NULL, NULL},
             },
@@ -71,14 +97,20 @@ static const gm_service services[] = {
     },
     {
         .name = "qdrant",
-        .image = "qdrant/qdrant:v1.15.1",
+        .image = "qdrant/qdrant:v1.19.2",
+        .digest = "sha256:b7b0444c4c351c970b98e90a6f89c2ee4287c65b44e52b4cb503fa5b2aa927ad",
         .port = 6333,
         .publish = true,
-        .data_dir = "/qdrant/storage",
+        /* Qdrant does not work on NFS (its installation requirements): the
+         * local volume, with snapshots to EFS (gm-qdrant-backup). */
+        .storage = GM_STORAGE_LOCAL,
+        .data_dir = "/qdrant/data",
         .env =
             {
                 {"QDRANT__SERVICE__API_KEY",
                  "${GM_QDRANT_API_KEY:?qdrant api key missing from the env file}"},
+                {"QDRANT__STORAGE__STORAGE_PATH", "/qdrant/data/storage"},
+                {"QDRANT__STORAGE__SNAPSHOTS_PATH", "/qdrant/data/snapshots"},
                 {"QDRANT__TELEMETRY_DISABLED", "true"},
                 {NULL, NULL},
             },
@@ -95,9 +127,11 @@ static const gm_service services[] = {
     },
     {
         .name = "ollama",
-        .image = "ollama/ollama:0.9.6",
+        .image = "ollama/ollama:0.40.2",
+        .digest = "sha256:b86366bb528bbf7f1424435d165028497a5b69bf6ddb4fa5a87102e2b79f44fb",
         .port = 11434,
         .publish = true, /* 127.0.0.1 only: Ollama has no authentication; nginx asks a token */
+        .storage = GM_STORAGE_EFS, /* models: large, re-downloadable, read-mostly */
         .data_dir = "/root/.ollama",
         .env =
             {
@@ -117,11 +151,15 @@ static const gm_service services[] = {
     },
     {
         .name = "crawl4ai",
-        .image = "unclecode/crawl4ai:0.7.6",
+        .image = "unclecode/crawl4ai:0.9.4",
+        .digest = "sha256:9021b3cb5c6f12570bbcd5395638495e0a06969b3148e377b953d174af2ebc9b",
         .port = 11235,
-        .publish = true, /* 127.0.0.1 only; nginx asks the token */
+        .publish = true, /* 127.0.0.1 only; nginx asks the token too */
         .env =
             {
+                /* From 0.9.0 the server requires "Authorization: Bearer <token>" on
+                 * every request but GET /health, and binds 0.0.0.0 only when a
+                 * token is set (without one: 127.0.0.1 inside the container). */
                 {"CRAWL4AI_API_TOKEN",
                  "${GM_CRAWL4AI_TOKEN:?crawl4ai token missing from the env file}"},
                 {NULL, NULL},
@@ -153,4 +191,17 @@ const gm_service *gm_stack_service(const char *name)
         if (strcmp(services[i].name, name) == 0)
             return &services[i];
     return NULL;
+}
+
+size_t gm_stack_tier_env(const gm_service *s, gm_tier tier, bool alb_https,
+                         gm_service_env out[GM_SERVICE_MAX_TIER_ENV])
+{
+    if (!s || strcmp(s->name, "n8n") != 0)
+        return 0;
+    bool alb = gm_tier_has_alb(tier);
+    /* Express's "trust proxy": the load balancer and nginx, or nginx alone. */
+    out[0] = (gm_service_env){"N8N_PROXY_HOPS", alb ? "2" : "1"};
+    /* A Secure cookie is dropped by the browser over plain HTTP: login fails. */
+    out[1] = (gm_service_env){"N8N_SECURE_COOKIE", alb && !alb_https ? "false" : "true"};
+    return 2;
 }

@@ -1,29 +1,48 @@
 /* The stack catalogue: one table describing the five services. The Compose
  * generator, the UserData (which images start first, which data directories
- * exist on EFS) and the health script are all derived from it. */
+ * exist on EFS or on the local data volume) and the health script are all
+ * derived from it. How a pin is chosen and updated: catalogue.c and
+ * docs/services.md. */
 #ifndef GM_STACK_CATALOGUE_H
 #define GM_STACK_CATALOGUE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/tier.h"
+
 #define GM_SERVICE_MAX_ENV 16
-#define GM_SERVICE_MAX_TEST 8
+#define GM_SERVICE_MAX_TEST 10
+#define GM_SERVICE_MAX_TIER_ENV 4
 
 typedef struct gm_service_env {
     const char *name;
     const char *value; /* literal, or a Compose interpolation "${GM_...:?...}" */
 } gm_service_env;
 
+/* Where a service keeps its data. */
+typedef enum gm_storage {
+    GM_STORAGE_NONE,  /* stateless */
+    GM_STORAGE_EFS,   /* GM_STACK_EFS_MOUNT/<name>: survives the instance as it is */
+    GM_STORAGE_LOCAL, /* GM_STACK_DATA_MOUNT/<name> on the encrypted EBS data volume, for
+                         software its vendor says must not run on NFS; copied to EFS by
+                         snapshots and restored on a new volume (see stack.h) */
+} gm_storage;
+
 typedef struct gm_service {
-    const char *name;     /* Compose service name: "postgres", "n8n", ... */
-    const char *image;    /* pinned: repository:version */
-    int port;             /* container port; 0 = none */
-    bool publish;         /* published on 127.0.0.1:port (for nginx); never 0.0.0.0 */
-    const char *data_dir; /* container path of its data, bind-mounted from
-                             /mnt/efs/<name>; NULL = stateless */
+    const char *name;   /* Compose service name: "postgres", "n8n", ... */
+    const char *image;  /* pinned: repository:release (never a moving tag) */
+    const char *digest; /* "sha256:<64 hex>": the tag's multi-platform index digest, or
+                           NULL while no reliable source confirms it (pinned by tag only) */
+    int port;           /* container port; 0 = none */
+    bool publish;       /* published on 127.0.0.1:port (for nginx); never 0.0.0.0 */
+    gm_storage storage;
+    const char *data_dir; /* container path of its data (bind-mounted from the storage's
+                             <mount>/<name>); NULL = stateless */
     const char
-        *data_owner; /* "uid:gid" the data directory must belong to; NULL = image handles it */
+        *data_owner;      /* "uid:gid" the data directory must belong to; NULL = image handles it */
+    const char *env_file; /* a host file of variables the UserData derives at boot (no
+                             secret); NULL = none */
     gm_service_env env[GM_SERVICE_MAX_ENV]; /* NULL-terminated */
     /* Container healthcheck: exec form, NULL-terminated; only tools the image
      * really has (no curl/wget in Ollama or Qdrant). */
@@ -42,6 +61,14 @@ typedef struct gm_service {
 const gm_service *gm_stack_services(size_t *out_n);
 /* The service of that name, or NULL. */
 const gm_service *gm_stack_service(const char *name);
+
+/* The variables of a service that depend on the deployment, after its
+ * catalogue env: for n8n the number of proxies in front of it (nginx, plus
+ * the load balancer in tier automation) and whether its session cookie is
+ * Secure (not when the load balancer serves plain HTTP: alb_https false in
+ * tier automation). Fills out (static strings) and returns the count. */
+size_t gm_stack_tier_env(const gm_service *s, gm_tier tier, bool alb_https,
+                         gm_service_env out[GM_SERVICE_MAX_TIER_ENV]);
 
 /* Pinned versions of tools the UserData installs. */
 #define GM_COMPOSE_PLUGIN_VERSION "v2.32.4"

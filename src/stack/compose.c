@@ -3,6 +3,7 @@
  * Every string value is written as a double-quoted YAML scalar, so no value
  * can change the document's structure. Values never contain a secret: those
  * are Compose interpolations resolved from the env file on the instance. */
+#include <stdio.h>
 #include <string.h>
 
 #include "stack/catalogue.h"
@@ -33,32 +34,91 @@ static GM_MUST_CHECK gm_status put_kv(gm_buf *b, int indent, const char *key, co
     return st == GM_OK ? gm_buf_appendc(b, '\n') : st;
 }
 
-static GM_MUST_CHECK gm_status render_service(gm_buf *b, const gm_service *s, gm_tier tier)
+static GM_MUST_CHECK gm_status render_image(gm_buf *b, const gm_service *s)
+{
+    gm_status st = gm_buf_appends(b, "    image: ");
+    if (st == GM_OK && s->digest) {
+        /* REPO:TAG@DIGEST: the digest decides what is pulled, the tag is for people. */
+        char ref[256];
+        int n = snprintf(ref, sizeof ref, "%s@%s", s->image, s->digest);
+        st = n > 0 && (size_t)n < sizeof ref ? put_quoted(b, ref) : GM_ERR_LIMIT;
+    } else if (st == GM_OK) {
+        st = put_quoted(b, s->image);
+    }
+    return st == GM_OK ? gm_buf_appendc(b, '\n') : st;
+}
+
+static GM_MUST_CHECK gm_status render_env(gm_buf *b, const gm_service *s, const gm_stack_params *p)
+{
+    gm_service_env extra[GM_SERVICE_MAX_TIER_ENV];
+    size_t n_extra = gm_stack_tier_env(s, p->tier, p->alb_https, extra);
+    gm_status st = GM_OK;
+    if (s->env_file)
+        st = gm_buf_printf(b, "    env_file:\n      - \"%s\"\n", s->env_file);
+    if (st != GM_OK || (!s->env[0].name && n_extra == 0))
+        return st;
+    st = gm_buf_appends(b, "    environment:\n");
+    for (size_t i = 0; st == GM_OK && i < GM_SERVICE_MAX_ENV && s->env[i].name; i++)
+        st = put_kv(b, 6, s->env[i].name, s->env[i].value);
+    for (size_t i = 0; st == GM_OK && i < n_extra; i++)
+        st = put_kv(b, 6, extra[i].name, extra[i].value);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status render_volume(gm_buf *b, const gm_service *s)
+{
+    if (!s->data_dir || s->storage == GM_STORAGE_NONE)
+        return GM_OK;
+    const char *mount = s->storage == GM_STORAGE_LOCAL ? GM_STACK_DATA_MOUNT : GM_STACK_EFS_MOUNT;
+    /* create_host_path false: with the mount missing the container fails
+     * instead of writing to the instance's root disk. */
+    return gm_buf_printf(b,
+                         "    volumes:\n"
+                         "      - type: \"bind\"\n"
+                         "        source: \"%s/%s\"\n"
+                         "        target: \"%s\"\n"
+                         "        bind:\n"
+                         "          create_host_path: false\n",
+                         mount, s->name, s->data_dir);
+}
+
+static GM_MUST_CHECK gm_status render_healthcheck(gm_buf *b, const gm_service *s)
+{
+    if (!s->test[0])
+        return GM_OK;
+    gm_status st = gm_buf_appends(b, "    healthcheck:\n      test: [");
+    for (size_t i = 0; st == GM_OK && i < GM_SERVICE_MAX_TEST && s->test[i]; i++) {
+        if (i)
+            st = gm_buf_appends(b, ", ");
+        if (st == GM_OK)
+            st = put_quoted(b, s->test[i]);
+    }
+    if (st == GM_OK)
+        st = gm_buf_printf(b,
+                           "]\n"
+                           "      interval: \"%s\"\n"
+                           "      timeout: \"%s\"\n"
+                           "      retries: %d\n"
+                           "      start_period: \"%s\"\n",
+                           s->interval, s->timeout, s->retries, s->start_period);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status render_service(gm_buf *b, const gm_service *s,
+                                              const gm_stack_params *p)
 {
     gm_status st = gm_buf_printf(b, "  %s:\n", s->name);
     if (st == GM_OK)
-        st = put_kv(b, 4, "image", s->image);
+        st = render_image(b, s);
     if (st == GM_OK)
         st = gm_buf_printf(b,
                            "    container_name: \"geusemaker-%s\"\n"
                            "    restart: \"unless-stopped\"\n",
                            s->name);
-    if (st == GM_OK && s->env[0].name) {
-        st = gm_buf_appends(b, "    environment:\n");
-        for (size_t i = 0; st == GM_OK && i < GM_SERVICE_MAX_ENV && s->env[i].name; i++)
-            st = put_kv(b, 6, s->env[i].name, s->env[i].value);
-    }
-    if (st == GM_OK && s->data_dir)
-        /* create_host_path false: with EFS missing the container fails instead
-         * of writing to the instance's root disk. */
-        st = gm_buf_printf(b,
-                           "    volumes:\n"
-                           "      - type: \"bind\"\n"
-                           "        source: \"" GM_STACK_EFS_MOUNT "/%s\"\n"
-                           "        target: \"%s\"\n"
-                           "        bind:\n"
-                           "          create_host_path: false\n",
-                           s->name, s->data_dir);
+    if (st == GM_OK)
+        st = render_env(b, s, p);
+    if (st == GM_OK)
+        st = render_volume(b, s);
     if (st == GM_OK && s->publish && s->port)
         st = gm_buf_printf(b, "    ports:\n      - \"127.0.0.1:%d:%d\"\n", s->port, s->port);
     if (st == GM_OK && s->depends_on)
@@ -67,23 +127,8 @@ static GM_MUST_CHECK gm_status render_service(gm_buf *b, const gm_service *s, gm
                            "      %s:\n"
                            "        condition: \"service_healthy\"\n",
                            s->depends_on);
-    if (st == GM_OK && s->test[0]) {
-        st = gm_buf_appends(b, "    healthcheck:\n      test: [");
-        for (size_t i = 0; st == GM_OK && i < GM_SERVICE_MAX_TEST && s->test[i]; i++) {
-            if (i)
-                st = gm_buf_appends(b, ", ");
-            if (st == GM_OK)
-                st = put_quoted(b, s->test[i]);
-        }
-        if (st == GM_OK)
-            st = gm_buf_printf(b,
-                               "]\n"
-                               "      interval: \"%s\"\n"
-                               "      timeout: \"%s\"\n"
-                               "      retries: %d\n"
-                               "      start_period: \"%s\"\n",
-                               s->interval, s->timeout, s->retries, s->start_period);
-    }
+    if (st == GM_OK)
+        st = render_healthcheck(b, s);
     if (st == GM_OK && s->mem_reservation)
         st = put_kv(b, 4, "mem_reservation", s->mem_reservation);
     if (st == GM_OK && s->shm_size)
@@ -95,7 +140,7 @@ static GM_MUST_CHECK gm_status render_service(gm_buf *b, const gm_service *s, gm
                                "      options:\n"
                                "        max-size: \"10m\"\n"
                                "        max-file: \"3\"\n");
-    if (st == GM_OK && s->gpu && tier == GM_TIER_GPU)
+    if (st == GM_OK && s->gpu && p->tier == GM_TIER_GPU)
         st = gm_buf_appends(b, "    deploy:\n"
                                "      resources:\n"
                                "        reservations:\n"
@@ -120,7 +165,7 @@ gm_status gm_stack_compose_append(const gm_stack_params *p, gm_tier tier, gm_buf
                       "services:\n",
                       p->name, gm_tier_name(tier));
     for (size_t i = 0; st == GM_OK && i < n; i++)
-        st = render_service(out, &svc[i], tier);
+        st = render_service(out, &svc[i], p);
     if (st == GM_OK)
         st = gm_buf_appends(out, "networks:\n"
                                  "  default:\n"

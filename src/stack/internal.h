@@ -3,6 +3,7 @@
 #define GM_STACK_INTERNAL_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 #include "core/buf.h"
 #include "stack/stack.h"
@@ -35,5 +36,38 @@ __attribute__((format(printf, 2, 3))) static inline void gm_emit_putf(gm_emit *e
     e->st = gm_buf_vprintf(e->b, fmt, ap);
     va_end(ap);
 }
+
+/* ---- the UserData's pieces (userdata*.c) ---------------------------------- */
+
+/* A file the UserData installs: its name and its whole text. */
+typedef struct gm_ud_file {
+    const char *name;
+    const char *text;
+} gm_ud_file;
+
+/* The systemd units under /etc/systemd/system (userdata_conf.c). */
+const gm_ud_file *gm_ud_units(size_t *out_n);
+/* docker.service.d/geusemaker.conf: mounts required, the IMDS rule re-applied. */
+const char *gm_ud_docker_dropin(void);
+/* nginx.conf for the OS and tier. */
+void gm_ud_nginx_conf(gm_emit *e, const gm_stack_params *p);
+
+/* The helper scripts under /opt/geusemaker/bin (userdata_scripts.c), in the
+ * order they are installed. Each renders a whole bash script. */
+typedef struct gm_ud_script {
+    const char *name;
+    void (*render)(gm_emit *e, const gm_stack_params *p);
+} gm_ud_script;
+const gm_ud_script *gm_ud_scripts(size_t *out_n);
+/* The one the docker step installs before Docker starts. */
+void gm_ud_imds_block_script(gm_emit *e, const gm_stack_params *p);
+
+/* log() for a script: "<time> [tag] message" on stderr. */
+void gm_ud_log_fn(gm_emit *e, const char *tag);
+/* Writes content to path (a shell word, already quoted) through a quoted
+ * heredoc, then sets its mode and moves it in place. e->st becomes
+ * GM_ERR_INTERNAL when the delimiter appears as a line of the content. */
+void gm_ud_put_file(gm_emit *e, const char *path, const char *mode, const char *delim,
+                    const char *content);
 
 #endif

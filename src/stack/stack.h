@@ -12,31 +12,60 @@
  *     /var/lib/geusemaker/userdata.done on success, userdata.failed (step,
  *     line, exit code) on failure; safe to run twice (every step checks before
  *     acting; a lock stops two concurrent runs);
- *   - installs Docker, the Compose plugin, nginx, openssl, amazon-efs-utils
- *     (built from a pinned tag on Ubuntu) and, for the gpu tier, configures the
- *     NVIDIA container runtime (GPU_TYPES only: see gm_instance_type_is_gpu);
- *   - mounts the EFS file system over TLS at /mnt/efs, retrying while the mount
- *     targets are not yet reachable, and adds it to /etc/fstab; docker.service
- *     gets RequiresMountsFor=/mnt/efs so containers never start on the bare
- *     mount point after a reboot;
+ *   - installs Docker, the Compose plugin, nginx, openssl, jq, nvme-cli,
+ *     amazon-efs-utils (built from a pinned tag on Ubuntu) and, for the gpu
+ *     tier, configures the NVIDIA container runtime (GPU_TYPES only: see
+ *     gm_instance_type_is_gpu);
+ *   - finds the local data volume (the EBS volume the engine attaches as
+ *     GM_STACK_DATA_DEVICE: /dev/sdf or /dev/xvdf, else the NVMe disk whose
+ *     controller names that device in its vendor data), makes an ext4 file
+ *     system on it only when it has none (never over an existing file system
+ *     or partition table), and mounts it by UUID at GM_STACK_DATA_MOUNT
+ *     (fstab). Services whose vendor says they must not run on NFS (Qdrant)
+ *     keep their data there;
+ *   - mounts the EFS file system with TLS and IAM authorisation (tls,iam: the
+ *     instance role) at /mnt/efs, retrying while the mount targets are not
+ *     yet reachable, and adds it to /etc/fstab; docker.service gets
+ *     RequiresMountsFor both mounts so containers never start on a bare mount
+ *     point after a reboot;
+ *   - keeps containers away from the instance metadata service: an iptables
+ *     rule in DOCKER-USER (re-applied by docker.service's drop-in on every
+ *     start of Docker) drops their packets to 169.254.169.254; the host's own
+ *     IMDS calls do not cross DOCKER-USER (FORWARD) and keep working;
  *   - reads the secrets from SSM Parameter Store (GetParameters with
  *     decryption, through the instance role; region from IMDSv2) into
  *     /opt/geusemaker/.env (0600) and the nginx token maps (0600);
+ *   - derives the public URL at boot (gm-public-url, again before every start
+ *     of the stack): the SSM String parameter GM_STACK_PUBLIC_URL_PARAMETER
+ *     under the deployment's prefix when it exists (tier automation: the load
+ *     balancer's URL, written by the engine; waited for), else the instance's
+ *     public IPv4 from IMDSv2. It writes n8n's URL variables (env_file of the
+ *     n8n service) and a self-signed certificate whose subjectAltName is that
+ *     host;
  *   - writes the Compose file (gm_compose_render), pulls and starts PostgreSQL,
- *     n8n and Qdrant, then starts Ollama and Crawl4AI and pulls the Ollama
- *     models in a background unit (geusemaker-late.service);
- *   - nginx in front: 443 with TLS (self-signed certificate), n8n at "/",
- *     Qdrant at "/qdrant/" (its own API key, header "api-key"), Crawl4AI at
- *     "/crawl4ai/" and Ollama at "/ollama/" (both "Authorization: Bearer
- *     <token>"); port 80 redirects to 443 except the two health paths below.
- *     Containers publish on 127.0.0.1 only; PostgreSQL publishes nothing;
+ *     n8n and Qdrant, restores Qdrant's latest snapshots from EFS when the
+ *     local volume is new, then starts Ollama and Crawl4AI and pulls the
+ *     Ollama models in a background unit (geusemaker-late.service);
+ *   - geusemaker-qdrant-backup.timer copies Qdrant snapshots (its snapshot
+ *     API, with its API key) to EFS every GM_QDRANT_BACKUP_INTERVAL_MIN
+ *     minutes; the spot watcher and the stack's stop do the same before the
+ *     stack stops;
+ *   - nginx in front: 443 with TLS, n8n at "/", Qdrant at "/qdrant/" (its own
+ *     API key, header "api-key"), Crawl4AI at "/crawl4ai/" and Ollama at
+ *     "/ollama/" (both "Authorization: Bearer <token>"); port 80 redirects to
+ *     443 except the two health paths below. Containers publish on 127.0.0.1
+ *     only; PostgreSQL publishes nothing. Tier automation: X-Forwarded-Proto
+ *     is the load balancer's, n8n counts two proxies, and without a
+ *     certificate (alb_https false) the session cookie is not Secure (plain
+ *     HTTP: see gm_stack_plain_http_warning);
  *   - the health document (see health/health.h) at GM_HEALTH_PATH, refreshed
  *     every GM_HEALTH_REFRESH_S by geusemaker-health.timer from the containers'
  *     Compose health status and pg_isready; GM_HEALTH_READY_PATH answers 200
- *     while the critical services (PostgreSQL, n8n) are healthy, else 503: the
+ *     while the critical services (PostgreSQL, n8n) are healthy and the last
+ *     refresh is at most GM_HEALTH_READY_TTL_MIN minutes old, else 503: the
  *     ALB target group (automation tier) should check that path;
  *   - geusemaker-spot-watch.service polls the spot interruption notice every
- *     5 s and stops the stack cleanly when it appears.
+ *     5 s, backs Qdrant up to EFS and stops the stack cleanly when it appears.
  * No secret value is ever part of the script or the Compose file.
  */
 #ifndef GM_STACK_STACK_H
@@ -61,13 +90,30 @@ typedef struct gm_stack_params {
     const char *const *models; /* Ollama models to pull in the background; may be NULL */
     size_t n_models;
     const char *ssm_prefix; /* "/geusemaker/NAME/"; NULL: derived from name */
+    bool alb_https;         /* tier automation: the load balancer has an HTTPS listener
+                               (--certificate-arn). false: it serves plain HTTP on 80 */
 } gm_stack_params;
 
 /* Paths on the instance (without the GM_ROOT prefix). */
 #define GM_HEALTH_PATH "/geusemaker/health.json"
 #define GM_HEALTH_READY_PATH "/geusemaker/ready"
 #define GM_HEALTH_REFRESH_S 30
+#define GM_HEALTH_READY_TTL_MIN 3 /* a ready answer outlives its last refresh by 2-3 min */
 #define GM_STACK_EFS_MOUNT "/mnt/efs"
+/* The local data volume: the engine attaches an encrypted gp3 EBS volume
+ * under this device name (DeleteOnTermination true); the UserData finds it
+ * (on Nitro it is an NVMe disk), formats it once and mounts it here. */
+#define GM_STACK_DATA_DEVICE "/dev/sdf"
+#define GM_STACK_DATA_MOUNT "/mnt/data"
+#define GM_STACK_DATA_LABEL "gm-data"
+/* Where the Qdrant snapshots go on EFS, and how often. */
+#define GM_STACK_QDRANT_BACKUP_DIR GM_STACK_EFS_MOUNT "/backup/qdrant"
+#define GM_QDRANT_BACKUP_INTERVAL_MIN 15
+/* The String parameter (under the SSM prefix) holding the URL users reach the
+ * stack at, when it is not the instance's own address: in tier automation the
+ * engine puts "http://<load balancer DNS name>" (or https:// with a
+ * certificate) there. The instance reads it at boot with its role. */
+#define GM_STACK_PUBLIC_URL_PARAMETER "public_url"
 #define GM_STACK_APP_DIR "/opt/geusemaker"
 #define GM_USERDATA_LOG "/var/log/geusemaker/userdata.log"
 #define GM_USERDATA_DONE_MARKER "/var/lib/geusemaker/userdata.done"
@@ -104,6 +150,10 @@ GM_MUST_CHECK gm_status gm_stack_validate_name(const char *name, gm_error *err);
  * GM_STACK_MAX_MODELS names of [A-Za-z0-9._:/-]), ssm_prefix (when given:
  * starts and ends with '/', [A-Za-z0-9/_.-]). GM_ERR_INVALID on failure. */
 GM_MUST_CHECK gm_status gm_stack_validate(const gm_stack_params *p, gm_error *err);
+/* Ollama model names: at most GM_STACK_MAX_MODELS, each of [A-Za-z0-9._:/-],
+ * not starting with '-', '.' or '/'. GM_ERR_INVALID naming the bad one. */
+GM_MUST_CHECK gm_status gm_stack_validate_models(const char *const *models, size_t n,
+                                                 gm_error *err);
 
 /* Sensible defaults per tier (static strings). */
 const char *gm_stack_default_instance_type(gm_tier tier);
@@ -130,6 +180,11 @@ GM_MUST_CHECK gm_status gm_userdata_encode(const gm_buf *script, char **out_base
  * interpolations ("${GM_POSTGRES_PASSWORD:?...}") resolved from the 0600 env
  * file on the instance. Validates p first. */
 GM_MUST_CHECK gm_status gm_compose_render(const gm_stack_params *p, gm_buf *out, gm_error *err);
+
+/* The warning to show when p serves n8n over plain HTTP (tier automation
+ * without a certificate): a static string, NULL when the stack is served over
+ * HTTPS. The UserData logs it too. */
+const char *gm_stack_plain_http_warning(const gm_stack_params *p);
 
 /* The SSM prefix for a deployment: "/geusemaker/NAME/" (malloc'd; NULL when
  * memory is exhausted). */

@@ -1,7 +1,9 @@
 """Fixtures for GeuseMaker integration tests.
 
 moto_server (session) -> URL of a moto server subprocess; reset before every test using it
-proxy                 -> FaultProxy in front of moto_server (log: tmp_path/requests.jsonl)
+proxy                 -> FaultProxy in front of moto_server (log: tmp_path/requests.jsonl);
+                         every geusemaker request through it is checked against the AWS API
+                         models (apiaudit.py, apimodels.py): a violation fails the session
 imds                  -> FakeIMDS (IMDSv2, token required)
 gm_home               -> tmp dir used as GEUSEMAKER_HOME
 gm_env                -> hermetic environment dict for the binary (talks to proxy.url)
@@ -30,6 +32,7 @@ REPO = HERE.parents[1]
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from apiaudit import API_AUDIT  # noqa: E402
 from fakeimds import FakeIMDS  # noqa: E402
 from faultproxy import FaultProxy  # noqa: E402
 
@@ -141,9 +144,37 @@ def _moto_reset(request):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _api_audit_test(request):
+    """Names the running test in the API model check's findings."""
+    API_AUDIT.current_test = request.node.nodeid
+    yield
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A request of geusemaker's that the AWS API models refuse fails the run."""
+    path = os.environ.get("GM_API_REPORT")
+    if path:
+        API_AUDIT.write_json(path)
+    if API_AUDIT.violations and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not API_AUDIT.checked and not API_AUDIT.violations:
+        return
+    bad = bool(API_AUDIT.violations)
+    terminalreporter.section("AWS API model check" + (": FAILED" if bad else ""),
+                             sep="=", red=bad, green=not bad)
+    for line in API_AUDIT.summary_lines():
+        terminalreporter.write_line(line, red=bad and line.startswith(" "))
+
+
 @pytest.fixture
 def proxy(moto_server, tmp_path):
-    p = FaultProxy(moto_server, log_path=tmp_path / "requests.jsonl")
+    """The fault proxy; every request it sees goes through the API model check."""
+    p = FaultProxy(moto_server, log_path=tmp_path / "requests.jsonl",
+                   observer=API_AUDIT.observe)
     p.start()
     try:
         yield p

@@ -30,7 +30,8 @@ Rule format (all keys optional except one action key):
             method (str), path (regex searched in the path),
             match (dict param -> value|list of values, exact string compare,
                    dotted keys reach into JSON bodies; or a str that must
-                   appear as a substring of the query string + request body)
+                   appear as a substring of the query string + request body, as
+                   is or percent- or form-encoded)
   counting: skip (let the first K matching requests through), times (fire for
             this many matching requests, default unlimited), probability (fire for
             each matching request with this chance, drawn from a generator seeded
@@ -51,6 +52,11 @@ Rule format (all keys optional except one action key):
                    pid_file), after: N (default 1), when: before_response |
                    after_response, signal (default SIGKILL), pid_wait (s)
   name    : label used in the record's "fault" field.
+
+observer= (in-process only): a callable given every request (method, raw path,
+header pairs, body) before it is answered; the integration suite's conftest
+checks each geusemaker request against the AWS API models with it
+(apimodels.py).
 """
 
 import argparse
@@ -369,7 +375,9 @@ class Rule:
         if self.match is not None:
             if isinstance(self.match, str):
                 hay = info["query"] + "\n" + raw_body.decode("utf-8", "replace")
-                if self.match not in hay and urllib.parse.quote(self.match, safe="") not in hay:
+                forms = (self.match, urllib.parse.quote(self.match, safe=""),
+                         urllib.parse.quote_plus(self.match, safe=""))
+                if not any(f in hay for f in forms):
                     return False
             else:
                 for k, want in self.match.items():
@@ -646,7 +654,7 @@ class FaultProxy:
     """Fault-injecting reverse proxy; see the module docstring for rules."""
 
     def __init__(self, upstream_url, log_path=None, port=0, latency_ms=0,
-                 upstream_timeout=60.0, verbose=False):
+                 upstream_timeout=60.0, verbose=False, observer=None):
         u = urllib.parse.urlsplit(upstream_url)
         if u.scheme != "http":
             raise ValueError("upstream must be http://")
@@ -659,6 +667,10 @@ class FaultProxy:
         self.latency_ms = float(latency_ms or 0)
         self.upstream_timeout = upstream_timeout
         self.verbose = verbose
+        # observer(method, raw_path, headers [(name, value)], body bytes): sees
+        # every request before it is answered (the API model check); what it
+        # raises is recorded in the record's "observer_error", never sent.
+        self.observer = observer
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._rules = []
@@ -832,6 +844,12 @@ class FaultProxy:
                "latency_ms": 0.0, "params": info["params"],
                "request_headers": dict(h.headers.items()),
                "request_body": body.decode("utf-8", "replace"), "response_body": None}
+
+        if self.observer is not None:
+            try:
+                self.observer(method, h.path, list(h.headers.items()), body)
+            except Exception as e:  # noqa: BLE001 - the proxy must keep answering
+                rec["observer_error"] = "%s: %s" % (type(e).__name__, e)
 
         delay = self.latency_ms + sum(r.latency_ms for r in fired)
         if delay > 0:

@@ -23,6 +23,11 @@ def test_tier2_deploy_status_list_destroy(gm, proxy, boto, gm_home):
     assert lb["SecurityGroups"] == [res["alb_sg"]]
     assert tags_of(elb, res["alb"])["geusemaker:deployment"] == "web"
     assert doc["endpoints"]["n8n"] == "http://%s/" % lb["DNSName"]
+    # The instance reads the stack's public URL (n8n's links) from SSM.
+    url = boto("ssm").get_parameter(Name="/geusemaker/web/public_url")["Parameter"]
+    assert url["Value"] == "http://%s" % lb["DNSName"] and url["Type"] == "String"
+    # Without a certificate the deploy says loudly that it is plain HTTP.
+    assert "PLAIN HTTP" in r.stderr
 
     alb_sg = ec2.describe_security_groups(GroupIds=[res["alb_sg"]])["SecurityGroups"][0]
     ports = {(p["FromPort"], tuple(r["CidrIp"] for r in p["IpRanges"])) for p in alb_sg["IpPermissions"]}

@@ -30,7 +30,8 @@ def case(name, argv, code, message, env=None, files=None):
 
 
 def dep(*extra):
-    return ["deploy", "--name", "bad", "--allow-cidr", CIDR] + list(extra)
+    # --yes: a deploy without a terminal needs it, and these cases are about later checks.
+    return ["deploy", "--name", "bad", "--allow-cidr", CIDR, "--yes"] + list(extra)
 
 
 def cidr(value, *extra):

@@ -121,7 +121,7 @@ def test_environment_source(gm, proxy):
     r = whoami(gm, env=env)
     data = ok_json(r)
     assert data["credential_source"] == "environment"
-    assert data["profile"] == "default"
+    assert data["profile"] is None  # no profile was used
     assert re.fullmatch(r"\d{12}", data["account"]), data
     assert_signed_with(proxy, "AKIDENVSOURCE")
     assert_no_secret(r)

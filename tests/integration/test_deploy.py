@@ -246,7 +246,7 @@ def test_bad_input_fails_before_any_aws_call(gm, proxy, args, message):
 
 
 def test_no_cidr_with_emulator_asks_for_allow_cidr(gm, proxy):
-    r = gm.run("deploy", "--name", "nocidr", env=FAST)
+    r = gm.run("deploy", "--name", "nocidr", "--yes", env=FAST)
     assert r.returncode == 2
     assert "--allow-cidr" in r.stderr
     # No mutating call was made.
@@ -428,3 +428,33 @@ def test_key_pair_is_used_and_opens_ssh_to_allowed_ranges_only(gm, proxy, boto, 
     ssh = [p for p in sg["IpPermissions"] if p.get("FromPort") == 22]
     assert len(ssh) == 1 and [r["CidrIp"] for r in ssh[0]["IpRanges"]] == [CIDR]
     assert destroy(gm, "withkey").returncode == 0
+
+
+def _userdata_of(boto, instance_id):
+    ec2 = boto("ec2")
+    ud = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")["UserData"]["Value"]
+    raw = base64.b64decode(ud)
+    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+
+
+def test_models_option_reaches_the_instance_and_the_record(gm, proxy, boto, gm_home):
+    """deploy takes --models as plan and userdata do: the UserData pulls exactly
+    those models, the record keeps them, '' pulls none."""
+    r = deploy(gm, "models", "--models", "qwen2.5:0.5b, tinyllama")
+    assert r.returncode == 0, r.stderr
+    st = load_state(gm_home, "models")
+    assert st["config"]["models"] == ["qwen2.5:0.5b", "tinyllama"]
+    raw = _userdata_of(boto, node(st, "instance")["id"])
+    assert b"qwen2.5:0.5b" in raw and b"tinyllama" in raw
+    assert b"llama3.2" not in raw and b"nomic-embed-text" not in raw
+    plan = gm.run("plan", "--name", "m2", "--models", "", "--allow-cidr", CIDR, "--output", "json")
+    assert plan.returncode == 0, plan.stderr
+    r = deploy(gm, "none", "--models", "")
+    assert r.returncode == 0, r.stderr
+    st = load_state(gm_home, "none")
+    assert st["config"]["models"] == []
+    assert b"qwen2.5" not in _userdata_of(boto, node(st, "instance")["id"])
+    before = len(proxy.records)
+    bad = gm.run("deploy", "--name", "m3", "--models", "bad name", "--allow-cidr", CIDR, "--yes")
+    assert bad.returncode == 2 and "invalid Ollama model name 'bad name'" in bad.stderr
+    assert len(proxy.records) == before

@@ -468,3 +468,45 @@ def test_kill_without_pid_relays_normally(proxy, via):
     via("sts").get_caller_identity()
     rec = proxy.records[0]
     assert rec["status"] == 200 and rec["kill"] == "no-pid"
+
+
+def test_observer_sees_every_request(moto_server):
+    """observer= gets each request (forwarded, faulted, reset) with its raw
+    path, headers and body before it is answered; what it raises is recorded,
+    never sent to the client."""
+    from faultproxy import FaultProxy
+    seen = []
+
+    def observer(method, raw_path, headers, body):
+        seen.append((method, raw_path, dict(headers), body))
+        if b"Explode" in body:
+            raise RuntimeError("observer broke")
+
+    with FaultProxy(moto_server, observer=observer) as p:
+        c = client(p.url, "ec2")
+        c.describe_vpcs()
+        p.add_rule({"action": "DescribeSubnets", "error": "Throttling", "status": 400})
+        with pytest.raises(ClientError):
+            c.describe_subnets()
+        p.add_rule({"action": "DescribeRouteTables", "reset": True})
+        with pytest.raises((BotoConnectionError, HTTPClientError)):
+            c.describe_route_tables()
+        c.create_vpc(CidrBlock="10.9.0.0/16", TagSpecifications=[
+            {"ResourceType": "vpc", "Tags": [{"Key": "Explode", "Value": "x"}]}])
+        assert [s[0] for s in seen] == ["POST"] * 4
+        assert [s[3].split(b"&")[0] for s in seen] == [
+            b"Action=DescribeVpcs", b"Action=DescribeSubnets", b"Action=DescribeRouteTables",
+            b"Action=CreateVpc"]
+        assert all(s[1] == "/" and "Authorization" in s[2] for s in seen)
+        recs = p.records
+        assert recs[-1]["status"] == 200 and "observer broke" in recs[-1]["observer_error"]
+        assert not any("observer_error" in r for r in recs[:-1])
+
+
+def test_match_string_form_encoded(proxy, via):
+    """A str match finds its value however the body encodes a space."""
+    proxy.add_rule({"service": "ec2", "match": "geusemaker role x", "error": "Nope"})
+    ec2 = via("ec2")
+    with pytest.raises(ClientError) as e:  # botocore encodes the space as '+'
+        ec2.create_security_group(GroupName="g", Description="geusemaker role x")
+    assert code_of(e) == "Nope"

@@ -321,6 +321,9 @@ def test_the_stacks_own_document_parses(probe_bin, serve, tmp_path, request):
         d.mkdir()
     for name in STUBBED:
         os.symlink(STUB, bindir / name)
+    (root / "dev").mkdir()
+    for disk in ("nvme0n1", "nvme1n1"):  # the root disk and the data volume (the stub's nvme)
+        (root / "dev" / disk).write_text("")
     (tmp_path / "ud.sh").write_text(script)
     if shutil.which("flock") is None:
         pytest.skip("flock is needed by the script")

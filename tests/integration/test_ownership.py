@@ -27,7 +27,9 @@ def expected_counts(tier):
          "instances": 1, "file_systems": 1, "mount_targets": 2, "roles": 1,
          "instance_profiles": 1, "parameters": 6}
     if tier == "automation":
-        c.update({"security_groups": 2, "load_balancers": 1, "target_groups": 1})
+        # + the public URL the instance reads (the load balancer's name)
+        c.update({"security_groups": 2, "load_balancers": 1, "target_groups": 1,
+                  "parameters": 7})
     return c
 
 

@@ -126,13 +126,14 @@ def test_plan_json_matches_what_aws_says(gm, proxy, boto):
 
     est = doc["estimate"]
     assert est["instance_type"] == "t3.xlarge" and est["market"] == "spot"
-    assert set(est["breakdown"]) == {"ec2", "ebs_root", "efs_storage", "public_ipv4",
+    assert set(est["breakdown"]) == {"ec2", "ebs_root", "ebs_data", "efs_storage", "public_ipv4",
                                      "data_transfer_out"}
     assert est["monthly"] == pytest.approx(sum(i["monthly"] for i in est["breakdown"].values()),
                                            abs=1e-3)
     assert est["hourly"] == pytest.approx(est["monthly"] / 730, rel=1e-4)
     assert est["daily"] == pytest.approx(est["hourly"] * 24, rel=1e-3)
     assert est["breakdown"]["ebs_root"]["monthly"] == pytest.approx(60 * 0.08)
+    assert est["breakdown"]["ebs_data"]["monthly"] == pytest.approx(20 * 0.08)  # --data-volume-gb
     assert est["saving_vs_on_demand"]["monthly"] == pytest.approx(
         (TABLE["t3.xlarge"] - prices[zones[0]]) * 730, rel=1e-3)
     for item in est["breakdown"].values():

@@ -5,7 +5,7 @@ REQUEST_ID_ENV = {"GEUSEMAKER_RETRY_BASE_MS": "20"}
 
 
 def test_whoami_text_and_json(gm, proxy):
-    r = gm.run("whoami", check=True)
+    r0 = r = gm.run("whoami", check=True)
     assert "Account:            123456789012" in r.stdout
     assert "Credential source:  environment" in r.stdout
     r = gm.run("whoami", "--output", "json", check=True)
@@ -14,13 +14,15 @@ def test_whoami_text_and_json(gm, proxy):
     assert doc["arn"].startswith("arn:aws:sts::123456789012:")
     assert doc["region"] == "us-east-1"
     assert doc["credential_source"] == "environment"
-    assert doc["profile"] == "default"
+    # The keys came from the environment: no profile was used.
+    assert doc["profile"] is None
     calls = proxy.find(action="GetCallerIdentity")
     assert len(calls) == 2
     assert all(c["service"] == "sts" and c["status"] == 200 for c in calls)
     # The request was signed for sts with our access key.
     auth = calls[0]["request_headers"].get("Authorization") or calls[0]["request_headers"].get("authorization")
     assert "Credential=testing-akid/" in auth and "/us-east-1/sts/aws4_request" in auth
+    assert "Profile:            (none: the keys come from the environment" in r0.stdout
 
 
 def test_whoami_region_flag_wins(gm, proxy):

@@ -6,6 +6,7 @@
 #include "aws/client.h"
 #include "aws/sts.h"
 #include "aws/xml.h"
+#include "core/str.h"
 #include "gm_test.h"
 #include "mock_transport.h"
 
@@ -68,6 +69,11 @@ static void test_query_success_and_request_shape(void)
           strstr(auth, "/eu-west-1/sts/aws4_request"));
     CHECK(gm_headers_get(&m->headers[0], "X-Amz-Date") != NULL);
     CHECK(auth && !strstr(auth, "secret-test-key"));
+    /* Signed as the SDKs sign: the User-Agent is sent, never signed. */
+    const char *ua = gm_headers_get(&m->headers[0], "User-Agent");
+    CHECK(ua && gm_str_startswith(ua, "geusemaker/"));
+    CHECK(auth && strstr(auth, "SignedHeaders=amz-sdk-request;content-type;host;x-amz-date, "));
+    CHECK(auth && !strstr(auth, "user-agent"));
     gm_aws_client_free(c);
 }
 
@@ -80,12 +86,14 @@ static void test_query_params_are_encoded(void)
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "Filter.1.Name", "tag:geusemaker deployment");
+    gm_params_add(&p, "Description", " a+b  c ~*'");
     gm_params_addf(&p, "a&b=c/d", "TagSpecification.%d.Tag.%d.Value", 1, 2);
     xmlDocPtr doc = NULL;
     gm_error err = {0};
     CHECK_INT(gm_aws_query(c, &gm_svc_ec2, "DescribeVpcs", &p, &doc, &err), GM_OK);
     CHECK_STR(m->bodies[0], "Action=DescribeVpcs&Version=2016-11-15"
-                            "&Filter.1.Name=tag%3Ageusemaker%20deployment"
+                            "&Filter.1.Name=tag%3Ageusemaker+deployment"
+                            "&Description=+a%2Bb++c+~%2A%27"
                             "&TagSpecification.1.Tag.2.Value=a%26b%3Dc%2Fd");
     xmlFreeDoc(doc);
     gm_params_release(&p);
@@ -372,6 +380,20 @@ static void test_parse_error_shapes(void)
     gm_error_clear(&err);
     CHECK_INT(gm_aws_parse_error(GM_PROTO_JSON, 400, &h, "not json", 8, &err), GM_ERR_AWS);
     CHECK_STR(err.aws_code, "HTTP400");
+    gm_error_clear(&err);
+    /* A JSON service answered in XML (moto's authorization errors): read. */
+    const char *x = "\n<?xml version=\"1.0\"?><ErrorResponse><Errors><Error><Code>AccessDenied"
+                    "</Code><Message>User: arn:aws:iam::1:user/u is not authorized</Message>"
+                    "</Error></Errors></ErrorResponse>";
+    CHECK_INT(gm_aws_parse_error(GM_PROTO_REST_JSON, 403, &h, x, strlen(x), &err), GM_ERR_AUTH);
+    CHECK_STR(err.aws_code, "AccessDenied");
+    CHECK(strstr(err.message, "is not authorized") != NULL);
+    CHECK(strstr(err.message, "their IAM policy does not allow this call") != NULL);
+    CHECK(gm_aws_is_denied_code("UnauthorizedOperation") && gm_aws_is_auth_code("AccessDenied"));
+    CHECK(!gm_aws_is_denied_code("SignatureDoesNotMatch") && !gm_aws_is_denied_code(NULL));
+    gm_error_clear(&err);
+    CHECK_INT(gm_aws_parse_error(GM_PROTO_JSON, 403, &h, "<html>", 6, &err), GM_ERR_AWS);
+    CHECK_STR(err.aws_code, "HTTP403");
     gm_headers_release(&h);
 }
 

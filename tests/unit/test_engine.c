@@ -12,7 +12,10 @@
 #include "core/timeutil.h"
 #include "engine/engine.h"
 #include "engine/node.h"
+#include "engine/nodes.h"
+#include "engine/plan.h"
 #include "gm_test.h"
+#include "stack/validate.h"
 #include "mock_transport.h"
 #include "state/store.h"
 
@@ -455,6 +458,239 @@ static void test_tier_graphs_are_well_formed(void)
     }
 }
 
+/* ---- what real AWS refuses that the emulator takes (issue 11) ------------ */
+
+/* Every candidate type's architecture decides the image. */
+static void test_instance_type_architecture(void)
+{
+    const char *arm[] = {"t4g.xlarge", "m7g.large",          "c7gn.large",
+                         "g5g.xlarge", "x2gd.xlarge",        "r6gd.large",
+                         "a1.large",   "p6e-gb200.36xlarge", "hpc7g.16xlarge"};
+    for (size_t i = 0; i < sizeof arm / sizeof *arm; i++)
+        CHECK_STR(gm_arch_name(gm_instance_type_arch(arm[i])), "arm64");
+    const char *x86[] = {"t3.xlarge",
+                         "m6i.xlarge",
+                         "g5.xlarge",
+                         "g4dn.xlarge",
+                         "gr6.4xlarge",
+                         "p6-b200.48xlarge",
+                         "g6f.large",
+                         "hpc6a.48xlarge",
+                         "p3.2xlarge",
+                         "bogus",
+                         ""};
+    for (size_t i = 0; i < sizeof x86 / sizeof *x86; i++)
+        CHECK_STR(gm_arch_name(gm_instance_type_arch(x86[i])), "x86_64");
+    CHECK(gm_instance_type_is_arm("t4g.xlarge") && !gm_instance_type_is_arm("t3.xlarge"));
+}
+
+static void check_param(gm_os os, gm_tier tier, gm_arch arch, const char *want)
+{
+    char buf[256];
+    CHECK(gm_stack_ami_parameter(os, tier, arch, buf, sizeof buf));
+    CHECK_STR(buf, want);
+}
+
+/* The SSM public parameters of each system, tier and architecture. */
+static void test_image_parameters(void)
+{
+    check_param(GM_OS_AL2023, GM_TIER_DEV, GM_ARCH_X86_64,
+                "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64");
+    check_param(GM_OS_AL2023, GM_TIER_AUTOMATION, GM_ARCH_ARM64,
+                "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64");
+    check_param(GM_OS_AL2023, GM_TIER_GPU, GM_ARCH_X86_64,
+                "/aws/service/deeplearning/ami/x86_64/"
+                "base-oss-nvidia-driver-gpu-amazon-linux-2023/latest/ami-id");
+    check_param(GM_OS_AL2023, GM_TIER_GPU, GM_ARCH_ARM64,
+                "/aws/service/deeplearning/ami/arm64/"
+                "base-oss-nvidia-driver-gpu-amazon-linux-2023/latest/ami-id");
+    check_param(GM_OS_UBUNTU2404, GM_TIER_DEV, GM_ARCH_X86_64,
+                "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/"
+                "ami-id");
+    check_param(GM_OS_UBUNTU2204, GM_TIER_DEV, GM_ARCH_ARM64,
+                "/aws/service/canonical/ubuntu/server/22.04/stable/current/arm64/hvm/ebs-gp3/"
+                "ami-id");
+    check_param(GM_OS_UBUNTU2204, GM_TIER_GPU, GM_ARCH_X86_64,
+                "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/"
+                "latest/ami-id");
+    check_param(GM_OS_UBUNTU2404, GM_TIER_GPU, GM_ARCH_ARM64,
+                "/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-ubuntu-24.04/"
+                "latest/ami-id");
+    char tiny[8];
+    CHECK(!gm_stack_ami_parameter(GM_OS_AL2023, GM_TIER_DEV, GM_ARCH_X86_64, tiny, sizeof tiny));
+    gm_os os = GM_OS_AL2023;
+    CHECK(gm_os_parse("ubuntu-24.04", &os) && os == GM_OS_UBUNTU2404);
+    CHECK(gm_os_parse("ubuntu-22.04", &os) && os == GM_OS_UBUNTU2204);
+    CHECK(gm_os_parse("al2023", &os) && os == GM_OS_AL2023);
+    CHECK(!gm_os_parse("ubuntu-20.04", &os) && !gm_os_parse("Ubuntu-24.04", &os));
+    CHECK_STR(gm_os_option_name(GM_OS_UBUNTU2204), "ubuntu-22.04");
+}
+
+static void expect_gpu(const char *type, bool ok, const char *fragment)
+{
+    gm_error err = {0};
+    gm_status st = gm_stack_check_gpu_type(type, GM_OS_AL2023, &err);
+    if ((st == GM_OK) != ok)
+        fprintf(stderr, "  %s: %s\n", type, err.message);
+    CHECK((st == GM_OK) == ok);
+    if (!ok) {
+        CHECK_INT(st, GM_ERR_INVALID);
+        CHECK(strstr(err.message, fragment) != NULL);
+        CHECK(strstr(err.message, "g4dn") != NULL); /* names what is supported */
+    }
+}
+
+/* Only the families the Deep Learning AMI's driver supports, on their own
+ * architecture's image. */
+static void test_gpu_families_of_the_image(void)
+{
+    const char *ok[] = {"g4dn.xlarge", "g5.xlarge",   "g6.xlarge",       "g6e.xlarge",
+                        "gr6.4xlarge", "g6f.large",   "p4d.24xlarge",    "p5.48xlarge",
+                        "g5g.xlarge",  "g7e.2xlarge", "p6-b200.48xlarge"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        expect_gpu(ok[i], true, "");
+    const char *old[] = {"g3.4xlarge", "g3s.xlarge", "p2.xlarge", "p3.2xlarge", "p3dn.24xlarge"};
+    for (size_t i = 0; i < sizeof old / sizeof *old; i++)
+        expect_gpu(old[i], false, "older than the NVIDIA driver");
+    expect_gpu("p6e-gb200.36xlarge", false, "Capacity Blocks");
+    expect_gpu("t3.large", false, "has no GPU");
+    expect_gpu("g4ad.xlarge", false, "has no GPU");
+}
+
+static gm_status check_cfg(const char *type, const char *types, gm_tier tier, gm_os os,
+                           gm_error *err)
+{
+    gm_deploy_config cfg = {.name = "demo", .tier = tier, .os = os, .instance_type = type};
+    *err = (gm_error){0};
+    char list[128];
+    snprintf(list, sizeof list, "%s", types ? types : "");
+    char *save = NULL;
+    for (char *t = types ? strtok_r(list, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
+        cfg.instance_types[cfg.n_types++] = t;
+    return gm_engine_check_config(&cfg, err);
+}
+
+/* Checked before any AWS call: one architecture, a family the image runs,
+ * a system that runs on the type. */
+static void test_config_checks_before_aws(void)
+{
+    gm_error err = {0};
+    CHECK(check_cfg("g5.xlarge", "g5.xlarge,g4dn.xlarge", GM_TIER_GPU, GM_OS_AL2023, &err) ==
+          GM_OK);
+    CHECK(check_cfg("t4g.xlarge", "t4g.xlarge,m7g.xlarge", GM_TIER_DEV, GM_OS_UBUNTU2404, &err) ==
+          GM_OK);
+    CHECK(check_cfg("g5g.xlarge", NULL, GM_TIER_GPU, GM_OS_UBUNTU2204, &err) == GM_OK);
+    CHECK(check_cfg("t4g.xlarge", "t4g.xlarge,t3.xlarge", GM_TIER_DEV, GM_OS_AL2023, &err) ==
+          GM_ERR_INVALID);
+    CHECK(strstr(err.message, "mix architectures") && strstr(err.message, "arm64"));
+    CHECK(check_cfg("p3.2xlarge", NULL, GM_TIER_GPU, GM_OS_AL2023, &err) == GM_ERR_INVALID);
+    CHECK(strstr(err.message, "p3") && strstr(err.message, "g5g"));
+    CHECK(check_cfg("g5.xlarge", "g5.xlarge,g3s.xlarge", GM_TIER_GPU, GM_OS_AL2023, &err) ==
+          GM_ERR_INVALID);
+    CHECK(check_cfg("a1.large", NULL, GM_TIER_DEV, GM_OS_AL2023, &err) == GM_ERR_INVALID);
+    CHECK(strstr(err.message, "A1") != NULL);
+    CHECK(check_cfg("a1.large", NULL, GM_TIER_DEV, GM_OS_UBUNTU2404, &err) == GM_OK);
+}
+
+/* The root volume is never smaller than the image's root snapshot. */
+static void test_root_volume_size(void)
+{
+    CHECK_INT(gm_engine_root_volume_gb(GM_TIER_DEV, 8), 60);
+    CHECK_INT(gm_engine_root_volume_gb(GM_TIER_DEV, 0), 60);
+    CHECK_INT(gm_engine_root_volume_gb(GM_TIER_DEV, 75), 75);
+    CHECK_INT(gm_engine_root_volume_gb(GM_TIER_AUTOMATION, 61), 61);
+    CHECK_INT(gm_engine_root_volume_gb(GM_TIER_GPU, 75), 100);
+    CHECK_INT(gm_engine_root_volume_gb(GM_TIER_GPU, 150), 150);
+    gm_deploy_config cfg = {.name = "demo"};
+    CHECK_INT(gm_engine_data_volume_gb(&cfg), GM_DATA_VOLUME_GB_DEFAULT);
+    cfg.data_volume_gb = 50;
+    CHECK_INT(gm_engine_data_volume_gb(&cfg), 50);
+    gm_cost_assumptions a;
+    gm_engine_assumptions(&cfg, &a);
+    CHECK(a.data_gb == 50 && a.ebs_gb == 60);
+    cfg.tier = GM_TIER_GPU;
+    gm_engine_assumptions(&cfg, &a);
+    CHECK(a.ebs_gb == 100);
+}
+
+static const json_t *statement(const json_t *doc, size_t i)
+{
+    return json_array_get(json_object_get(doc, "Statement"), i);
+}
+
+/* The file system policy: TLS for everyone, mounting for the role only. */
+static void test_file_system_policy(void)
+{
+    const char *role = "arn:aws:iam::123456789012:role/geusemaker/geusemaker-demo-abc-role";
+    char *text = gm_n_efs_policy("eu-west-1", "fs-0123456789abcdef0", role);
+    json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
+    CHECK(doc != NULL);
+    const char *arn = "arn:aws:elasticfilesystem:eu-west-1:123456789012:file-system/"
+                      "fs-0123456789abcdef0";
+    const json_t *deny = statement(doc, 0), *allow = statement(doc, 1);
+    CHECK_STR(json_string_value(json_object_get(deny, "Effect")), "Deny");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(deny, "Principal"), "AWS")), "*");
+    CHECK_STR(json_string_value(json_object_get(deny, "Resource")), arn);
+    CHECK_STR(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(deny, "Condition"), "Bool"), "aws:SecureTransport")),
+        "false");
+    CHECK_STR(json_string_value(json_object_get(allow, "Effect")), "Allow");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(allow, "Principal"), "AWS")), role);
+    CHECK_INT(json_array_size(json_object_get(allow, "Action")), 3);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(allow, "Action"), 2)),
+              "elasticfilesystem:ClientRootAccess");
+    CHECK_STR(json_string_value(
+                  json_object_get(json_object_get(json_object_get(allow, "Condition"), "Bool"),
+                                  "elasticfilesystem:AccessedViaMountTarget")),
+              "true");
+    json_decref(doc);
+    free(text);
+    text = gm_n_efs_policy("cn-north-1", "fs-0123abcd",
+                           "arn:aws-cn:iam::123456789012:role/geusemaker/x-role");
+    CHECK(text && strstr(text, "arn:aws-cn:elasticfilesystem:cn-north-1:123456789012:"));
+    free(text);
+    CHECK(gm_n_efs_policy("eu-west-1", "fs-0123abcd", "not-an-arn") == NULL);
+    CHECK(gm_n_efs_policy("eu-west-1", "fs-0123abcd", "arn:aws:iam::1234:role/x") == NULL);
+    CHECK(gm_n_efs_policy("eu-west-1", "fs-\"x", role) == NULL);
+    CHECK(gm_n_efs_policy("eu-west-1", "fs-0123abcd", "arn:aws:iam::123456789012:role/\"") == NULL);
+    /* The role's own policy names that file system, root access included. */
+    text = gm_n_iam_stack_policy_for("eu-west-1", "demo", "fs-0123abcd");
+    doc = text ? json_loads(text, 0, NULL) : NULL;
+    CHECK_STR(json_string_value(json_object_get(statement(doc, 2), "Resource")),
+              "arn:aws:elasticfilesystem:eu-west-1:*:file-system/fs-0123abcd");
+    CHECK(text && strstr(text, "elasticfilesystem:ClientRootAccess"));
+    json_decref(doc);
+    free(text);
+}
+
+/* --os and --data-volume-gb are saved in the record and read back. */
+static void test_instance_settings_in_the_record(void)
+{
+    gm_deploy_config cfg = {.name = "demo",
+                            .tier = GM_TIER_DEV,
+                            .os = GM_OS_UBUNTU2204,
+                            .data_volume_gb = 50,
+                            .instance_type = "t3.xlarge"};
+    gm_deployment *dep = NULL;
+    gm_error err = {0};
+    CHECK(gm_engine_record_new(&cfg, "us-east-1", NULL, &dep, &err) == GM_OK);
+    CHECK_STR(json_string_value(json_object_get(dep->config, "os")), "ubuntu-22.04");
+    CHECK_INT(json_integer_value(json_object_get(dep->config, "data_volume_gb")), 50);
+    gm_deploy_config back;
+    memset(&back, 0, sizeof back);
+    CHECK(gm_engine_config_from_record(dep, &back, &err) == GM_OK);
+    CHECK(back.os == GM_OS_UBUNTU2204 && back.data_volume_gb == 50);
+    /* A record made before --os: al2023 and the default volume. */
+    json_object_del(dep->config, "os");
+    json_object_del(dep->config, "data_volume_gb");
+    CHECK(gm_engine_config_from_record(dep, &back, &err) == GM_OK);
+    CHECK(back.os == GM_OS_AL2023 && back.data_volume_gb == GM_DATA_VOLUME_GB_DEFAULT);
+    json_object_set_new(dep->config, "os", json_string("windows"));
+    CHECK(gm_engine_config_from_record(dep, &back, &err) == GM_ERR_PARSE);
+    gm_deployment_free(dep);
+}
+
 int main(void)
 {
     /* Credentials for the (unused) client; nothing leaves the process. */
@@ -471,5 +707,12 @@ int main(void)
     GM_RUN(test_malformed_graph_is_an_error);
     GM_RUN(test_events_reach_the_observer);
     GM_RUN(test_tier_graphs_are_well_formed);
+    GM_RUN(test_instance_type_architecture);
+    GM_RUN(test_image_parameters);
+    GM_RUN(test_gpu_families_of_the_image);
+    GM_RUN(test_config_checks_before_aws);
+    GM_RUN(test_root_volume_size);
+    GM_RUN(test_file_system_policy);
+    GM_RUN(test_instance_settings_in_the_record);
     GM_TEST_END();
 }

@@ -98,6 +98,65 @@ static void test_sts_query_post(void)
     gm_http_request_release(&req);
 }
 
+/* The headers the AWS SDKs leave out of the signature (User-Agent, the trace
+ * id, Expect, the hop-by-hop ones) are sent but not signed: the signature is
+ * botocore's for the same request (amz-sdk-request is signed, as botocore
+ * signs it), and the request without them signs exactly as before. */
+static void test_unsigned_headers(void)
+{
+    static const char *const skipped[][2] = {
+        {"User-Agent", "geusemaker/1.0 (test)"},
+        {"X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793"},
+        {"Expect", "100-continue"},
+        {"Connection", "keep-alive"},
+        {"Transfer-Encoding", "identity"},
+        {"Keep-Alive", "timeout=5"},
+        {"TE", "trailers"},
+        {"Trailer", "x"},
+        {"Upgrade", "h2c"},
+        {"Proxy-Authorization", "Basic eA=="},
+        {"Proxy-Authenticate", "Basic"},
+    };
+    gm_credentials c = creds(NULL);
+    gm_sigv4_params p = sts_params(&c);
+    gm_http_request req;
+    query_post(&req, "https://sts.amazonaws.com/");
+    CHECK_INT(gm_headers_add(&req.headers, "amz-sdk-request", "attempt=1; max=3"), GM_OK);
+    for (size_t i = 0; i < sizeof skipped / sizeof *skipped; i++)
+        CHECK_INT(gm_headers_add(&req.headers, skipped[i][0], skipped[i][1]), GM_OK);
+    gm_sigv4_debug dbg;
+    gm_buf_init(&dbg.canonical_request, GM_LIMIT_SMALL);
+    gm_buf_init(&dbg.string_to_sign, GM_LIMIT_SMALL);
+    gm_error err = {0};
+    CHECK_INT(gm_sigv4_sign(&req, &p, &dbg, &err), GM_OK);
+    CHECK_STR(gm_headers_get(&req.headers, "Authorization"),
+              "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240501/us-east-1/sts/aws4_request, "
+              "SignedHeaders=amz-sdk-request;content-type;host;x-amz-date, "
+              "Signature=81e252016dcd6dfbf5701b7678ad4b8632c30c0164b812a8490956a503f35b8c");
+    CHECK(!strstr(gm_buf_cstr(&dbg.canonical_request), "user-agent"));
+    CHECK(!strstr(gm_buf_cstr(&dbg.canonical_request), "geusemaker/"));
+    for (size_t i = 0; i < sizeof skipped / sizeof *skipped; i++) {
+        CHECK(gm_sigv4_header_unsigned(skipped[i][0]));
+        CHECK_STR(gm_headers_get(&req.headers, skipped[i][0]), skipped[i][1]); /* still sent */
+    }
+    CHECK(!gm_sigv4_header_unsigned("amz-sdk-request"));
+    CHECK(!gm_sigv4_header_unsigned("content-type"));
+    CHECK(!gm_sigv4_header_unsigned("user-agentx"));
+    gm_http_request_release(&req);
+
+    /* Only User-Agent added: the signature is the one without it. */
+    query_post(&req, "https://sts.amazonaws.com/");
+    CHECK_INT(gm_headers_add(&req.headers, "user-agent", "anything/2"), GM_OK);
+    CHECK_INT(gm_sigv4_sign(&req, &p, NULL, &err), GM_OK);
+    CHECK_STR(gm_headers_get(&req.headers, "Authorization"),
+              "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240501/us-east-1/sts/aws4_request, "
+              "SignedHeaders=content-type;host;x-amz-date, "
+              "Signature=aaaf75dcfd4f93ef18ebc854ac83ad2622aa3e68688a07742607a6f96fe627dc");
+    gm_buf_release(&dbg.canonical_request);
+    gm_buf_release(&dbg.string_to_sign);
+    gm_http_request_release(&req);
+}
+
 static void test_session_token(void)
 {
     gm_credentials c = creds(TOKEN);
@@ -424,6 +483,7 @@ static void test_threads(void)
 int main(void)
 {
     GM_RUN(test_sts_query_post);
+    GM_RUN(test_unsigned_headers);
     GM_RUN(test_session_token);
     GM_RUN(test_missing_credentials);
     GM_RUN(test_port_in_host);

@@ -196,13 +196,58 @@ static void test_catalogue(void)
         for (size_t k = 0; x->test[k]; k++)
             CHECK(!strchr(x->test[k], '$'));
         CHECK(x->mem_reservation != NULL);
+        /* Pinned by digest too: the tag's index digest, 64 hex digits. */
+        CHECK(x->digest != NULL);
+        if (x->digest) {
+            CHECK(strncmp(x->digest, "sha256:", 7) == 0 && strlen(x->digest) == 7 + 64);
+            CHECK(strspn(x->digest + 7, "0123456789abcdef") == 64);
+        }
+        /* Data on EFS or the local volume, never both unset with a data dir. */
+        CHECK((x->data_dir != NULL) == (x->storage != GM_STORAGE_NONE));
     }
+    /* Qdrant does not work on NFS; PostgreSQL supports it mounted hard. */
+    CHECK(gm_stack_service("qdrant")->storage == GM_STORAGE_LOCAL);
+    CHECK(gm_stack_service("postgres")->storage == GM_STORAGE_EFS);
+    /* pg_isready over TCP (-h 127.0.0.1): the init-only server listens on a socket. */
+    const gm_service *pg = gm_stack_service("postgres");
+    CHECK(pg->test[2] && strcmp(pg->test[2], "-h") == 0 && strcmp(pg->test[3], "127.0.0.1") == 0);
     CHECK(gm_stack_service("postgres")->critical && gm_stack_service("n8n")->critical);
     CHECK(!gm_stack_service("postgres")->publish);
     CHECK(gm_stack_service("ollama")->gpu && gm_stack_service("ollama")->late);
     CHECK(gm_stack_service("crawl4ai")->shm_size != NULL);
     CHECK(gm_stack_service("nope") == NULL);
     (void)s;
+}
+
+static const char *tier_env(gm_tier tier, bool https, const char *name)
+{
+    gm_service_env env[GM_SERVICE_MAX_TIER_ENV];
+    size_t n = gm_stack_tier_env(gm_stack_service("n8n"), tier, https, env);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(env[i].name, name) == 0)
+            return env[i].value;
+    return "";
+}
+
+static void test_proxies_and_cookies(void)
+{
+    /* dev and gpu: nginx alone, HTTPS. automation: the load balancer too. */
+    CHECK_STR(tier_env(GM_TIER_DEV, false, "N8N_PROXY_HOPS"), "1");
+    CHECK_STR(tier_env(GM_TIER_GPU, false, "N8N_SECURE_COOKIE"), "true");
+    CHECK_STR(tier_env(GM_TIER_AUTOMATION, false, "N8N_PROXY_HOPS"), "2");
+    CHECK_STR(tier_env(GM_TIER_AUTOMATION, false, "N8N_SECURE_COOKIE"), "false");
+    CHECK_STR(tier_env(GM_TIER_AUTOMATION, true, "N8N_SECURE_COOKIE"), "true");
+    gm_service_env env[GM_SERVICE_MAX_TIER_ENV];
+    CHECK_INT(gm_stack_tier_env(gm_stack_service("qdrant"), GM_TIER_AUTOMATION, false, env), 0);
+
+    gm_stack_params p = params("automation", "m6i.xlarge", GM_OS_AL2023);
+    CHECK(gm_stack_plain_http_warning(&p) != NULL);
+    CHECK(strstr(gm_stack_plain_http_warning(&p), "--certificate-arn") != NULL);
+    p.alb_https = true;
+    CHECK(gm_stack_plain_http_warning(&p) == NULL);
+    p = params("dev", "t3.large", GM_OS_AL2023);
+    CHECK(gm_stack_plain_http_warning(&p) == NULL);
+    CHECK(gm_stack_plain_http_warning(NULL) == NULL);
 }
 
 static bool alnum(const char *s)
@@ -302,22 +347,42 @@ static void test_userdata_variants(void)
         CHECK(strncmp(s, "#!/bin/bash\n", 12) == 0);
         CHECK(strstr(s, "\nset -euo pipefail\n") != NULL);
         CHECK(strstr(s, "R=\"${GM_ROOT:-}\"") != NULL);
-        /* Heredocs: compose, 3 helper scripts, 5 units, drop-in, nginx.conf. */
-        CHECK_INT(heredocs_balanced(s), 11);
+        /* Heredocs: compose, 6 helper scripts, 7 units, drop-in, nginx.conf. */
+        CHECK_INT(heredocs_balanced(s), 16);
         /* The embedded scripts keep their shebang (LESSONS 4). */
-        CHECK_INT(count(s, "#!/bin/bash\n"), 4);
+        CHECK_INT(count(s, "#!/bin/bash\n"), 7);
         CHECK(strstr(s, "GM_EFS_ID='fs-0123456789abcdef0'") != NULL);
         CHECK(strstr(s, "GM_SSM_PREFIX='/geusemaker/demo/'") != NULL);
         CHECK(strstr(s, "aws ssm get-parameters") && strstr(s, "--with-decryption"));
         CHECK(strstr(s, "imds_get placement/region") && strstr(s, "$IMDS/meta-data/$1"));
         CHECK(strstr(s, "X-aws-ec2-metadata-token") != NULL);
-        CHECK(strstr(s, "mount -t efs -o tls") != NULL);
-        CHECK(strstr(s, "_netdev,noresvport,tls") != NULL);
+        /* EFS with TLS and the instance role's authorisation. */
+        CHECK(strstr(s, "mount -t efs -o tls,iam \"$GM_EFS_ID:/\"") != NULL);
+        CHECK(strstr(s, "_netdev,noresvport,tls,iam 0 0") != NULL);
+        /* The data volume: found by its attachment name, formatted only when empty. */
+        CHECK(strstr(s, "nvme id-ctrl --raw-binary") != NULL);
+        CHECK(strstr(s, "blkid -p -o value -s TYPE") != NULL);
+        CHECK(strstr(s, "mkfs.ext4 -q -L " GM_STACK_DATA_LABEL) != NULL);
+        CHECK(strstr(s, "RequiresMountsFor=" GM_STACK_EFS_MOUNT " " GM_STACK_DATA_MOUNT) != NULL);
+        /* Containers kept from IMDS, on every start of Docker. */
+        CHECK(strstr(s, "iptables -w -I DOCKER-USER 1") != NULL);
+        CHECK(strstr(s, "ExecStartPost=" GM_STACK_APP_DIR "/bin/gm-imds-block") != NULL);
+        /* Qdrant: restored after the core starts, backed up on a timer. */
+        CHECK(strstr(s, "\"$APP/bin/gm-qdrant-backup\" restore") != NULL);
+        CHECK(strstr(s, "geusemaker-qdrant-backup.timer") != NULL);
+        /* n8n's URLs from the public_url parameter or the instance's address. */
+        CHECK(strstr(s, "PARAM='/geusemaker/demo/" GM_STACK_PUBLIC_URL_PARAMETER "'") != NULL);
+        CHECK(strstr(s, "WEBHOOK_URL=") != NULL && strstr(s, "N8N_EDITOR_BASE_URL=") != NULL);
+        CHECK(strstr(s, "-addext \"subjectAltName=$san\"") != NULL);
+        CHECK(strstr(s, "try_files $gm_ready =503;") != NULL);
         CHECK(strstr(s, "'llama3.2:3b' 'nomic-embed-text'") != NULL);
         CHECK(strstr(s, "spot/instance-action") != NULL);
         CHECK(strstr(s, "geusemaker-health.timer") != NULL);
-        CHECK(strstr(s, "pg_isready") != NULL);
+        CHECK(strstr(s, "pg_isready -q -h 127.0.0.1") != NULL);
         CHECK(strstr(s, "chmod 600 \"$ENV_FILE.tmp\"") != NULL);
+        bool alb = strcmp(v[i].tier, "automation") == 0;
+        CHECK((strstr(s, "map $http_x_forwarded_proto $gm_proto") != NULL) == alb);
+        CHECK((strstr(s, "WARNING: PLAIN HTTP") != NULL) == alb);
         bool gpu = strcmp(v[i].tier, "gpu") == 0;
         CHECK((strstr(s, "nvidia-ctk") != NULL) == gpu);
         CHECK((strstr(s, "driver: \"nvidia\"") != NULL) == gpu);
@@ -409,6 +474,9 @@ static void test_compose(void)
     CHECK(strstr(s, "\"127.0.0.1:5678:5678\"") != NULL);
     CHECK(strstr(s, "\"127.0.0.1:5432") == NULL); /* PostgreSQL: internal only */
     CHECK(strstr(s, "source: \"/mnt/efs/postgres\"") != NULL);
+    CHECK(strstr(s, "source: \"/mnt/data/qdrant\"") != NULL);
+    CHECK(strstr(s, "image: \"qdrant/qdrant:v") != NULL && strstr(s, "@sha256:") != NULL);
+    CHECK(count(s, "@sha256:") == 5);
     CHECK(strstr(s, "create_host_path: false") != NULL);
     CHECK(strstr(s, "nvidia") == NULL);
     /* Every secret appears only as an interpolation from the env file. */
@@ -524,6 +592,7 @@ int main(void)
     GM_RUN(test_validate);
     GM_RUN(test_defaults);
     GM_RUN(test_catalogue);
+    GM_RUN(test_proxies_and_cookies);
     GM_RUN(test_secrets);
     GM_RUN(test_userdata_variants);
     GM_RUN(test_userdata_placeholder_and_prefix);
