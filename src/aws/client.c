@@ -26,6 +26,8 @@ const gm_aws_service gm_svc_elbv2 = {"elasticloadbalancing",
                                      NULL,
                                      GM_PROTO_QUERY,
                                      false};
+const gm_aws_service gm_svc_autoscaling = {
+    "autoscaling", "autoscaling", "AUTO_SCALING", "2011-01-01", NULL, GM_PROTO_QUERY, false};
 const gm_aws_service gm_svc_ssm = {"ssm", "ssm", "SSM", NULL, "AmazonSSM", GM_PROTO_JSON, false};
 const gm_aws_service gm_svc_efs = {
     "elasticfilesystem", "elasticfilesystem", "EFS", NULL, NULL, GM_PROTO_REST_JSON, false};
@@ -146,8 +148,8 @@ static GM_MUST_CHECK gm_status env_number(const char *name, int64_t min, int64_t
 
 /* The services whose endpoint can be overridden (AWS_ENDPOINT_URL_<ID>). */
 static const gm_aws_service *const overridable[] = {
-    &gm_svc_ec2, &gm_svc_sts, &gm_svc_iam,     &gm_svc_elbv2,
-    &gm_svc_ssm, &gm_svc_efs, &gm_svc_pricing, &gm_svc_tagging,
+    &gm_svc_ec2, &gm_svc_sts,     &gm_svc_iam,     &gm_svc_elbv2,       &gm_svc_ssm,
+    &gm_svc_efs, &gm_svc_pricing, &gm_svc_tagging, &gm_svc_autoscaling,
 };
 
 static bool endpoints_ignored(void)

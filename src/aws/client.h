@@ -20,7 +20,7 @@
 #include "core/error.h"
 
 typedef enum gm_protocol {
-    GM_PROTO_QUERY,     /* form POST, XML response: EC2, IAM, STS, ELBv2 */
+    GM_PROTO_QUERY,     /* form POST, XML response: EC2, IAM, STS, ELBv2, Auto Scaling */
     GM_PROTO_JSON,      /* JSON 1.1 with X-Amz-Target: SSM, Pricing */
     GM_PROTO_REST_JSON, /* REST paths with JSON bodies: EFS */
 } gm_protocol;
@@ -39,6 +39,7 @@ extern const gm_aws_service gm_svc_ec2;
 extern const gm_aws_service gm_svc_sts;
 extern const gm_aws_service gm_svc_iam;
 extern const gm_aws_service gm_svc_elbv2;
+extern const gm_aws_service gm_svc_autoscaling; /* EC2 Auto Scaling */
 extern const gm_aws_service gm_svc_ssm;
 extern const gm_aws_service gm_svc_efs;
 extern const gm_aws_service gm_svc_pricing;

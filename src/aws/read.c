@@ -170,6 +170,15 @@ const gm_read_spec gm_ec2_image_devices = {"ec2 image block devices",
                                            "imagesSet/item/blockDeviceMapping/item",
                                            {"deviceName", "ebs/volumeSize", "ebs/snapshotId"}};
 
+const gm_read_spec gm_ec2_launch_templates = {
+    "ec2 launch templates", "launchTemplates/item", {"launchTemplateId", "launchTemplateName"}};
+const gm_read_spec gm_ec2_created_launch_template = {
+    "ec2 new launch template", "launchTemplate", {"launchTemplateId", "launchTemplateName"}};
+const gm_read_spec gm_ec2_addresses = {"ec2 addresses",
+                                       "addressesSet/item",
+                                       {"allocationId", "publicIp", "associationId", "instanceId"}};
+const gm_read_spec gm_ec2_allocated_address = {"ec2 new address", "", {"allocationId", "publicIp"}};
+
 const gm_read_spec *const gm_read_ec2_specs[] = {
     &gm_ec2_vpcs,
     &gm_ec2_subnets,
@@ -188,6 +197,10 @@ const gm_read_spec *const gm_read_ec2_specs[] = {
     &gm_ec2_created_sg,
     &gm_ec2_images,
     &gm_ec2_image_devices,
+    &gm_ec2_launch_templates,
+    &gm_ec2_created_launch_template,
+    &gm_ec2_addresses,
+    &gm_ec2_allocated_address,
     NULL,
 };
 
@@ -210,6 +223,35 @@ const gm_read_spec gm_elb_tags = {
 const gm_read_spec *const gm_read_elb_specs[] = {
     &gm_elb_load_balancers, &gm_elb_target_groups, &gm_elb_listeners,
     &gm_elb_target_health,  &gm_elb_tags,          NULL,
+};
+
+/* ---- EC2 Auto Scaling ------------------------------------------------------------ */
+
+const gm_read_spec gm_asg_groups = {"autoscaling groups",
+                                    "AutoScalingGroups/member",
+                                    {"AutoScalingGroupName", "Status", "DesiredCapacity"}};
+const gm_read_spec gm_asg_instances = {
+    "autoscaling group instances",
+    "AutoScalingGroups/member/Instances/member",
+    {"InstanceId", "LifecycleState", "HealthStatus", "AvailabilityZone", "InstanceType"}};
+const gm_read_spec gm_asg_tags = {
+    "autoscaling group tags", "AutoScalingGroups/member/Tags/member", {"Key", "Value"}};
+const gm_read_spec gm_asg_distribution = {
+    "autoscaling instances distribution",
+    "AutoScalingGroups/member/MixedInstancesPolicy/InstancesDistribution",
+    {"OnDemandPercentageAboveBaseCapacity", "OnDemandBaseCapacity", "SpotAllocationStrategy",
+     "SpotMaxPrice"}};
+const gm_read_spec gm_asg_target_groups = {
+    "autoscaling group target groups", "AutoScalingGroups/member/TargetGroupARNs/member", {""}};
+const gm_read_spec gm_asg_activities = {
+    "autoscaling activities",
+    "Activities/member",
+    {"ActivityId", "StatusCode", "StatusMessage", "Description", "Cause", "StartTime"}};
+const gm_read_spec gm_asg_next_token = {"autoscaling next token", "NextToken", {""}};
+
+const gm_read_spec *const gm_read_asg_specs[] = {
+    &gm_asg_groups,        &gm_asg_instances,  &gm_asg_tags,       &gm_asg_distribution,
+    &gm_asg_target_groups, &gm_asg_activities, &gm_asg_next_token, NULL,
 };
 
 /* ---- IAM -------------------------------------------------------------------------- */

@@ -54,23 +54,27 @@ GM_MUST_CHECK gm_status gm_read_xml(xmlDocPtr doc, const gm_read_spec *spec, gm_
 
 /* ---- EC2 ---------------------------------------------------------------------- */
 
-extern const gm_read_spec gm_ec2_vpcs;            /* vpcId, state */
-extern const gm_read_spec gm_ec2_subnets;         /* subnetId, vpcId, availabilityZone, state */
-extern const gm_read_spec gm_ec2_igws;            /* internetGatewayId */
-extern const gm_read_spec gm_ec2_igw_attachments; /* vpcId */
-extern const gm_read_spec gm_ec2_route_tables;    /* routeTableId */
-extern const gm_read_spec gm_ec2_rt_associations; /* routeTableAssociationId, main */
-extern const gm_read_spec gm_ec2_security_groups; /* groupId, vpcId */
-extern const gm_read_spec gm_ec2_instances;       /* see GM_EC2_I_* */
-extern const gm_read_spec gm_ec2_run_instances;   /* instanceId, instanceState/name */
-extern const gm_read_spec gm_ec2_offerings;       /* location */
-extern const gm_read_spec gm_ec2_created_vpc;     /* vpcId */
-extern const gm_read_spec gm_ec2_created_igw;     /* internetGatewayId */
-extern const gm_read_spec gm_ec2_created_subnet;  /* subnetId */
-extern const gm_read_spec gm_ec2_created_rt;      /* routeTableId */
-extern const gm_read_spec gm_ec2_created_sg;      /* groupId */
-extern const gm_read_spec gm_ec2_images;          /* see GM_EC2_IMG_* (DescribeImages) */
-extern const gm_read_spec gm_ec2_image_devices;   /* see GM_EC2_BDM_*: every image's mappings */
+extern const gm_read_spec gm_ec2_vpcs;             /* vpcId, state */
+extern const gm_read_spec gm_ec2_subnets;          /* subnetId, vpcId, availabilityZone, state */
+extern const gm_read_spec gm_ec2_igws;             /* internetGatewayId */
+extern const gm_read_spec gm_ec2_igw_attachments;  /* vpcId */
+extern const gm_read_spec gm_ec2_route_tables;     /* routeTableId */
+extern const gm_read_spec gm_ec2_rt_associations;  /* routeTableAssociationId, main */
+extern const gm_read_spec gm_ec2_security_groups;  /* groupId, vpcId */
+extern const gm_read_spec gm_ec2_instances;        /* see GM_EC2_I_* */
+extern const gm_read_spec gm_ec2_run_instances;    /* instanceId, instanceState/name */
+extern const gm_read_spec gm_ec2_offerings;        /* location */
+extern const gm_read_spec gm_ec2_created_vpc;      /* vpcId */
+extern const gm_read_spec gm_ec2_created_igw;      /* internetGatewayId */
+extern const gm_read_spec gm_ec2_created_subnet;   /* subnetId */
+extern const gm_read_spec gm_ec2_created_rt;       /* routeTableId */
+extern const gm_read_spec gm_ec2_created_sg;       /* groupId */
+extern const gm_read_spec gm_ec2_images;           /* see GM_EC2_IMG_* (DescribeImages) */
+extern const gm_read_spec gm_ec2_image_devices;    /* see GM_EC2_BDM_*: every image's mappings */
+extern const gm_read_spec gm_ec2_launch_templates; /* launchTemplateId, launchTemplateName */
+extern const gm_read_spec gm_ec2_created_launch_template; /* launchTemplateId, launchTemplateName */
+extern const gm_read_spec gm_ec2_addresses;         /* see GM_EC2_ADDR_* (DescribeAddresses) */
+extern const gm_read_spec gm_ec2_allocated_address; /* allocationId, publicIp (AllocateAddress) */
 
 enum { GM_EC2_ID = 0 };    /* every list: the id first */
 enum { GM_EC2_STATE = 1 }; /* vpcs */
@@ -86,6 +90,13 @@ enum {
     GM_EC2_IMG_NAME,
 };
 enum { GM_EC2_BDM_DEVICE, GM_EC2_BDM_SIZE, GM_EC2_BDM_SNAPSHOT }; /* size in GiB */
+enum { GM_EC2_LT_NAME = 1 };                                      /* launch templates */
+enum {
+    GM_EC2_ADDR_ALLOCATION,
+    GM_EC2_ADDR_PUBLIC_IP,
+    GM_EC2_ADDR_ASSOCIATION, /* "" when not associated */
+    GM_EC2_ADDR_INSTANCE,    /* "" when not associated with an instance */
+};
 enum {
     GM_EC2_I_ID,
     GM_EC2_I_STATE,
@@ -107,6 +118,39 @@ extern const gm_read_spec gm_elb_tags;           /* Key, Value (DescribeTags of 
 enum { GM_ELB_ARN = 0, GM_ELB_LB_STATE = 1, GM_ELB_LB_DNS = 2, GM_ELB_LISTENER_PORT = 1 };
 enum { GM_ELB_TH_ID, GM_ELB_TH_STATE, GM_ELB_TH_REASON, GM_ELB_TH_DESCRIPTION };
 
+/* ---- EC2 Auto Scaling ------------------------------------------------------------ */
+
+extern const gm_read_spec gm_asg_groups;        /* see GM_ASG_G_* (DescribeAutoScalingGroups) */
+extern const gm_read_spec gm_asg_instances;     /* see GM_ASG_I_*: the instances of every group */
+extern const gm_read_spec gm_asg_tags;          /* Key, Value: the tags of every group */
+extern const gm_read_spec gm_asg_distribution;  /* see GM_ASG_D_*: MixedInstancesPolicy */
+extern const gm_read_spec gm_asg_target_groups; /* the arn: TargetGroupARNs of every group */
+extern const gm_read_spec gm_asg_activities;    /* see GM_ASG_A_* (DescribeScalingActivities) */
+extern const gm_read_spec gm_asg_next_token;    /* NextToken of a page */
+
+enum { GM_ASG_G_NAME, GM_ASG_G_STATUS, GM_ASG_G_DESIRED }; /* STATUS: "" or "Delete in progress" */
+enum {
+    GM_ASG_I_ID,
+    GM_ASG_I_LIFECYCLE, /* "Pending", "InService", "Terminating", ... */
+    GM_ASG_I_HEALTH,    /* "Healthy" / "Unhealthy" */
+    GM_ASG_I_AZ,
+    GM_ASG_I_TYPE,
+};
+enum {
+    GM_ASG_D_ON_DEMAND_PERCENT, /* OnDemandPercentageAboveBaseCapacity */
+    GM_ASG_D_ON_DEMAND_BASE,
+    GM_ASG_D_SPOT_STRATEGY,
+    GM_ASG_D_SPOT_MAX_PRICE,
+};
+enum {
+    GM_ASG_A_ID,
+    GM_ASG_A_STATUS,  /* "Successful", "Failed", "InProgress", "Cancelled", ... */
+    GM_ASG_A_MESSAGE, /* StatusMessage: why it failed */
+    GM_ASG_A_DESCRIPTION,
+    GM_ASG_A_CAUSE,
+    GM_ASG_A_START,
+};
+
 /* ---- IAM -------------------------------------------------------------------------- */
 
 extern const gm_read_spec gm_iam_role_tags;         /* Key, Value */
@@ -126,6 +170,7 @@ enum { GM_IAM_TAG_KEY = 0, GM_IAM_TAG_VALUE = 1 };
 extern const gm_read_spec *const gm_read_ec2_specs[];
 extern const gm_read_spec *const gm_read_elb_specs[];
 extern const gm_read_spec *const gm_read_iam_specs[];
+extern const gm_read_spec *const gm_read_asg_specs[];
 
 /* ---- EFS and SSM (JSON) ------------------------------------------------------------ */
 

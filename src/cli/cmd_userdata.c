@@ -19,6 +19,7 @@ enum {
     OPT_OS,        /* hidden: al2023 | ubuntu2204 | ubuntu2404 (tests, review) */
     OPT_EFS_ID,    /* hidden: a real EFS id instead of the review placeholder */
     OPT_ALB_HTTPS, /* hidden: tier automation with an HTTPS listener (--certificate-arn) */
+    OPT_EIP,       /* hidden: the Elastic IP the instance associates with itself */
 };
 
 static const gm_opt userdata_opts[] = {
@@ -56,6 +57,11 @@ static const gm_opt userdata_opts[] = {
     {.name = "alb-https",
      .help = "tier automation: the load balancer has a certificate (HTTPS)",
      .id = OPT_ALB_HTTPS,
+     .flags = GM_OPT_HIDDEN},
+    {.name = "eip-allocation-id",
+     .arg = "ID",
+     .help = "the Elastic IP (eipalloc-...) the instance associates with itself at boot",
+     .id = OPT_EIP,
      .flags = GM_OPT_HIDDEN},
 };
 
@@ -195,6 +201,7 @@ static int cmd_userdata(gm_cli *cli, const gm_args *args)
         .instance_type = type ? type : gm_stack_default_instance_type(tier),
         .os = os,
         .efs_id = efs,
+        .eip_allocation_id = gm_args_value(args, OPT_EIP),
         .models = models,
         .n_models = n_models,
         .alb_https = gm_args_has(args, OPT_ALB_HTTPS),

@@ -40,6 +40,7 @@ enum {
     D_OS,
     D_DATA_GB,
     D_MODELS,
+    D_LAUNCH_TIMEOUT,
 };
 
 #define C GM_OPT_CONFIG
@@ -145,6 +146,12 @@ static const gm_opt deploy_opts[] = {
      .help = "Ollama models pulled in the background after boot (comma separated; '' for none)",
      .dflt = "the tier's models",
      .id = D_MODELS,
+     .flags = C},
+    {.name = "launch-timeout",
+     .arg = "S",
+     .help = "wait this long for the Auto Scaling group's instance to be in service",
+     .dflt = "600",
+     .id = D_LAUNCH_TIMEOUT,
      .flags = C},
     {.name = "assume-efs-gb",
      .arg = "GB",
@@ -319,6 +326,10 @@ static int number_option(gm_cli *cli, gm_deploy_config *cfg, const gm_arg *a)
         rc = seconds(cli, a, 3600, &v);
         cfg->alb_timeout_ms = (int64_t)v * 1000;
         return rc;
+    case D_LAUNCH_TIMEOUT:
+        rc = seconds(cli, a, 86400, &v);
+        cfg->launch_timeout_ms = (int64_t)v * 1000;
+        return rc;
     case D_HC_INTERVAL:
         rc = seconds(cli, a, 3600, &v);
         cfg->hc_interval_s = (int)v;
@@ -381,6 +392,7 @@ static int apply(gm_cli *cli, gm_cli_deploy *d, const gm_arg *a)
     case D_EFS_GB:
     case D_TRANSFER_GB:
     case D_ALB_TIMEOUT:
+    case D_LAUNCH_TIMEOUT:
     case D_HC_INTERVAL:
     case D_HC_TIMEOUT:
     case D_HEALTHY:

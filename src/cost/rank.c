@@ -1,6 +1,7 @@
 /* Candidate ranking and the failover order. Pure: see rank.h. */
 #include "cost/rank.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -566,4 +567,88 @@ size_t gm_cost_failover_next(const gm_cost_ranking *r, size_t failed, const char
     }
     default: return r->n_viable;
     }
+}
+
+/* ---- Auto Scaling activities ------------------------------------------------------ */
+
+/* The first launch error code of the known classes that the message names as
+ * a word. */
+static void named_code(const char *msg, char *out, size_t size)
+{
+    static const char *const known[] = {"InsufficientInstanceCapacity",
+                                        "InsufficientHostCapacity",
+                                        "UnfulfillableCapacity",
+                                        "InsufficientReservedInstanceCapacity",
+                                        "InsufficientCapacity",
+                                        "MaxSpotInstanceCountExceeded",
+                                        "VcpuLimitExceeded",
+                                        "InstanceLimitExceeded",
+                                        "SpotMaxPriceTooLow",
+                                        "Unsupported",
+                                        NULL};
+    out[0] = '\0';
+    for (const char *const *k = known; *k; k++) {
+        size_t len = strlen(*k);
+        for (const char *p = strstr(msg, *k); p; p = strstr(p + 1, *k)) {
+            bool start = p == msg || !isalnum((unsigned char)p[-1]);
+            bool end = !isalnum((unsigned char)p[len]);
+            if (start && end) {
+                snprintf(out, size, "%s", *k);
+                return;
+            }
+        }
+    }
+}
+
+/* The code a message means when it names none: AWS's own texts. */
+static const char *code_of_text(const char *msg)
+{
+    static const struct {
+        const char *text, *code;
+    } texts[] = {
+        {"no Spot capacity available", "InsufficientInstanceCapacity"},
+        {"do not have sufficient", "InsufficientInstanceCapacity"},
+        {"vCPU limit", "VcpuLimitExceeded"},
+        {"Max spot instance count exceeded", "MaxSpotInstanceCountExceeded"},
+        {"instance limit", "InstanceLimitExceeded"},
+        {"lower than the minimum required Spot request fulfillment price", "SpotMaxPriceTooLow"},
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
+        if (strstr(msg, texts[i].text))
+            return texts[i].code;
+    return "";
+}
+
+/* The word after marker up to stop (exclusive) into out, when it is a plain
+ * token; "" otherwise. */
+static void token_after(const char *msg, const char *marker, const char *stop, char *out,
+                        size_t size)
+{
+    out[0] = '\0';
+    const char *p = strstr(msg, marker);
+    if (!p)
+        return;
+    p += strlen(marker);
+    const char *e = strstr(p, stop);
+    size_t len = e ? (size_t)(e - p) : 0;
+    if (len == 0 || len >= size)
+        return;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)p[i]) && p[i] != '.' && p[i] != '-')
+            return;
+    snprintf(out, size, "%.*s", (int)len, p);
+}
+
+void gm_cost_read_activity(const char *message, gm_cost_activity *out)
+{
+    const char *msg = message ? message : "";
+    memset(out, 0, sizeof *out);
+    named_code(msg, out->code, sizeof out->code);
+    if (!out->code[0])
+        snprintf(out->code, sizeof out->code, "%s", code_of_text(msg));
+    out->cls = gm_cost_launch_error_class(out->code);
+    out->every_pool = strstr(msg, "no Spot capacity available that matches your request") ||
+                      strcmp(out->code, "UnfulfillableCapacity") == 0;
+    token_after(msg, "sufficient ", " capacity", out->type, sizeof out->type);
+    token_after(msg, "Availability Zone you requested (", ")", out->az, sizeof out->az);
 }

@@ -144,4 +144,26 @@ const char *gm_launch_error_class_name(gm_launch_error_class c); /* "zone capaci
  *     throttling; the others need a person). */
 size_t gm_cost_failover_next(const gm_cost_ranking *r, size_t failed, const char *aws_code);
 
+/* ---- Auto Scaling activities ------------------------------------------------------ */
+
+/* What a failed scaling activity of an Auto Scaling group says about a launch,
+ * read from its StatusMessage: AWS writes the EC2 error code into it ("Could
+ * not launch Spot Instances. InsufficientInstanceCapacity - There is no Spot
+ * capacity available that matches your request. ...") or only its text ("We
+ * currently do not have sufficient t3.large capacity in the Availability Zone
+ * you requested (us-east-1a). ...", "You have requested more vCPU capacity
+ * than your current vCPU limit ..."). */
+typedef struct gm_cost_activity {
+    char code[64]; /* the launch error code named or recognised; "" when none */
+    gm_launch_error_class cls;
+    bool every_pool; /* the message says no pool of the request can serve it ("There is no
+                        Spot capacity available that matches your request", an
+                        UnfulfillableCapacity fleet) */
+    char type[GM_COST_TYPE_MAX]; /* the pool the message names; "" when none */
+    char az[GM_COST_AZ_MAX];
+} gm_cost_activity;
+
+/* Reads a failed activity's StatusMessage (NULL reads as ""). Pure. */
+void gm_cost_read_activity(const char *message, gm_cost_activity *out);
+
 #endif

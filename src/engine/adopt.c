@@ -223,7 +223,7 @@ static GM_MUST_CHECK gm_status read_back_all(gm_run *r, gm_error *err)
 static GM_MUST_CHECK gm_status settle(gm_run *r, const gm_engine_adoption *rep, gm_error *err)
 {
     gm_deployment *dep = r->dep;
-    gm_node_state *inst = gm_deployment_node(dep, "instance");
+    gm_node_state *inst = gm_deployment_node(dep, GM_NODE_ASG);
     bool running = inst && json_string_value(json_object_get(inst->outputs, "private_ip"));
     bool core_missing = false;
     for (size_t k = 0; k < r->n_nodes; k++) {
@@ -239,7 +239,7 @@ static GM_MUST_CHECK gm_status settle(gm_run *r, const gm_engine_adoption *rep, 
         rep->missing ? gm_strfmt("adopted: nothing found for %s ('deploy --resume' makes it, "
                                  "'destroy' deletes the rest)",
                                  rep->missing_list)
-        : !running   ? strdup("adopted: the instance is not running")
+        : !running   ? strdup("adopted: the group has no instance in service")
                      : NULL;
     if ((rep->missing || !running) && !dep->status_reason)
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory");

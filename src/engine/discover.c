@@ -202,19 +202,45 @@ static GM_MUST_CHECK gm_status synthetic(gm_aws_client *aws, const char *name, c
     return GM_OK;
 }
 
+/* The instances that run for what was found: those of the groups, and any
+ * instance the sweep found on its own (the tagging API lists the group's
+ * instance too: each once). */
+static GM_MUST_CHECK gm_status found_instances(gm_run *r, gm_ids *out, gm_error *err)
+{
+    int k = gm_run_find_node(r, GM_NODE_ASG);
+    gm_ids *ids = k >= 0 ? &r->nodes[k].found : NULL;
+    gm_status st = GM_OK;
+    for (size_t i = 0; ids && st == GM_OK && i < ids->n; i++) {
+        if (strncmp(ids->v[i], "i-", 2) == 0) {
+            st = gm_ids_has(out, ids->v[i]) ? GM_OK : gm_ids_add(out, ids->v[i], err);
+            continue;
+        }
+        gm_read_rows rows;
+        st = gm_n_asg_read(&r->nodes[k], ids->v[i], &gm_asg_instances, &rows, err);
+        for (size_t j = 0; st == GM_OK && j < rows.n; j++) {
+            const char *id = gm_read_get(&rows, j, GM_ASG_I_ID);
+            st = gm_ids_has(out, id) ? GM_OK : gm_ids_add(out, id, err);
+        }
+        gm_read_rows_release(&rows);
+    }
+    return st;
+}
+
 /* The hourly cost of what was found: running instances at the shipped
  * on-demand rate (spot costs less), and the load balancer's hour. */
 static GM_MUST_CHECK gm_status hourly_of(gm_run *r, double *out, gm_error *err)
 {
     *out = 0;
-    int k = gm_run_find_node(r, "instance");
-    gm_ids *ids = k >= 0 ? &r->nodes[k].found : NULL;
     gm_params p;
     gm_params_init(&p);
-    for (size_t i = 0; ids && i < ids->n; i++)
-        gm_params_addf(&p, ids->v[i], "InstanceId.%zu", i + 1);
-    gm_status st = GM_OK;
-    if (ids && ids->n) {
+    gm_ids ids;
+    gm_ids_init(&ids);
+    gm_status st = found_instances(r, &ids, err);
+    for (size_t i = 0; st == GM_OK && i < ids.n; i++)
+        gm_params_addf(&p, ids.v[i], "InstanceId.%zu", i + 1);
+    size_t n = ids.n;
+    gm_ids_release(&ids);
+    if (st == GM_OK && n) {
         xmlDocPtr doc = NULL;
         st = gm_aws_query(r->aws, &gm_svc_ec2, "DescribeInstances", &p, &doc, err);
         gm_read_rows rows;
@@ -231,7 +257,7 @@ static GM_MUST_CHECK gm_status hourly_of(gm_run *r, double *out, gm_error *err)
         xmlFreeDoc(doc);
     }
     gm_params_release(&p);
-    k = gm_run_find_node(r, "alb");
+    int k = gm_run_find_node(r, "alb");
     if (k >= 0 && r->nodes[k].found.n)
         *out += GM_COST_RATE_ALB_HOUR * (double)r->nodes[k].found.n;
     return st;
@@ -266,7 +292,10 @@ static json_t *found_json(const gm_run *r)
 static GM_MUST_CHECK gm_status found_run(const gm_engine_options *o, gm_deploy_config *cfg,
                                          gm_deployment *dep, gm_run *r, gm_error *err)
 {
-    gm_engine_options ro = {.aws = o->aws, .interrupt = o->interrupt, .settings = o->settings};
+    gm_engine_options ro = {.aws = o->aws,
+                            .interrupt = o->interrupt,
+                            .settings = o->settings,
+                            .graph = gm_engine_every_graph()};
     *cfg = (gm_deploy_config){.name = dep->name, .tier = GM_TIER_AUTOMATION};
     gm_engine_adoption rep;
     memset(&rep, 0, sizeof rep);
@@ -378,7 +407,7 @@ gm_status gm_engine_cleanup(const gm_engine_options *o, const char *name, const 
     gm_run_release(&r);
     gm_engine_options ro = *o;
     ro.store = NULL; /* there is no record to keep */
-    ro.graph = NULL;
+    ro.graph = gm_engine_every_graph();
     if (st == GM_OK)
         st = gm_engine_destroy(&ro, dep, false, err);
     gm_deployment_free(dep);

@@ -31,7 +31,7 @@
 /* The local encrypted gp3 volume for the databases (/dev/sdf), GiB. */
 #define GM_DATA_VOLUME_GB_DEFAULT 20
 #define GM_DATA_VOLUME_GB_MAX 16384      /* gp3's largest */
-#define GM_DATA_VOLUME_DEVICE "/dev/sdf" /* its name in RunInstances' block-device mapping */
+#define GM_DATA_VOLUME_DEVICE "/dev/sdf" /* its name in the launch template's block devices */
 
 typedef struct gm_deploy_config {
     const char *name;
@@ -67,6 +67,7 @@ typedef struct gm_deploy_config {
     bool no_wait;
     int64_t timeout_ms;        /* whole deploy; default 30 min */
     int64_t health_timeout_ms; /* default 15 min */
+    int64_t launch_timeout_ms; /* wait for the group's instance in service; default 10 min */
     /* tier automation: the load balancer */
     const char *certificate_arn; /* HTTPS:443 forwarding, HTTP:80 redirecting to it */
     int64_t alb_timeout_ms;      /* wait for healthy targets; default 300 s */

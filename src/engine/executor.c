@@ -558,8 +558,9 @@ static GM_MUST_CHECK gm_status check_all(sweep_check *checks, size_t n, gm_error
     return st;
 }
 
-/* Looks up by name what the tagging API cannot list (IAM is global): for
- * each node this run deletes, named[k] receives what its find returns. */
+/* Looks up what the tagging API cannot list (IAM is global, by name; the
+ * kinds the tagging API may not list, by their tags): for each node this run
+ * deletes, named[k] receives what its find returns. */
 static GM_MUST_CHECK gm_status find_named(gm_run *r, gm_ids *named, size_t *out_total,
                                           gm_error *err)
 {
@@ -568,7 +569,7 @@ static GM_MUST_CHECK gm_status find_named(gm_run *r, gm_ids *named, size_t *out_
     for (size_t k = 0; st == GM_OK && k < r->n_nodes; k++) {
         gm_node *n = &r->nodes[k];
         gm_ids_init(&named[k]);
-        if (!n->def->ops->found_by_name || !n->def->ops->find || !deletes(r, n))
+        if (!n->def->ops->swept_by_find || !n->def->ops->find || !deletes(r, n))
             continue;
         st = gm_node_find(n, &named[k], err);
         *out_total += named[k].n;
@@ -585,8 +586,13 @@ static size_t plan_checks(gm_run *r, const gm_tagged_list *list, const gm_ids *n
     for (size_t i = 0; i < list->n; i++) {
         const gm_tagged *t = &list->v[i];
         bool param = strcmp(t->service, "ssm") == 0;
-        int k =
-            gm_tagged_goes_with_another(t) ? -2 : gm_run_find_node(r, param ? "secrets" : t->node);
+        /* An instance launched by hand (records made before the Auto Scaling
+         * group called its node "instance") goes with the group's node,
+         * which terminates strays. */
+        const char *node = param                              ? "secrets"
+                           : strcmp(t->node, "instance") == 0 ? GM_NODE_ASG
+                                                              : t->node;
+        int k = gm_tagged_goes_with_another(t) ? -2 : gm_run_find_node(r, node);
         if (k >= 0 && !deletes(r, &r->nodes[k]))
             continue; /* kept on purpose (--keep-efs, the load balancer group alone) */
         if (k == -1) {

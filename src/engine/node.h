@@ -48,7 +48,8 @@ typedef struct gm_node_ops {
     bool owns_resource;       /* false: lookups and settings, nothing to delete */
     bool listed_by_tags;      /* the Resource Groups Tagging API lists this kind (destroy's
                                  sweep finds it); else destroy always looks it up too */
-    bool found_by_name;       /* global (IAM): the sweep looks it up by its name */
+    bool swept_by_find;       /* the sweep looks it up with find: IAM (global) by its name,
+                                 kinds the tagging API may not list by their tags */
     /* Ensures the resource exists (find-or-create, then idempotent settings).
      * Calls gm_node_intent before its create call and gm_node_created right
      * after. */

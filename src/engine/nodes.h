@@ -6,6 +6,7 @@
 #include <libxml/tree.h>
 #include <pthread.h>
 
+#include "cost/rank.h"
 #include "engine/node.h"
 
 struct gm_read_spec;
@@ -16,7 +17,13 @@ extern const gm_node_ops gm_ops_azs, gm_ops_ami, gm_ops_vpc, gm_ops_vpc_dns, gm_
     gm_ops_subnet, gm_ops_route_table, gm_ops_sg, gm_ops_sg_rules, gm_ops_efs, gm_ops_mount_target,
     gm_ops_role, gm_ops_role_policy, gm_ops_profile, gm_ops_profile_role, gm_ops_secrets,
     gm_ops_instance, gm_ops_health, gm_ops_placement, gm_ops_alb_sg, gm_ops_alb_ingress, gm_ops_alb,
-    gm_ops_target_group, gm_ops_listener, gm_ops_targets, gm_ops_alb_healthy, gm_ops_efs_policy;
+    gm_ops_target_group, gm_ops_listener, gm_ops_targets, gm_ops_alb_healthy, gm_ops_efs_policy,
+    gm_ops_launch_template, gm_ops_asg, gm_ops_eip;
+
+/* The graph node of the Auto Scaling group: the instances it launches carry
+ * its name in their node tag (the group's tags propagate at launch, and the
+ * launch template tags them the same way). */
+#define GM_NODE_ASG "asg"
 
 /* ---- tags and look-ups (nodes_aws.c) -------------------------------------- */
 
@@ -33,6 +40,14 @@ extern const gm_node_ops gm_ops_azs, gm_ops_ami, gm_ops_vpc, gm_ops_vpc_dns, gm_
 /* Adds TagSpecification.<idx> for resource_type with the standard tags of
  * this node (errors are kept in p and reported when it is sent). */
 void gm_n_tag_spec(gm_node *n, gm_params *p, int idx, const char *resource_type);
+/* The same inside a structure: prefix + TagSpecification.<idx> (e.g.
+ * "LaunchTemplateData." for the instances a launch template makes), tagged
+ * as graph node `node`. */
+void gm_n_tag_spec_as(gm_node *n, gm_params *p, const char *prefix, int idx,
+                      const char *resource_type, const char *node);
+/* The standard tags of an Auto Scaling group named group, propagated to the
+ * instances it launches (Tags.member.N with PropagateAtLaunch). */
+void gm_n_asg_tags(gm_node *n, gm_params *p, const char *group);
 /* The standard tags as Tags.member.N.Key/Value (IAM, ELBv2); global adds
  * the region (IAM). */
 void gm_n_member_tags(gm_node *n, gm_params *p, bool global);
@@ -169,6 +184,63 @@ struct gm_cost_ranking;
 GM_MUST_CHECK gm_status gm_n_launch_plan(gm_node *n, const char *const azs[2],
                                          struct gm_cost_ranking *out, gm_error *err);
 
+/* ---- the Auto Scaling group (nodes_asg.c, nodes_asg_wait.c) ------------------- */
+
+/* The group's mixed instances policy: the candidate types in the ranking's
+ * order (the overrides) and the market (OnDemandPercentageAboveBaseCapacity
+ * 0 for spot, 100 for on-demand). */
+typedef struct gm_n_asg_policy {
+    char types[GM_MAX_TYPES][GM_COST_TYPE_MAX];
+    size_t n_types;
+    bool spot;
+    char max_price[32]; /* SpotMaxPrice; "" for none (the on-demand price) */
+} gm_n_asg_policy;
+
+/* What a create knows when it starts waiting (nothing after a resume: the
+ * wait reads the group and ranks again when it needs to). */
+typedef struct gm_n_asg_launch {
+    gm_cost_ranking plan;
+    bool have_plan;
+    gm_n_asg_policy pol;
+} gm_n_asg_launch;
+
+/* The ranking of the candidates in the deployment's two zones. */
+GM_MUST_CHECK gm_status gm_n_asg_plan(gm_node *n, gm_cost_ranking *out, gm_error *err);
+/* The policy for one market from a ranking: the types of that market's
+ * candidates in order (every type when none is of that market). */
+void gm_n_asg_policy_from(const gm_node *n, const gm_cost_ranking *plan, bool spot,
+                          gm_n_asg_policy *pol);
+/* MixedInstancesPolicy.* parameters of CreateAutoScalingGroup and
+ * UpdateAutoScalingGroup, with launch template lt (its $Latest version). */
+void gm_n_asg_policy_params(const gm_n_asg_policy *pol, const char *lt, gm_params *p);
+/* DescribeAutoScalingGroups of one group; read with the gm_asg_* readers
+ * (no rows: the group does not exist). */
+GM_MUST_CHECK gm_status gm_n_asg_describe(gm_node *n, const char *group, xmlDocPtr *out_doc,
+                                          gm_error *err);
+GM_MUST_CHECK gm_status gm_n_asg_read(gm_node *n, const char *group,
+                                      const struct gm_read_spec *spec, struct gm_read_rows *rows,
+                                      gm_error *err);
+/* The row of the first instance in service (and not unhealthy) of rows read
+ * with gm_asg_instances; GM_ERR_NOT_FOUND when none. */
+GM_MUST_CHECK gm_status gm_n_asg_in_service(const struct gm_read_rows *instances, size_t *out_row);
+/* The instance the deployment's group (node "asg") has in service now;
+ * *out_id NULL when none (or no group). */
+GM_MUST_CHECK gm_status gm_n_asg_current_instance(gm_node *n, char **out_id, gm_error *err);
+/* Records instance's outputs (instance_id, public_ip, private_ip, az,
+ * instance_type, market: its lifecycle, else group_market). */
+GM_MUST_CHECK gm_status gm_n_asg_record_instance(gm_node *n, const char *instance,
+                                                 const char *group_market, gm_error *err);
+/* Waits for the group's instance in service (--launch-timeout), reading its
+ * scaling activities: every refusal is recorded (output launch_attempts) and
+ * noted; when spot is refused in every pool (capacity, quota, price) the
+ * group moves to on-demand, or with --spot-only the wait stops. */
+GM_MUST_CHECK gm_status gm_n_asg_wait(gm_node *n, const char *group, gm_n_asg_launch *launch,
+                                      gm_error *err);
+/* DescribeInstances with params; rows of gm_ec2_instances. */
+GM_MUST_CHECK gm_status gm_n_describe_instances(gm_node *n, const gm_params *p,
+                                                const char *const *ok_codes,
+                                                struct gm_read_rows *rows, gm_error *err);
+
 /* ---- the instance role's documents (nodes_iam.c) ------------------------------ */
 
 /* For the partition of region (aws/partition.h: arn:aws, arn:aws-cn,
@@ -182,6 +254,16 @@ char *gm_n_iam_ssm_core_policy_arn(const char *region);
  * with the deployment's name. */
 char *gm_n_iam_stack_policy_for(const char *region, const char *name, const char *fs);
 char *gm_n_iam_stack_policy(const char *region, const char *name); /* fs NULL */
+/* The Elastic IP the instance may associate with itself (AssociateAddress on
+ * that address and on instances tagged tag_key = tag_value). */
+typedef struct gm_n_address_grant {
+    const char *allocation_id; /* "eipalloc-..." */
+    const char *tag_key;       /* the owner tag: geusemaker:deployment-id */
+    const char *tag_value;
+} gm_n_address_grant;
+/* The same plus the address statement (address NULL: none). */
+char *gm_n_iam_stack_policy_full(const char *region, const char *name, const char *fs,
+                                 const gm_n_address_grant *address);
 
 /* ---- the file system's policy (nodes_efs.c) ----------------------------------- */
 

@@ -702,58 +702,82 @@ const gm_node_ops gm_ops_listener = {
     .owner = listener_owner,
 };
 
-/* ---- targets ------------------------------------------------------------------- */
+/* ---- targets: the target group attached to the Auto Scaling group ------------ */
 
-static void target_params(gm_params *p, const char *tg, const char *instance)
+/* Whether the group has the target group attached (false when the group is
+ * gone). */
+static GM_MUST_CHECK gm_status attached(gm_node *n, const char *group, const char *tg, bool *out,
+                                        gm_error *err)
 {
-    gm_params_add(p, "TargetGroupArn", tg);
-    gm_params_add(p, "Targets.member.1.Id", instance);
-    gm_params_add(p, "Targets.member.1.Port", "443");
+    gm_read_rows rows;
+    gm_status st = gm_n_asg_read(n, group, &gm_asg_target_groups, &rows, err);
+    *out = false;
+    for (size_t i = 0; st == GM_OK && i < rows.n; i++)
+        *out |= strcmp(gm_read_get(&rows, i, 0), tg) == 0;
+    gm_read_rows_release(&rows);
+    return st;
 }
 
+/* AttachLoadBalancerTargetGroups / DetachLoadBalancerTargetGroups. */
+static GM_MUST_CHECK gm_status attach_call(gm_node *n, const char *action, const char *group,
+                                           const char *tg, gm_error *err)
+{
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "AutoScalingGroupName", group);
+    gm_params_add(&p, "TargetGroupARNs.member.1", tg);
+    gm_status st = gm_n_query(n, &gm_svc_autoscaling, action, &p, NULL, NULL, err);
+    gm_params_release(&p);
+    return st;
+}
+
+/* The group registers every instance it launches, replacements included;
+ * the node's id is the target group it attached. */
 static GM_MUST_CHECK gm_status targets_create(gm_node *n, gm_error *err)
 {
     char *tg = gm_node_id_of(n, "target_group");
-    char *inst = gm_node_id_of(n, "instance");
-    gm_status st = gm_node_intent(n, NULL, 0, err);
-    if (st == GM_OK) {
-        gm_params p;
-        gm_params_init(&p);
-        target_params(&p, tg ? tg : "", inst ? inst : "");
-        st = elb_call(n, "RegisterTargets", &p, NULL, NULL, err);
-        gm_params_release(&p);
-    }
+    char *group = gm_node_id_of(n, GM_NODE_ASG);
+    gm_status st = tg && group ? gm_node_intent(n, NULL, 0, err)
+                               : gm_error_set(err, GM_ERR_INTERNAL, "no target group or no group");
+    if (st == GM_OK) /* attaching an attached group changes nothing */
+        st = attach_call(n, "AttachLoadBalancerTargetGroups", group, tg, err);
     if (st == GM_OK)
-        st = gm_node_created(n, inst ? inst : "", err);
+        st = gm_node_created(n, tg, err);
     free(tg);
-    free(inst);
+    free(group);
     return st;
 }
 
 static GM_MUST_CHECK gm_status targets_find(gm_node *n, gm_ids *out, gm_error *err)
 {
-    return find_through(n, "instance", out, err);
+    char *tg = gm_node_id_of(n, "target_group");
+    char *group = gm_node_id_of(n, GM_NODE_ASG);
+    bool on = false;
+    gm_status st = tg && group ? attached(n, group, tg, &on, err) : GM_OK;
+    if (st == GM_OK && on)
+        st = gm_ids_add(out, tg, err);
+    free(tg);
+    free(group);
+    return st;
 }
 
+/* Detached before the target group goes (a record of an older version
+ * names the instance it registered: the target group takes it along). */
 static GM_MUST_CHECK gm_status targets_destroy(gm_node *n, const char *id, gm_error *err)
 {
-    char *tg = gm_node_id_of(n, "target_group");
-    if (!tg)
-        return GM_OK;
-    gm_params p;
-    gm_params_init(&p);
-    target_params(&p, tg, id);
-    static const char *const gone[] = {"TargetGroupNotFound", "InvalidTarget", NULL};
-    gm_status st = elb_call(n, "DeregisterTargets", &p, NULL, gone, err);
-    gm_params_release(&p);
-    free(tg);
+    char *group = gm_node_id_of(n, GM_NODE_ASG);
+    bool on = false;
+    gm_status st = group && strncmp(id, "arn:", 4) == 0 ? attached(n, group, id, &on, err) : GM_OK;
+    if (st == GM_OK && on)
+        st = attach_call(n, "DetachLoadBalancerTargetGroups", group, id, err);
+    free(group);
     return st;
 }
 
 const gm_node_ops gm_ops_targets = {
     .kind = "targets",
-    .label = "registering instances",
-    .delete_label = "deregistering the instance",
+    .label = "attaching the target group to the instance group",
+    .delete_label = "detaching the target group",
     .owns_resource = true,
     .create = targets_create,
     .find = targets_find,

@@ -11,31 +11,57 @@
 
 /* The standard tags of this node's resources into tags (key, value pairs);
  * returns how many. Global resources (IAM) also name their region. */
-static int standard_tags(gm_node *n, bool global, char *name_tag, size_t size,
-                         const char *tags[GM_N_MAX_TAGS][2])
+static int standard_tags_as(gm_node *n, const char *node, bool global, char *name_tag, size_t size,
+                            const char *tags[GM_N_MAX_TAGS][2])
 {
-    snprintf(name_tag, size, "%s-%s", gm_node_deployment(n), gm_node_name(n));
+    snprintf(name_tag, size, "%s-%s", gm_node_deployment(n), node);
     int k = 0;
     tags[k][0] = "Name", tags[k++][1] = name_tag;
     tags[k][0] = GM_TAG_DEPLOYMENT, tags[k++][1] = gm_node_deployment(n);
     if (*gm_node_deployment_id(n))
         tags[k][0] = GM_TAG_DEPLOYMENT_ID, tags[k++][1] = gm_node_deployment_id(n);
-    tags[k][0] = GM_TAG_NODE, tags[k++][1] = gm_node_name(n);
+    tags[k][0] = GM_TAG_NODE, tags[k++][1] = node;
     tags[k][0] = GM_TAG_MANAGED_BY, tags[k++][1] = "geusemaker";
     if (global)
         tags[k][0] = GM_TAG_REGION, tags[k++][1] = gm_aws_client_region(gm_node_aws(n));
     return k;
 }
 
+static int standard_tags(gm_node *n, bool global, char *name_tag, size_t size,
+                         const char *tags[GM_N_MAX_TAGS][2])
+{
+    return standard_tags_as(n, gm_node_name(n), global, name_tag, size, tags);
+}
+
+void gm_n_tag_spec_as(gm_node *n, gm_params *p, const char *prefix, int idx,
+                      const char *resource_type, const char *node)
+{
+    const char *tags[GM_N_MAX_TAGS][2];
+    char name[160];
+    int k = standard_tags_as(n, node, false, name, sizeof name, tags);
+    gm_params_addf(p, resource_type, "%sTagSpecification.%d.ResourceType", prefix, idx);
+    for (int i = 0; i < k; i++) {
+        gm_params_addf(p, tags[i][0], "%sTagSpecification.%d.Tag.%d.Key", prefix, idx, i + 1);
+        gm_params_addf(p, tags[i][1], "%sTagSpecification.%d.Tag.%d.Value", prefix, idx, i + 1);
+    }
+}
+
 void gm_n_tag_spec(gm_node *n, gm_params *p, int idx, const char *resource_type)
+{
+    gm_n_tag_spec_as(n, p, "", idx, resource_type, gm_node_name(n));
+}
+
+void gm_n_asg_tags(gm_node *n, gm_params *p, const char *group)
 {
     const char *tags[GM_N_MAX_TAGS][2];
     char name[160];
     int k = standard_tags(n, false, name, sizeof name, tags);
-    gm_params_addf(p, resource_type, "TagSpecification.%d.ResourceType", idx);
     for (int i = 0; i < k; i++) {
-        gm_params_addf(p, tags[i][0], "TagSpecification.%d.Tag.%d.Key", idx, i + 1);
-        gm_params_addf(p, tags[i][1], "TagSpecification.%d.Tag.%d.Value", idx, i + 1);
+        gm_params_addf(p, tags[i][0], "Tags.member.%d.Key", i + 1);
+        gm_params_addf(p, tags[i][1], "Tags.member.%d.Value", i + 1);
+        gm_params_addf(p, "true", "Tags.member.%d.PropagateAtLaunch", i + 1);
+        gm_params_addf(p, group, "Tags.member.%d.ResourceId", i + 1);
+        gm_params_addf(p, "auto-scaling-group", "Tags.member.%d.ResourceType", i + 1);
     }
 }
 

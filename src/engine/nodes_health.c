@@ -53,7 +53,12 @@ static GM_MUST_CHECK gm_status health_create(gm_node *n, gm_error *err)
     }
     bool skip = false;
     char *url = NULL;
-    char *ip = gm_node_output_of(n, "instance", "public_ip");
+    /* The Elastic IP when the tier has one (the instance takes it at boot). */
+    char *ip = gm_node_output_of(n, "eip", "public_ip");
+    if (!ip || !*ip) {
+        free(ip);
+        ip = gm_node_output_of(n, GM_NODE_ASG, "public_ip");
+    }
     char *endpoint = gm_aws_endpoint(gm_node_aws(n), &gm_svc_ec2);
     gm_health_target_kind kind = GM_HEALTH_TARGET_SKIP;
     gm_status st =

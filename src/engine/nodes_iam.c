@@ -240,7 +240,7 @@ const gm_node_ops gm_ops_role = {
     .label = "creating the instance role",
     .delete_label = "deleting the instance role",
     .owns_resource = true,
-    .found_by_name = true,
+    .swept_by_find = true,
     .create = role_create,
     .find = role_find,
     .destroy = role_destroy,
@@ -274,26 +274,49 @@ static char *mount_statement(const gm_partition *p, const char *region, const ch
         actions, p->id, region, name);
 }
 
-/* Least privilege: SSM agent core, mounting only this deployment's file
- * system, reading only this deployment's parameters. */
-char *gm_n_iam_stack_policy_for(const char *region, const char *name, const char *fs)
+/* The statement that lets an instance associate the deployment's Elastic IP
+ * with itself: that address only, and only with an instance that carries the
+ * deployment's owner tag (the address carries it too). */
+static char *address_statement(const gm_partition *p, const char *region,
+                               const gm_n_address_grant *g)
+{
+    return gm_strfmt("{\"Sid\":\"AssociateOwnAddress\",\"Effect\":\"Allow\","
+                     "\"Action\":\"ec2:AssociateAddress\",\"Resource\":["
+                     "\"arn:%s:ec2:%s:*:elastic-ip/%s\",\"arn:%s:ec2:%s:*:instance/*\"],"
+                     "\"Condition\":{\"StringEquals\":{\"aws:ResourceTag/%s\":\"%s\"}}}",
+                     p->id, region, g->allocation_id, p->id, region, g->tag_key, g->tag_value);
+}
+
+char *gm_n_iam_stack_policy_full(const char *region, const char *name, const char *fs,
+                                 const gm_n_address_grant *address)
 {
     const gm_partition *p = gm_partition_of(region);
     if (!p || !name)
         return NULL;
     char *mount = mount_statement(p, region, name, fs);
-    char *doc = mount ? gm_strfmt("{\"Version\":\"2012-10-17\",\"Statement\":["
-                                  "{\"Sid\":\"ReadOwnParameters\",\"Effect\":\"Allow\","
-                                  "\"Action\":[\"ssm:GetParameter\",\"ssm:GetParameters\","
-                                  "\"ssm:GetParametersByPath\"],"
-                                  "\"Resource\":\"arn:%s:ssm:%s:*:parameter/geusemaker/%s/*\"},"
-                                  "{\"Sid\":\"DecryptOwnParameters\",\"Effect\":\"Allow\","
-                                  "\"Action\":\"kms:Decrypt\",\"Resource\":\"*\",\"Condition\":"
-                                  "{\"StringEquals\":{\"kms:ViaService\":\"ssm.%s.%s\"}}},%s]}",
-                                  p->id, region, name, region, p->dns_suffix, mount)
-                      : NULL;
+    char *assoc = address ? address_statement(p, region, address) : strdup("");
+    char *doc =
+        mount && assoc
+            ? gm_strfmt("{\"Version\":\"2012-10-17\",\"Statement\":["
+                        "{\"Sid\":\"ReadOwnParameters\",\"Effect\":\"Allow\","
+                        "\"Action\":[\"ssm:GetParameter\",\"ssm:GetParameters\","
+                        "\"ssm:GetParametersByPath\"],"
+                        "\"Resource\":\"arn:%s:ssm:%s:*:parameter/geusemaker/%s/*\"},"
+                        "{\"Sid\":\"DecryptOwnParameters\",\"Effect\":\"Allow\","
+                        "\"Action\":\"kms:Decrypt\",\"Resource\":\"*\",\"Condition\":"
+                        "{\"StringEquals\":{\"kms:ViaService\":\"ssm.%s.%s\"}}},%s%s%s]}",
+                        p->id, region, name, region, p->dns_suffix, mount, *assoc ? "," : "", assoc)
+            : NULL;
     free(mount);
+    free(assoc);
     return doc;
+}
+
+/* Least privilege: SSM agent core, mounting only this deployment's file
+ * system, reading only this deployment's parameters. */
+char *gm_n_iam_stack_policy_for(const char *region, const char *name, const char *fs)
+{
+    return gm_n_iam_stack_policy_full(region, name, fs, NULL);
 }
 
 char *gm_n_iam_stack_policy(const char *region, const char *name)
@@ -301,14 +324,26 @@ char *gm_n_iam_stack_policy(const char *region, const char *name)
     return gm_n_iam_stack_policy_for(region, name, NULL);
 }
 
+/* The role's inline policy for this deployment: its file system, and its
+ * Elastic IP when the tier has one. */
+static char *stack_policy_of(gm_node *n, const char *region)
+{
+    char *fs = gm_node_id_of(n, "efs");
+    char *eip = gm_node_id_of(n, "eip");
+    gm_n_address_grant g = {.allocation_id = eip};
+    g.tag_key = gm_n_owner_tag(n, &g.tag_value);
+    char *doc = gm_n_iam_stack_policy_full(region, gm_node_deployment(n), fs, eip ? &g : NULL);
+    free(fs);
+    free(eip);
+    return doc;
+}
+
 static GM_MUST_CHECK gm_status role_policy_create(gm_node *n, gm_error *err)
 {
     const char *region = gm_aws_client_region(gm_node_aws(n));
     char *role = gm_node_id_of(n, "role");
-    char *fs = gm_node_id_of(n, "efs");
-    char *doc = gm_n_iam_stack_policy_for(region, gm_node_deployment(n), fs);
+    char *doc = stack_policy_of(n, region);
     char *managed = gm_n_iam_ssm_core_policy_arn(region);
-    free(fs);
     if (!role || !doc || !managed) {
         free(role);
         free(doc);
@@ -395,7 +430,7 @@ const gm_node_ops gm_ops_profile = {
     .label = "creating the instance profile",
     .delete_label = "deleting the instance profile",
     .owns_resource = true,
-    .found_by_name = true,
+    .swept_by_find = true,
     .create = profile_create,
     .find = profile_find,
     .destroy = profile_destroy,

@@ -48,6 +48,8 @@ static void size_userdata(const gm_deploy_config *cfg, const char *region, gm_en
         .models = models,
         .n_models = n_models,
         .alb_https = cfg->certificate_arn && *cfg->certificate_arn,
+        /* the Elastic IP's step, sized with an id of the longest form */
+        .eip_allocation_id = gm_tier_has_alb(cfg->tier) ? NULL : "eipalloc-00000000000000000",
     };
     gm_buf script;
     gm_buf_init(&script, GM_LIMIT_USERDATA_SCRIPT);

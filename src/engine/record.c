@@ -62,6 +62,15 @@ static json_t *with_instance_settings(json_t *c, const gm_deploy_config *cfg)
     return c;
 }
 
+/* The waits of the deploy itself. */
+static json_t *with_waits(json_t *c, const gm_deploy_config *cfg)
+{
+    if (c && cfg->launch_timeout_ms > 0 &&
+        json_object_set_new(c, "launch_timeout_ms", json_integer(cfg->launch_timeout_ms)) != 0)
+        json_decref(c), c = NULL;
+    return c;
+}
+
 static json_t *config_json(const gm_deploy_config *cfg)
 {
     json_t *alb =
@@ -69,17 +78,20 @@ static json_t *config_json(const gm_deploy_config *cfg)
                   "alb_timeout_ms", (json_int_t)cfg->alb_timeout_ms, "hc_interval_s",
                   cfg->hc_interval_s, "hc_timeout_s", cfg->hc_timeout_s, "healthy_threshold",
                   cfg->healthy_threshold, "unhealthy_threshold", cfg->unhealthy_threshold);
-    return with_instance_settings(
-        json_pack("{s:s, s:s, s:b, s:o, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b, s:I, s:I, "
-                  "s:o, s:o}",
-                  "tier", gm_tier_name(cfg->tier), "instance_type", cfg->instance_type, "spot",
-                  cfg->spot, "allow_cidrs", string_array(cfg->cidrs, cfg->n_cidrs), "key_name",
-                  cfg->key_name, "vpc_id", cfg->vpc_id, "subnet_a", cfg->subnet_ids[0], "subnet_b",
-                  cfg->subnet_ids[1], "security_group_id", cfg->security_group_id, "efs_id",
-                  cfg->efs_id, "no_rollback", cfg->no_rollback, "no_wait", cfg->no_wait,
-                  "timeout_ms", (json_int_t)cfg->timeout_ms, "health_timeout_ms",
-                  (json_int_t)cfg->health_timeout_ms, "load_balancer", alb, "market",
-                  market_json(cfg)),
+    return with_waits(
+        with_instance_settings(
+            json_pack(
+                "{s:s, s:s, s:b, s:o, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b, s:I, s:I, "
+                "s:o, s:o}",
+                "tier", gm_tier_name(cfg->tier), "instance_type", cfg->instance_type, "spot",
+                cfg->spot, "allow_cidrs", string_array(cfg->cidrs, cfg->n_cidrs), "key_name",
+                cfg->key_name, "vpc_id", cfg->vpc_id, "subnet_a", cfg->subnet_ids[0], "subnet_b",
+                cfg->subnet_ids[1], "security_group_id", cfg->security_group_id, "efs_id",
+                cfg->efs_id, "no_rollback", cfg->no_rollback, "no_wait", cfg->no_wait, "timeout_ms",
+                (json_int_t)cfg->timeout_ms, "health_timeout_ms",
+                (json_int_t)cfg->health_timeout_ms, "load_balancer", alb, "market",
+                market_json(cfg)),
+            cfg),
         cfg);
 }
 
@@ -127,6 +139,7 @@ gm_status gm_engine_config_from_record(const gm_deployment *dep, gm_deploy_confi
     cfg->no_rollback = json_is_true(json_object_get(c, "no_rollback"));
     cfg->timeout_ms = json_integer_value(json_object_get(c, "timeout_ms"));
     cfg->health_timeout_ms = json_integer_value(json_object_get(c, "health_timeout_ms"));
+    cfg->launch_timeout_ms = json_integer_value(json_object_get(c, "launch_timeout_ms"));
     const json_t *mk = json_object_get(c, "market");
     cfg->n_types =
         strings_from(json_object_get(mk, "instance_types"), cfg->instance_types, GM_MAX_TYPES);
@@ -249,15 +262,25 @@ static const char *output_of(const gm_deployment *dep, const char *node, const c
 void gm_engine_summary_of(const gm_deployment *dep, gm_engine_summary *s)
 {
     memset(s, 0, sizeof *s);
-    const gm_node_state *inst = node_of(dep, "instance");
-    s->instance_id = inst && inst->status != GM_NODE_DELETED ? inst->id : NULL;
-    s->instance_type = output_of(dep, "instance", "instance_type");
+    /* The group's current instance (a record of an older version: its
+     * "instance" node). */
+    const gm_node_state *group = node_of(dep, GM_NODE_ASG);
+    const char *node = group ? GM_NODE_ASG : "instance";
+    const gm_node_state *inst = node_of(dep, node);
+    bool alive = inst && inst->status != GM_NODE_DELETED;
+    s->instance_id = !alive ? NULL : group ? output_of(dep, node, "instance_id") : inst->id;
+    s->instance_type = output_of(dep, node, "instance_type");
     if (!s->instance_type)
         s->instance_type = json_string_value(json_object_get(dep->config, "instance_type"));
-    s->market = output_of(dep, "instance", "market");
+    s->market = output_of(dep, node, "market");
     if (!s->market)
         s->market = json_is_true(json_object_get(dep->config, "spot")) ? "spot" : "on-demand";
-    s->public_ip = output_of(dep, "instance", "public_ip");
+    /* The Elastic IP stays when the group replaces the instance. */
+    const gm_node_state *eip = node_of(dep, "eip");
+    s->public_ip =
+        eip && eip->status == GM_NODE_CREATED ? output_of(dep, "eip", "public_ip") : NULL;
+    if (!s->public_ip)
+        s->public_ip = output_of(dep, node, "public_ip");
     const gm_node_state *alb = node_of(dep, "alb");
     if (alb && alb->status == GM_NODE_CREATED)
         s->alb_dns = output_of(dep, "alb", "dns");

@@ -47,8 +47,11 @@ static GM_MUST_CHECK gm_status parse_arn(gm_tagged *t, gm_error *err)
     size_t tl = strcspn(p, "/:");
     snprintf(t->type, sizeof t->type, "%.*s", (int)tl, p);
     const char *rest = p[tl] ? p + tl + 1 : p + tl;
+    const char *group = strstr(rest, "autoScalingGroupName/");
     if (strcmp(t->service, "elasticloadbalancing") == 0)
-        t->id = strdup(t->arn);              /* load balancers and target groups go by arn */
+        t->id = strdup(t->arn); /* load balancers and target groups go by arn */
+    else if (strcmp(t->service, "autoscaling") == 0) /* "autoScalingGroup:UUID:...Name/N" */
+        t->id = strdup(group ? group + strlen("autoScalingGroupName/") : rest);
     else if (strcmp(t->service, "ssm") == 0) /* "parameter/a/b" names "/a/b" */
         t->id = gm_strfmt("%s%s", rest[0] == '/' ? "" : "/", rest);
     else

@@ -4,50 +4,74 @@
 #include "engine/nodes.h"
 #include "engine/run.h"
 
-/* Tier 1. Lookups (azs, ami) run beside the first creates. The instance waits
- * only for what RunInstances needs; settings that nothing at launch needs
- * (VPC DNS attributes, public routing, ingress rules, role policies) run
- * beside it. The longest chain of calls to a running instance is CreateVpc ->
- * CreateSubnet -> RunInstances -> DescribeInstances.
+/* Tier dev (and gpu). Lookups (azs, ami) run beside the first creates. The
+ * launch template waits only for what the instance needs; settings that
+ * nothing at launch needs (VPC DNS attributes, public routing, ingress rules,
+ * role policies) run beside it. The instance is the Auto Scaling group's: the
+ * group waits for the template, the subnets and the ranking (placement). The
+ * Elastic IP keeps the address across replacements: the template's UserData
+ * associates it, and the role's policy allows exactly that address. The
+ * longest chain of calls to a running instance is CreateVpc -> CreateSubnet
+ * -> CreateAutoScalingGroup -> DescribeAutoScalingGroups.
  *
- * Tier 2 (automation) appends the load balancer group: a failure there
- * removes only its nodes and keeps the EC2 side. */
-static const gm_node_def all_nodes[] = {
-    {.name = "azs", .ops = &gm_ops_azs},
-    {.name = "ami", .ops = &gm_ops_ami},
-    {.name = "vpc", .ops = &gm_ops_vpc},
-    {.name = "vpc_dns", .ops = &gm_ops_vpc_dns, .deps = {"vpc"}},
-    {.name = "igw", .ops = &gm_ops_igw, .deps = {"vpc"}},
-    {.name = "subnet_a", .ops = &gm_ops_subnet, .deps = {"vpc", "azs"}, .slot = 0},
-    {.name = "subnet_b", .ops = &gm_ops_subnet, .deps = {"vpc", "azs"}, .slot = 1},
-    {.name = "route_table",
-     .ops = &gm_ops_route_table,
-     .deps = {"vpc", "igw", "subnet_a", "subnet_b"}},
-    {.name = "sg", .ops = &gm_ops_sg, .deps = {"vpc"}},
-    {.name = "sg_rules", .ops = &gm_ops_sg_rules, .deps = {"sg"}},
-    {.name = "efs", .ops = &gm_ops_efs},
-    {.name = "mount_target_a",
-     .ops = &gm_ops_mount_target,
-     .deps = {"efs", "subnet_a", "sg"},
-     .slot = 0},
-    {.name = "mount_target_b",
-     .ops = &gm_ops_mount_target,
-     .deps = {"efs", "subnet_b", "sg"},
-     .slot = 1},
-    {.name = "role", .ops = &gm_ops_role},
+ * Tier automation has no Elastic IP (the load balancer is the address) and
+ * appends the load balancer group: a failure there removes only its nodes and
+ * keeps the EC2 side. Its target group is attached to the Auto Scaling group,
+ * which registers every instance it launches. */
+/* The node lists the graphs share, one node a line. */
+/* clang-format off */
+#define NETWORK_NODES                                                                      \
+    {.name = "azs", .ops = &gm_ops_azs},                                                   \
+    {.name = "ami", .ops = &gm_ops_ami},                                                   \
+    {.name = "vpc", .ops = &gm_ops_vpc},                                                   \
+    {.name = "vpc_dns", .ops = &gm_ops_vpc_dns, .deps = {"vpc"}},                          \
+    {.name = "igw", .ops = &gm_ops_igw, .deps = {"vpc"}},                                  \
+    {.name = "subnet_a", .ops = &gm_ops_subnet, .deps = {"vpc", "azs"}, .slot = 0},        \
+    {.name = "subnet_b", .ops = &gm_ops_subnet, .deps = {"vpc", "azs"}, .slot = 1},        \
+    {.name = "route_table", .ops = &gm_ops_route_table,                                    \
+     .deps = {"vpc", "igw", "subnet_a", "subnet_b"}},                                      \
+    {.name = "sg", .ops = &gm_ops_sg, .deps = {"vpc"}},                                    \
+    {.name = "sg_rules", .ops = &gm_ops_sg_rules, .deps = {"sg"}},                         \
+    {.name = "efs", .ops = &gm_ops_efs},                                                   \
+    {.name = "mount_target_a", .ops = &gm_ops_mount_target,                                \
+     .deps = {"efs", "subnet_a", "sg"}, .slot = 0},                                        \
+    {.name = "mount_target_b", .ops = &gm_ops_mount_target,                                \
+     .deps = {"efs", "subnet_b", "sg"}, .slot = 1},                                        \
+    {.name = "role", .ops = &gm_ops_role}
+
+#define IDENTITY_NODES                                                                     \
+    {.name = "instance_profile", .ops = &gm_ops_profile},                                  \
+    {.name = "profile_role", .ops = &gm_ops_profile_role,                                  \
+     .deps = {"role", "instance_profile"}},                                                \
+    {.name = "efs_policy", .ops = &gm_ops_efs_policy, .deps = {"efs", "role"}},            \
+    {.name = "secrets", .ops = &gm_ops_secrets},                                           \
+    {.name = "placement", .ops = &gm_ops_placement}
+
+#define TEMPLATE_DEPS "ami", "sg", "profile_role", "efs", "secrets"
+
+#define INSTANCE_NODES                                                                     \
+    {.name = GM_NODE_ASG, .ops = &gm_ops_asg,                                              \
+     .deps = {"launch_template", "subnet_a", "subnet_b", "placement"}},                    \
+    {.name = "health", .ops = &gm_ops_health,                                              \
+     .deps = {GM_NODE_ASG, "route_table", "sg_rules", "mount_target_a", "role_policy",     \
+              "efs_policy"}}
+/* clang-format on */
+
+static const gm_node_def dev_nodes[] = {
+    NETWORK_NODES,
+    {.name = "eip", .ops = &gm_ops_eip},
+    {.name = "role_policy", .ops = &gm_ops_role_policy, .deps = {"role", "efs", "eip"}},
+    IDENTITY_NODES,
+    {.name = "launch_template", .ops = &gm_ops_launch_template, .deps = {TEMPLATE_DEPS, "eip"}},
+    INSTANCE_NODES,
+};
+
+static const gm_node_def alb_nodes[] = {
+    NETWORK_NODES,
     {.name = "role_policy", .ops = &gm_ops_role_policy, .deps = {"role", "efs"}},
-    {.name = "instance_profile", .ops = &gm_ops_profile},
-    {.name = "profile_role", .ops = &gm_ops_profile_role, .deps = {"role", "instance_profile"}},
-    {.name = "efs_policy", .ops = &gm_ops_efs_policy, .deps = {"efs", "role"}},
-    {.name = "secrets", .ops = &gm_ops_secrets},
-    {.name = "placement", .ops = &gm_ops_placement},
-    {.name = "instance",
-     .ops = &gm_ops_instance,
-     .deps = {"ami", "subnet_a", "subnet_b", "sg", "profile_role", "efs", "secrets", "placement"}},
-    {.name = "health",
-     .ops = &gm_ops_health,
-     .deps = {"instance", "route_table", "sg_rules", "mount_target_a", "role_policy",
-              "efs_policy"}},
+    IDENTITY_NODES,
+    {.name = "launch_template", .ops = &gm_ops_launch_template, .deps = {TEMPLATE_DEPS}},
+    INSTANCE_NODES,
     /* the load balancer group */
     {.name = "alb_sg", .ops = &gm_ops_alb_sg, .deps = {"vpc"}, .group = GM_GROUP_ALB},
     {.name = "alb_ingress",
@@ -65,7 +89,7 @@ static const gm_node_def all_nodes[] = {
      .group = GM_GROUP_ALB},
     {.name = "targets",
      .ops = &gm_ops_targets,
-     .deps = {"target_group", "instance"},
+     .deps = {"target_group", GM_NODE_ASG},
      .group = GM_GROUP_ALB},
     {.name = "alb_healthy",
      .ops = &gm_ops_alb_healthy,
@@ -73,14 +97,48 @@ static const gm_node_def all_nodes[] = {
      .group = GM_GROUP_ALB},
 };
 
-enum { N_ALL = sizeof all_nodes / sizeof *all_nodes, N_CORE = 22 };
+/* Every kind of every tier: cleanup and the survey look for anything a
+ * deployment of any tier may have left. */
+static const gm_node_def every_node[] = {
+    NETWORK_NODES,
+    {.name = "eip", .ops = &gm_ops_eip},
+    {.name = "role_policy", .ops = &gm_ops_role_policy, .deps = {"role", "efs", "eip"}},
+    IDENTITY_NODES,
+    {.name = "launch_template", .ops = &gm_ops_launch_template, .deps = {TEMPLATE_DEPS, "eip"}},
+    INSTANCE_NODES,
+    {.name = "alb_sg", .ops = &gm_ops_alb_sg, .deps = {"vpc"}, .group = GM_GROUP_ALB},
+    {.name = "alb_ingress",
+     .ops = &gm_ops_alb_ingress,
+     .deps = {"sg", "alb_sg"},
+     .group = GM_GROUP_ALB},
+    {.name = "alb",
+     .ops = &gm_ops_alb,
+     .deps = {"subnet_a", "subnet_b", "alb_sg", "igw"},
+     .group = GM_GROUP_ALB},
+    {.name = "target_group", .ops = &gm_ops_target_group, .deps = {"vpc"}, .group = GM_GROUP_ALB},
+    {.name = "listener",
+     .ops = &gm_ops_listener,
+     .deps = {"alb", "target_group"},
+     .group = GM_GROUP_ALB},
+    {.name = "targets",
+     .ops = &gm_ops_targets,
+     .deps = {"target_group", GM_NODE_ASG},
+     .group = GM_GROUP_ALB},
+};
 
-static const gm_engine_graph core_graph = {all_nodes, N_CORE};
-static const gm_engine_graph full_graph = {all_nodes, N_ALL};
+static const gm_engine_graph dev_graph = {dev_nodes, sizeof dev_nodes / sizeof *dev_nodes};
+static const gm_engine_graph alb_graph = {alb_nodes, sizeof alb_nodes / sizeof *alb_nodes};
+
+static const gm_engine_graph every_graph = {every_node, sizeof every_node / sizeof *every_node};
+
+const gm_engine_graph *gm_engine_every_graph(void)
+{
+    return &every_graph;
+}
 
 const gm_engine_graph *gm_engine_tier_graph(gm_tier tier)
 {
-    return gm_tier_has_alb(tier) ? &full_graph : &core_graph;
+    return gm_tier_has_alb(tier) ? &alb_graph : &dev_graph;
 }
 
 json_t *gm_engine_graph_json(gm_tier tier)

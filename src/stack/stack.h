@@ -32,6 +32,11 @@
  *     rule in DOCKER-USER (re-applied by docker.service's drop-in on every
  *     start of Docker) drops their packets to 169.254.169.254; the host's own
  *     IMDS calls do not cross DOCKER-USER (FORWARD) and keep working;
+ *   - with an Elastic IP (eip_allocation_id): associates it with the instance
+ *     itself (IMDSv2 instance id, `aws ec2 associate-address
+ *     --allow-reassociation`, the instance role allows only that address and
+ *     this deployment's instances), so the address stays when the Auto
+ *     Scaling group replaces the instance;
  *   - reads the secrets from SSM Parameter Store (GetParameters with
  *     decryption, through the instance role; region from IMDSv2) into
  *     /opt/geusemaker/.env (0600) and the nginx token maps (0600);
@@ -86,8 +91,12 @@ typedef struct gm_stack_params {
     const char *region;        /* fallback only: the instance asks IMDSv2 */
     const char *instance_type; /* "t3.large", "g5.xlarge", ... */
     gm_os os;
-    const char *efs_id;        /* NULL: a placeholder (review only; the script refuses to run) */
-    const char *const *models; /* Ollama models to pull in the background; may be NULL */
+    const char *efs_id; /* NULL: a placeholder (review only; the script refuses to run) */
+    const char *eip_allocation_id; /* the deployment's Elastic IP ("eipalloc-..."), which the
+                                      instance associates with itself at boot (a replacement
+                                      takes it over); NULL: none (tier automation: the load
+                                      balancer's address) */
+    const char *const *models;     /* Ollama models to pull in the background; may be NULL */
     size_t n_models;
     const char *ssm_prefix; /* "/geusemaker/NAME/"; NULL: derived from name */
     bool alb_https;         /* tier automation: the load balancer has an HTTPS listener

@@ -434,6 +434,31 @@ static void render_epilogue(gm_emit *e, const gm_stack_params *p)
         gm_emit_putf(e, "log '%s'" NL, warning);
 }
 
+/* The deployment's Elastic IP follows the instance: the first one and every
+ * replacement the Auto Scaling group launches associate it with themselves
+ * (the instance role may associate only that address, and only with this
+ * deployment's instances). Before the public URL step, so the certificate
+ * and n8n's links name the stable address. */
+static void render_address(gm_emit *e, const gm_stack_params *p)
+{
+    if (!p->eip_allocation_id)
+        return;
+    gm_emit_putf(e, "GM_EIP_ALLOCATION='%s'" NL, p->eip_allocation_id);
+    gm_emit_put(
+        e,
+        "step address \"the deployment's Elastic IP $GM_EIP_ALLOCATION on this instance\"" NL
+        "instance_id=\"\"" NL "for _ in 1 2 3 4 5 6 7 8 9 10; do" NL
+        "  if instance_id=$(imds_get instance-id) && [ -n \"$instance_id\" ]; then break; fi" NL
+        "  instance_id=\"\"" NL "  sleep 3" NL "done" NL
+        "[ -n \"$instance_id\" ] || fail \"the instance metadata service gave no instance id\"" NL
+        "# --allow-reassociation: a replacement takes the address over from the" NL
+        "# instance it replaces, which may still be running (capacity rebalancing)." NL
+        "retry 10 6 aws ec2 associate-address --region \"$region\" --allocation-id "
+        "\"$GM_EIP_ALLOCATION\" \\" NL
+        "  --instance-id \"$instance_id\" --allow-reassociation --output text >/dev/null" NL
+        "log \"Elastic IP $GM_EIP_ALLOCATION associated with $instance_id\"" NL "" NL);
+}
+
 static GM_MUST_CHECK gm_status render_all(gm_emit *e, const gm_stack_params *p)
 {
     render_prologue(e, p);
@@ -444,6 +469,7 @@ static GM_MUST_CHECK gm_status render_all(gm_emit *e, const gm_stack_params *p)
     if (st != GM_OK)
         return st;
     render_secrets(e);
+    render_address(e, p);
     st = render_files(e, p);
     if (st != GM_OK)
         return st;

@@ -260,6 +260,17 @@ static bool valid_efs_id(const char *id)
     return true;
 }
 
+static bool valid_allocation_id(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n < 17 || n > 26 || !gm_str_startswith(id, "eipalloc-"))
+        return false;
+    for (size_t i = 9; i < n; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return false;
+    return true;
+}
+
 gm_status gm_stack_validate_models(const char *const *models, size_t n, gm_error *err)
 {
     if (n > GM_STACK_MAX_MODELS)
@@ -317,6 +328,11 @@ gm_status gm_stack_validate(const gm_stack_params *p, gm_error *err)
         return gm_error_set(err, GM_ERR_INVALID,
                             "invalid EFS file system id '%s': expected 'fs-' and hex digits",
                             p->efs_id);
+    if (p->eip_allocation_id && !valid_allocation_id(p->eip_allocation_id))
+        return gm_error_set(err, GM_ERR_INVALID,
+                            "invalid Elastic IP allocation id '%s': expected 'eipalloc-' and 8 "
+                            "to 17 hex digits",
+                            p->eip_allocation_id);
     st = gm_stack_validate_models(p->models, p->n_models, err);
     if (st != GM_OK)
         return st;

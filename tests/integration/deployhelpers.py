@@ -56,6 +56,12 @@ def leftovers(boto, name):
                                if lb["LoadBalancerName"] == name + "-alb"]
     found["target_groups"] = [tg["TargetGroupArn"] for tg in elb.describe_target_groups()["TargetGroups"]
                               if tg["TargetGroupName"] == name + "-tg"]
+    asg = boto("autoscaling")
+    found["auto_scaling_groups"] = [g["AutoScalingGroupName"] for g in asg.describe_auto_scaling_groups(
+        Filters=[{"Name": "tag:geusemaker:deployment", "Values": [name]}])["AutoScalingGroups"]]
+    found["launch_templates"] = [t["LaunchTemplateId"] for t in ec2.describe_launch_templates(
+        Filters=f)["LaunchTemplates"]]
+    found["addresses"] = [a["AllocationId"] for a in ec2.describe_addresses(Filters=f)["Addresses"]]
     ssm = boto("ssm")
     found["parameters"] = [p["Name"] for p in ssm.get_parameters_by_path(
         Path="/geusemaker/%s/" % name, Recursive=True)["Parameters"]]
@@ -76,3 +82,34 @@ def node(state, name):
         if n["name"] == name:
             return n
     return None
+
+
+def group_of(boto, state):
+    """The deployment's Auto Scaling group (boto3's view)."""
+    groups = boto("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[node(state, "asg")["id"]])["AutoScalingGroups"]
+    assert len(groups) == 1, groups
+    return groups[0]
+
+
+def instance_of(boto, state):
+    """The group's one instance in service (boto3's EC2 view)."""
+    live = [i["InstanceId"] for i in group_of(boto, state)["Instances"]
+            if i["LifecycleState"] == "InService"]
+    assert len(live) == 1, live
+    return boto("ec2").describe_instances(InstanceIds=live)["Reservations"][0]["Instances"][0]
+
+
+def template_data(boto, state):
+    """The launch template's data (what AWS launches every instance of the group from)."""
+    lt = node(state, "launch_template")["id"]
+    return boto("ec2").describe_launch_template_versions(
+        LaunchTemplateId=lt)["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+
+
+def template_userdata(boto, state):
+    """The launch template's UserData script (bytes, gunzipped)."""
+    import base64
+    import gzip
+    raw = base64.b64decode(template_data(boto, state)["UserData"])
+    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw

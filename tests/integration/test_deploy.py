@@ -1,6 +1,4 @@
 """Tier 1 deploy, status, list and destroy against moto, checked with boto3."""
-import base64
-import gzip
 import json
 import os
 import stat
@@ -10,7 +8,8 @@ import time
 
 import pytest
 
-from deployhelpers import CIDR, FAST, deploy, destroy, leftovers, load_state, node, state_path
+from deployhelpers import (CIDR, FAST, deploy, destroy, group_of, instance_of, leftovers,
+                           load_state, node, state_path, template_data, template_userdata)
 
 
 def tags_of(obj):
@@ -86,40 +85,108 @@ def test_full_deploy_status_list_destroy(gm, proxy, boto, gm_home):
     prof = iam.get_instance_profile(InstanceProfileName=ids["instance_profile"])["InstanceProfile"]
     assert [r["RoleName"] for r in prof["Roles"]] == [ids["role"]]
 
-    inst = ec2.describe_instances(InstanceIds=[ids["instance"]])["Reservations"][0]["Instances"][0]
+    # The instance is an Auto Scaling group's: min = max = desired = 1 across
+    # both subnets, from the launch template, the ranking as a mixed instances
+    # policy (spot: no on-demand above a base of 0), capacity rebalancing.
+    group = group_of(boto, st)
+    assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (1, 1, 1)
+    assert set(group["VPCZoneIdentifier"].split(",")) == {ids["subnet_a"], ids["subnet_b"]}
+    assert group["CapacityRebalance"] is True
+    policy = group["MixedInstancesPolicy"]
+    spec = policy["LaunchTemplate"]["LaunchTemplateSpecification"]
+    assert spec["LaunchTemplateId"] == ids["launch_template"]
+    overrides = [o["InstanceType"] for o in policy["LaunchTemplate"]["Overrides"]]
+    assert overrides and len(set(overrides)) == len(overrides)
+    assert set(overrides) <= {"t3.xlarge", "t3a.xlarge", "m6i.xlarge", "m5.xlarge", "m7i.xlarge"}
+    dist = policy["InstancesDistribution"]
+    assert dist["OnDemandBaseCapacity"] == 0 and dist["OnDemandPercentageAboveBaseCapacity"] == 0
+    assert dist["SpotAllocationStrategy"] == "capacity-optimized-prioritized"
+    gtags = {t["Key"]: (t["Value"], t["PropagateAtLaunch"]) for t in group["Tags"]}
+    assert gtags["geusemaker:deployment"] == ("demo", True)
+    assert gtags["geusemaker:deployment-id"] == (st["deployment_id"], True)
+    assert gtags["geusemaker:node"] == ("asg", True)
+    inst = instance_of(boto, st)
     assert inst["State"]["Name"] == "running"
-    assert inst["SubnetId"] == ids["subnet_a"]
-    eni_groups = {g["GroupId"] for eni in inst["NetworkInterfaces"] for g in eni["Groups"]}
-    assert ids["sg"] in eni_groups
-    assert inst["IamInstanceProfile"]["Arn"].endswith("/" + ids["instance_profile"])
-    assert inst["MetadataOptions"]["HttpTokens"] == "required"
-    assert inst.get("InstanceLifecycle") == "spot"
-    assert_standard_tags(tags_of(inst), "demo", "instance")
-    ud = ec2.describe_instance_attribute(InstanceId=ids["instance"], Attribute="userData")["UserData"]["Value"]
-    raw = base64.b64decode(ud)
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+    assert inst["SubnetId"] in (ids["subnet_a"], ids["subnet_b"])
+    assert_standard_tags(tags_of(inst), "demo", "asg")
+    assert tags_of(inst)["geusemaker:deployment-id"] == st["deployment_id"]
+    out = node(st, "asg")["outputs"]
+    assert out["instance_id"] == inst["InstanceId"] and out["group_market"] == "spot"
+    assert out["overrides"].split(",") == overrides
+
+    # The launch template: what AWS makes every instance from (moto's groups
+    # read only part of it: its data is checked here).
+    lt = template_data(boto, st)
+    assert lt["ImageId"] == ids["ami"]
+    assert lt["IamInstanceProfile"]["Name"] == ids["instance_profile"]
+    assert lt["MetadataOptions"]["HttpTokens"] == "required"
+    assert lt["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    assert "InstanceMarketOptions" not in lt  # the group's policy decides the market
+    nic = lt["NetworkInterfaces"][0]
+    assert nic["Groups"] == [ids["sg"]] and nic["AssociatePublicIpAddress"] is True
+    volumes = {b["DeviceName"]: b["Ebs"] for b in lt["BlockDeviceMappings"]}
+    root = node(st, "launch_template")["outputs"]["root_device"]
+    assert volumes[root]["VolumeSize"] == 60 and volumes["/dev/sdf"]["VolumeSize"] == 20
+    assert all(v["Encrypted"] and v["VolumeType"] == "gp3" for v in volumes.values())
+    spec_tags = {t["ResourceType"]: {x["Key"]: x["Value"] for x in t["Tags"]}
+                 for t in lt["TagSpecifications"]}
+    assert spec_tags["instance"]["geusemaker:node"] == "asg"
+    assert spec_tags["volume"]["geusemaker:deployment-id"] == st["deployment_id"]
+    tmpl = ec2.describe_launch_templates(LaunchTemplateIds=[ids["launch_template"]])["LaunchTemplates"][0]
+    assert_standard_tags(tags_of(tmpl), "demo", "launch_template")
+    raw = template_userdata(boto, st)
     assert raw.startswith(b"#!/bin/bash")
     assert ids["efs"].encode() in raw
+
+    # The Elastic IP keeps the address: tagged, named in the UserData (the
+    # instance associates it at boot) and in the role's policy (that address
+    # only, this deployment's instances only).
+    addr = ec2.describe_addresses(AllocationIds=[ids["eip"]])["Addresses"][0]
+    assert_standard_tags(tags_of(addr), "demo", "eip")
+    assert ("GM_EIP_ALLOCATION='%s'" % ids["eip"]).encode() in raw
+    assert b"associate-address" in raw and b"--allow-reassociation" in raw
+    stmt = [s for s in inline["Statement"] if s.get("Sid") == "AssociateOwnAddress"][0]
+    assert stmt["Action"] == "ec2:AssociateAddress"
+    assert stmt["Resource"][0].endswith(":elastic-ip/" + ids["eip"])
+    assert stmt["Condition"] == {"StringEquals": {
+        "aws:ResourceTag/geusemaker:deployment-id": st["deployment_id"]}}
+    assert node(st, "eip")["outputs"]["public_ip"] == addr["PublicIp"]
 
     ssm = boto("ssm")
     params = ssm.get_parameters_by_path(Path="/geusemaker/demo/", WithDecryption=False)["Parameters"]
     secure = [p for p in params if p["Type"] == "SecureString"]
     assert len(secure) == 5 and len(params) == 6
 
-    # status: a live look at every resource, no drift.
+    # status: a live look at every resource, no drift. moto runs no UserData:
+    # the instance's own association at boot is done here as it would do it.
+    r = gm.run("status", "demo", "--output", "json", env=FAST, check=True)
+    doc = json.loads(r.stdout)
+    assert doc["live"]["eip"]["drift"] == ["not associated with the group's instance %s"
+                                           % inst["InstanceId"]]
+    ec2.associate_address(AllocationId=ids["eip"], InstanceId=inst["InstanceId"],
+                          AllowReassociation=True)
     r = gm.run("status", "demo", "--output", "json", env=FAST, check=True)
     doc = json.loads(r.stdout)
     assert doc["status"] == "running"
-    assert doc["endpoints"]["n8n"].startswith("https://")
-    for nname in ("vpc", "subnet_a", "sg", "efs", "instance", "role"):
+    assert doc["endpoints"]["n8n"] == "https://%s/" % addr["PublicIp"]
+    for nname in ("vpc", "subnet_a", "sg", "efs", "launch_template", "asg", "eip", "role"):
         assert doc["live"][nname]["exists"] is True, nname
         assert doc["live"][nname]["drift"] == [], nname
-    assert doc["live"]["instance"]["state"] == "running"
-    # drift: terminate the instance behind the tool's back.
-    ec2.terminate_instances(InstanceIds=[ids["instance"]])
+    assert doc["live"]["asg"]["state"] == "in service"
+    assert doc["live"]["asg"]["instance_id"] == inst["InstanceId"]
+    assert doc["live"]["eip"]["state"] == "associated with %s" % inst["InstanceId"]
+    # The group replaces an instance terminated behind the tool's back (moto:
+    # on the next describe); status names the new one, and the address is
+    # not on it until its boot takes it.
+    ec2.terminate_instances(InstanceIds=[inst["InstanceId"]])
+    r = gm.run("status", "demo", "--output", "json", env=FAST, check=True)
+    doc = json.loads(r.stdout)
+    new_id = doc["live"]["asg"]["instance_id"]
+    assert new_id != inst["InstanceId"]
+    assert doc["resources"]["asg"]["outputs"]["instance_id"] == new_id
+    assert doc["live"]["eip"]["drift"]
     r = gm.run("status", "demo", env=FAST, check=True)
-    assert "DRIFT" in r.stdout
+    assert "DRIFT" in r.stdout and new_id in r.stdout
 
     r = gm.run("list", "--output", "json", check=True)
     rows = json.loads(r.stdout)
@@ -144,8 +211,9 @@ def test_json_output_is_one_object(gm, proxy, boto):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["status"] == "running"
-    assert doc["resources"]["instance"]["outputs"]["market"] == "on-demand"
-    assert doc["resources"]["instance"]["outputs"]["instance_type"] == "t3.large"
+    assert doc["resources"]["asg"]["outputs"]["market"] == "on-demand"
+    assert doc["resources"]["asg"]["outputs"]["instance_type"] == "t3.large"
+    assert doc["resources"]["asg"]["outputs"]["group_market"] == "on-demand"
     assert doc["cost"]["monthly"] > 0 and "source" in doc["cost"]
     assert doc["duration_s"] > 0
     assert r.stderr == ""  # nothing but the result with --output json
@@ -153,11 +221,17 @@ def test_json_output_is_one_object(gm, proxy, boto):
     assert leftovers(boto, "jsonout") == {}
 
 
-def test_failure_at_run_instances_rolls_back(gm, proxy, boto, gm_home):
-    proxy.add_rule({"action": "RunInstances", "error": "InvalidAMIID.NotFound", "status": 400})
+# What AWS answers when the launch template names an image that is gone.
+BAD_TEMPLATE = {"action": "CreateAutoScalingGroup", "error": "ValidationError", "status": 400,
+                "message": "You must use a valid fully-formed launch template. The image id "
+                           "'[ami-0123456789abcdef0]' does not exist"}
+
+
+def test_failure_at_the_group_rolls_back(gm, proxy, boto, gm_home):
+    proxy.add_rule(BAD_TEMPLATE)
     r = deploy(gm, "rb")
     assert r.returncode == 1
-    assert "InvalidAMIID.NotFound" in r.stderr
+    assert "ValidationError" in r.stderr and "does not exist" in r.stderr
     assert "rolled back" in r.stderr
     assert leftovers(boto, "rb") == {}
     assert not os.path.exists(state_path(gm_home, "rb"))
@@ -169,23 +243,28 @@ def test_failure_at_run_instances_rolls_back(gm, proxy, boto, gm_home):
 
 
 def test_no_rollback_keeps_and_records_everything(gm, proxy, boto, gm_home):
-    proxy.add_rule({"action": "RunInstances", "error": "InvalidAMIID.NotFound", "status": 400})
+    proxy.add_rule(BAD_TEMPLATE)
     r = deploy(gm, "keep", "--no-rollback")
     assert r.returncode == 1
     st = load_state(gm_home, "keep")
-    assert st["status"] == "failed" and "InvalidAMIID.NotFound" in st["status_reason"]
+    assert st["status"] == "failed" and "does not exist" in st["status_reason"]
     left = leftovers(boto, "keep")
-    for kind in ("vpcs", "subnets", "security_groups", "file_systems", "roles", "parameters"):
+    for kind in ("vpcs", "subnets", "security_groups", "file_systems", "roles", "parameters",
+                 "launch_templates", "addresses"):
         assert kind in left, kind
+    assert "auto_scaling_groups" not in left
     recorded = {n["id"] for n in st["nodes"] if n["id"]}
     assert set(left["vpcs"]) <= recorded and set(left["file_systems"]) <= recorded
-    assert node(st, "instance")["status"] == "failed"
+    assert set(left["launch_templates"]) <= recorded and set(left["addresses"]) <= recorded
+    assert node(st, "asg")["status"] == "failed"
     # resume finishes the deployment without duplicates.
     proxy.clear_rules()
     r = gm.run("deploy", "--resume", "keep", env=FAST)
     assert r.returncode == 0, r.stderr
     left = leftovers(boto, "keep")
     assert len(left["vpcs"]) == 1 and len(left["instances"]) == 1 and len(left["file_systems"]) == 1
+    assert len(left["auto_scaling_groups"]) == 1 and len(left["launch_templates"]) == 1
+    assert len(left["addresses"]) == 1
     assert destroy(gm, "keep").returncode == 0
     assert leftovers(boto, "keep") == {}
 
@@ -300,14 +379,14 @@ def test_log_file_records_operations(gm, proxy, gm_home):
     assert {"deploy_start", "step_start", "step_done", "api_call", "deploy_end"} <= kinds
     calls = [e for e in events if e["event"] == "api_call"]
     assert all({"service", "action", "attempt", "duration_ms", "result"} <= set(e) for e in calls)
-    assert any(e["action"] == "RunInstances" and e.get("request_id") for e in calls)
+    assert any(e["action"] == "CreateAutoScalingGroup" and e.get("request_id") for e in calls)
     assert all(e["deployment"] == "logged" for e in events)
     assert destroy(gm, "logged").returncode == 0
 
 
 IAM_PREFIX = {"ec2": "ec2", "sts": "sts", "iam": "iam", "ssm": "ssm", "pricing": "pricing",
               "elasticfilesystem": "elasticfilesystem", "elasticloadbalancing": "elasticloadbalancing",
-              "tagging": "tag"}
+              "tagging": "tag", "autoscaling": "autoscaling"}
 
 
 def test_iam_policy_covers_every_call(gm, proxy, boto, gm_home):
@@ -335,11 +414,15 @@ def test_iam_policy_covers_every_call(gm, proxy, boto, gm_home):
 
 
 # Actions AWS checks on the caller without the tool naming them: tags given
-# at creation, the role handed to EC2, the network interfaces EFS makes.
+# at creation, the role handed to EC2, the network interfaces EFS makes; for
+# the Auto Scaling group: launching from the template in the caller's name
+# (ec2:RunInstances), its tags, and the service-linked role a fresh account
+# gets with its first group.
 IMPLIED = {"ec2:CreateTags", "iam:TagRole", "iam:TagInstanceProfile", "iam:PassRole",
            "elasticfilesystem:TagResource", "elasticloadbalancing:AddTags",
            "ssm:AddTagsToResource", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
-           "ec2:DescribeNetworkInterfaces", "ec2:DescribeNetworkInterfaceAttribute"}
+           "ec2:DescribeNetworkInterfaces", "ec2:DescribeNetworkInterfaceAttribute",
+           "ec2:RunInstances", "autoscaling:CreateOrUpdateTags", "iam:CreateServiceLinkedRole"}
 
 
 def test_iam_policy_allows_nothing_the_tool_never_calls():
@@ -361,7 +444,7 @@ def test_iam_policy_allows_nothing_the_tool_never_calls():
     assert unused == []
 
 
-def test_reused_resources_are_checked_and_never_deleted(gm, proxy, boto):
+def test_reused_resources_are_checked_and_never_deleted(gm, proxy, boto, gm_home):
     ec2 = boto("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     a = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.0.0/20", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
@@ -388,8 +471,11 @@ def test_reused_resources_are_checked_and_never_deleted(gm, proxy, boto):
     doc = json.loads(r.stdout)
     assert doc["resources"]["vpc"]["provenance"] == "reused"
     assert doc["resources"]["efs"]["id"] == fs
-    inst = ec2.describe_instances(InstanceIds=[doc["resources"]["instance"]["id"]])["Reservations"][0]["Instances"][0]
-    assert inst["SubnetId"] == a
+    st = load_state(gm_home, "reuse")
+    assert set(group_of(boto, st)["VPCZoneIdentifier"].split(",")) == {a, b}
+    assert instance_of(boto, st)["SubnetId"] in (a, b)
+    # A reused subnet may not map public addresses: the template asks for one.
+    assert template_data(boto, st)["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is True
     left = leftovers(boto, "reuse")
     assert "vpcs" not in left and "security_groups" not in left and "igws" not in left
 
@@ -422,19 +508,11 @@ def test_key_pair_is_used_and_opens_ssh_to_allowed_ranges_only(gm, proxy, boto, 
     r = deploy(gm, "withkey", "--key-name", "ops", "--output", "json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    inst = ec2.describe_instances(InstanceIds=[doc["resources"]["instance"]["id"]])["Reservations"][0]["Instances"][0]
-    assert inst["KeyName"] == "ops"
+    assert template_data(boto, load_state(gm_home, "withkey"))["KeyName"] == "ops"
     sg = ec2.describe_security_groups(GroupIds=[doc["resources"]["sg"]["id"]])["SecurityGroups"][0]
     ssh = [p for p in sg["IpPermissions"] if p.get("FromPort") == 22]
     assert len(ssh) == 1 and [r["CidrIp"] for r in ssh[0]["IpRanges"]] == [CIDR]
     assert destroy(gm, "withkey").returncode == 0
-
-
-def _userdata_of(boto, instance_id):
-    ec2 = boto("ec2")
-    ud = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")["UserData"]["Value"]
-    raw = base64.b64decode(ud)
-    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
 
 
 def test_models_option_reaches_the_instance_and_the_record(gm, proxy, boto, gm_home):
@@ -444,7 +522,7 @@ def test_models_option_reaches_the_instance_and_the_record(gm, proxy, boto, gm_h
     assert r.returncode == 0, r.stderr
     st = load_state(gm_home, "models")
     assert st["config"]["models"] == ["qwen2.5:0.5b", "tinyllama"]
-    raw = _userdata_of(boto, node(st, "instance")["id"])
+    raw = template_userdata(boto, st)
     assert b"qwen2.5:0.5b" in raw and b"tinyllama" in raw
     assert b"llama3.2" not in raw and b"nomic-embed-text" not in raw
     plan = gm.run("plan", "--name", "m2", "--models", "", "--allow-cidr", CIDR, "--output", "json")
@@ -453,7 +531,7 @@ def test_models_option_reaches_the_instance_and_the_record(gm, proxy, boto, gm_h
     assert r.returncode == 0, r.stderr
     st = load_state(gm_home, "none")
     assert st["config"]["models"] == []
-    assert b"qwen2.5" not in _userdata_of(boto, node(st, "instance")["id"])
+    assert b"qwen2.5" not in template_userdata(boto, st)
     before = len(proxy.records)
     bad = gm.run("deploy", "--name", "m3", "--models", "bad name", "--allow-cidr", CIDR, "--yes")
     assert bad.returncode == 2 and "invalid Ollama model name 'bad name'" in bad.stderr
