@@ -1,5 +1,6 @@
 #include "aws/read.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,13 +62,48 @@ static GM_MUST_CHECK gm_status set_field(gm_read_row *row, int f, const char *te
     return row->f[f] ? GM_OK : GM_ERR_NOMEM;
 }
 
+/* The text of a field: a path below the item, or "LIST{KEY=VALUE}/PATH": the
+ * PATH of the first element of LIST whose KEY child reads VALUE (a tag's
+ * value by its key: "tagSet/item{key=Name}/value"). NULL when absent. */
+static char *field_text(xmlNodePtr item, const char *field)
+{
+    const char *open = strchr(field, '{');
+    if (!open)
+        return gm_xml_text(item, field);
+    const char *eq = strchr(open, '=');
+    const char *close = eq ? strchr(eq, '}') : NULL;
+    char list[128], key[64], want[128];
+    if (!close || close[1] != '/' || (size_t)(open - field) >= sizeof list ||
+        (size_t)(eq - open - 1) >= sizeof key || (size_t)(close - eq - 1) >= sizeof want)
+        return NULL;
+    snprintf(list, sizeof list, "%.*s", (int)(open - field), field);
+    snprintf(key, sizeof key, "%.*s", (int)(eq - open - 1), open + 1);
+    snprintf(want, sizeof want, "%.*s", (int)(close - eq - 1), eq + 1);
+    char *slash = strrchr(list, '/');
+    xmlNodePtr parent = item;
+    const char *name = list;
+    if (slash) {
+        *slash = '\0';
+        parent = gm_xml_path(item, list);
+        name = slash + 1;
+    }
+    if (!parent)
+        return NULL;
+    GM_XML_FOREACH (e, parent, name) {
+        char got[128];
+        if (strcmp(gm_str_trim((char *)gm_xml_text_to(e, key, got, sizeof got)), want) == 0)
+            return gm_xml_text(e, close + 2);
+    }
+    return NULL;
+}
+
 static GM_MUST_CHECK gm_status read_item(xmlNodePtr item, const gm_read_spec *spec,
                                          gm_read_rows *out)
 {
     gm_status st = GM_OK;
     gm_read_row *row = add_row(out, &st);
     for (int f = 0; row && st == GM_OK && f < GM_READ_MAX_FIELDS && spec->fields[f]; f++) {
-        char *t = gm_xml_text(item, spec->fields[f]);
+        char *t = field_text(item, spec->fields[f]);
         st = set_field(row, f, t ? gm_str_trim(t) : "");
         free(t);
     }
@@ -177,6 +213,19 @@ const gm_read_spec gm_ec2_created_launch_template = {
 const gm_read_spec gm_ec2_addresses = {"ec2 addresses",
                                        "addressesSet/item",
                                        {"allocationId", "publicIp", "associationId", "instanceId"}};
+const gm_read_spec gm_ec2_next_token = {"ec2 next token", "nextToken", {""}};
+#define EC2_TAG(k) "tagSet/item{key=" k "}/value"
+const gm_read_spec gm_ec2_tagged_launch_templates = {
+    "ec2 launch templates by tag",
+    "launchTemplates/item",
+    {"launchTemplateId", EC2_TAG("geusemaker:deployment"), EC2_TAG("geusemaker:deployment-id"),
+     EC2_TAG("geusemaker:node")}};
+const gm_read_spec gm_ec2_tagged_addresses = {"ec2 addresses by tag",
+                                              "addressesSet/item",
+                                              {"allocationId", EC2_TAG("geusemaker:deployment"),
+                                               EC2_TAG("geusemaker:deployment-id"),
+                                               EC2_TAG("geusemaker:node")}};
+#undef EC2_TAG
 const gm_read_spec gm_ec2_allocated_address = {"ec2 new address", "", {"allocationId", "publicIp"}};
 
 const gm_read_spec *const gm_read_ec2_specs[] = {
@@ -201,6 +250,9 @@ const gm_read_spec *const gm_read_ec2_specs[] = {
     &gm_ec2_created_launch_template,
     &gm_ec2_addresses,
     &gm_ec2_allocated_address,
+    &gm_ec2_tagged_launch_templates,
+    &gm_ec2_tagged_addresses,
+    &gm_ec2_next_token,
     NULL,
 };
 
@@ -248,10 +300,18 @@ const gm_read_spec gm_asg_activities = {
     "Activities/member",
     {"ActivityId", "StatusCode", "StatusMessage", "Description", "Cause", "StartTime"}};
 const gm_read_spec gm_asg_next_token = {"autoscaling next token", "NextToken", {""}};
+#define ASG_TAG(k) "Tags/member{Key=" k "}/Value"
+const gm_read_spec gm_asg_tagged_groups = {
+    "autoscaling groups by tag",
+    "AutoScalingGroups/member",
+    {"AutoScalingGroupName", ASG_TAG("geusemaker:deployment"), ASG_TAG("geusemaker:deployment-id"),
+     ASG_TAG("geusemaker:node")}};
+#undef ASG_TAG
 
 const gm_read_spec *const gm_read_asg_specs[] = {
-    &gm_asg_groups,        &gm_asg_instances,  &gm_asg_tags,       &gm_asg_distribution,
-    &gm_asg_target_groups, &gm_asg_activities, &gm_asg_next_token, NULL,
+    &gm_asg_groups,       &gm_asg_instances,     &gm_asg_tags,
+    &gm_asg_distribution, &gm_asg_target_groups, &gm_asg_activities,
+    &gm_asg_next_token,   &gm_asg_tagged_groups, NULL,
 };
 
 /* ---- IAM -------------------------------------------------------------------------- */

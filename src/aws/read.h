@@ -8,7 +8,10 @@
  * emulators agree on element names, less on wrappers); each later step takes
  * every matching child, so "reservationSet/item/instancesSet/item" yields the
  * instances of every reservation. Field paths are relative to an item; ""
- * means the item's own text. A missing field reads as "". Texts are trimmed.
+ * means the item's own text; "LIST{KEY=VALUE}/PATH" reads PATH of the first
+ * element of LIST whose KEY reads VALUE (a tag by its key:
+ * "tagSet/item{key=Name}/value"). A missing field reads as "". Texts are
+ * trimmed.
  */
 #ifndef GM_AWS_READ_H
 #define GM_AWS_READ_H
@@ -75,6 +78,10 @@ extern const gm_read_spec gm_ec2_launch_templates; /* launchTemplateId, launchTe
 extern const gm_read_spec gm_ec2_created_launch_template; /* launchTemplateId, launchTemplateName */
 extern const gm_read_spec gm_ec2_addresses;         /* see GM_EC2_ADDR_* (DescribeAddresses) */
 extern const gm_read_spec gm_ec2_allocated_address; /* allocationId, publicIp (AllocateAddress) */
+extern const gm_read_spec gm_ec2_next_token;        /* nextToken of a Describe page */
+/* The id and the geusemaker tags (GM_TAGGED_* order) of each item. */
+extern const gm_read_spec gm_ec2_tagged_launch_templates;
+extern const gm_read_spec gm_ec2_tagged_addresses;
 
 enum { GM_EC2_ID = 0 };    /* every list: the id first */
 enum { GM_EC2_STATE = 1 }; /* vpcs */
@@ -127,6 +134,8 @@ extern const gm_read_spec gm_asg_distribution;  /* see GM_ASG_D_*: MixedInstance
 extern const gm_read_spec gm_asg_target_groups; /* the arn: TargetGroupARNs of every group */
 extern const gm_read_spec gm_asg_activities;    /* see GM_ASG_A_* (DescribeScalingActivities) */
 extern const gm_read_spec gm_asg_next_token;    /* NextToken of a page */
+/* The name and the geusemaker tags (GM_TAGGED_* order) of each group. */
+extern const gm_read_spec gm_asg_tagged_groups;
 
 enum { GM_ASG_G_NAME, GM_ASG_G_STATUS, GM_ASG_G_DESIRED }; /* STATUS: "" or "Delete in progress" */
 enum {

@@ -160,6 +160,73 @@ static GM_MUST_CHECK gm_status discover_iam(gm_aws_client *aws, const char *only
     return st;
 }
 
+/* The kinds the tagging API may not list (moto lists none of them) are
+ * described by their tags instead: counted from here only. */
+static bool described_kind(const gm_tagged *t)
+{
+    return strcmp(t->service, "autoscaling") == 0 ||
+           (strcmp(t->service, "ec2") == 0 &&
+            (strcmp(t->type, "launch-template") == 0 || strcmp(t->type, "elastic-ip") == 0));
+}
+
+/* One describe of those kinds, filtered by the name tag (or by the tag's key
+ * for every deployment), counted into groups; every page. */
+static GM_MUST_CHECK gm_status count_described(gm_aws_client *aws, const gm_aws_service *svc,
+                                               const char *action, const gm_read_spec *spec,
+                                               const char *name, json_t *groups, gm_error *err)
+{
+    bool asg = svc == &gm_svc_autoscaling;
+    char *token = NULL;
+    gm_status st = GM_OK;
+    for (int page = 0; st == GM_OK && page < 100; page++) {
+        gm_params p;
+        gm_params_init(&p);
+        gm_params_add(&p, asg ? "Filters.member.1.Name" : "Filter.1.Name",
+                      name ? "tag:" GM_TAG_DEPLOYMENT : "tag-key");
+        gm_params_add(&p, asg ? "Filters.member.1.Values.member.1" : "Filter.1.Value.1",
+                      name ? name : GM_TAG_DEPLOYMENT);
+        if (token)
+            gm_params_add(&p, "NextToken", token);
+        xmlDocPtr doc = NULL;
+        st = gm_aws_query(aws, svc, action, &p, &doc, err);
+        gm_params_release(&p);
+        gm_read_rows rows, next;
+        gm_read_rows_init(&next);
+        if (st == GM_OK)
+            st = gm_read_xml(doc, spec, &rows, err);
+        for (size_t i = 0; st == GM_OK && i < rows.n; i++)
+            if (*gm_read_get(&rows, i, GM_TAGGED_NAME))
+                st = count_in(groups, gm_read_get(&rows, i, GM_TAGGED_NAME),
+                              gm_read_get(&rows, i, GM_TAGGED_ID), err);
+        if (st == GM_OK) {
+            gm_read_rows_release(&rows);
+            st = gm_read_xml(doc, asg ? &gm_asg_next_token : &gm_ec2_next_token, &next, err);
+        }
+        xmlFreeDoc(doc);
+        free(token);
+        token = st == GM_OK ? gm_read_dup(&next, 0, 0) : NULL;
+        gm_read_rows_release(&next);
+        if (!token)
+            break;
+    }
+    free(token);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status discover_described(gm_aws_client *aws, const char *name,
+                                                  json_t *groups, gm_error *err)
+{
+    gm_status st = count_described(aws, &gm_svc_autoscaling, "DescribeAutoScalingGroups",
+                                   &gm_asg_tagged_groups, name, groups, err);
+    if (st == GM_OK)
+        st = count_described(aws, &gm_svc_ec2, "DescribeLaunchTemplates",
+                             &gm_ec2_tagged_launch_templates, name, groups, err);
+    if (st == GM_OK)
+        st = count_described(aws, &gm_svc_ec2, "DescribeAddresses", &gm_ec2_tagged_addresses, name,
+                             groups, err);
+    return st;
+}
+
 gm_status gm_engine_discover(gm_aws_client *aws, const char *name, bool with_iam, json_t **out,
                              gm_error *err)
 {
@@ -170,10 +237,13 @@ gm_status gm_engine_discover(gm_aws_client *aws, const char *name, bool with_iam
     gm_tagged_list list;
     gm_status st = gm_engine_list_tagged(aws, GM_TAG_DEPLOYMENT, name, &list, err);
     for (size_t i = 0; st == GM_OK && i < list.n; i++)
-        if (!gm_tagged_goes_with_another(&list.v[i]) && *list.v[i].name)
+        if (!gm_tagged_goes_with_another(&list.v[i]) && !described_kind(&list.v[i]) &&
+            *list.v[i].name)
             st = count_in(groups, list.v[i].name, list.v[i].deployment_id, err);
     if (st == GM_OK)
         gm_tagged_list_release(&list);
+    if (st == GM_OK)
+        st = discover_described(aws, name, groups, err);
     for (int role = 1; with_iam && st == GM_OK && role >= 0; role--)
         st = discover_iam(aws, name, role, groups, err);
     if (st != GM_OK) {

@@ -167,13 +167,27 @@ def _translate_unicode_classes(pattern):
 _PATTERN_CACHE = {}
 
 
+_SURROGATE_PAIR = re.compile(r"\\u(D[89AB][0-9A-F]{2})\\u(D[C-F][0-9A-F]{2})", re.IGNORECASE)
+
+
+def _join_surrogate_pairs(pattern):
+    """Java-style models (Auto Scaling's `[\\u0020-\\uD7FF...\\uD800\\uDC00-
+    \\uDBFF\\uDFFF...]`) name characters beyond U+FFFF as UTF-16 surrogate
+    pairs; Python's re takes the code point (\\U00010000-\\U0010FFFF)."""
+    def join(m):
+        hi, lo = int(m.group(1), 16), int(m.group(2), 16)
+        return "\\U%08X" % (0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+    return _SURROGATE_PAIR.sub(join, pattern)
+
+
 def compile_pattern(pattern):
     """(compiled regex, full) for a model pattern: full means match the
     whole value (no anchor in the pattern), else search."""
     hit = _PATTERN_CACHE.get(pattern)
     if hit is None:
         full = "^" not in pattern and "$" not in pattern
-        hit = (re.compile(_translate_unicode_classes(pattern), re.DOTALL), full)
+        hit = (re.compile(_join_surrogate_pairs(_translate_unicode_classes(pattern)), re.DOTALL),
+               full)
         _PATTERN_CACHE[pattern] = hit
     return hit
 

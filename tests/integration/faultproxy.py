@@ -51,6 +51,10 @@ Rule format (all keys optional except one action key):
             kill_pid: int | callable | object with .pid | "from_file" (with
                    pid_file), after: N (default 1), when: before_response |
                    after_response, signal (default SIGKILL), pid_wait (s)
+  lifetime: until: a filter dict (service, action, method, path, match, as above):
+            the rule fires for no request after the first one that matches it
+            (a rewrite that holds until the client changes something, e.g.
+            until an UpdateAutoScalingGroup asks for on-demand)
   name    : label used in the record's "fault" field.
 
 observer= (in-process only): a callable given every request (method, raw path,
@@ -326,6 +330,11 @@ class Rule:
         self.latency_ms = float(s.get("latency_ms", 0) or 0)
         if not (self.terminal or self.is_kill or self.rewrites or self.latency_ms):
             raise ValueError("rule has no effect: %r" % (spec,))
+        until = s.get("until")
+        if until is not None and not isinstance(until, dict):
+            raise TypeError("until must be a filter dict")
+        self.until = _Filter(until) if until else None
+        self.ended = False
         self.seen = 0
         self.fired = 0
         self.probability = float(s.get("probability", 1.0))
@@ -357,7 +366,12 @@ class Rule:
 
     @property
     def exhausted(self):
-        return self.times is not None and self.fired >= self.times
+        return self.ended or (self.times is not None and self.fired >= self.times)
+
+    def end_if(self, info, method, raw_body):
+        """Ends the rule when this request matches its `until` filter."""
+        if self.until is not None and self.until.matches(info, method, raw_body):
+            self.ended = True
 
     def matches(self, info, method, raw_body):
         if self.service is not None:
@@ -406,6 +420,18 @@ class Rule:
 
     def __repr__(self):
         return "<Rule %s fired=%d seen=%d>" % (self.name, self.fired, self.seen)
+
+
+class _Filter(Rule):
+    """Only the filter part of a rule (an `until`)."""
+
+    def __init__(self, spec):  # noqa: super().__init__ would ask for an effect
+        self.spec = dict(spec)
+        self.service = spec.get("service")
+        self.action = spec.get("action")
+        self.method = spec.get("method")
+        self.path_re = re.compile(spec["path"]) if spec.get("path") else None
+        self.match = spec.get("match")
 
 
 def _lookup(params, key):
@@ -756,7 +782,7 @@ class FaultProxy:
     def rules_info(self):
         with self._lock:
             return [{"name": r.name, "seen": r.seen, "fired": r.fired,
-                     "remaining": r.remaining} for r in self._rules]
+                     "remaining": r.remaining, "ended": r.ended} for r in self._rules]
 
     def kill_after(self, n, pid, when="before_response", **filters):
         """SIGKILL `pid` (int, callable, object with .pid, or None-returning
@@ -836,6 +862,8 @@ class FaultProxy:
                         terminal = rule
                 elif rule.take():
                     mods.append(rule)
+            for rule in self._rules:
+                rule.end_if(info, method, body)
         fired = ([terminal] if terminal else []) + mods
         rec = {"seq": seq, "service": info["service"], "action": info["action"],
                "method": method, "path": info["path"], "query": info["query"],

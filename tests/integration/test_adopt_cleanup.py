@@ -10,7 +10,7 @@ from test_ownership import counts, expected_counts
 
 RESOURCE_NODES = ["vpc", "igw", "subnet_a", "subnet_b", "route_table", "sg", "efs",
                   "mount_target_a", "mount_target_b", "role", "instance_profile", "secrets",
-                  "instance"]
+                  "eip", "launch_template", "asg"]
 READS = ("Describe", "Get", "List")
 
 
@@ -59,8 +59,8 @@ def test_adopt_rebuilds_a_lost_record_then_resume_and_destroy_work(gm, proxy, bo
     assert adopted["config"] == original["config"]
     for n in RESOURCE_NODES:
         assert node(adopted, n)["id"] == node(original, n)["id"], n
-    assert node(adopted, "instance")["outputs"]["public_ip"] == \
-        node(original, "instance")["outputs"]["public_ip"]
+    for n, key in (("asg", "instance_id"), ("asg", "public_ip"), ("eip", "public_ip")):
+        assert node(adopted, n)["outputs"][key] == node(original, n)["outputs"][key], (n, key)
     assert node(adopted, "subnet_a")["outputs"]["az"] == node(original, "subnet_a")["outputs"]["az"]
 
     # A record exists now: adopt refuses to overwrite it.
@@ -109,12 +109,14 @@ def test_adopt_refuses_what_does_not_exist_and_bad_ids(gm, proxy):
 
 
 def test_cleanup_finds_a_killed_deploy_whose_folder_is_gone(gm, proxy, boto, gm_home):
-    proxy.kill_after(1, gm.last_pid, action="RunInstances")
+    proxy.kill_after(1, gm.last_pid, action="CreateAutoScalingGroup")
     p = gm.popen("deploy", "--name", "orphan", "--allow-cidr", CIDR, "--yes", env=FAST)
     assert p.wait(timeout=120) == -9
     proxy.clear_rules()
     made = leftovers(boto, "orphan")
     assert made.get("vpcs") and made.get("roles") and made.get("file_systems"), made
+    assert made.get("auto_scaling_groups") and made.get("launch_templates"), made
+    assert made.get("addresses"), made
     shutil.rmtree(gm_home)
     os.mkdir(gm_home, 0o700)
 
@@ -131,7 +133,8 @@ def test_cleanup_finds_a_killed_deploy_whose_folder_is_gone(gm, proxy, boto, gm_
     found = [d for d in doc["deployments"] if d["name"] == "orphan"]
     assert len(found) == 1 and found[0]["region"] == REGION
     kinds = {res["kind"] for res in found[0]["resources"]}
-    assert {"vpc", "efs", "iam_role", "instance_profile", "secrets"} <= kinds, kinds
+    assert {"vpc", "efs", "iam_role", "instance_profile", "secrets", "asg", "launch_template",
+            "eip"} <= kinds, kinds
     assert leftovers(boto, "orphan") == made, "--dry-run deleted something"
 
     r = gm.run("cleanup", "--dry-run", env=FAST)
@@ -167,3 +170,46 @@ def test_cleanup_keeps_recorded_deployments_and_what_is_not_ours(gm, proxy, boto
     assert "geusemaker-lookalike-abcdefghijkl-role" in roles
     assert counts(boto, "keepme") == expected_counts("dev")
     assert destroy(gm, "keepme").returncode == 0
+
+
+def test_cleanup_finds_what_the_tagging_api_does_not_list(gm, proxy, boto):
+    """moto's tagging API lists no Auto Scaling group, launch template or
+    Elastic IP (AWS's may): cleanup describes them by their tags, so a
+    deployment of which only those are left is found and deleted."""
+    ec2, asg = boto("ec2"), boto("autoscaling")
+    ident = "abcdefghijkl"
+
+    def tags(node, kind=None):
+        t = [{"Key": "geusemaker:deployment", "Value": "onlyasg"},
+             {"Key": "geusemaker:deployment-id", "Value": ident},
+             {"Key": "geusemaker:node", "Value": node}, {"Key": "ManagedBy", "Value": "geusemaker"}]
+        return [{"ResourceType": kind, "Tags": t}] if kind else t
+
+    vpc = ec2.create_vpc(CidrBlock="10.6.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.6.0.0/24")["Subnet"]["SubnetId"]
+    ami = ec2.describe_images()["Images"][0]["ImageId"]
+    lt = ec2.create_launch_template(
+        LaunchTemplateName="geusemaker-onlyasg-%s-lt" % ident,
+        LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.large",
+                            "TagSpecifications": tags("asg", "instance")},
+        TagSpecifications=tags("launch_template", "launch-template"))["LaunchTemplate"]
+    group = "geusemaker-onlyasg-%s-asg" % ident
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName=group, MinSize=1, MaxSize=1, VPCZoneIdentifier=subnet,
+        LaunchTemplate={"LaunchTemplateId": lt["LaunchTemplateId"]},
+        Tags=[dict(t, PropagateAtLaunch=True, ResourceId=group,
+                   ResourceType="auto-scaling-group") for t in tags("asg")])
+    ec2.allocate_address(Domain="vpc", TagSpecifications=tags("eip", "elastic-ip"))
+    assert set(leftovers(boto, "onlyasg")) == {"auto_scaling_groups", "launch_templates",
+                                               "addresses", "instances"}
+
+    r = gm.run("cleanup", "--dry-run", "--output", "json", env=FAST)
+    assert r.returncode == 0, r.stderr
+    found = [d for d in json.loads(r.stdout)["deployments"] if d["name"] == "onlyasg"]
+    assert len(found) == 1 and found[0]["deployment_id"] == ident, found
+    kinds = sorted(res["kind"] for res in found[0]["resources"])
+    assert {"asg", "launch_template", "eip"} <= set(kinds), kinds
+    assert found[0]["hourly_usd"] > 0  # the group's instance runs
+    r = gm.run("cleanup", "--yes", "--name", "onlyasg", env=FAST, timeout=240)
+    assert r.returncode == 0, r.stderr
+    assert leftovers(boto, "onlyasg") == {}

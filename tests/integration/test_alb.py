@@ -1,8 +1,14 @@
 """Tier 2 (automation): the load balancer in front of the Tier 1 stack."""
 import json
 
-from deployhelpers import CIDR, FAST, deploy, destroy, leftovers, load_state, node
+from deployhelpers import (CIDR, FAST, deploy, destroy, group_of, instance_of, leftovers,
+                           load_state, node)
 from test_crash import kill_deploy_after
+
+
+def _userdata(boto, st):
+    from deployhelpers import template_userdata
+    return template_userdata(boto, st)
 
 
 def tags_of(elb, arn):
@@ -46,9 +52,26 @@ def test_tier2_deploy_status_list_destroy(gm, proxy, boto, gm_home):
     listeners = elb.describe_listeners(LoadBalancerArn=res["alb"])["Listeners"]
     assert [(l["Protocol"], l["Port"]) for l in listeners] == [("HTTP", 80)]
     assert listeners[0]["DefaultActions"][0]["TargetGroupArn"] == res["target_group"]
+    # The target group is attached to the Auto Scaling group, which registers
+    # every instance it launches (replacements too): the tool registers none.
+    st = load_state(gm_home, "web")
+    group = group_of(boto, st)
+    assert group["TargetGroupARNs"] == [res["target_group"]]
+    assert res["targets"] == res["target_group"]
+    inst = instance_of(boto, st)
     health = elb.describe_target_health(TargetGroupArn=res["target_group"])["TargetHealthDescriptions"]
-    assert [h["Target"]["Id"] for h in health] == [res["instance"]]
+    assert [h["Target"]["Id"] for h in health] == [inst["InstanceId"]]
     assert health[0]["TargetHealth"]["State"] == "healthy"
+    assert proxy.count(action="RegisterTargets") == 0
+    assert proxy.count(action="AttachLoadBalancerTargetGroups") == 1
+    # No Elastic IP in this tier: the load balancer is the address.
+    assert "eip" not in res and b"associate-address" not in _userdata(boto, st)
+    # A replacement is the group's to register: the attachment outlives the
+    # instance (moto replaces it at once but registers only at attachment
+    # and capacity changes: STACK.md).
+    boto("ec2").terminate_instances(InstanceIds=[inst["InstanceId"]])
+    assert instance_of(boto, st)["InstanceId"] != inst["InstanceId"]
+    assert group_of(boto, st)["TargetGroupARNs"] == [res["target_group"]]
 
     r = gm.run("status", "web", "--output", "json", env=FAST, check=True)
     st = json.loads(r.stdout)
@@ -94,9 +117,11 @@ def check_partial_then_resume(gm, proxy, boto, gm_home, name, action):
     left = leftovers(boto, name)
     assert "load_balancers" not in left and "target_groups" not in left
     assert len(left["vpcs"]) == 1 and len(left["instances"]) == 1 and len(left["file_systems"]) == 1
+    assert len(left["auto_scaling_groups"]) == 1
     # The load balancer's security group went too; the instance's stays.
     assert node(st, "alb_sg")["status"] in ("deleted", "pending")
-    assert node(st, "instance")["status"] == "created"
+    assert node(st, "asg")["status"] == "created"
+    assert group_of(boto, st)["TargetGroupARNs"] == []  # detached before the target group went
     sgs = boto("ec2").describe_security_groups(Filters=[{"Name": "tag:geusemaker:deployment", "Values": [name]}])
     assert [g["GroupId"] for g in sgs["SecurityGroups"]] == [node(st, "sg")["id"]]
     proxy.clear_rules()

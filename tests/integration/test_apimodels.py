@@ -232,6 +232,15 @@ def test_unicode_pattern_classes():
     assert full and rx.fullmatch("geusemaker-a.b") and not rx.fullmatch("a b")
 
 
+def test_surrogate_pair_patterns():
+    """Auto Scaling's models write characters beyond U+FFFF as UTF-16
+    surrogate pairs (a Java regex); the check takes them as code points."""
+    rx, full = compile_pattern("[\\u0020-\\uD7FF\\uE000-\\uFFFD\\uD800\\uDC00-"
+                               "\\uDBFF\\uDFFF\\r\\n\\t]*")
+    assert full and rx.fullmatch("geusemaker-demo-ab12cd34-asg") and rx.fullmatch("\U0001F600")
+    assert not rx.fullmatch("bad\x01name")
+
+
 # ---- boto3's own requests: known good ------------------------------------------
 
 TAGLIST = [{"Key": "geusemaker:deployment", "Value": "demo"}, {"Key": "ManagedBy",
@@ -320,8 +329,51 @@ def _boto_calls():
          {"LoadBalancerArn": ARN_LB, "Protocol": "HTTP", "Port": 80,
           "DefaultActions": [{"Type": "redirect", "RedirectConfig": {
               "Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}]}),
-        ("elbv2", "register_targets", {"TargetGroupArn": ARN_TG,
-                                       "Targets": [{"Id": "i-1", "Port": 443}]}),
+        ("ec2", "create_launch_template",
+         {"LaunchTemplateName": "geusemaker-demo-ab12cd34-lt", "ClientToken": "tok",
+          "VersionDescription": "d",
+          "LaunchTemplateData": {
+              "ImageId": "ami-12345678", "InstanceType": "t3.large", "UserData": "H4sI",
+              "IamInstanceProfile": {"Name": "geusemaker-demo-profile"},
+              "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1,
+                                  "HttpEndpoint": "enabled"},
+              "BlockDeviceMappings": [{"DeviceName": "/dev/sdf", "Ebs": {
+                  "VolumeSize": 20, "VolumeType": "gp3", "Encrypted": True,
+                  "DeleteOnTermination": True}}],
+              "NetworkInterfaces": [{"DeviceIndex": 0, "AssociatePublicIpAddress": True,
+                                     "Groups": ["sg-1"], "DeleteOnTermination": True}],
+              "TagSpecifications": ts("instance") + ts("volume")},
+          "TagSpecifications": ts("launch-template")}),
+        ("ec2", "describe_launch_templates", {"Filters": flt[:1]}),
+        ("ec2", "delete_launch_template", {"LaunchTemplateId": "lt-0123456789abcdef0"}),
+        ("ec2", "allocate_address", {"Domain": "vpc", "TagSpecifications": ts("elastic-ip")}),
+        ("ec2", "describe_addresses", {"AllocationIds": ["eipalloc-1"]}),
+        ("ec2", "disassociate_address", {"AssociationId": "eipassoc-1"}),
+        ("ec2", "release_address", {"AllocationId": "eipalloc-1"}),
+        ("autoscaling", "create_auto_scaling_group",
+         {"AutoScalingGroupName": "geusemaker-demo-ab12cd34-asg", "MinSize": 1, "MaxSize": 1,
+          "DesiredCapacity": 1, "VPCZoneIdentifier": "subnet-1,subnet-2",
+          "CapacityRebalance": True,
+          "MixedInstancesPolicy": {
+              "LaunchTemplate": {"LaunchTemplateSpecification": {
+                  "LaunchTemplateId": "lt-0123456789abcdef0", "Version": "$Latest"},
+                  "Overrides": [{"InstanceType": "t3.large"}, {"InstanceType": "m5.large"}]},
+              "InstancesDistribution": {
+                  "OnDemandAllocationStrategy": "prioritized", "OnDemandBaseCapacity": 0,
+                  "OnDemandPercentageAboveBaseCapacity": 0,
+                  "SpotAllocationStrategy": "capacity-optimized-prioritized",
+                  "SpotMaxPrice": "0.05"}},
+          "Tags": [{"Key": "geusemaker:node", "Value": "asg", "PropagateAtLaunch": True,
+                    "ResourceId": "geusemaker-demo-ab12cd34-asg",
+                    "ResourceType": "auto-scaling-group"}]}),
+        ("autoscaling", "describe_auto_scaling_groups",
+         {"Filters": [{"Name": "tag:geusemaker:deployment-id", "Values": ["ab12cd34"]}]}),
+        ("autoscaling", "describe_scaling_activities",
+         {"AutoScalingGroupName": "g", "MaxRecords": 20}),
+        ("autoscaling", "attach_load_balancer_target_groups",
+         {"AutoScalingGroupName": "g", "TargetGroupARNs": [ARN_TG]}),
+        ("autoscaling", "delete_auto_scaling_group",
+         {"AutoScalingGroupName": "g", "ForceDelete": True}),
         ("elbv2", "describe_target_health", {"TargetGroupArn": ARN_TG}),
         ("elbv2", "describe_tags", {"ResourceArns": [ARN_LB, ARN_TG]}),
         ("elbv2", "describe_load_balancers", {"Names": ["demo-alb"]}),

@@ -226,6 +226,41 @@ def test_rewrite(proxy, via, boto):
     assert boto("ec2").describe_vpcs()["Vpcs"][0]["State"] == "available"
 
 
+def test_rewrite_until(proxy, via, boto):
+    """A rule with `until` fires until a request matching the filter has
+    passed, then never again: the scaling activities report failures and the
+    group's instance is withheld until the group is asked to go on-demand."""
+    ec2 = boto("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.0.0/24")["Subnet"]["SubnetId"]
+    lt = ec2.create_launch_template(LaunchTemplateName="until-lt", LaunchTemplateData={
+        "ImageId": "ami-12345678", "InstanceType": "t3.large"})["LaunchTemplate"]["LaunchTemplateId"]
+    policy = lambda pct: {  # noqa: E731
+        "LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateId": lt},
+                           "Overrides": [{"InstanceType": "t3.large"}]},
+        "InstancesDistribution": {"OnDemandPercentageAboveBaseCapacity": pct}}
+    boto("autoscaling").create_auto_scaling_group(
+        AutoScalingGroupName="g", MinSize=1, MaxSize=1, VPCZoneIdentifier=subnet,
+        MixedInstancesPolicy=policy(0))
+    until = {"action": "UpdateAutoScalingGroup",
+             "match": {"MixedInstancesPolicy.InstancesDistribution."
+                       "OnDemandPercentageAboveBaseCapacity": "100"}}
+    hide = proxy.add_rule({"action": "DescribeAutoScalingGroups", "until": until,
+                           "rewrite": {"pattern": r"(?s)<Instances>.*?</Instances>",
+                                       "replace": "<Instances/>"}})
+    asg = via("autoscaling")
+    for _ in range(2):
+        assert asg.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"] == []
+    asg.update_auto_scaling_group(AutoScalingGroupName="g", MixedInstancesPolicy=policy(0))
+    assert not hide.ended  # another update does not end it
+    asg.update_auto_scaling_group(AutoScalingGroupName="g", MixedInstancesPolicy=policy(100))
+    assert hide.ended and hide.fired == 2 and hide.remaining is None
+    assert len(asg.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"]) == 1
+    assert proxy.rules_info()[0]["ended"] is True
+    with pytest.raises(TypeError):
+        proxy.add_rule({"action": "X", "status": 500, "until": "UpdateAutoScalingGroup"})
+
+
 def test_match_on_param(proxy, via):
     rule = proxy.add_rule({"action": "RunInstances", "match": {"InstanceType": "t3.micro"},
                            "error": "InsufficientInstanceCapacity", "status": 500})

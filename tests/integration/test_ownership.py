@@ -12,9 +12,11 @@ from deployhelpers import CIDR, FAST, deploy, destroy, leftovers, load_state, no
 
 DEV_CREATES = ["CreateVpc", "CreateInternetGateway", "CreateSubnet", "CreateRouteTable",
                "CreateSecurityGroup", "CreateFileSystem", "CreateMountTarget", "CreateRole",
-               "CreateInstanceProfile", "PutParameter", "RunInstances", "AttachInternetGateway",
+               "CreateInstanceProfile", "PutParameter", "CreateLaunchTemplate",
+               "CreateAutoScalingGroup", "AllocateAddress", "AttachInternetGateway",
                "AddRoleToInstanceProfile", "AuthorizeSecurityGroupIngress", "AssociateRouteTable"]
-ALB_CREATES = ["CreateLoadBalancer", "CreateTargetGroup", "CreateListener", "RegisterTargets"]
+ALB_CREATES = ["CreateLoadBalancer", "CreateTargetGroup", "CreateListener",
+               "AttachLoadBalancerTargetGroups"]
 
 
 def counts(boto, name):
@@ -25,11 +27,14 @@ def counts(boto, name):
 def expected_counts(tier):
     c = {"vpcs": 1, "subnets": 2, "igws": 1, "route_tables": 1, "security_groups": 1,
          "instances": 1, "file_systems": 1, "mount_targets": 2, "roles": 1,
-         "instance_profiles": 1, "parameters": 6}
+         "instance_profiles": 1, "parameters": 6, "auto_scaling_groups": 1,
+         "launch_templates": 1, "addresses": 1}
     if tier == "automation":
-        # + the public URL the instance reads (the load balancer's name)
+        # + the public URL the instance reads (the load balancer's name); the
+        # load balancer is the address: no Elastic IP
         c.update({"security_groups": 2, "load_balancers": 1, "target_groups": 1,
                   "parameters": 7})
+        del c["addresses"]
     return c
 
 
@@ -77,23 +82,32 @@ def test_random_faults_make_no_duplicate_and_leave_nothing(gm, proxy, boto):
 
 
 def test_destroy_never_deletes_what_is_not_ours(gm, proxy, boto, gm_home):
-    """A record edited to name a foreign instance, security group and role:
-    none of them is deleted, destroy exits 1, and the record is kept."""
+    """A record edited to name a foreign Auto Scaling group, launch template,
+    Elastic IP, security group and role: none of them is deleted, destroy
+    exits 1, and the record is kept."""
     ec2 = boto("ec2")
     iam = boto("iam")
+    asg = boto("autoscaling")
     vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.7.0.0/24")["Subnet"]["SubnetId"]
     sg = ec2.create_security_group(GroupName="precious", Description="p", VpcId=vpc)["GroupId"]
     ami = ec2.describe_images()["Images"][0]["ImageId"]
-    inst = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    lt = ec2.create_launch_template(LaunchTemplateName="precious-lt", LaunchTemplateData={
+        "ImageId": ami, "InstanceType": "t3.micro"})["LaunchTemplate"]["LaunchTemplateId"]
+    asg.create_auto_scaling_group(AutoScalingGroupName="precious-asg", MinSize=1, MaxSize=1,
+                                  VPCZoneIdentifier=subnet,
+                                  LaunchTemplate={"LaunchTemplateId": lt})
+    eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
     iam.create_role(RoleName="precious-role", AssumeRolePolicyDocument="{}")
 
     assert deploy(gm, "victim").returncode == 0
     path = state_path(gm_home, "victim")
     st = load_state(gm_home, "victim")
-    real = {n: node(st, n)["id"] for n in ("instance", "sg", "role")}
-    node(st, "instance")["id"] = inst
-    node(st, "sg")["id"] = sg
-    node(st, "role")["id"] = "precious-role"
+    real = {n: node(st, n)["id"] for n in ("asg", "launch_template", "eip", "sg", "role")}
+    foreign = {"asg": "precious-asg", "launch_template": lt, "eip": eip, "sg": sg,
+               "role": "precious-role"}
+    for n, v in foreign.items():
+        node(st, n)["id"] = v
     with open(path, "w") as f:
         json.dump(st, f)
 
@@ -101,20 +115,29 @@ def test_destroy_never_deletes_what_is_not_ours(gm, proxy, boto, gm_home):
     assert r.returncode == 1, r.stderr
     assert "not this deployment's" in r.stderr
     assert os.path.exists(path), "the record must be kept"
-    state = ec2.describe_instances(InstanceIds=[inst])["Reservations"][0]["Instances"][0]["State"]
-    assert state["Name"] == "running"
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["precious-asg"])
+    assert len(group["AutoScalingGroups"][0]["Instances"]) == 1
+    assert ec2.describe_launch_templates(LaunchTemplateIds=[lt])["LaunchTemplates"]
+    assert ec2.describe_addresses(AllocationIds=[eip])["Addresses"]
     assert ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"]
     assert iam.get_role(RoleName="precious-role")["Role"]
     # What was the deployment's own is found by its tags and deleted anyway.
     left = leftovers(boto, "victim")
-    assert real["instance"] not in left.get("instances", [])
+    assert real["asg"] not in left.get("auto_scaling_groups", [])
+    assert real["launch_template"] not in left.get("launch_templates", [])
+    assert real["eip"] not in left.get("addresses", [])
+    assert left.get("instances", []) == []
     assert real["role"] not in left.get("roles", [])
 
 
-def test_malformed_id_in_the_record_is_an_error_not_gone(gm, proxy, boto, gm_home):
+@pytest.mark.parametrize("which, bad", [("sg", "sg-NOT-AN-ID"),
+                                        ("launch_template", "lt-NOT-AN-ID"),
+                                        ("eip", "eipalloc-NOT"),
+                                        ("asg", "bad\u0001name")])
+def test_malformed_id_in_the_record_is_an_error_not_gone(gm, proxy, boto, gm_home, which, bad):
     assert deploy(gm, "malformed").returncode == 0
     st = load_state(gm_home, "malformed")
-    node(st, "sg")["id"] = "sg-NOT-AN-ID"
+    node(st, which)["id"] = bad
     with open(state_path(gm_home, "malformed"), "w") as f:
         json.dump(st, f)
     r = destroy(gm, "malformed")
