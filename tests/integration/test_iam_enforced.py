@@ -21,7 +21,9 @@ What moto can evaluate, found here (moto 5.x, moto/iam/access_control.py):
 - Conditions: no. Without request context every condition holds
   (ec2:CreateAction, ec2:ResourceTag/ManagedBy, iam:PassedToService are
   never false), and actions AWS checks implicitly (ec2:CreateTags for
-  TagSpecifications, iam:PassRole for RunInstances) are not checked at all.
+  TagSpecifications, iam:PassRole and ec2:RunInstances for the Auto Scaling
+  group's launch template, iam:CreateServiceLinkedRole for its first group)
+  are not checked at all.
 - Signatures: yes, for every request, but a REST request without a body
   (EFS GET/DELETE) is rebuilt with its query or headers as the body and can
   never verify, not even boto3's: moto_iam_server.py fixes that one step.
@@ -220,6 +222,11 @@ def _everything_gone(auth_moto, name):
              if r["RoleName"].startswith("geusemaker-%s-" % name)]
     left += [lb["LoadBalancerName"] for lb in auth_moto.client("elbv2").describe_load_balancers()[
         "LoadBalancers"] if lb["LoadBalancerName"] == name + "-alb"]
+    left += [g["AutoScalingGroupName"] for g in auth_moto.client("autoscaling")
+             .describe_auto_scaling_groups(Filters=f)["AutoScalingGroups"]]
+    left += [t["LaunchTemplateId"] for t in ec2.describe_launch_templates(Filters=f)[
+        "LaunchTemplates"]]
+    left += [a["AllocationId"] for a in ec2.describe_addresses(Filters=f)["Addresses"]]
     return left
 
 
@@ -296,7 +303,7 @@ def test_deploy_status_destroy_adopt_cleanup_with_the_policy(auth_moto, run_as, 
     assert _denied(auth_proxy) == []
     services = {rec["service"] for rec in auth_proxy.records}
     assert {"ec2", "elasticfilesystem", "elasticloadbalancing", "iam", "ssm",
-            "tagging"} <= services, services
+            "tagging", "autoscaling"} <= services, services
     ua = {rec["request_headers"].get("User-Agent", "")[:11] for rec in auth_proxy.records}
     assert ua == {"geusemaker/"}
 
@@ -310,6 +317,8 @@ MISSING = [
     ("ssm:PutParameter", "ssm PutParameter", 4),
     ("elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing CreateLoadBalancer", 4),
     ("tag:GetResources", "tagging GetResources", 4),
+    ("autoscaling:CreateAutoScalingGroup", "autoscaling CreateAutoScalingGroup", 4),
+    ("ec2:CreateLaunchTemplate", "ec2 CreateLaunchTemplate", 4),
 ]
 
 

@@ -145,7 +145,7 @@ def test_destroy_says_what_goes_before_it_asks(gm, proxy, boto, term):
     st = load_state(gm.env["GEUSEMAKER_HOME"], "ttydel")
     t = term(["destroy", "ttydel"])
     text = t.wait_for(r"Type the deployment's name to confirm: ")
-    for n in ("vpc", "instance", "efs", "role"):
+    for n in ("vpc", "asg", "launch_template", "eip", "efs", "role"):
         assert node(st, n)["id"] in text, n
     assert "WITH ALL ITS DATA" in text
     t.send("ttydel")

@@ -19,7 +19,7 @@ def test_signal_mid_deploy_saves_the_record(gm, proxy, boto, gm_home, sig, code)
     assert "interrupted" in err
     assert "deploy --resume %s" % name in err and "destroy %s" % name in err
     # Nothing was started after the signal beyond what was in flight.
-    assert proxy.count(action="RunInstances") == 0
+    assert proxy.count(action="CreateAutoScalingGroup") == 0
 
     # The journal is on disk: the deployment is kept as failed, with the VPC's
     # id recorded, and what exists is what the record names.

@@ -88,8 +88,9 @@ def test_plan_json_matches_what_aws_says(gm, proxy, boto):
     assert_read_only(proxy)
     assert doc["name"] == "planned" and doc["tier"] == "dev" and doc["region"] == "us-east-1"
     nodes = [n["node"] for n in doc["resources"]]
-    for before, after in (("vpc", "subnet_a"), ("subnet_a", "instance"), ("efs", "mount_target_a"),
-                          ("sg", "instance"), ("role", "profile_role")):
+    for before, after in (("vpc", "subnet_a"), ("subnet_a", "asg"), ("efs", "mount_target_a"),
+                          ("sg", "launch_template"), ("launch_template", "asg"),
+                          ("eip", "launch_template"), ("role", "profile_role")):
         assert nodes.index(before) < nodes.index(after)
     for n in doc["resources"]:  # dependency order: every dependency comes first
         for d in n["deps"]:

@@ -1,7 +1,5 @@
 """The stack side of a deploy: health waiting (with the loopback rule), the
 health and secrets commands, and secrets never leaking."""
-import base64
-import gzip
 import http.server
 import json
 import os
@@ -10,7 +8,8 @@ import time
 
 import pytest
 
-from deployhelpers import CIDR, FAST, deploy, destroy, leftovers
+from deployhelpers import (CIDR, FAST, deploy, destroy, group_of, instance_of, leftovers, node,
+                           template_data, template_userdata)
 
 HEALTHY = {"schema": 1, "deployment": "x", "tier": "dev", "overall": "healthy",
            "checked_at": "2026-01-01T00:00:00Z",
@@ -111,11 +110,7 @@ def test_secrets_never_leak_and_are_removed(gm, proxy, boto, gm_home):
     assert all(len(v) >= 16 for v in values)
 
     st = json.load(open(os.path.join(str(gm_home), "deployments", "leak.json")))
-    inst = [n for n in st["nodes"] if n["name"] == "instance"][0]["id"]
-    ud = boto("ec2").describe_instance_attribute(InstanceId=inst, Attribute="userData")["UserData"]["Value"]
-    raw = base64.b64decode(ud)
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+    raw = template_userdata(boto, st)
     haystacks = {
         "userdata": raw.decode("utf-8", "replace"),
         "state": open(os.path.join(str(gm_home), "deployments", "leak.json")).read(),
@@ -163,14 +158,15 @@ def test_gpu_tier_uses_gpu_userdata_and_its_ami(gm, proxy, boto, gm_home):
                env={"GEUSEMAKER_AMI_PARAMETER": "/test/deeplearning-ami"})
     assert r.returncode == 0, r.stderr
     st = json.load(open(os.path.join(str(gm_home), "deployments", "gpu.json")))
-    inst_id = [n for n in st["nodes"] if n["name"] == "instance"][0]["id"]
-    ec2 = boto("ec2")
-    inst = ec2.describe_instances(InstanceIds=[inst_id])["Reservations"][0]["Instances"][0]
+    inst = instance_of(boto, st)
     assert inst["InstanceType"] == "g5.xlarge" and inst["ImageId"] == ami
-    ud = ec2.describe_instance_attribute(InstanceId=inst_id, Attribute="userData")["UserData"]["Value"]
-    raw = base64.b64decode(ud)
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+    lt = template_data(boto, st)
+    assert lt["InstanceType"] == "g5.xlarge" and lt["ImageId"] == ami
+    group = group_of(boto, st)
+    assert [o["InstanceType"] for o in
+            group["MixedInstancesPolicy"]["LaunchTemplate"]["Overrides"]] == ["g5.xlarge"]
+    raw = template_userdata(boto, st)
     assert b"nvidia" in raw.lower()
+    assert ("GM_EIP_ALLOCATION='%s'" % node(st, "eip")["id"]).encode() in raw
     assert destroy(gm, "gpu").returncode == 0
     assert leftovers(boto, "gpu") == {}

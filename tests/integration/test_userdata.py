@@ -109,6 +109,20 @@ def test_variant_is_shellcheck_clean_and_fits(gmbin, tier, os_name, capsys):
                  " (gzip)" if out["gzipped"] else "       ", out["base64_size"]))
 
 
+EIP = "eipalloc-0123456789abcdef0"
+
+
+@pytest.mark.parametrize("tier,os_name", [("dev", o) for o in OSES] + [("gpu", "al2023")])
+def test_elastic_ip_variant_is_shellcheck_clean_and_fits(gmbin, tier, os_name):
+    """Tiers without a load balancer: the instance associates the deployment's
+    Elastic IP with itself at boot."""
+    out = render(gmbin, tier, os_name, "--eip-allocation-id", EIP)
+    script = out["script"]
+    assert "GM_EIP_ALLOCATION='%s'" % EIP in script
+    assert out["sent_size"] <= LIMIT, out
+    shellcheck(script, "%s/%s with an Elastic IP" % (tier, os_name))
+
+
 def test_text_output_reports_sizes(gmbin):
     r = userdata(gmbin, "--name", "demo")
     assert r.stdout.startswith("#!/bin/bash\n")
@@ -201,6 +215,7 @@ def test_gpu_tier_on_cpu_type_is_refused(gmbin):
     (["--name", "demo", "--models", "llama3;reboot"], "invalid Ollama model"),
     (["--name", "demo", "--os", "debian"], "unknown --os"),
     (["--name", "demo", "--efs-id", "fs-'x"], "invalid EFS"),
+    (["--name", "demo", "--eip-allocation-id", "eipalloc-'; reboot"], "invalid Elastic IP"),
     (["--tier", "dev"], "missing --name"),
 ])
 def test_bad_input_is_refused(gmbin, args, fragment):
@@ -447,6 +462,40 @@ def test_sandbox_al2023_end_to_end(gmbin, sandbox):
     for step in ("packages", "efs", "docker", "secrets", "files", "stack", "nginx", "services",
                  "finish"):
         assert "] step %s:" % step in log
+
+
+@pytest.mark.parametrize("os_name", ["al2023", "ubuntu2404"])
+def test_sandbox_associates_the_elastic_ip(gmbin, sandbox, os_name):
+    """The instance takes the deployment's address (IMDSv2 instance id, the
+    region, --allow-reassociation) after the secrets and before the public
+    URL is derived, so the certificate and n8n's links name the address."""
+    r = sandbox.run(script_for(gmbin, "dev", os_name, "--eip-allocation-id", EIP),
+                    GM_STUB_NO_COMPOSE=1, GM_STUB_INSTANCE_ID="i-0fedcba9876543210")
+    check_success(sandbox, r)
+    calls = sandbox.calls()
+    assert_in_order(calls, [
+        ("aws ssm get-parameters",),
+        ("curl", "X-aws-ec2-metadata-token: stub-imds-token", "meta-data/instance-id"),
+        ("aws ec2 associate-address --region eu-west-1 --allocation-id %s "
+         "--instance-id i-0fedcba9876543210 --allow-reassociation" % EIP,),
+        ("curl", "meta-data/public-ipv4"),
+    ])
+    assert "] step address:" in sandbox.log()
+    assert "Elastic IP %s associated with i-0fedcba9876543210" % EIP in sandbox.log()
+
+
+def test_sandbox_elastic_ip_failure_stops_the_boot(gmbin, sandbox):
+    r = sandbox.run(script_for(gmbin, "dev", "al2023", "--eip-allocation-id", EIP),
+                    GM_STUB_FAIL="aws:associate-address")
+    assert r.returncode != 0
+    assert sum("associate-address" in c for c in sandbox.calls()) == 10
+    assert "step=address" in sandbox.read("var/lib/geusemaker/userdata.failed")
+
+
+def test_sandbox_without_an_elastic_ip_associates_nothing(gmbin, sandbox):
+    r = sandbox.run(script_for(gmbin, "automation", "al2023"), GM_STUB_NO_COMPOSE=1)
+    check_success(sandbox, r)
+    assert not any("associate-address" in c or "instance-id" in c for c in sandbox.calls())
 
 
 @pytest.mark.parametrize("os_name", ["ubuntu2204", "ubuntu2404"])

@@ -477,6 +477,71 @@ static void test_failover_next(void)
     gm_cost_market_release(&m);
 }
 
+/* What a failed scaling activity of an Auto Scaling group says (AWS's own
+ * messages). */
+static void test_read_activity(void)
+{
+    gm_cost_activity a;
+    gm_cost_read_activity("Could not launch Spot Instances. InsufficientInstanceCapacity - We "
+                          "currently do not have sufficient t3.large capacity in the "
+                          "Availability Zone you requested (us-east-1a). Our system will be "
+                          "working on provisioning additional capacity. Launching EC2 instance "
+                          "failed.",
+                          &a);
+    CHECK_STR(a.code, "InsufficientInstanceCapacity");
+    CHECK_INT(a.cls, GM_LAUNCH_ERR_ZONE_CAPACITY);
+    CHECK_STR(a.type, "t3.large");
+    CHECK_STR(a.az, "us-east-1a");
+    CHECK(!a.every_pool);
+    gm_cost_read_activity("Could not launch Spot Instances. InsufficientInstanceCapacity - There "
+                          "is no Spot capacity available that matches your request. Launching "
+                          "EC2 instance failed.",
+                          &a);
+    CHECK(a.every_pool);
+    CHECK_STR(a.type, "");
+    gm_cost_read_activity("Could not launch Spot Instances. MaxSpotInstanceCountExceeded - Max "
+                          "spot instance count exceeded. Launching EC2 instance failed.",
+                          &a);
+    CHECK_INT(a.cls, GM_LAUNCH_ERR_ACCOUNT_QUOTA);
+    CHECK_STR(a.code, "MaxSpotInstanceCountExceeded");
+    /* The text alone, without a code. */
+    gm_cost_read_activity("You have requested more vCPU capacity than your current vCPU limit "
+                          "of 32 allows for the instance bucket that the specified instance "
+                          "type belongs to.",
+                          &a);
+    CHECK_STR(a.code, "VcpuLimitExceeded");
+    gm_cost_read_activity("We currently do not have sufficient m5.large capacity in the "
+                          "Availability Zone you requested (eu-west-1b).",
+                          &a);
+    CHECK_STR(a.code, "InsufficientInstanceCapacity");
+    CHECK_STR(a.type, "m5.large");
+    CHECK_STR(a.az, "eu-west-1b");
+    gm_cost_read_activity("Could not launch Spot Instances. UnfulfillableCapacity - Unable to "
+                          "fulfill capacity due to your request configuration.",
+                          &a);
+    CHECK(a.every_pool);
+    gm_cost_read_activity("Could not launch Spot Instances. SpotMaxPriceTooLow - Your Spot "
+                          "request price of 0.01 is lower than the minimum required Spot "
+                          "request fulfillment price of 0.0288.",
+                          &a);
+    CHECK_INT(a.cls, GM_LAUNCH_ERR_PRICE);
+    /* Not placement problems; a code inside another word is not that code. */
+    gm_cost_read_activity("The image id '[ami-0123]' does not exist. Launching EC2 instance "
+                          "failed.",
+                          &a);
+    CHECK_STR(a.code, "");
+    CHECK_INT(a.cls, GM_LAUNCH_ERR_OTHER);
+    gm_cost_read_activity("NotUnsupportedAtAll", &a);
+    CHECK_STR(a.code, "");
+    gm_cost_read_activity(NULL, &a);
+    CHECK_INT(a.cls, GM_LAUNCH_ERR_OTHER);
+    /* A pool name that is not a plain token is not taken. */
+    gm_cost_read_activity("We currently do not have sufficient t3 large; rm capacity in the "
+                          "Availability Zone you requested (us-east-1a)",
+                          &a);
+    CHECK_STR(a.type, "");
+}
+
 /* ---- estimates and budgets ------------------------------------------------------------ */
 
 static double num(const json_t *o, const char *path)
@@ -1044,6 +1109,7 @@ int main(void)
     GM_RUN(test_rank_json);
     GM_RUN(test_default_types_and_needs);
     GM_RUN(test_failover_next);
+    GM_RUN(test_read_activity);
     GM_RUN(test_estimate_maths);
     GM_RUN(test_budget);
     GM_RUN(test_parse_amounts);
