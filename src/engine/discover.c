@@ -2,6 +2,7 @@
  * deployments are tagged in a region (discover), what of one still exists
  * (survey), the one-name-per-region check, and deleting a deployment that
  * has no record (cleanup). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,60 +171,123 @@ static bool described_kind(const gm_tagged *t)
 }
 
 /* One describe of those kinds, filtered by the name tag (or by the tag's key
- * for every deployment), counted into groups; every page. */
-static GM_MUST_CHECK gm_status count_described(gm_aws_client *aws, const gm_aws_service *svc,
-                                               const char *action, const gm_read_spec *spec,
-                                               const char *name, json_t *groups, gm_error *err)
+ * for every deployment), into job->found (a private group list); every
+ * page. Run on a thread of its own. */
+typedef struct described_job {
+    gm_aws_client *aws;
+    const gm_aws_service *svc;
+    const char *action;
+    const gm_read_spec *spec;
+    const char *name;
+    json_t *found;
+    gm_status st;
+    gm_error err;
+    pthread_t thread;
+} described_job;
+
+static GM_MUST_CHECK gm_status describe_page(described_job *j, const char *token, char **out_next,
+                                             gm_error *err)
 {
-    bool asg = svc == &gm_svc_autoscaling;
+    bool asg = j->svc == &gm_svc_autoscaling;
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, asg ? "Filters.member.1.Name" : "Filter.1.Name",
+                  j->name ? "tag:" GM_TAG_DEPLOYMENT : "tag-key");
+    gm_params_add(&p, asg ? "Filters.member.1.Values.member.1" : "Filter.1.Value.1",
+                  j->name ? j->name : GM_TAG_DEPLOYMENT);
+    if (token)
+        gm_params_add(&p, "NextToken", token);
+    xmlDocPtr doc = NULL;
+    gm_status st = gm_aws_query(j->aws, j->svc, j->action, &p, &doc, err);
+    gm_params_release(&p);
+    gm_read_rows rows, next;
+    gm_read_rows_init(&next);
+    if (st == GM_OK)
+        st = gm_read_xml(doc, j->spec, &rows, err);
+    for (size_t i = 0; st == GM_OK && i < rows.n; i++)
+        if (*gm_read_get(&rows, i, GM_TAGGED_NAME))
+            st = count_in(j->found, gm_read_get(&rows, i, GM_TAGGED_NAME),
+                          gm_read_get(&rows, i, GM_TAGGED_ID), err);
+    if (st == GM_OK) {
+        gm_read_rows_release(&rows);
+        st = gm_read_xml(doc, asg ? &gm_asg_next_token : &gm_ec2_next_token, &next, err);
+    }
+    xmlFreeDoc(doc);
+    *out_next = st == GM_OK ? gm_read_dup(&next, 0, 0) : NULL;
+    gm_read_rows_release(&next);
+    return st;
+}
+
+static void *describe_all(void *arg)
+{
+    described_job *j = arg;
     char *token = NULL;
-    gm_status st = GM_OK;
-    for (int page = 0; st == GM_OK && page < 100; page++) {
-        gm_params p;
-        gm_params_init(&p);
-        gm_params_add(&p, asg ? "Filters.member.1.Name" : "Filter.1.Name",
-                      name ? "tag:" GM_TAG_DEPLOYMENT : "tag-key");
-        gm_params_add(&p, asg ? "Filters.member.1.Values.member.1" : "Filter.1.Value.1",
-                      name ? name : GM_TAG_DEPLOYMENT);
-        if (token)
-            gm_params_add(&p, "NextToken", token);
-        xmlDocPtr doc = NULL;
-        st = gm_aws_query(aws, svc, action, &p, &doc, err);
-        gm_params_release(&p);
-        gm_read_rows rows, next;
-        gm_read_rows_init(&next);
-        if (st == GM_OK)
-            st = gm_read_xml(doc, spec, &rows, err);
-        for (size_t i = 0; st == GM_OK && i < rows.n; i++)
-            if (*gm_read_get(&rows, i, GM_TAGGED_NAME))
-                st = count_in(groups, gm_read_get(&rows, i, GM_TAGGED_NAME),
-                              gm_read_get(&rows, i, GM_TAGGED_ID), err);
-        if (st == GM_OK) {
-            gm_read_rows_release(&rows);
-            st = gm_read_xml(doc, asg ? &gm_asg_next_token : &gm_ec2_next_token, &next, err);
-        }
-        xmlFreeDoc(doc);
+    j->st = GM_OK;
+    for (int page = 0; j->st == GM_OK && page < 100; page++) {
+        char *next = NULL;
+        j->st = describe_page(j, token, &next, &j->err);
         free(token);
-        token = st == GM_OK ? gm_read_dup(&next, 0, 0) : NULL;
-        gm_read_rows_release(&next);
+        token = next;
         if (!token)
             break;
     }
     free(token);
+    return NULL;
+}
+
+/* Adds the groups of from to groups (their counts summed). */
+static GM_MUST_CHECK gm_status merge_counts(json_t *groups, const json_t *from, gm_error *err)
+{
+    size_t i;
+    const json_t *g;
+    gm_status st = GM_OK;
+    json_array_foreach (from, i, g) {
+        json_int_t n = json_integer_value(json_object_get(g, "tagged"));
+        for (json_int_t k = 0; st == GM_OK && k < n; k++)
+            st = count_in(groups, json_string_value(json_object_get(g, "name")),
+                          json_string_value(json_object_get(g, "deployment_id")), err);
+    }
     return st;
 }
 
+/* The groups, templates and addresses at once (one round trip). */
 static GM_MUST_CHECK gm_status discover_described(gm_aws_client *aws, const char *name,
                                                   json_t *groups, gm_error *err)
 {
-    gm_status st = count_described(aws, &gm_svc_autoscaling, "DescribeAutoScalingGroups",
-                                   &gm_asg_tagged_groups, name, groups, err);
-    if (st == GM_OK)
-        st = count_described(aws, &gm_svc_ec2, "DescribeLaunchTemplates",
-                             &gm_ec2_tagged_launch_templates, name, groups, err);
-    if (st == GM_OK)
-        st = count_described(aws, &gm_svc_ec2, "DescribeAddresses", &gm_ec2_tagged_addresses, name,
-                             groups, err);
+    described_job jobs[] = {
+        {.svc = &gm_svc_autoscaling,
+         .action = "DescribeAutoScalingGroups",
+         .spec = &gm_asg_tagged_groups},
+        {.svc = &gm_svc_ec2,
+         .action = "DescribeLaunchTemplates",
+         .spec = &gm_ec2_tagged_launch_templates},
+        {.svc = &gm_svc_ec2, .action = "DescribeAddresses", .spec = &gm_ec2_tagged_addresses},
+    };
+    enum { N = sizeof jobs / sizeof *jobs };
+    bool started[N] = {false};
+    for (size_t i = 0; i < N; i++) {
+        jobs[i].aws = aws;
+        jobs[i].name = name;
+        jobs[i].found = json_array();
+        if (!jobs[i].found)
+            jobs[i].st = gm_error_set(&jobs[i].err, GM_ERR_NOMEM, "out of memory");
+        else if (pthread_create(&jobs[i].thread, NULL, describe_all, &jobs[i]) == 0)
+            started[i] = true;
+        else
+            describe_all(&jobs[i]); /* no thread to be had: here */
+    }
+    gm_status st = GM_OK;
+    for (size_t i = 0; i < N; i++) {
+        if (started[i])
+            pthread_join(jobs[i].thread, NULL);
+        if (st == GM_OK && jobs[i].st != GM_OK) {
+            st = jobs[i].st;
+            *err = jobs[i].err;
+        }
+        if (st == GM_OK)
+            st = merge_counts(groups, jobs[i].found, err);
+        json_decref(jobs[i].found);
+    }
     return st;
 }
 

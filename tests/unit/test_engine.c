@@ -437,8 +437,21 @@ static void test_events_reach_the_observer(void)
     teardown(&f);
 }
 
+/* The position of node name in a graph's JSON, or -1. */
+static int graph_index(const json_t *g, const char *name)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach (g, i, n) {
+        if (strcmp(json_string_value(json_object_get(n, "node")), name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
 /* The tier graphs are well formed: every dependency comes first, the load
- * balancer group only in tier automation. */
+ * balancer group only in tier automation, the Elastic IP only without it;
+ * the instance is the Auto Scaling group's, from the launch template. */
 static void test_tier_graphs_are_well_formed(void)
 {
     const gm_tier tiers[] = {GM_TIER_DEV, GM_TIER_AUTOMATION, GM_TIER_GPU};
@@ -447,13 +460,24 @@ static void test_tier_graphs_are_well_formed(void)
         CHECK(g != NULL);
         size_t i;
         json_t *n;
-        bool alb = false;
+        bool alb = false, automation = tiers[t] == GM_TIER_AUTOMATION;
         json_array_foreach (g, i, n) {
             const char *name = json_string_value(json_object_get(n, "node"));
             if (name && strncmp(name, "alb", 3) == 0)
                 alb = true;
+            size_t k;
+            json_t *d;
+            json_array_foreach (json_object_get(n, "deps"), k, d) {
+                int at = graph_index(g, json_string_value(d));
+                CHECK(at >= 0 && (size_t)at < i);
+            }
         }
-        CHECK(alb == (tiers[t] == GM_TIER_AUTOMATION));
+        CHECK(alb == automation);
+        CHECK((graph_index(g, "eip") >= 0) == !automation);
+        CHECK(graph_index(g, "instance") < 0);
+        CHECK(graph_index(g, "launch_template") < graph_index(g, "asg"));
+        CHECK(graph_index(g, "asg") < graph_index(g, "health"));
+        CHECK(!automation || graph_index(g, "asg") < graph_index(g, "targets"));
         json_decref(g);
     }
 }
