@@ -131,6 +131,24 @@ static void print_next_steps(const gm_deployment *dep, const json_t *ep)
            dep->name);
 }
 
+/* The instance the Auto Scaling group runs and how it got there. */
+static void print_instance(const gm_deployment *dep)
+{
+    gm_engine_summary sum;
+    gm_engine_summary_of(dep, &sum);
+    if (!sum.instance_id && !sum.group)
+        return;
+    printf("Instance:    %s (%s, %s%s%s)", sum.instance_id ? sum.instance_id : "none in service",
+           sum.instance_type ? sum.instance_type : "?", sum.market ? sum.market : "?",
+           sum.az ? " in " : "", sum.az ? sum.az : "");
+    if (sum.group)
+        printf(" of Auto Scaling group %s", sum.group);
+    printf("\n");
+    if (sum.refused)
+        printf("Launches:    %zu refused (last: %s)%s%s\n", sum.refused, sum.last_refusal,
+               sum.market_switch ? "; " : "", sum.market_switch ? sum.market_switch : "");
+}
+
 void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live,
                              int64_t duration_ms)
 {
@@ -154,6 +172,7 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
            dep->status_reason ? ": " : "", dep->status_reason ? dep->status_reason : "");
     if (duration_ms >= 0)
         printf("Duration:    %.1fs\n", (double)duration_ms / 1000.0);
+    print_instance(dep);
     printf("Resources:\n");
     for (size_t i = 0; i < dep->n_nodes; i++) {
         const gm_node_state *n = &dep->nodes[i];

@@ -266,6 +266,11 @@ typedef struct gm_engine_summary {
     const char *public_ip;     /* NULL when unknown */
     const char *alb_dns;       /* NULL without a load balancer */
     bool https_alb;            /* the load balancer listens on HTTPS */
+    const char *az;            /* the instance's zone; NULL when unknown */
+    const char *group;         /* the Auto Scaling group; NULL for records before it */
+    const char *market_switch; /* why the group went on-demand; NULL when it did not */
+    size_t refused;            /* launches the group reported refused */
+    char last_refusal[64];     /* the last one's error code; "" when none */
 } gm_engine_summary;
 
 /* What destroy deletes according to the record (keep_efs: the file system

@@ -259,6 +259,22 @@ static const char *output_of(const gm_deployment *dep, const char *node, const c
     return v && *v ? v : NULL;
 }
 
+/* How many launches the group reported refused, and the last one's code. */
+static void launch_attempts(const char *text, gm_engine_summary *s)
+{
+    json_t *a = text ? json_loads(text, 0, NULL) : NULL;
+    size_t i;
+    json_t *v;
+    json_array_foreach (a, i, v) {
+        const char *result = json_string_value(json_object_get(v, "result"));
+        if (!result || strcmp(result, "launched") == 0)
+            continue;
+        s->refused++;
+        snprintf(s->last_refusal, sizeof s->last_refusal, "%s", result);
+    }
+    json_decref(a);
+}
+
 void gm_engine_summary_of(const gm_deployment *dep, gm_engine_summary *s)
 {
     memset(s, 0, sizeof *s);
@@ -286,6 +302,10 @@ void gm_engine_summary_of(const gm_deployment *dep, gm_engine_summary *s)
         s->alb_dns = output_of(dep, "alb", "dns");
     s->https_alb = json_string_value(json_object_get(json_object_get(dep->config, "load_balancer"),
                                                      "certificate_arn")) != NULL;
+    s->az = output_of(dep, node, "az");
+    s->group = group && group->status != GM_NODE_DELETED ? group->id : NULL;
+    s->market_switch = output_of(dep, node, "market_switch");
+    launch_attempts(output_of(dep, node, "launch_attempts"), s);
 }
 
 json_t *gm_engine_endpoints(const gm_deployment *dep)

@@ -98,6 +98,10 @@ def test_spot_refused_in_every_pool_moves_the_group_to_on_demand(gm, proxy, boto
     assert out["group_market"] == "on-demand" and out["chosen_market"] == "on-demand"
     assert out["market"] == "on-demand" and out["market_switch"]
     only_instance(boto, "fopools")
+    r = gm.run("status", "fopools", env=FAST)
+    assert "Instance:    %s (" % out["instance_id"] in r.stdout, r.stdout
+    assert "Launches:    4 refused (last: InsufficientInstanceCapacity); spot refused in every " \
+           "pool: on-demand" in r.stdout, r.stdout
     assert destroy(gm, "fopools").returncode == 0
     assert leftovers(boto, "fopools") == {}
 

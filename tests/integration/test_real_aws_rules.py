@@ -9,7 +9,7 @@ and on what moto stored (boto3):
   for g5g) and only GPU families its driver supports pass, before any call;
 - --os picks Canonical's image and the matching UserData, end to end;
 - a second encrypted gp3 volume (/dev/sdf) for the databases;
-- IMDSv2 with a hop limit of 1; SpotOptions.MaxPrice from --max-spot-price;
+- IMDSv2 with a hop limit of 1; the group's SpotMaxPrice from --max-spot-price;
 - the file system policy: TLS only, mounting only by the deployment's role,
   put after the role exists and retried while EFS does not see it yet.
 
@@ -18,13 +18,14 @@ Learning AMI parameters are answered by the fault proxy with an image that
 exists in moto (AWS's names, an emulator's image), and a rewrite of the
 DescribeImages answer gives an image the Deep Learning AMI's 75 GiB snapshot.
 """
-import base64
-import gzip
 import json
 
 import pytest
 
-from deployhelpers import CIDR, FAST, deploy, destroy, leftovers, load_state, node
+from deployhelpers import (CIDR, FAST, deploy, destroy, leftovers, load_state, node,
+                           template_data, template_userdata)
+
+LT = "LaunchTemplateData."
 
 AL2023 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-%s"
 DLAMI = "/aws/service/deeplearning/ami/%s/base-oss-nvidia-driver-gpu-amazon-linux-2023/latest/ami-id"
@@ -54,29 +55,38 @@ def root_snapshot_of(proxy, gib):
 
 
 def refuse_small_root(proxy, smallest):
-    """What EC2 does with a root volume smaller than its snapshot (moto takes it)."""
+    """What EC2 does with a root volume smaller than its snapshot (moto takes
+    it; AWS refuses the group's launches): here the template itself is
+    refused, so the size sent is what is checked."""
     for size in range(1, smallest):
-        proxy.add_rule({"action": "RunInstances", "match": {"BlockDeviceMapping.1.Ebs.VolumeSize": str(size)},
+        proxy.add_rule({"action": "CreateLaunchTemplate",
+                        "match": {LT + "BlockDeviceMapping.1.Ebs.VolumeSize": str(size)},
                         "error": "InvalidBlockDeviceMapping", "status": 400,
                         "message": "Volume of size %dGB is smaller than snapshot, expect size >= %dGB"
                                    % (size, smallest)})
 
 
 def launched(proxy):
-    runs = [r for r in proxy.find(action="RunInstances") if r["status"] == 200]
-    assert len(runs) == 1, [r["status"] for r in proxy.find(action="RunInstances")]
-    return runs[0]["params"]
+    """What every instance is launched with: the launch template's data as
+    sent (CreateLaunchTemplate, the LaunchTemplateData. prefix dropped)."""
+    made = [r for r in proxy.find(action="CreateLaunchTemplate") if r["status"] == 200]
+    assert len(made) == 1, [r["status"] for r in proxy.find(action="CreateLaunchTemplate")]
+    return {k[len(LT):]: v for k, v in made[0]["params"].items() if k.startswith(LT)}
+
+
+def group_request(proxy):
+    """The CreateAutoScalingGroup request: the types and the market."""
+    made = [r for r in proxy.find(action="CreateAutoScalingGroup") if r["status"] == 200]
+    assert len(made) == 1
+    return made[0]["params"]
+
+
+DIST = "MixedInstancesPolicy.InstancesDistribution."
+OVERRIDE = "MixedInstancesPolicy.LaunchTemplate.Overrides.member.%d.InstanceType"
 
 
 def got_parameters(proxy):
     return [r["params"].get("Name") for r in proxy.find(action="GetParameter")]
-
-
-def userdata(boto, instance_id):
-    ud = boto("ec2").describe_instance_attribute(InstanceId=instance_id,
-                                                 Attribute="userData")["UserData"]["Value"]
-    raw = base64.b64decode(ud)
-    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
 
 
 def outputs(gm_home, name, n):
@@ -89,9 +99,15 @@ def test_launch_parameters_are_what_real_aws_needs(gm, proxy, boto, gm_home):
                "--output", "json")
     assert r.returncode == 0, r.stderr
     p = launched(proxy)
-    assert p["ImageId"] == ami and p["InstanceMarketOptions.MarketType"] == "spot"
+    assert p["ImageId"] == ami
+    # The market is the group's: a template with spot options is refused with a
+    # mixed instances policy.
+    assert not any(k.startswith("InstanceMarketOptions") for k in p)
+    g = group_request(proxy)
+    assert g[DIST + "OnDemandPercentageAboveBaseCapacity"] == "0"
+    assert g[OVERRIDE % 1] == "t3.large"
     # The spot price is capped at AWS, not only among the candidates.
-    assert p["InstanceMarketOptions.SpotOptions.MaxPrice"] == "0.5"
+    assert g[DIST + "SpotMaxPrice"] == "0.5"
     # IMDSv2 only, one hop: containers behind Docker's bridge get no credentials.
     assert p["MetadataOptions.HttpTokens"] == "required"
     assert p["MetadataOptions.HttpPutResponseHopLimit"] == "1"
@@ -106,24 +122,23 @@ def test_launch_parameters_are_what_real_aws_needs(gm, proxy, boto, gm_home):
     # The image was read before the launch, by its id.
     images = proxy.find(action="DescribeImages")
     assert [i["params"].get("ImageId.1") for i in images] == [ami]
-    assert images[0]["seq"] < proxy.find(action="RunInstances")[0]["seq"]
+    assert images[0]["seq"] < proxy.find(action="CreateLaunchTemplate")[0]["seq"]
 
     doc = json.loads(r.stdout)
     img = doc["resources"]["ami"]["outputs"]
     assert img["architecture"] == "x86_64" and img["root_device"] == "/dev/xvda"
     assert img["parameter"] == AL2023 % "x86_64" and img["os"] == "al2023"
-    out = doc["resources"]["instance"]["outputs"]
+    out = doc["resources"]["launch_template"]["outputs"]
     assert out["root_volume_gb"] == "60" and out["data_volume_gb"] == "20"
     state = load_state(gm_home, "rules")
     assert state["config"]["os"] == "al2023" and state["config"]["data_volume_gb"] == 20
     # The data volume is in the estimate.
     assert state["cost"]["breakdown"]["ebs_data"]["monthly"] == pytest.approx(20 * 0.08)
 
-    inst = boto("ec2").describe_instances(InstanceIds=[doc["resources"]["instance"]["id"]])
-    inst = inst["Reservations"][0]["Instances"][0]
-    assert inst["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
-    assert inst["MetadataOptions"]["HttpTokens"] == "required"
-    assert "/dev/sdf" in {b["DeviceName"] for b in inst["BlockDeviceMappings"]}
+    lt = template_data(boto, state)  # what AWS holds (moto's group reads only part of it)
+    assert lt["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    assert lt["MetadataOptions"]["HttpTokens"] == "required"
+    assert "/dev/sdf" in {b["DeviceName"] for b in lt["BlockDeviceMappings"]}
     assert destroy(gm, "rules").returncode == 0
     assert leftovers(boto, "rules") == {}
 
@@ -137,7 +152,7 @@ def test_root_volume_follows_a_larger_image_snapshot(gm, proxy, boto, gm_home):
     p = launched(proxy)
     assert p["BlockDeviceMapping.1.Ebs.VolumeSize"] == "75"
     assert p["BlockDeviceMapping.2.Ebs.VolumeSize"] == "50"
-    assert "InstanceMarketOptions.MarketType" not in p
+    assert group_request(proxy)[DIST + "OnDemandPercentageAboveBaseCapacity"] == "100"
     assert "root volume 75 GiB" in r.stderr
     assert outputs(gm_home, "bigroot", "ami")["root_snapshot_gb"] == "75"
     state = load_state(gm_home, "bigroot")
@@ -154,9 +169,9 @@ def test_gpu_tier_gets_the_deep_learning_ami_and_room_on_its_root(gm, proxy, bot
     assert r.returncode == 0, r.stderr
     assert DLAMI % "x86_64" in got_parameters(proxy)
     p = launched(proxy)
-    assert p["InstanceType"] == "g5.xlarge"
+    assert p["InstanceType"] == "g5.xlarge" and group_request(proxy)[OVERRIDE % 1] == "g5.xlarge"
     assert p["BlockDeviceMapping.1.Ebs.VolumeSize"] == "100"  # the tier's need is over 75
-    assert b"nvidia" in userdata(boto, node(load_state(gm_home, "gpuroot"), "instance")["id"]).lower()
+    assert b"nvidia" in template_userdata(boto, load_state(gm_home, "gpuroot")).lower()
     assert destroy(gm, "gpuroot").returncode == 0
     assert leftovers(boto, "gpuroot") == {}
 
@@ -188,7 +203,7 @@ def test_an_image_of_another_architecture_is_refused_before_launch(gm, proxy, bo
                env={"GEUSEMAKER_AMI_PARAMETER": "/test/arm-image"})
     assert r.returncode == 2  # a setting that cannot work; what was made is rolled back
     assert "is for arm64" in r.stderr and "x86_64" in r.stderr
-    assert proxy.count(action="RunInstances") == 0
+    assert proxy.count(action="CreateLaunchTemplate") == 0
     assert leftovers(boto, "wrongarch") == {}  # rolled back
 
 
@@ -201,7 +216,7 @@ def test_an_image_aws_does_not_show_is_refused_before_launch(gm, proxy, boto, gm
     r = deploy(gm, "noimage", "--instance-type", "t3.large", "--on-demand")
     assert r.returncode == 1
     assert "is not visible to this account" in r.stderr
-    assert proxy.count(action="RunInstances") == 0
+    assert proxy.count(action="CreateLaunchTemplate") == 0
     assert leftovers(boto, "noimage") == {}
 
 
@@ -218,10 +233,10 @@ def test_os_ubuntu_end_to_end(gm, proxy, boto, gm_home, release):
     p = launched(proxy)
     assert p["ImageId"] == ubuntu["ImageId"]
     assert p["BlockDeviceMapping.1.DeviceName"] == "/dev/sda1"
-    assert "InstanceMarketOptions.SpotOptions.MaxPrice" not in p  # no --max-spot-price
+    assert DIST + "SpotMaxPrice" not in group_request(proxy)  # no --max-spot-price
     state = load_state(gm_home, name)
     assert state["config"]["os"] == "ubuntu-" + release
-    script = userdata(boto, node(state, "instance")["id"])
+    script = template_userdata(boto, state)
     assert ("Ubuntu %s" % release).encode() in script.split(b"\n", 2)[1]
     # The saved config carries the system: a resume keeps it.
     assert gm.run("deploy", "--resume", name, env=FAST).returncode == 0

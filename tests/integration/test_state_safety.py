@@ -192,7 +192,7 @@ def test_forget_keeps_aws_resources_and_warns(gm, proxy, boto, gm_home, tmp_path
     assert calls, "forget made no live look"
     assert all(a.startswith(("Describe", "Get", "List")) for _, a in calls), calls
     assert "still exist in us-east-1 and keep billing" in r.stderr
-    assert before["instances"][0] in r.stderr and before["vpcs"][0] in r.stderr
+    assert before["auto_scaling_groups"][0] in r.stderr and before["vpcs"][0] in r.stderr
     assert "'geusemaker destroy fg'" in r.stderr
     assert "geusemaker adopt fg" in r.stderr and "geusemaker cleanup" in r.stderr
     archived = glob.glob(os.path.join(str(gm_home), "archive", "fg-*.forgotten.json"))
