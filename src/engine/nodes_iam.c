@@ -275,16 +275,19 @@ static char *mount_statement(const gm_partition *p, const char *region, const ch
 }
 
 /* The statement that lets an instance associate the deployment's Elastic IP
- * with itself: that address only, and only with an instance that carries the
- * deployment's owner tag (the address carries it too). */
+ * with itself: that address only, and only with an instance (and its network
+ * interface) that carries the deployment's owner tag (the address carries it
+ * too). */
 static char *address_statement(const gm_partition *p, const char *region,
                                const gm_n_address_grant *g)
 {
     return gm_strfmt("{\"Sid\":\"AssociateOwnAddress\",\"Effect\":\"Allow\","
                      "\"Action\":\"ec2:AssociateAddress\",\"Resource\":["
-                     "\"arn:%s:ec2:%s:*:elastic-ip/%s\",\"arn:%s:ec2:%s:*:instance/*\"],"
+                     "\"arn:%s:ec2:%s:*:elastic-ip/%s\",\"arn:%s:ec2:%s:*:instance/*\","
+                     "\"arn:%s:ec2:%s:*:network-interface/*\"],"
                      "\"Condition\":{\"StringEquals\":{\"aws:ResourceTag/%s\":\"%s\"}}}",
-                     p->id, region, g->allocation_id, p->id, region, g->tag_key, g->tag_value);
+                     p->id, region, g->allocation_id, p->id, region, p->id, region, g->tag_key,
+                     g->tag_value);
 }
 
 char *gm_n_iam_stack_policy_full(const char *region, const char *name, const char *fs,

@@ -125,10 +125,13 @@ static void lt_params(gm_node *n, const lt_spec *s, const char *token, gm_params
     gm_params_add(p, LT "NetworkInterface.1.DeleteOnTermination", "true");
     if (cfg->key_name && *cfg->key_name)
         gm_params_add(p, LT "KeyName", cfg->key_name);
-    /* The instance and its volumes carry the group's node name: the group
-     * made them, and its tags (PropagateAtLaunch) say the same. */
+    /* The instance, its volumes and its network interface carry the group's
+     * node name: the group made them, and its tags (PropagateAtLaunch) say
+     * the same. The interface's tags let the instance role's AssociateAddress
+     * statement hold for it too. */
     gm_n_tag_spec_as(n, p, LT, 1, "instance", GM_NODE_ASG);
     gm_n_tag_spec_as(n, p, LT, 2, "volume", GM_NODE_ASG);
+    gm_n_tag_spec_as(n, p, LT, 3, "network-interface", GM_NODE_ASG);
     gm_n_tag_spec(n, p, 1, "launch-template");
     free(ami);
     free(sg);

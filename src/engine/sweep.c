@@ -27,7 +27,8 @@ void gm_tagged_list_release(gm_tagged_list *l)
 
 bool gm_tagged_goes_with_another(const gm_tagged *t)
 {
-    return strcmp(t->service, "ec2") == 0 && strcmp(t->type, "volume") == 0;
+    return strcmp(t->service, "ec2") == 0 &&
+           (strcmp(t->type, "volume") == 0 || strcmp(t->type, "network-interface") == 0);
 }
 
 /* Splits "arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE" into the service,

@@ -33,7 +33,7 @@ GM_MUST_CHECK gm_status gm_engine_list_tagged(gm_aws_client *aws, const char *ke
                                               gm_error *err);
 
 /* True for resources that go with another and are never deleted on their own
- * (an instance's root volume goes with the instance). */
+ * (an instance's volumes and network interface go with the instance). */
 bool gm_tagged_goes_with_another(const gm_tagged *t);
 
 #endif

@@ -132,6 +132,7 @@ def test_full_deploy_status_list_destroy(gm, proxy, boto, gm_home):
                  for t in lt["TagSpecifications"]}
     assert spec_tags["instance"]["geusemaker:node"] == "asg"
     assert spec_tags["volume"]["geusemaker:deployment-id"] == st["deployment_id"]
+    assert spec_tags["network-interface"]["geusemaker:deployment-id"] == st["deployment_id"]
     tmpl = ec2.describe_launch_templates(LaunchTemplateIds=[ids["launch_template"]])["LaunchTemplates"][0]
     assert_standard_tags(tags_of(tmpl), "demo", "launch_template")
     raw = template_userdata(boto, st)
@@ -148,6 +149,7 @@ def test_full_deploy_status_list_destroy(gm, proxy, boto, gm_home):
     stmt = [s for s in inline["Statement"] if s.get("Sid") == "AssociateOwnAddress"][0]
     assert stmt["Action"] == "ec2:AssociateAddress"
     assert stmt["Resource"][0].endswith(":elastic-ip/" + ids["eip"])
+    assert [r.split(":")[-1] for r in stmt["Resource"][1:]] == ["instance/*", "network-interface/*"]
     assert stmt["Condition"] == {"StringEquals": {
         "aws:ResourceTag/geusemaker:deployment-id": st["deployment_id"]}}
     assert node(st, "eip")["outputs"]["public_ip"] == addr["PublicIp"]

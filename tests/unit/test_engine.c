@@ -686,6 +686,29 @@ static void test_file_system_policy(void)
     CHECK(text && strstr(text, "elasticfilesystem:ClientRootAccess"));
     json_decref(doc);
     free(text);
+    /* With an Elastic IP: the instance may associate that address only, with
+     * itself only (the deployment's tag), in the region's partition. */
+    gm_n_address_grant g = {"eipalloc-0123456789abcdef0", "geusemaker:deployment-id",
+                            "ab12cd34ef56"};
+    text = gm_n_iam_stack_policy_full("cn-north-1", "demo", "fs-0123abcd", &g);
+    doc = text ? json_loads(text, 0, NULL) : NULL;
+    const json_t *assoc = statement(doc, 3);
+    CHECK_STR(json_string_value(json_object_get(assoc, "Sid")), "AssociateOwnAddress");
+    CHECK_STR(json_string_value(json_object_get(assoc, "Action")), "ec2:AssociateAddress");
+    const json_t *res = json_object_get(assoc, "Resource");
+    CHECK_STR(json_string_value(json_array_get(res, 0)),
+              "arn:aws-cn:ec2:cn-north-1:*:elastic-ip/eipalloc-0123456789abcdef0");
+    CHECK_STR(json_string_value(json_array_get(res, 1)), "arn:aws-cn:ec2:cn-north-1:*:instance/*");
+    CHECK_STR(json_string_value(json_object_get(
+                  json_object_get(json_object_get(assoc, "Condition"), "StringEquals"),
+                  "aws:ResourceTag/geusemaker:deployment-id")),
+              "ab12cd34ef56");
+    json_decref(doc);
+    free(text);
+    /* Without one: no such statement. */
+    text = gm_n_iam_stack_policy_full("eu-west-1", "demo", "fs-0123abcd", NULL);
+    CHECK(text && !strstr(text, "AssociateAddress"));
+    free(text);
 }
 
 /* --os and --data-volume-gb are saved in the record and read back. */
