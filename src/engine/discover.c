@@ -218,9 +218,27 @@ static GM_MUST_CHECK gm_status describe_page(described_job *j, const char *token
     return st;
 }
 
+/* What the tagging API lists, but the kinds the describes count. */
+static GM_MUST_CHECK gm_status count_tagged(described_job *j, gm_error *err)
+{
+    gm_tagged_list list;
+    gm_status st = gm_engine_list_tagged(j->aws, GM_TAG_DEPLOYMENT, j->name, &list, err);
+    for (size_t i = 0; st == GM_OK && i < list.n; i++)
+        if (!gm_tagged_goes_with_another(&list.v[i]) && !described_kind(&list.v[i]) &&
+            *list.v[i].name)
+            st = count_in(j->found, list.v[i].name, list.v[i].deployment_id, err);
+    if (st == GM_OK)
+        gm_tagged_list_release(&list);
+    return st;
+}
+
 static void *describe_all(void *arg)
 {
     described_job *j = arg;
+    if (!j->svc) { /* the tagging API's list */
+        j->st = count_tagged(j, &j->err);
+        return NULL;
+    }
     char *token = NULL;
     j->st = GM_OK;
     for (int page = 0; j->st == GM_OK && page < 100; page++) {
@@ -250,11 +268,13 @@ static GM_MUST_CHECK gm_status merge_counts(json_t *groups, const json_t *from, 
     return st;
 }
 
-/* The groups, templates and addresses at once (one round trip). */
-static GM_MUST_CHECK gm_status discover_described(gm_aws_client *aws, const char *name,
-                                                  json_t *groups, gm_error *err)
+/* What the tagging API lists, and the groups, templates and addresses by
+ * their tags, at once (one round trip). */
+static GM_MUST_CHECK gm_status discover_tagged(gm_aws_client *aws, const char *name, json_t *groups,
+                                               gm_error *err)
 {
     described_job jobs[] = {
+        {.svc = NULL, .action = "GetResources"},
         {.svc = &gm_svc_autoscaling,
          .action = "DescribeAutoScalingGroups",
          .spec = &gm_asg_tagged_groups},
@@ -298,16 +318,7 @@ gm_status gm_engine_discover(gm_aws_client *aws, const char *name, bool with_iam
     json_t *groups = json_array();
     if (!groups)
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-    gm_tagged_list list;
-    gm_status st = gm_engine_list_tagged(aws, GM_TAG_DEPLOYMENT, name, &list, err);
-    for (size_t i = 0; st == GM_OK && i < list.n; i++)
-        if (!gm_tagged_goes_with_another(&list.v[i]) && !described_kind(&list.v[i]) &&
-            *list.v[i].name)
-            st = count_in(groups, list.v[i].name, list.v[i].deployment_id, err);
-    if (st == GM_OK)
-        gm_tagged_list_release(&list);
-    if (st == GM_OK)
-        st = discover_described(aws, name, groups, err);
+    gm_status st = discover_tagged(aws, name, groups, err);
     for (int role = 1; with_iam && st == GM_OK && role >= 0; role--)
         st = discover_iam(aws, name, role, groups, err);
     if (st != GM_OK) {
