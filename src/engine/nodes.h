@@ -227,9 +227,14 @@ GM_MUST_CHECK gm_status gm_n_asg_in_service(const struct gm_read_rows *instances
  * *out_id NULL when none (or no group). */
 GM_MUST_CHECK gm_status gm_n_asg_current_instance(gm_node *n, char **out_id, gm_error *err);
 /* Records instance's outputs (instance_id, public_ip, private_ip, az,
- * instance_type, market: its lifecycle, else group_market). */
+ * instance_type, market: its lifecycle, else group_market); *out_seen false
+ * (and nothing recorded) while EC2 does not know the instance yet. */
 GM_MUST_CHECK gm_status gm_n_asg_record_instance(gm_node *n, const char *instance,
-                                                 const char *group_market, gm_error *err);
+                                                 const char *group_market, bool *out_seen,
+                                                 gm_error *err);
+/* SpotMaxPrice for --max-spot-price (USD per hour, no trailing zeros); ""
+ * without a cap. */
+void gm_n_asg_max_price(const gm_node *n, char *out, size_t size);
 /* Waits for the group's instance in service (--launch-timeout), reading its
  * scaling activities: every refusal is recorded (output launch_attempts) and
  * noted; when spot is refused in every pool (capacity, quota, price) the

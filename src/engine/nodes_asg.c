@@ -170,13 +170,17 @@ gm_status gm_n_asg_current_instance(gm_node *n, char **out_id, gm_error *err)
 /* Where the instance runs: its addresses, zone and type (DescribeInstances:
  * the group does not say), and the market it was launched in. */
 gm_status gm_n_asg_record_instance(gm_node *n, const char *instance, const char *group_market,
-                                   gm_error *err)
+                                   bool *out_seen, gm_error *err)
 {
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "InstanceId.1", instance);
     gm_read_rows rows;
-    gm_status st = gm_n_describe_instances(n, &p, NULL, &rows, err);
+    /* EC2 is eventually consistent: the group can name an instance that
+     * DescribeInstances does not know yet. */
+    static const char *const not_yet[] = {"InvalidInstanceID.NotFound", NULL};
+    gm_status st = gm_n_describe_instances(n, &p, not_yet, &rows, err);
+    *out_seen = st == GM_OK && rows.n > 0;
     gm_params_release(&p);
     static const struct {
         const char *key;
@@ -241,6 +245,13 @@ static void add_type(gm_n_asg_policy *pol, const char *type)
         snprintf(pol->types[pol->n_types++], sizeof pol->types[0], "%s", type);
 }
 
+void gm_n_asg_max_price(const gm_node *n, char *out, size_t size)
+{
+    out[0] = '\0';
+    if (gm_node_config(n)->max_spot_price > 0)
+        format_price(gm_node_config(n)->max_spot_price, out, size);
+}
+
 void gm_n_asg_policy_from(const gm_node *n, const gm_cost_ranking *plan, bool spot,
                           gm_n_asg_policy *pol)
 {
@@ -251,8 +262,7 @@ void gm_n_asg_policy_from(const gm_node *n, const gm_cost_ranking *plan, bool sp
             add_type(pol, plan->viable[i].type);
     for (size_t i = 0; pol->n_types == 0 && i < plan->n_viable; i++)
         add_type(pol, plan->viable[i].type); /* no candidate of that market: the types */
-    if (gm_node_config(n)->max_spot_price > 0)
-        format_price(gm_node_config(n)->max_spot_price, pol->max_price, sizeof pol->max_price);
+    gm_n_asg_max_price(n, pol->max_price, sizeof pol->max_price);
 }
 
 /* ---- the group ----------------------------------------------------------------- */
@@ -590,8 +600,10 @@ static GM_MUST_CHECK gm_status asg_read_back(gm_node *n, const char *id, gm_erro
     if (st == GM_OK)
         st = gm_node_set_output(n, "group_market", market, err);
     size_t row = 0;
+    bool seen = false;
     if (st == GM_OK && gm_n_asg_in_service(&instances, &row) == GM_OK)
-        st = gm_n_asg_record_instance(n, gm_read_get(&instances, row, GM_ASG_I_ID), market, err);
+        st = gm_n_asg_record_instance(n, gm_read_get(&instances, row, GM_ASG_I_ID), market, &seen,
+                                      err);
     gm_read_rows_release(&instances);
     gm_read_rows_release(&dist);
     return st;

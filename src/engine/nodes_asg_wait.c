@@ -59,9 +59,7 @@ static GM_MUST_CHECK gm_status ensure_policy(watch *w, gm_error *err)
         for (char *t = strtok_r(list, ",", &save); t && pol->n_types < GM_MAX_TYPES;
              t = strtok_r(NULL, ",", &save))
             snprintf(pol->types[pol->n_types++], sizeof pol->types[0], "%s", t);
-        if (gm_node_config(w->n)->max_spot_price > 0)
-            snprintf(pol->max_price, sizeof pol->max_price, "%.6g",
-                     gm_node_config(w->n)->max_spot_price);
+        gm_n_asg_max_price(w->n, pol->max_price, sizeof pol->max_price);
     } else {
         st = ensure_plan(w, err);
         if (st == GM_OK)
@@ -121,14 +119,17 @@ static GM_MUST_CHECK gm_status record_choice(watch *w, const char *type, const c
     return st;
 }
 
-/* The instance in service: where it runs, what was chosen, the attempt. */
+/* The instance in service: where it runs, what was chosen, the attempt;
+ * *out_done false while EC2 does not know the instance yet. */
 static GM_MUST_CHECK gm_status launched(watch *w, const gm_read_rows *instances, size_t row,
-                                        gm_error *err)
+                                        bool *out_done, gm_error *err)
 {
     const gm_n_asg_policy *pol = &w->launch->pol;
     const char *market = pol->spot ? "spot" : "on-demand";
-    gm_status st =
-        gm_n_asg_record_instance(w->n, gm_read_get(instances, row, GM_ASG_I_ID), market, err);
+    gm_status st = gm_n_asg_record_instance(w->n, gm_read_get(instances, row, GM_ASG_I_ID), market,
+                                            out_done, err);
+    if (st != GM_OK || !*out_done)
+        return st;
     char *type = gm_node_output_of(w->n, gm_node_name(w->n), "instance_type");
     char *az = gm_node_output_of(w->n, gm_node_name(w->n), "az");
     const char *t = type && *type ? type : gm_read_get(instances, row, GM_ASG_I_TYPE);
@@ -263,15 +264,16 @@ static GM_MUST_CHECK gm_status look(watch *w, bool *out_done, gm_error *err)
     gm_read_rows instances;
     gm_status st = gm_n_asg_read(w->n, w->group, &gm_asg_instances, &instances, err);
     size_t row = 0;
-    *out_done = st == GM_OK && gm_n_asg_in_service(&instances, &row) == GM_OK;
-    if (*out_done)
-        st = launched(w, &instances, row, err);
+    *out_done = false;
+    bool serving = st == GM_OK && gm_n_asg_in_service(&instances, &row) == GM_OK;
+    if (serving)
+        st = launched(w, &instances, row, out_done, err);
     else if (st == GM_OK)
         gm_node_detail(w->n, instances.n ? gm_read_get(&instances, 0, GM_ASG_I_LIFECYCLE)
                                          : "waiting for the group to launch");
     gm_read_rows_release(&instances);
-    if (st != GM_OK || *out_done)
-        return st;
+    if (st != GM_OK || serving)
+        return st; /* launched, or in service before EC2 lists it: look again */
     st = read_activities(w, err);
     if (st != GM_OK || !spot_refused_everywhere(w))
         return st;

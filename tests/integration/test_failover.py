@@ -221,3 +221,17 @@ def test_budget_refuses_before_anything_is_created(gm, proxy, boto):
     r = deploy(gm, "pricey", "--instance-type", "m5.xlarge", "--on-demand", "--budget", "5", "--force")
     assert r.returncode == 0, r.stderr
     assert destroy(gm, "pricey").returncode == 0
+
+
+def test_instance_ec2_does_not_list_yet_is_waited_for(gm, proxy, boto, gm_home):
+    """EC2 is eventually consistent: the group names its instance before
+    DescribeInstances knows it. The wait looks again instead of failing."""
+    proxy.add_rule({"action": "DescribeInstances", "error": "InvalidInstanceID.NotFound",
+                    "status": 400, "times": 2,
+                    "message": "The instance ID 'i-0123' does not exist"})
+    r = deploy(gm, "foconsist", "--instance-type", "t3.large")
+    assert r.returncode == 0, r.stderr
+    out = node(load_state(gm_home, "foconsist"), "asg")["outputs"]
+    assert out["instance_id"] and out["private_ip"]
+    assert proxy.count(action="DescribeInstances") >= 3
+    assert destroy(gm, "foconsist").returncode == 0
