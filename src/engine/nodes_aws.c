@@ -168,8 +168,18 @@ gm_status gm_n_ec2_find_tagged(gm_node *n, const char *describe_action, const gm
 bool gm_n_is_dependency_error(const gm_error *err)
 {
     static const char *const codes[] = {
-        "DependencyViolation", "ResourceInUse",       "FileSystemInUse", "DeleteConflict",
-        "InvalidGroup.InUse",  "MountTargetConflict", "IncorrectState",  NULL,
+        "DependencyViolation",
+        "ResourceInUse",
+        "FileSystemInUse",
+        "DeleteConflict",
+        "InvalidGroup.InUse",
+        "MountTargetConflict",
+        "IncorrectState",
+        /* an Auto Scaling group still launching or terminating; an address
+         * an instance still holds */
+        "ScalingActivityInProgress",
+        "InvalidIPAddress.InUse",
+        NULL,
     };
     return err && *err->aws_code && code_in(err->aws_code, codes);
 }

@@ -538,3 +538,17 @@ def test_models_option_reaches_the_instance_and_the_record(gm, proxy, boto, gm_h
     bad = gm.run("deploy", "--name", "m3", "--models", "bad name", "--allow-cidr", CIDR, "--yes")
     assert bad.returncode == 2 and "invalid Ollama model name 'bad name'" in bad.stderr
     assert len(proxy.records) == before
+
+
+def test_destroy_waits_out_a_scaling_activity(gm, proxy, boto):
+    """AWS refuses to delete a group while a scaling activity runs: destroy
+    waits and deletes it (then the template and the address)."""
+    assert deploy(gm, "busy").returncode == 0
+    proxy.add_rule({"action": "DeleteAutoScalingGroup", "error": "ScalingActivityInProgress",
+                    "status": 400, "times": 2,
+                    "message": "You cannot delete an AutoScalingGroup while there are scaling "
+                               "activities in progress for that group."})
+    r = destroy(gm, "busy")
+    assert r.returncode == 0, r.stderr
+    assert proxy.count(action="DeleteAutoScalingGroup") >= 3
+    assert leftovers(boto, "busy") == {}
