@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "engine/engine.h"
+#include "engine/liveness.h"
 #include "state/store.h"
 #include "ui/progress.h"
 
@@ -44,6 +45,11 @@ GM_MUST_CHECK gm_status gm_cli_open_deployment(gm_cli *cli, const char *name, gm
 /* Prints the deployment summary (text on stdout, or one JSON object). */
 void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live,
                              int64_t duration_ms);
+
+/* status: gm_cli_print_deployment with the live look and its verdict (the
+ * Status line says the health; JSON gains "health" and "health_reason"). */
+void gm_cli_print_status(gm_cli *cli, const gm_deployment *dep, json_t *live,
+                         const gm_live_verdict *verdict);
 
 /* A JSON object describing a deployment (no secrets): name, tier, region,
  * status, resources, endpoints, cost. */

@@ -275,6 +275,14 @@ json_t *gm_engine_doomed(const gm_deployment *dep, bool keep_efs);
 /* Fills s from dep (strings point into dep). */
 void gm_engine_summary_of(const gm_deployment *dep, gm_engine_summary *s);
 
+/* What `list` needs of a record, as a record JSON (gm_store_list_views'
+ * reduction): everything but the nodes other than the instance and the load
+ * balancer, the events, and the cost other than its hourly figure.
+ * gm_engine_summary_of and the live verdict read the same from it as from
+ * the whole record. GM_ENGINE_LIST_VERSION names this reduction. */
+#define GM_ENGINE_LIST_VERSION "list-1"
+json_t *gm_engine_list_record(const gm_deployment *dep);
+
 /* The stack's URLs: {"n8n", "qdrant", "crawl4ai", "ollama", "health",
  * "load_balancer"?}; empty when the stack has no address yet. */
 json_t *gm_engine_endpoints(const gm_deployment *dep);

@@ -265,6 +265,47 @@ void gm_engine_summary_of(const gm_deployment *dep, gm_engine_summary *s)
                                                      "certificate_arn")) != NULL;
 }
 
+json_t *gm_engine_list_record(const gm_deployment *dep)
+{
+    json_t *j = gm_deployment_to_json(dep);
+    json_t *nodes = json_array();
+    json_t *cost = json_object();
+    size_t i;
+    json_t *n;
+    json_array_foreach (json_object_get(j, "nodes"), i, n) {
+        const char *name = json_string_value(json_object_get(n, "name"));
+        if (nodes && name && (strcmp(name, "instance") == 0 || strcmp(name, "alb") == 0) &&
+            json_array_append(nodes, n) != 0)
+            json_decref(nodes), nodes = NULL;
+    }
+    /* Of the config, what gm_engine_summary_of reads. */
+    const json_t *lb = json_object_get(dep->config, "load_balancer");
+    json_t *config = json_pack("{s:O?, s:O?, s:{s:O?}}", "instance_type",
+                               json_object_get(dep->config, "instance_type"), "spot",
+                               json_object_get(dep->config, "spot"), "load_balancer",
+                               "certificate_arn", json_object_get(lb, "certificate_arn"));
+    if (!config || json_object_set_new(j, "config", config) != 0)
+        json_decref(nodes), nodes = NULL;
+    json_t *hourly = json_object_get(dep->cost, "hourly");
+    if (cost && hourly && json_object_set(cost, "hourly", hourly) != 0)
+        json_decref(cost), cost = NULL;
+    if (!j || !nodes || !cost) {
+        json_decref(j);
+        json_decref(nodes);
+        json_decref(cost);
+        return NULL;
+    }
+    /* Each set takes its value, also when it fails. */
+    int bad = json_object_set_new(j, "nodes", nodes);
+    bad |= json_object_set_new(j, "cost", cost);
+    bad |= json_object_set_new(j, "events", json_array());
+    if (bad) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
 json_t *gm_engine_endpoints(const gm_deployment *dep)
 {
     gm_engine_summary s;

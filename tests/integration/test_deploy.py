@@ -116,18 +116,20 @@ def test_full_deploy_status_list_destroy(gm, proxy, boto, gm_home):
         assert doc["live"][nname]["exists"] is True, nname
         assert doc["live"][nname]["drift"] == [], nname
     assert doc["live"]["instance"]["state"] == "running"
-    # drift: terminate the instance behind the tool's back.
+    # drift: terminate the instance behind the tool's back: degraded, exit 5
+    # (test_degraded.py has the rest).
     ec2.terminate_instances(InstanceIds=[ids["instance"]])
-    r = gm.run("status", "demo", env=FAST, check=True)
-    assert "DRIFT" in r.stdout
+    r = gm.run("status", "demo", env=FAST)
+    assert r.returncode == 5 and "DRIFT" in r.stdout and "degraded" in r.stdout
 
     r = gm.run("list", "--output", "json", check=True)
     rows = json.loads(r.stdout)
     assert [d["name"] for d in rows] == ["demo"]
     assert rows[0]["tier"] == "dev" and rows[0]["status"] == "running" and rows[0]["market"] == "spot"
+    assert rows[0]["health"] == "degraded" and rows[0]["live_state"] == "terminated"
     assert rows[0]["cost_per_hour"] > 0
     r = gm.run("list", check=True)
-    assert "demo" in r.stdout and "running" in r.stdout
+    assert "demo" in r.stdout and "degraded" in r.stdout and "terminated" in r.stdout
 
     r = destroy(gm, "demo")
     assert r.returncode == 0, r.stderr
