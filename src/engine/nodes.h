@@ -146,9 +146,6 @@ GM_MUST_CHECK gm_status gm_n_owner_ec2(gm_node *n, const char *id, const char *a
 /* Appends a drift note to a live look. */
 void gm_n_drift(json_t *live, const char *what);
 
-/* True for Graviton (arm64) instance types: t4g, m7g, c7gn, ... */
-bool gm_instance_type_is_arm(const char *type);
-
 /* ---- security groups (nodes_net.c) ------------------------------------------ */
 
 /* A security group of this deployment named geusemaker-NAME-<suffix> in its

@@ -68,13 +68,9 @@ static GM_MUST_CHECK gm_status load_index(gm_store *s, int dirfd, const char *ve
 /* Removes index temporaries whose writer is dead (kill(pid, 0): ESRCH). */
 static void tidy_index_temps(int dirfd)
 {
-    int scan = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = scan >= 0 ? fdopendir(scan) : NULL;
-    if (!d) {
-        if (scan >= 0)
-            close(scan);
+    DIR *d = gm_store_opendir(dirfd);
+    if (!d)
         return;
-    }
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         const char *f = e->d_name;

@@ -540,19 +540,27 @@ static int try_lock(const gm_store *s, int dirfd, const char *name)
     return fd;
 }
 
+DIR *gm_store_opendir(int dirfd)
+{
+    int scan = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = scan >= 0 ? fdopendir(scan) : NULL;
+    if (!d && scan >= 0) {
+        int e = errno;
+        close(scan);
+        errno = e;
+    }
+    return d;
+}
+
 /* Removes the temporary files killed saves left in deployments/ (dirfd), for
  * only (every name when NULL). held: the caller holds only's lock, so none of
  * them belongs to a live writer; otherwise each name's lock is tried, never
  * waited for, and a name whose lock is busy is left alone. Best effort. */
 static void tidy_temps(const gm_store *s, int dirfd, const char *only, bool held)
 {
-    int scan = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = scan >= 0 ? fdopendir(scan) : NULL;
-    if (!d) {
-        if (scan >= 0)
-            close(scan);
+    DIR *d = gm_store_opendir(dirfd);
+    if (!d)
         return;
-    }
     struct dirent *e;
     char name[GM_NAME_MAX];
     while ((e = readdir(d)) != NULL) {
@@ -1055,14 +1063,9 @@ gm_status gm_store_list(gm_store *s, char ***out_names, size_t *out_n, gm_error 
     if (st != GM_OK || dirfd < 0)
         return st; /* unsafe, or nothing was ever saved */
     tidy_temps(s, dirfd, NULL, false);
-    int scan = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *dir = scan >= 0 ? fdopendir(scan) : NULL;
-    if (!dir) {
-        int e = errno;
-        if (scan >= 0)
-            close(scan);
-        return gm_store_io_error(err, "open directory", s->dir[D_DEPLOYMENTS], e);
-    }
+    DIR *dir = gm_store_opendir(dirfd);
+    if (!dir)
+        return gm_store_io_error(err, "open directory", s->dir[D_DEPLOYMENTS], errno);
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;

@@ -3,6 +3,7 @@
 #ifndef GM_STATE_STORE_INTERNAL_H
 #define GM_STATE_STORE_INTERNAL_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -21,6 +22,10 @@ uid_t gm_store_euid(const gm_store *s);
 /* The descriptor of a folder in *out (-1 while it does not exist); a folder
  * made since the store was opened is opened and checked now. */
 GM_MUST_CHECK gm_status gm_store_dir_fd(gm_store *s, int which, int *out, gm_error *err);
+
+/* A scan of the folder dirfd on a descriptor of its own (dirfd stays open
+ * and unmoved); NULL with errno set on failure. Close with closedir. */
+DIR *gm_store_opendir(int dirfd);
 
 /* GM_ERR_IO "cannot WHAT 'PATH': strerror(e)". */
 GM_MUST_CHECK gm_status gm_store_io_error(gm_error *err, const char *what, const char *path, int e);

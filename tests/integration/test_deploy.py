@@ -95,10 +95,7 @@ def test_full_deploy_status_list_destroy(gm, proxy, boto, gm_home):
     assert inst["MetadataOptions"]["HttpTokens"] == "required"
     assert inst.get("InstanceLifecycle") == "spot"
     assert_standard_tags(tags_of(inst), "demo", "instance")
-    ud = ec2.describe_instance_attribute(InstanceId=ids["instance"], Attribute="userData")["UserData"]["Value"]
-    raw = base64.b64decode(ud)
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+    raw = _userdata_of(boto, ids["instance"])
     assert raw.startswith(b"#!/bin/bash")
     assert ids["efs"].encode() in raw
 
