@@ -188,6 +188,11 @@ const gm_read_spec gm_ec2_instances = {"ec2 instances",
                                        {"instanceId", "instanceState/name", "ipAddress",
                                         "privateIpAddress", "placement/availabilityZone",
                                         "instanceType", "instanceLifecycle"}};
+const gm_read_spec gm_ec2_deployment_instances = {
+    "ec2 instances of deployments",
+    "reservationSet/item/instancesSet/item",
+    {"instanceId", "instanceState/name", "launchTime",
+     "tagSet/item{key=geusemaker:deployment-id}/value"}};
 const gm_read_spec gm_ec2_run_instances = {
     "ec2 launched instances", "instancesSet/item", {"instanceId", "instanceState/name"}};
 const gm_read_spec gm_ec2_offerings = {
@@ -237,6 +242,7 @@ const gm_read_spec *const gm_read_ec2_specs[] = {
     &gm_ec2_rt_associations,
     &gm_ec2_security_groups,
     &gm_ec2_instances,
+    &gm_ec2_deployment_instances,
     &gm_ec2_run_instances,
     &gm_ec2_offerings,
     &gm_ec2_created_vpc,

@@ -65,6 +65,7 @@ extern const gm_read_spec gm_ec2_route_tables;     /* routeTableId */
 extern const gm_read_spec gm_ec2_rt_associations;  /* routeTableAssociationId, main */
 extern const gm_read_spec gm_ec2_security_groups;  /* groupId, vpcId */
 extern const gm_read_spec gm_ec2_instances;        /* see GM_EC2_I_* */
+extern const gm_read_spec gm_ec2_deployment_instances; /* see GM_EC2_DI_* */
 extern const gm_read_spec gm_ec2_run_instances;    /* instanceId, instanceState/name */
 extern const gm_read_spec gm_ec2_offerings;        /* location */
 extern const gm_read_spec gm_ec2_created_vpc;      /* vpcId */
@@ -112,6 +113,13 @@ enum {
     GM_EC2_I_AZ,
     GM_EC2_I_TYPE,
     GM_EC2_I_LIFECYCLE, /* "spot", or "" for on-demand */
+};
+/* gm_ec2_deployment_instances: an instance and its deployment-id tag. */
+enum {
+    GM_EC2_DI_ID,
+    GM_EC2_DI_STATE,
+    GM_EC2_DI_LAUNCHED, /* launchTime, ISO 8601 */
+    GM_EC2_DI_DEPLOYMENT_ID,
 };
 
 /* ---- ELBv2 ---------------------------------------------------------------------- */

@@ -20,6 +20,8 @@ enum {
     GM_EXIT_USAGE = 2,     /* bad input (options, environment, unknown name): nothing was done */
     GM_EXIT_LOCKED = 3,    /* another geusemaker process holds the deployment's lock */
     GM_EXIT_AUTH = 4,      /* credentials missing, broken or rejected */
+    GM_EXIT_DEGRADED = 5,  /* status: the deployment is not healthy (degraded, failed or
+                              unfinished); the output says why */
     GM_EXIT_SIGINT = 130,  /* stopped by SIGINT at a safe point, the journal saved */
     GM_EXIT_SIGTERM = 143, /* the same for SIGTERM */
 };
@@ -96,6 +98,13 @@ int gm_cli_check_environment(gm_cli *cli);
  * that writes the log and --verbose lines. */
 GM_MUST_CHECK gm_status gm_cli_aws_client(gm_cli *cli, gm_aws_client **out, gm_error *err);
 
+/* A client for a quick look that must not hold the command up (list's live
+ * check): region given, one attempt, short timeouts. */
+#define GM_CLI_QUICK_CONNECT_MS 2000
+#define GM_CLI_QUICK_TOTAL_MS 5000
+GM_MUST_CHECK gm_status gm_cli_aws_client_quick(gm_cli *cli, const char *region,
+                                                gm_aws_client **out, gm_error *err);
+
 /* A client for the Price List API, or NULL when none can be made. */
 gm_aws_client *gm_cli_pricing_client(gm_cli *cli);
 
@@ -112,5 +121,7 @@ bool gm_cli_print_json(json_t *doc);
 extern const gm_command gm_command_whoami, gm_command_userdata, gm_command_health,
     gm_command_secrets, gm_command_plan, gm_command_cost;
 extern const gm_command gm_command_forget;
+extern const gm_command gm_command_logs;
+extern const gm_command gm_command_connect;
 
 #endif

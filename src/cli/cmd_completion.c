@@ -299,7 +299,8 @@ static int cmd_manpage(gm_cli *cli, const gm_args *args)
         each_opt(cmds[c], man_opt, NULL);
     }
     printf(".SH EXIT STATUS\n0 success; 1 the operation failed; 2 bad input, nothing was done; "
-           "3 the deployment is locked; 4 credentials missing or rejected; 130/143 interrupted "
+           "3 the deployment is locked; 4 credentials missing or rejected; 5 (status) the "
+           "deployment is not healthy: degraded, failed or unfinished; 130/143 interrupted "
            "by SIGINT/SIGTERM, the record saved.\n"
            ".SH FILES\n\\fI$GEUSEMAKER_HOME\\fR (default \\fI~/.geusemaker\\fR): records, logs, "
            "\\fIconfig.yaml\\fR; \\fI./geusemaker.yaml\\fR: project settings.\n");

@@ -127,6 +127,17 @@ gm_status gm_cli_aws_client(gm_cli *cli, gm_aws_client **out, gm_error *err)
     return gm_aws_client_new(&opts, out, err);
 }
 
+gm_status gm_cli_aws_client_quick(gm_cli *cli, const char *region, gm_aws_client **out,
+                                  gm_error *err)
+{
+    gm_aws_client_options opts = client_options(cli);
+    opts.region = region;
+    opts.max_attempts = 1;
+    opts.connect_timeout_ms = GM_CLI_QUICK_CONNECT_MS;
+    opts.total_timeout_ms = GM_CLI_QUICK_TOTAL_MS;
+    return gm_aws_client_new(&opts, out, err);
+}
+
 gm_aws_client *gm_cli_pricing_client(gm_cli *cli)
 {
     gm_aws_client_options opts = client_options(cli);

@@ -131,8 +131,31 @@ static void print_next_steps(const gm_deployment *dep, const json_t *ep)
            dep->name);
 }
 
-/* The instance the Auto Scaling group runs and how it got there. */
-static void print_instance(const gm_deployment *dep)
+/* The group's last activities from the live look (launches, terminations and
+ * their causes: how the instance got replaced). */
+static void print_activities(const json_t *group_live)
+{
+    const json_t *acts = json_object_get(group_live, "activities");
+    if (!json_array_size(acts))
+        return;
+    printf("Activity:    (newest first; Auto Scaling's own account)\n");
+    size_t i;
+    const json_t *a;
+    json_array_foreach (acts, i, a) {
+        const char *msg = json_string_value(json_object_get(a, "message"));
+        printf("  %-20.20s %-11s %s%s%s\n", json_string_value(json_object_get(a, "start")),
+               json_string_value(json_object_get(a, "status")),
+               json_string_value(json_object_get(a, "description")), msg ? ": " : "",
+               msg ? msg : "");
+        const char *cause = json_string_value(json_object_get(a, "cause"));
+        if (cause && *cause)
+            printf("  %-20s %-11s cause: %s\n", "", "", cause);
+    }
+}
+
+/* The instance the Auto Scaling group runs and how it got there (with the
+ * group's live look: since when, and its last activities). */
+static void print_instance(const gm_deployment *dep, const json_t *live)
 {
     gm_engine_summary sum;
     gm_engine_summary_of(dep, &sum);
@@ -143,16 +166,51 @@ static void print_instance(const gm_deployment *dep)
            sum.az ? " in " : "", sum.az ? sum.az : "");
     if (sum.group)
         printf(" of Auto Scaling group %s", sum.group);
+    const json_t *group_live = json_object_get(live, "asg");
+    const char *since = json_string_value(json_object_get(group_live, "since"));
+    if (since)
+        printf(", since %s", since);
     printf("\n");
+    print_activities(group_live);
     if (sum.refused)
         printf("Launches:    %zu refused (last: %s)%s%s\n", sum.refused, sum.last_refusal,
                sum.market_switch ? "; " : "", sum.market_switch ? sum.market_switch : "");
 }
 
-void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live,
-                             int64_t duration_ms)
+/* The Status line: the record's status, or with a verdict (status) the
+ * deployment's health, why, and what the record says when that differs. */
+static void print_status_line(const gm_term *out, const gm_deployment *dep,
+                              const gm_live_verdict *v)
+{
+    char styled[96];
+    const char *status = gm_dep_status_name(dep->status);
+    const char *word = v ? gm_live_health_name(v->health) : status;
+    const char *sgr = gm_term_state_sgr(word);
+    printf("Status:      %s", sgr ? gm_term_style(out, sgr, word, styled, sizeof styled) : word);
+    if (!v) {
+        printf("%s%s\n", dep->status_reason ? ": " : "",
+               dep->status_reason ? dep->status_reason : "");
+        return;
+    }
+    if (v->health == GM_LIVE_HEALTHY)
+        printf(" (%s: every resource is there, the instance is running)\n", status);
+    else if (v->health == GM_LIVE_DEGRADED || v->health == GM_LIVE_UNKNOWN)
+        printf(": %s (the record says %s)\n", v->reason, status);
+    else
+        printf(": %s\n", v->reason);
+}
+
+/* The record (and with live, the live look and the verdict) as text or as
+ * one JSON document. */
+static void print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live,
+                             const gm_live_verdict *verdict, int64_t duration_ms)
 {
     json_t *o = gm_cli_deployment_json(dep);
+    if (verdict) {
+        json_object_set_new(o, "health", json_string(gm_live_health_name(verdict->health)));
+        json_object_set_new(o, "health_reason",
+                            *verdict->reason ? json_string(verdict->reason) : json_null());
+    }
     if (live)
         json_object_set(o, "live", live);
     if (duration_ms >= 0)
@@ -165,14 +223,10 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
     gm_term out;
     gm_term_init(&out, stdout, cli->no_color);
     char styled[96], styled2[320];
-    const char *status = gm_dep_status_name(dep->status);
-    const char *sgr = gm_term_state_sgr(status);
-    printf("Status:      %s%s%s\n",
-           sgr ? gm_term_style(&out, sgr, status, styled, sizeof styled) : status,
-           dep->status_reason ? ": " : "", dep->status_reason ? dep->status_reason : "");
+    print_status_line(&out, dep, verdict);
     if (duration_ms >= 0)
         printf("Duration:    %.1fs\n", (double)duration_ms / 1000.0);
-    print_instance(dep);
+    print_instance(dep, live);
     printf("Resources:\n");
     for (size_t i = 0; i < dep->n_nodes; i++) {
         const gm_node_state *n = &dep->nodes[i];
@@ -204,11 +258,9 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
         json_t *v;
         json_object_foreach (ep, k, v)
             printf("  %-8s %s\n", k, json_string_value(v));
-        gm_engine_summary sum;
-        gm_engine_summary_of(dep, &sum);
-        printf("  (internal services: aws ssm start-session --target %s "
-               "--document-name AWS-StartPortForwardingSession)\n",
-               sum.instance_id ? sum.instance_id : "INSTANCE");
+        printf("  (tunnels through SSM: geusemaker connect %s --service "
+               "n8n|ollama|qdrant|crawl4ai)\n",
+               dep->name);
     }
     json_t *cost = dep->cost;
     if (json_object_size(cost))
@@ -220,6 +272,18 @@ void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live
     if (duration_ms >= 0 && (dep->status == GM_DEP_RUNNING || dep->status == GM_DEP_PARTIAL))
         print_next_steps(dep, ep);
     json_decref(o);
+}
+
+void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live,
+                             int64_t duration_ms)
+{
+    print_deployment(cli, dep, live, NULL, duration_ms);
+}
+
+void gm_cli_print_status(gm_cli *cli, const gm_deployment *dep, json_t *live,
+                         const gm_live_verdict *verdict)
+{
+    print_deployment(cli, dep, live, verdict, -1);
 }
 
 gm_status gm_cli_load_record(gm_store *store, const char *name, gm_deployment **out, gm_error *err)

@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "engine/engine.h"
+#include "engine/liveness.h"
 #include "state/store.h"
 #include "ui/progress.h"
 
@@ -45,11 +46,16 @@ GM_MUST_CHECK gm_status gm_cli_open_deployment(gm_cli *cli, const char *name, gm
 void gm_cli_print_deployment(gm_cli *cli, const gm_deployment *dep, json_t *live,
                              int64_t duration_ms);
 
+/* status: gm_cli_print_deployment with the live look and its verdict (the
+ * Status line says the health; JSON gains "health" and "health_reason"). */
+void gm_cli_print_status(gm_cli *cli, const gm_deployment *dep, json_t *live,
+                         const gm_live_verdict *verdict);
+
 /* A JSON object describing a deployment (no secrets): name, tier, region,
  * status, resources, endpoints, cost. */
 json_t *gm_cli_deployment_json(const gm_deployment *dep);
 
 extern const gm_command gm_command_deploy, gm_command_destroy, gm_command_list, gm_command_status,
-    gm_command_adopt, gm_command_cleanup;
+    gm_command_adopt, gm_command_cleanup, gm_command_stop, gm_command_start;
 
 #endif

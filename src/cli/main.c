@@ -10,7 +10,8 @@
 static const gm_command *const commands[] = {
     &gm_command_plan,    &gm_command_deploy,  &gm_command_destroy,  &gm_command_adopt,
     &gm_command_cleanup, &gm_command_list,    &gm_command_cost,     &gm_command_status,
-    &gm_command_health,  &gm_command_secrets, &gm_command_userdata, &gm_command_whoami,
+    &gm_command_health,  &gm_command_stop,    &gm_command_start,    &gm_command_logs,
+    &gm_command_connect, &gm_command_secrets, &gm_command_userdata, &gm_command_whoami,
     &gm_command_forget,  &gm_command_config,  &gm_command_init,     &gm_command_completion,
     &gm_command_manpage,
 };
@@ -56,6 +57,7 @@ static void print_help(FILE *out)
             "  2    bad input (option, variable, region, unknown name): nothing was done\n"
             "  3    the deployment is locked by another geusemaker process\n"
             "  4    credentials missing, broken or rejected\n"
+            "  5    status: the deployment is not healthy (degraded, failed or unfinished)\n"
             "  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: stopped at a safe point,\n"
             "       the record saved for 'deploy --resume' or 'destroy'\n"
             "\n"

@@ -394,6 +394,6 @@ void gm_cli_print_command_help(const gm_command *cmd, FILE *out)
         fprintf(out, "\n%s\n", cmd->notes);
     fprintf(out, "\noptions for every command: --region R, --profile P, --output text|json,\n"
                  "--verbose, --no-color, --help. Exit codes: 0 ok, 1 failed, 2 bad input,\n"
-                 "3 locked, 4 credentials missing or rejected, 130/143 interrupted\n"
-                 "(SIGINT/SIGTERM).\n");
+                 "3 locked, 4 credentials missing or rejected, 5 not healthy (status:\n"
+                 "degraded, failed or unfinished), 130/143 interrupted (SIGINT/SIGTERM).\n");
 }

@@ -49,4 +49,28 @@ char *gm_buf_detach(gm_buf *b);
 /* Reads a whole file into b (bounded by b->max). */
 GM_MUST_CHECK gm_status gm_buf_read_file(gm_buf *b, const char *path, gm_error *err);
 
+/* An emitter: appends to a buffer and keeps the first failure, so generators
+ * can write text without checking after every line. */
+typedef struct gm_emit {
+    gm_buf *b;
+    gm_status st;
+} gm_emit;
+
+static inline void gm_emit_put(gm_emit *e, const char *s)
+{
+    if (e->st == GM_OK)
+        e->st = gm_buf_appends(e->b, s);
+}
+
+__attribute__((format(printf, 2, 3))) static inline void gm_emit_putf(gm_emit *e, const char *fmt,
+                                                                      ...)
+{
+    if (e->st != GM_OK)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    e->st = gm_buf_vprintf(e->b, fmt, ap);
+    va_end(ap);
+}
+
 #endif

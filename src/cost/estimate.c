@@ -299,3 +299,21 @@ json_t *gm_cost_so_far(const json_t *estimate, int64_t start_ms, int64_t end_ms,
                      gm_cost_round(hours, 1000), "hourly", hourly, "cost_so_far",
                      r4(hourly * hours), "basis", basis);
 }
+
+static double item_monthly(const json_t *breakdown, const char *name)
+{
+    return json_number_value(json_object_get(json_object_get(breakdown, name), "monthly"));
+}
+
+double gm_cost_stopped_monthly(const json_t *estimate, bool keeps_address)
+{
+    const json_t *b = json_object_get(estimate, "breakdown");
+    if (!json_is_object(b))
+        return -1;
+    double ipv4 = item_monthly(b, "public_ipv4");
+    json_int_t addresses = json_integer_value(
+        json_object_get(json_object_get(estimate, "assumptions"), "public_ipv4_addresses"));
+    if (!keeps_address && addresses > 0)
+        ipv4 -= ipv4 / (double)addresses; /* the instance's */
+    return r4(item_monthly(b, "efs_storage") + item_monthly(b, "load_balancer") + ipv4);
+}

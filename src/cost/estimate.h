@@ -61,6 +61,13 @@ json_t *gm_cost_estimate_candidate(const gm_cost_candidate *c, bool with_alb,
  * of a type (negative when unknown), and an estimate where spot is assumed at
  * a->spot_share of on-demand (the source says it is an assumption). */
 double gm_cost_on_demand_hourly(const char *instance_type);
+
+/* What a stopped deployment still costs per month, from its estimate
+ * (gm_cost_estimate_candidate's): the file system, the load balancer and the
+ * public addresses that stay (keeps_address: the Elastic IP stays allocated;
+ * else the instance's address goes with it). The volumes go with the
+ * instance. -1 when estimate has no breakdown. */
+double gm_cost_stopped_monthly(const json_t *estimate, bool keeps_address);
 json_t *gm_cost_estimate(const char *instance_type, bool spot, bool with_alb,
                          const gm_cost_assumptions *a);
 

@@ -197,6 +197,23 @@ GM_MUST_CHECK gm_status gm_engine_deploy(const gm_engine_options *o, const gm_de
 GM_MUST_CHECK gm_status gm_engine_destroy(const gm_engine_options *o, gm_deployment *dep,
                                           bool keep_efs, gm_error *err);
 
+/* ---- day 2 (lifecycle.c): the Auto Scaling group's capacity ------------------ */
+
+/* stop: the group's desired capacity to 0, waiting until its instance is
+ * terminated; the record says stopped. The file system, the address and the
+ * load balancer stay (and cost: gm_cost_stopped_monthly). A record that says
+ * stopped is stopped again (harmless); one that is neither running, partial
+ * nor stopped is refused (GM_ERR_INVALID), as is one without a group. */
+GM_MUST_CHECK gm_status gm_engine_stop(const gm_engine_options *o, gm_deployment *dep,
+                                       gm_error *err);
+
+/* start: desired capacity 1, waiting for the instance in service (moving to
+ * on-demand when spot is refused everywhere, as deploy does) and for the
+ * stack's health; the record says running (with the reason when the wait
+ * failed: the group keeps trying). */
+GM_MUST_CHECK gm_status gm_engine_start(const gm_engine_options *o, gm_deployment *dep,
+                                        gm_error *err);
+
 /* A live look at every resource: returns an object {node: {"id", "exists",
  * "state", "drift": [..]}}. */
 GM_MUST_CHECK gm_status gm_engine_inspect(const gm_engine_options *o, gm_deployment *dep,
@@ -268,6 +285,7 @@ typedef struct gm_engine_summary {
     bool https_alb;            /* the load balancer listens on HTTPS */
     const char *az;            /* the instance's zone; NULL when unknown */
     const char *group;         /* the Auto Scaling group; NULL for records before it */
+    bool elastic_ip;           /* the address is an Elastic IP (it stays when stopped) */
     const char *market_switch; /* why the group went on-demand; NULL when it did not */
     size_t refused;            /* launches the group reported refused */
     char last_refusal[64];     /* the last one's error code; "" when none */
@@ -280,6 +298,15 @@ json_t *gm_engine_doomed(const gm_deployment *dep, bool keep_efs);
 
 /* Fills s from dep (strings point into dep). */
 void gm_engine_summary_of(const gm_deployment *dep, gm_engine_summary *s);
+
+/* What `list` needs of a record, as a record JSON (gm_store_list_views'
+ * reduction): everything but the nodes other than the instance (or the
+ * Auto Scaling group), the Elastic IP and the load balancer, the events,
+ * and the cost other than its hourly figure.
+ * gm_engine_summary_of and the live verdict read the same from it as from
+ * the whole record. GM_ENGINE_LIST_VERSION names this reduction. */
+#define GM_ENGINE_LIST_VERSION "list-2"
+json_t *gm_engine_list_record(const gm_deployment *dep);
 
 /* The stack's URLs: {"n8n", "qdrant", "crawl4ai", "ollama", "health",
  * "load_balancer"?}; empty when the stack has no address yet. */

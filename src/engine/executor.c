@@ -699,8 +699,7 @@ static GM_MUST_CHECK gm_status reverse_with_sweep(gm_run *r, gm_error *err)
 
 /* ---- public entry points ------------------------------------------------- */
 
-static GM_MUST_CHECK gm_status set_status(gm_run *r, gm_dep_status st, const char *reason,
-                                          gm_error *err)
+gm_status gm_run_set_status(gm_run *r, gm_dep_status st, const char *reason, gm_error *err)
 {
     pthread_mutex_lock(&r->lock);
     r->dep->status = st;
@@ -743,7 +742,7 @@ static GM_MUST_CHECK gm_status remove_alb_group(gm_run *r, const char *reason, g
     else
         snprintf(msg, sizeof msg, "load balancer failed: %s; removing it failed too: %s", reason,
                  rerr.message);
-    return set_status(r, GM_DEP_PARTIAL, msg, err);
+    return gm_run_set_status(r, GM_DEP_PARTIAL, msg, err);
 }
 
 /* Rolls back what this deployment created; out->rolled_back when nothing
@@ -751,7 +750,7 @@ static GM_MUST_CHECK gm_status remove_alb_group(gm_run *r, const char *reason, g
 static GM_MUST_CHECK gm_status roll_back(gm_run *r, const char *reason, gm_deploy_outcome *out,
                                          gm_error *err)
 {
-    gm_status st = set_status(r, GM_DEP_ROLLING_BACK, reason, err);
+    gm_status st = gm_run_set_status(r, GM_DEP_ROLLING_BACK, reason, err);
     if (st != GM_OK)
         return st;
     gm_run_emit(r, GM_EVENT_NOTE, NULL, "deploy failed: rolling back what it created");
@@ -765,7 +764,7 @@ static GM_MUST_CHECK gm_status roll_back(gm_run *r, const char *reason, gm_deplo
     } else {
         snprintf(msg, sizeof msg, "%s; rollback incomplete: %s", reason, rerr.message);
     }
-    return set_status(r, GM_DEP_FAILED, msg, err);
+    return gm_run_set_status(r, GM_DEP_FAILED, msg, err);
 }
 
 gm_status gm_engine_deploy(const gm_engine_options *o, const gm_deploy_config *cfg,
@@ -780,7 +779,7 @@ gm_status gm_engine_deploy(const gm_engine_options *o, const gm_deploy_config *c
     gm_status st = gm_run_init(&r, o, cfg, dep, timeout, err);
     if (st == GM_OK) {
         mark_done_nodes(&r);
-        st = set_status(&r, GM_DEP_CREATING, resume ? "resuming" : NULL, err);
+        st = gm_run_set_status(&r, GM_DEP_CREATING, resume ? "resuming" : NULL, err);
     }
     if (st != GM_OK) { /* nothing ran */
         gm_run_release(&r);
@@ -788,7 +787,7 @@ gm_status gm_engine_deploy(const gm_engine_options *o, const gm_deploy_config *c
     }
     st = run_forward(&r, err);
     if (st == GM_OK) {
-        st = set_status(&r, GM_DEP_RUNNING, NULL, err);
+        st = gm_run_set_status(&r, GM_DEP_RUNNING, NULL, err);
         gm_run_release(&r);
         return st;
     }
@@ -801,7 +800,7 @@ gm_status gm_engine_deploy(const gm_engine_options *o, const gm_deploy_config *c
         out->partial = true;
         sst = remove_alb_group(&r, reason, &serr);
     } else if (cfg->no_rollback || out->interrupted) {
-        sst = set_status(&r, GM_DEP_FAILED, reason, &serr);
+        sst = gm_run_set_status(&r, GM_DEP_FAILED, reason, &serr);
     } else {
         sst = roll_back(&r, reason, out, &serr);
     }
@@ -821,12 +820,12 @@ gm_status gm_engine_destroy(const gm_engine_options *o, gm_deployment *dep, bool
     gm_status st = gm_run_init(&r, o, &none, dep, s.destroy_timeout_ms, err);
     r.keep_efs = keep_efs;
     if (st == GM_OK)
-        st = set_status(&r, GM_DEP_DESTROYING, NULL, err);
+        st = gm_run_set_status(&r, GM_DEP_DESTROYING, NULL, err);
     if (st == GM_OK) {
         st = reverse_with_sweep(&r, err);
         gm_error serr = {0};
-        gm_status sst = st == GM_OK ? set_status(&r, GM_DEP_DESTROYED, NULL, err)
-                                    : set_status(&r, GM_DEP_FAILED, err->message, &serr);
+        gm_status sst = st == GM_OK ? gm_run_set_status(&r, GM_DEP_DESTROYED, NULL, err)
+                                    : gm_run_set_status(&r, GM_DEP_FAILED, err->message, &serr);
         if (st == GM_OK)
             st = sst;
     }

@@ -161,9 +161,6 @@ GM_MUST_CHECK gm_status gm_n_owner_ec2(gm_node *n, const char *id, const char *a
 /* Appends a drift note to a live look. */
 void gm_n_drift(json_t *live, const char *what);
 
-/* True for Graviton (arm64) instance types: t4g, m7g, c7gn, ... */
-bool gm_instance_type_is_arm(const char *type);
-
 /* ---- security groups (nodes_net.c) ------------------------------------------ */
 
 /* A security group of this deployment named geusemaker-NAME-<suffix> in its
@@ -211,8 +208,11 @@ GM_MUST_CHECK gm_status gm_n_asg_plan(gm_node *n, gm_cost_ranking *out, gm_error
 void gm_n_asg_policy_from(const gm_node *n, const gm_cost_ranking *plan, bool spot,
                           gm_n_asg_policy *pol);
 /* MixedInstancesPolicy.* parameters of CreateAutoScalingGroup and
- * UpdateAutoScalingGroup, with launch template lt (its $Latest version). */
-void gm_n_asg_policy_params(const gm_n_asg_policy *pol, const char *lt, gm_params *p);
+ * UpdateAutoScalingGroup, with launch template lt at version (NULL or "":
+ * $Latest; update pins one, recorded as the group's output
+ * template_version). */
+void gm_n_asg_policy_params(const gm_n_asg_policy *pol, const char *lt, const char *version,
+                            gm_params *p);
 /* DescribeAutoScalingGroups of one group; read with the gm_asg_* readers
  * (no rows: the group does not exist). */
 GM_MUST_CHECK gm_status gm_n_asg_describe(gm_node *n, const char *group, xmlDocPtr *out_doc,
@@ -241,6 +241,25 @@ void gm_n_asg_max_price(const gm_node *n, char *out, size_t size);
  * group moves to on-demand, or with --spot-only the wait stops. */
 GM_MUST_CHECK gm_status gm_n_asg_wait(gm_node *n, const char *group, gm_n_asg_launch *launch,
                                       gm_error *err);
+/* ---- the group's lifecycle (nodes_asg_life.c) ---- */
+/* stop and start: min = desired = capacity (0 or 1), max 1. */
+GM_MUST_CHECK gm_status gm_n_asg_set_capacity(gm_node *n, const char *group, int capacity,
+                                              gm_error *err);
+/* stop: capacity 0, then waits until the group has no instance and every
+ * one it had is terminated. */
+GM_MUST_CHECK gm_status gm_n_asg_stop(gm_node *n, const char *group, gm_error *err);
+/* Terminates instance through the group, which launches its replacement
+ * (the desired capacity stays). */
+GM_MUST_CHECK gm_status gm_n_asg_replace(gm_node *n, const char *instance, gm_error *err);
+/* Points the group at launch template lt's version (NULL: $Latest) with
+ * pol's types and market. */
+GM_MUST_CHECK gm_status gm_n_asg_set_policy(gm_node *n, const char *group,
+                                            const gm_n_asg_policy *pol, const char *lt,
+                                            const char *version, gm_error *err);
+/* Waits until every instance of ids is terminated (EC2 no longer knowing one
+ * counts as terminated). */
+GM_MUST_CHECK gm_status gm_n_wait_terminated(gm_node *n, const gm_ids *ids, gm_error *err);
+
 /* DescribeInstances with params; rows of gm_ec2_instances. */
 GM_MUST_CHECK gm_status gm_n_describe_instances(gm_node *n, const gm_params *p,
                                                 const char *const *ok_codes,

@@ -56,7 +56,7 @@ static GM_MUST_CHECK gm_status count_alive(gm_node *n, const gm_ids *ids, size_t
 
 /* Waits until every instance of ids is terminated: their network interfaces
  * hold the security group and the subnets until then. */
-static GM_MUST_CHECK gm_status wait_terminated(gm_node *n, const gm_ids *ids, gm_error *err)
+gm_status gm_n_wait_terminated(gm_node *n, const gm_ids *ids, gm_error *err)
 {
     for (;;) {
         size_t alive = 0;
@@ -85,7 +85,7 @@ static GM_MUST_CHECK gm_status terminate_instance(gm_node *n, const char *id, gm
         gm_params_release(&p);
     }
     if (st == GM_OK)
-        st = wait_terminated(n, &ids, err);
+        st = gm_n_wait_terminated(n, &ids, err);
     gm_ids_release(&ids);
     return st;
 }
@@ -202,14 +202,15 @@ gm_status gm_n_asg_record_instance(gm_node *n, const char *instance, const char 
 
 /* ---- the mixed instances policy ---------------------------------------------- */
 
-void gm_n_asg_policy_params(const gm_n_asg_policy *pol, const char *lt, gm_params *p)
+void gm_n_asg_policy_params(const gm_n_asg_policy *pol, const char *lt, const char *version,
+                            gm_params *p)
 {
     gm_params_add(p,
                   "MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification."
                   "LaunchTemplateId",
                   lt);
     gm_params_add(p, "MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification.Version",
-                  "$Latest");
+                  version && *version ? version : "$Latest");
     for (size_t i = 0; i < pol->n_types; i++)
         gm_params_addf(p, pol->types[i],
                        "MixedInstancesPolicy.LaunchTemplate.Overrides.member.%zu.InstanceType",
@@ -290,7 +291,7 @@ static void group_params(gm_node *n, const group_ctx *c, gm_params *p)
     /* A spot instance at elevated risk of interruption is replaced before
      * it is reclaimed. */
     gm_params_add(p, "CapacityRebalance", "true");
-    gm_n_asg_policy_params(c->pol, c->lt, p);
+    gm_n_asg_policy_params(c->pol, c->lt, NULL, p);
     gm_n_asg_tags(n, p, name);
 }
 
@@ -543,8 +544,75 @@ static GM_MUST_CHECK gm_status asg_destroy(gm_node *n, const char *id, gm_error 
         st = gm_node_wait(n, gm_node_poll_ms(n), "waiting for the group's deletion", err);
     }
     if (st == GM_OK)
-        st = wait_terminated(n, &instances, err);
+        st = gm_n_wait_terminated(n, &instances, err);
     gm_ids_release(&instances);
+    return st;
+}
+
+/* What EC2 says of the group's instance in live's "instance_state" (the
+ * group may call an instance stopped behind its back InService until its
+ * next health check). */
+static GM_MUST_CHECK gm_status instance_state(gm_node *n, const char *instance, json_t *live,
+                                              gm_error *err)
+{
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "InstanceId.1", instance);
+    xmlDocPtr doc = NULL;
+    gm_status st = gm_n_ec2(n, "DescribeInstances", &p, &doc, INSTANCE_GONE, err);
+    gm_params_release(&p);
+    gm_read_rows rows;
+    gm_read_rows_init(&rows);
+    if (st == GM_OK && doc)
+        st = gm_read_xml(doc, &gm_ec2_deployment_instances, &rows, err);
+    xmlFreeDoc(doc);
+    if (st == GM_OK) {
+        json_object_set_new(
+            live, "instance_state",
+            json_string(rows.n ? gm_read_get(&rows, 0, GM_EC2_DI_STATE) : "missing"));
+        if (rows.n)
+            json_object_set_new(live, "since",
+                                json_string(gm_read_get(&rows, 0, GM_EC2_DI_LAUNCHED)));
+    }
+    gm_read_rows_release(&rows);
+    return st;
+}
+
+/* The group's last scaling activities (launches and terminations, newest
+ * first, with their causes) in live's "activities". */
+#define ACTIVITIES_SHOWN "5"
+static GM_MUST_CHECK gm_status recent_activities(gm_node *n, const char *group, json_t *live,
+                                                 gm_error *err)
+{
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "AutoScalingGroupName", group);
+    gm_params_add(&p, "MaxRecords", ACTIVITIES_SHOWN);
+    xmlDocPtr doc = NULL;
+    gm_status st =
+        gm_n_query(n, &gm_svc_autoscaling, "DescribeScalingActivities", &p, &doc, NULL, err);
+    gm_params_release(&p);
+    gm_read_rows rows;
+    gm_read_rows_init(&rows);
+    if (st == GM_OK)
+        st = gm_read_xml(doc, &gm_asg_activities, &rows, err);
+    xmlFreeDoc(doc);
+    json_t *list = json_array();
+    for (size_t i = 0; st == GM_OK && list && i < rows.n; i++) {
+        const char *msg = gm_read_get(&rows, i, GM_ASG_A_MESSAGE);
+        json_t *a =
+            json_pack("{s:s, s:s, s:s, s:s, s:s?}", "start", gm_read_get(&rows, i, GM_ASG_A_START),
+                      "status", gm_read_get(&rows, i, GM_ASG_A_STATUS), "description",
+                      gm_read_get(&rows, i, GM_ASG_A_DESCRIPTION), "cause",
+                      gm_read_get(&rows, i, GM_ASG_A_CAUSE), "message", *msg ? msg : NULL);
+        if (!a || json_array_append_new(list, a) != 0)
+            json_decref(list), list = NULL;
+    }
+    gm_read_rows_release(&rows);
+    if (st == GM_OK && (!list || json_object_set_new(live, "activities", list) != 0))
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    if (st != GM_OK)
+        json_decref(list);
     return st;
 }
 
@@ -581,7 +649,11 @@ static GM_MUST_CHECK gm_status asg_inspect(gm_node *n, const char *id, json_t *l
         const char *current = gm_read_get(&instances, row, GM_ASG_I_ID);
         json_object_set_new(live, "instance_id", json_string(current));
         st = gm_node_set_output(n, "instance_id", current, err);
+        if (st == GM_OK)
+            st = instance_state(n, current, live, err);
     }
+    if (st == GM_OK && groups.n > 0)
+        st = recent_activities(n, id, live, err);
     gm_read_rows_release(&groups);
     gm_read_rows_release(&instances);
     return st;

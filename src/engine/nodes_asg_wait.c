@@ -231,10 +231,13 @@ static GM_MUST_CHECK gm_status switch_to_on_demand(watch *w, gm_error *err)
         gm_n_asg_policy_from(w->n, &l->plan, false, &od);
     od.spot = false;
     char *lt = gm_node_id_of(w->n, "launch_template");
+    /* the version update pinned (none: $Latest) */
+    char *version = gm_node_output_of(w->n, GM_NODE_ASG, "template_version");
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "AutoScalingGroupName", w->group);
-    gm_n_asg_policy_params(&od, lt ? lt : "", &p);
+    gm_n_asg_policy_params(&od, lt ? lt : "", version, &p);
+    free(version);
     gm_status st =
         gm_n_query(w->n, &gm_svc_autoscaling, "UpdateAutoScalingGroup", &p, NULL, NULL, err);
     gm_params_release(&p);

@@ -155,11 +155,6 @@ const gm_node_ops gm_ops_azs = {
 
 /* ---- AMI lookup ----------------------------------------------------------- */
 
-bool gm_instance_type_is_arm(const char *type)
-{
-    return gm_instance_type_arch(type) == GM_ARCH_ARM64;
-}
-
 /* The SSM parameter naming the image: GEUSEMAKER_AMI_PARAMETER, else the one
  * of the deployment's system, tier and architecture (stack/validate.h). */
 static GM_MUST_CHECK gm_status ami_parameter(gm_node *n, char *out, size_t size, gm_error *err)

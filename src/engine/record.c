@@ -285,6 +285,8 @@ void gm_engine_summary_of(const gm_deployment *dep, gm_engine_summary *s)
     const gm_node_state *inst = node_of(dep, node);
     bool alive = inst && inst->status != GM_NODE_DELETED;
     s->instance_id = !alive ? NULL : group ? output_of(dep, node, "instance_id") : inst->id;
+    if (s->instance_id && !*s->instance_id) /* stopped: none */
+        s->instance_id = NULL;
     s->instance_type = output_of(dep, node, "instance_type");
     if (!s->instance_type)
         s->instance_type = json_string_value(json_object_get(dep->config, "instance_type"));
@@ -293,8 +295,8 @@ void gm_engine_summary_of(const gm_deployment *dep, gm_engine_summary *s)
         s->market = json_is_true(json_object_get(dep->config, "spot")) ? "spot" : "on-demand";
     /* The Elastic IP stays when the group replaces the instance. */
     const gm_node_state *eip = node_of(dep, "eip");
-    s->public_ip =
-        eip && eip->status == GM_NODE_CREATED ? output_of(dep, "eip", "public_ip") : NULL;
+    s->elastic_ip = eip && eip->status == GM_NODE_CREATED;
+    s->public_ip = s->elastic_ip ? output_of(dep, "eip", "public_ip") : NULL;
     if (!s->public_ip)
         s->public_ip = output_of(dep, node, "public_ip");
     const gm_node_state *alb = node_of(dep, "alb");
@@ -306,6 +308,56 @@ void gm_engine_summary_of(const gm_deployment *dep, gm_engine_summary *s)
     s->group = group && group->status != GM_NODE_DELETED ? group->id : NULL;
     s->market_switch = output_of(dep, node, "market_switch");
     launch_attempts(output_of(dep, node, "launch_attempts"), s);
+}
+
+/* The nodes gm_engine_summary_of reads. */
+static bool is_list_node(const char *name)
+{
+    static const char *const kept[] = {"instance", GM_NODE_ASG, "eip", "alb"};
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+        if (strcmp(name, kept[i]) == 0)
+            return true;
+    return false;
+}
+
+json_t *gm_engine_list_record(const gm_deployment *dep)
+{
+    json_t *j = gm_deployment_to_json(dep);
+    json_t *nodes = json_array();
+    json_t *cost = json_object();
+    size_t i;
+    json_t *n;
+    json_array_foreach (json_object_get(j, "nodes"), i, n) {
+        const char *name = json_string_value(json_object_get(n, "name"));
+        if (nodes && name && is_list_node(name) && json_array_append(nodes, n) != 0)
+            json_decref(nodes), nodes = NULL;
+    }
+    /* Of the config, what gm_engine_summary_of reads. */
+    const json_t *lb = json_object_get(dep->config, "load_balancer");
+    json_t *config = json_pack("{s:O?, s:O?, s:{s:O?}}", "instance_type",
+                               json_object_get(dep->config, "instance_type"), "spot",
+                               json_object_get(dep->config, "spot"), "load_balancer",
+                               "certificate_arn", json_object_get(lb, "certificate_arn"));
+    if (!config || json_object_set_new(j, "config", config) != 0)
+        json_decref(nodes), nodes = NULL;
+    json_t *hourly = json_object_get(dep->cost, "hourly");
+    if (cost && hourly && json_object_set(cost, "hourly", hourly) != 0)
+        json_decref(cost), cost = NULL;
+    if (!j || !nodes || !cost) {
+        json_decref(j);
+        json_decref(nodes);
+        json_decref(cost);
+        return NULL;
+    }
+    /* Each set takes its value, also when it fails. */
+    int bad = json_object_set_new(j, "nodes", nodes);
+    bad |= json_object_set_new(j, "cost", cost);
+    bad |= json_object_set_new(j, "events", json_array());
+    if (bad) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
 json_t *gm_engine_endpoints(const gm_deployment *dep)

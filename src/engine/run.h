@@ -84,6 +84,9 @@ GM_MUST_CHECK gm_status gm_run_init(gm_run *r, const gm_engine_options *o,
                                     const gm_deploy_config *cfg, gm_deployment *dep,
                                     int64_t timeout_ms, gm_error *err);
 void gm_run_release(gm_run *r);
+/* Sets the record's status (and reason, an event) and commits it. */
+GM_MUST_CHECK gm_status gm_run_set_status(gm_run *r, gm_dep_status st, const char *reason,
+                                          gm_error *err);
 /* The index of the graph node called name, or -1. */
 int gm_run_find_node(const gm_run *r, const char *name);
 /* Lists the deployment's resources by its tags (IAM by its names) and hands

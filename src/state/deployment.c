@@ -10,6 +10,7 @@
  *     "deployment_id": str, GM_DEPLOYMENT_ID_LEN of [a-z0-9] | null (made before ids)
  *     "status":        "creating" | "running" | "failed" | "rolling_back" |
  *                      "destroying" | "destroyed" | "partial"
+ *                      | "stopped"
  *     "status_reason": str | null
  *     "created_at":    int, epoch ms, >= 0
  *     "updated_at":    int, epoch ms, >= 0
@@ -70,7 +71,7 @@ static const char *const dep_status_names[] = {
     [GM_DEP_CREATING] = "creating",     [GM_DEP_RUNNING] = "running",
     [GM_DEP_FAILED] = "failed",         [GM_DEP_ROLLING_BACK] = "rolling_back",
     [GM_DEP_DESTROYING] = "destroying", [GM_DEP_DESTROYED] = "destroyed",
-    [GM_DEP_PARTIAL] = "partial",
+    [GM_DEP_PARTIAL] = "partial",       [GM_DEP_STOPPED] = "stopped",
 };
 
 static const char *const node_status_names[] = {

@@ -25,6 +25,8 @@ typedef enum gm_dep_status {
     GM_DEP_DESTROYING,
     GM_DEP_DESTROYED,
     GM_DEP_PARTIAL, /* tier 2: EC2 side up, load balancer part failed */
+    GM_DEP_STOPPED, /* geusemaker stop: no instance (the group's desired capacity 0), the
+                       rest kept */
 } gm_dep_status;
 
 typedef enum gm_node_status {

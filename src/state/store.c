@@ -16,6 +16,7 @@
  * removed under NAME's lock (tidy_temps).
  */
 #include "state/store.h"
+#include "state/store_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -44,8 +45,6 @@
 #define QUOTED_MAX 320      /* a path quoted for the shell, in messages */
 #define LOCK_BRIEF_TRIES 25 /* 10 ms apart: a tidying reader holds a lock briefly */
 
-/* The store's folders; the home first, the others inside it. */
-enum { D_HOME, D_DEPLOYMENTS, D_ARCHIVE, D_LOGS, D_N };
 static const char *const sub_names[D_N] = {NULL, "deployments", "archive", "logs"};
 
 struct gm_store {
@@ -192,19 +191,19 @@ static char *link_target_of(int dirfd, const char *name, const char *path)
     return gm_strfmt("%.*s/%s", (int)(slash - path), path, buf);
 }
 
-static GM_MUST_CHECK gm_status io_error(gm_error *err, const char *what, const char *path, int e)
+GM_MUST_CHECK gm_status gm_store_io_error(gm_error *err, const char *what, const char *path, int e)
 {
     return gm_error_set(err, GM_ERR_IO, "cannot %s '%s': %s", what, path, strerror(e));
 }
 
 /* Judges the entry name of dirfd (not following it). GM_ERR_NOT_FOUND, with
  * no message, when it does not exist. */
-static GM_MUST_CHECK gm_status check_entry(const gm_store *s, int dirfd, const char *name,
-                                           const char *path, bool want_dir, gm_error *err)
+GM_MUST_CHECK gm_status gm_store_check_at(const gm_store *s, int dirfd, const char *name,
+                                          const char *path, bool want_dir, gm_error *err)
 {
     struct stat sb;
     if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
-        return errno == ENOENT ? GM_ERR_NOT_FOUND : io_error(err, "inspect", path, errno);
+        return errno == ENOENT ? GM_ERR_NOT_FOUND : gm_store_io_error(err, "inspect", path, errno);
     char *target = S_ISLNK(sb.st_mode) ? link_target_of(dirfd, name, path) : NULL;
     gm_status st = gm_store_check_stat(path, &sb, target, s->euid, want_dir, err);
     free(target);
@@ -214,9 +213,9 @@ static GM_MUST_CHECK gm_status check_entry(const gm_store *s, int dirfd, const c
 /* Opens name in dirfd without following a symlink (flags: O_RDONLY or
  * O_RDWR, maybe O_CREAT) and checks the open file. GM_ERR_NOT_FOUND, with no
  * message, when it does not exist. */
-static GM_MUST_CHECK gm_status open_checked(const gm_store *s, int dirfd, const char *name,
-                                            const char *path, int flags, bool want_dir, int *out,
-                                            gm_error *err)
+GM_MUST_CHECK gm_status gm_store_open_at(const gm_store *s, int dirfd, const char *name,
+                                         const char *path, int flags, bool want_dir, int *out,
+                                         gm_error *err)
 {
     *out = -1;
     flags |= O_NOFOLLOW | O_CLOEXEC | (want_dir ? O_DIRECTORY : O_NONBLOCK);
@@ -227,16 +226,16 @@ static GM_MUST_CHECK gm_status open_checked(const gm_store *s, int dirfd, const 
             return GM_ERR_NOT_FOUND;
         if (e == ELOOP || e == ENOTDIR || e == ENXIO) {
             /* A symlink, or not what it should be: say which and how to fix it. */
-            gm_status st = check_entry(s, dirfd, name, path, want_dir, err);
+            gm_status st = gm_store_check_at(s, dirfd, name, path, want_dir, err);
             if (st != GM_OK && st != GM_ERR_NOT_FOUND)
                 return st;
         }
-        return io_error(err, want_dir ? "open directory" : "open", path, e);
+        return gm_store_io_error(err, want_dir ? "open directory" : "open", path, e);
     }
     struct stat sb;
     gm_status st = fstat(fd, &sb) == 0
                        ? gm_store_check_stat(path, &sb, NULL, s->euid, want_dir, err)
-                       : io_error(err, "inspect", path, errno);
+                       : gm_store_io_error(err, "inspect", path, errno);
     if (st != GM_OK) {
         close(fd);
         return st;
@@ -256,12 +255,12 @@ static GM_MUST_CHECK gm_status make_dir_at(int dirfd, const char *name, const ch
         /* By name: under a umask like 0777 the new directory has mode 0 and
          * cannot be opened by its (non-root) owner to fchmod it. */
         if (fchmodat(dirfd, name, DIR_MODE, 0) != 0)
-            return io_error(err, "set the mode of", path, errno);
+            return gm_store_io_error(err, "set the mode of", path, errno);
         return GM_OK;
     }
     if (errno == EEXIST)
         return GM_OK;
-    return io_error(err, "create directory", path, errno);
+    return gm_store_io_error(err, "create directory", path, errno);
 }
 
 /* make_dir_at for path's missing parents (the home's, which are not the
@@ -298,10 +297,10 @@ static GM_MUST_CHECK gm_status open_dirs(gm_store *s, bool create, gm_error *err
         if (create)
             st = make_dirs(s->dir[D_HOME], err);
         if (st == GM_OK)
-            st = open_checked(s, AT_FDCWD, s->dir[D_HOME], s->dir[D_HOME], O_RDONLY, true,
-                              &s->fd[D_HOME], err);
+            st = gm_store_open_at(s, AT_FDCWD, s->dir[D_HOME], s->dir[D_HOME], O_RDONLY, true,
+                                  &s->fd[D_HOME], err);
         if (st == GM_ERR_NOT_FOUND)
-            st = create ? io_error(err, "open directory", s->dir[D_HOME], ENOENT) : GM_OK;
+            st = create ? gm_store_io_error(err, "open directory", s->dir[D_HOME], ENOENT) : GM_OK;
     }
     for (int i = D_HOME + 1; st == GM_OK && s->fd[D_HOME] >= 0 && i < D_N; i++) {
         if (s->fd[i] >= 0)
@@ -309,10 +308,10 @@ static GM_MUST_CHECK gm_status open_dirs(gm_store *s, bool create, gm_error *err
         if (create)
             st = make_dir_at(s->fd[D_HOME], sub_names[i], s->dir[i], err);
         if (st == GM_OK)
-            st = open_checked(s, s->fd[D_HOME], sub_names[i], s->dir[i], O_RDONLY, true, &s->fd[i],
-                              err);
+            st = gm_store_open_at(s, s->fd[D_HOME], sub_names[i], s->dir[i], O_RDONLY, true,
+                                  &s->fd[i], err);
         if (st == GM_ERR_NOT_FOUND)
-            st = create ? io_error(err, "open directory", s->dir[i], ENOENT) : GM_OK;
+            st = create ? gm_store_io_error(err, "open directory", s->dir[i], ENOENT) : GM_OK;
     }
     return st;
 }
@@ -320,7 +319,7 @@ static GM_MUST_CHECK gm_status open_dirs(gm_store *s, bool create, gm_error *err
 /* The descriptor of a folder in *out (-1 while it does not exist). A folder
  * made since the store was opened (by another process) is opened and checked
  * now. */
-static GM_MUST_CHECK gm_status dir_fd(gm_store *s, int which, int *out, gm_error *err)
+GM_MUST_CHECK gm_status gm_store_dir_fd(gm_store *s, int which, int *out, gm_error *err)
 {
     pthread_mutex_lock(&s->mu);
     gm_status st = s->fd[which] < 0 ? open_dirs(s, false, err) : GM_OK;
@@ -347,7 +346,7 @@ static GM_MUST_CHECK gm_status write_all(int fd, const char *data, size_t len, c
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return io_error(err, "write", path, errno);
+            return gm_store_io_error(err, "write", path, errno);
         }
         data += n;
         len -= (size_t)n;
@@ -355,10 +354,10 @@ static GM_MUST_CHECK gm_status write_all(int fd, const char *data, size_t len, c
     return GM_OK;
 }
 
-static GM_MUST_CHECK gm_status sync_dir(int fd, const char *path, gm_error *err)
+GM_MUST_CHECK gm_status gm_store_sync_dir(int fd, const char *path, gm_error *err)
 {
     if (fsync(fd) != 0 && errno != EINVAL) /* some file systems cannot sync directories */
-        return io_error(err, "sync directory", path, errno);
+        return gm_store_io_error(err, "sync directory", path, errno);
     return GM_OK;
 }
 
@@ -367,9 +366,9 @@ static GM_MUST_CHECK gm_status sync_dir(int fd, const char *path, gm_error *err)
  * (callers hold the deployment lock and the store mutex) and is replaced;
  * anything else there is an error. *created tells whether the caller must
  * unlink on failure. */
-static GM_MUST_CHECK gm_status write_new_file(int dirfd, const char *name, const char *path,
-                                              const char *data, size_t len, bool *created,
-                                              gm_error *err)
+GM_MUST_CHECK gm_status gm_store_write_new(int dirfd, const char *name, const char *path,
+                                           const char *data, size_t len, bool durable,
+                                           bool *created, gm_error *err)
 {
     *created = false;
     int fd = -1;
@@ -385,17 +384,17 @@ static GM_MUST_CHECK gm_status write_new_file(int dirfd, const char *name, const
         }
     }
     if (fd < 0)
-        return io_error(err, "create", path, errno);
+        return gm_store_io_error(err, "create", path, errno);
     *created = true;
     gm_status st = GM_OK;
     if (fchmod(fd, FILE_MODE) != 0)
-        st = io_error(err, "set the mode of", path, errno);
+        st = gm_store_io_error(err, "set the mode of", path, errno);
     if (st == GM_OK)
         st = write_all(fd, data, len, path, err);
-    if (st == GM_OK && fsync(fd) != 0)
-        st = io_error(err, "sync", path, errno);
+    if (st == GM_OK && durable && fsync(fd) != 0)
+        st = gm_store_io_error(err, "sync", path, errno);
     if (close(fd) != 0 && st == GM_OK)
-        st = io_error(err, "close", path, errno);
+        st = gm_store_io_error(err, "close", path, errno);
     return st;
 }
 
@@ -470,6 +469,16 @@ void gm_store_free(gm_store *s)
     free(s);
 }
 
+const char *gm_store_dir_path(const gm_store *s, int which)
+{
+    return s->dir[which];
+}
+
+uid_t gm_store_euid(const gm_store *s)
+{
+    return s->euid;
+}
+
 const char *gm_store_home(const gm_store *s)
 {
     return s->dir[D_HOME];
@@ -531,19 +540,27 @@ static int try_lock(const gm_store *s, int dirfd, const char *name)
     return fd;
 }
 
+DIR *gm_store_opendir(int dirfd)
+{
+    int scan = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = scan >= 0 ? fdopendir(scan) : NULL;
+    if (!d && scan >= 0) {
+        int e = errno;
+        close(scan);
+        errno = e;
+    }
+    return d;
+}
+
 /* Removes the temporary files killed saves left in deployments/ (dirfd), for
  * only (every name when NULL). held: the caller holds only's lock, so none of
  * them belongs to a live writer; otherwise each name's lock is tried, never
  * waited for, and a name whose lock is busy is left alone. Best effort. */
 static void tidy_temps(const gm_store *s, int dirfd, const char *only, bool held)
 {
-    int scan = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = scan >= 0 ? fdopendir(scan) : NULL;
-    if (!d) {
-        if (scan >= 0)
-            close(scan);
+    DIR *d = gm_store_opendir(dirfd);
+    if (!d)
         return;
-    }
     struct dirent *e;
     char name[GM_NAME_MAX];
     while ((e = readdir(d)) != NULL) {
@@ -608,7 +625,7 @@ static GM_MUST_CHECK gm_status take_flock(gm_lock *l, const char *name, gm_error
         if (rc == 0)
             return GM_OK;
         if (errno != EWOULDBLOCK)
-            return io_error(err, "lock", l->path, errno);
+            return gm_store_io_error(err, "lock", l->path, errno);
         long pid = lock_holder(l->fd);
         bool unknown = pid == 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH);
         if (unknown && tries < LOCK_BRIEF_TRIES) {
@@ -637,7 +654,7 @@ gm_status gm_store_lock(gm_store *s, const char *name, gm_lock **out, gm_error *
     int dirfd = -1;
     st = gm_store_make_dirs(s, err);
     if (st == GM_OK)
-        st = dir_fd(s, D_DEPLOYMENTS, &dirfd, err);
+        st = gm_store_dir_fd(s, D_DEPLOYMENTS, &dirfd, err);
     if (st != GM_OK)
         return st;
     gm_lock *l = calloc(1, sizeof *l);
@@ -651,9 +668,9 @@ gm_status gm_store_lock(gm_store *s, const char *name, gm_lock **out, gm_error *
     }
     char file[ENTRY_MAX];
     snprintf(file, sizeof file, "%s.lock", name);
-    st = open_checked(s, dirfd, file, l->path, O_RDWR | O_CREAT, false, &l->fd, err);
+    st = gm_store_open_at(s, dirfd, file, l->path, O_RDWR | O_CREAT, false, &l->fd, err);
     if (st == GM_ERR_NOT_FOUND)
-        st = io_error(err, "open lock file", l->path, ENOENT);
+        st = gm_store_io_error(err, "open lock file", l->path, ENOENT);
     if (st == GM_OK)
         st = take_flock(l, name, err);
     if (st != GM_OK)
@@ -701,7 +718,7 @@ const char *gm_lock_path(const gm_lock *l)
 
 /* ---- load ----------------------------------------------------------------- */
 
-static GM_MUST_CHECK gm_status read_fd(int fd, const char *path, gm_buf *b, gm_error *err)
+GM_MUST_CHECK gm_status gm_store_read_all(int fd, const char *path, gm_buf *b, gm_error *err)
 {
     char chunk[8192];
     for (;;) {
@@ -711,7 +728,7 @@ static GM_MUST_CHECK gm_status read_fd(int fd, const char *path, gm_buf *b, gm_e
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return io_error(err, "read", path, errno);
+            return gm_store_io_error(err, "read", path, errno);
         }
         gm_status st = gm_buf_append(b, chunk, (size_t)n);
         if (st == GM_ERR_LIMIT)
@@ -733,12 +750,12 @@ static GM_MUST_CHECK gm_status read_state(const gm_store *s, int dirfd, const ch
     snprintf(file, sizeof file, "%s.json", name);
     int fd = -1;
     gm_status st = dirfd < 0 ? GM_ERR_NOT_FOUND
-                             : open_checked(s, dirfd, file, path, O_RDONLY, false, &fd, err);
+                             : gm_store_open_at(s, dirfd, file, path, O_RDONLY, false, &fd, err);
     if (st == GM_ERR_NOT_FOUND)
         return gm_error_set(err, st, "no deployment named '%s' (looked in '%s')", name, path);
     if (st != GM_OK)
         return st;
-    st = read_fd(fd, path, b, err);
+    st = gm_store_read_all(fd, path, b, err);
     close(fd);
     return st;
 }
@@ -776,18 +793,24 @@ static GM_MUST_CHECK gm_status parse_state(const char *name, const char *path, c
 
 gm_status gm_store_load(gm_store *s, const char *name, gm_deployment **out, gm_error *err)
 {
+    return gm_store_load_tidy(s, name, true, out, err);
+}
+
+gm_status gm_store_load_tidy(gm_store *s, const char *name, bool tidy, gm_deployment **out,
+                             gm_error *err)
+{
     *out = NULL;
     gm_status st = gm_store_check_name(name, err);
     if (st != GM_OK)
         return st;
     int dirfd = -1;
-    st = dir_fd(s, D_DEPLOYMENTS, &dirfd, err);
+    st = gm_store_dir_fd(s, D_DEPLOYMENTS, &dirfd, err);
     if (st != GM_OK)
         return st;
     char *path = state_path(s, name);
     if (!path)
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-    if (dirfd >= 0)
+    if (dirfd >= 0 && tidy)
         tidy_temps(s, dirfd, name, false);
     gm_buf b;
     gm_buf_init(&b, GM_LIMIT_STATE_FILE);
@@ -805,7 +828,7 @@ bool gm_store_exists(gm_store *s, const char *name)
         return false;
     int dirfd = -1;
     gm_error ignored = {0}; /* an unsafe folder: false here, load says why */
-    if (dir_fd(s, D_DEPLOYMENTS, &dirfd, &ignored) != GM_OK || dirfd < 0)
+    if (gm_store_dir_fd(s, D_DEPLOYMENTS, &dirfd, &ignored) != GM_OK || dirfd < 0)
         return false;
     char file[ENTRY_MAX];
     snprintf(file, sizeof file, "%s.json", name);
@@ -859,7 +882,7 @@ static GM_MUST_CHECK gm_status load_current(gm_store *s, const char *name, const
     snprintf(file, sizeof file, "%s.json", name);
     struct stat sb;
     if (fstatat(s->fd[D_DEPLOYMENTS], file, &sb, AT_SYMLINK_NOFOLLOW) != 0)
-        return errno == ENOENT ? GM_OK : io_error(err, "inspect", path, errno);
+        return errno == ENOENT ? GM_OK : gm_store_io_error(err, "inspect", path, errno);
     gm_error e = {0};
     gm_deployment *cur = NULL;
     gm_status st = read_state(s, s->fd[D_DEPLOYMENTS], name, path, old, &e);
@@ -896,10 +919,10 @@ static GM_MUST_CHECK gm_status keep_backup(const gm_store *s, const char *name, 
     if (linkat(dirfd, file, dirfd, tmp, 0) == 0) {
         created = true;
     } else if (errno == EPERM || errno == EOPNOTSUPP || errno == EMLINK || errno == ENOSYS) {
-        st = write_new_file(dirfd, tmp, tmp_path, old->data ? old->data : "", old->len, &created,
-                            err);
+        st = gm_store_write_new(dirfd, tmp, tmp_path, old->data ? old->data : "", old->len, true,
+                                &created, err);
     } else {
-        st = io_error(err, "create backup", tmp_path, errno);
+        st = gm_store_io_error(err, "create backup", tmp_path, errno);
     }
     if (st == GM_OK && renameat(dirfd, tmp, dirfd, bak) != 0)
         st = gm_error_set(err, GM_ERR_IO, "cannot replace backup '%s/%s': %s",
@@ -937,14 +960,14 @@ static GM_MUST_CHECK gm_status save_locked(gm_store *s, gm_deployment *d, gm_err
     if (st == GM_OK)
         st = load_current(s, name, path, &old, &have_old, err);
     if (st == GM_OK)
-        st = write_new_file(dirfd, tmp, tmp_path, text.data, text.len, &tmp_created, err);
+        st = gm_store_write_new(dirfd, tmp, tmp_path, text.data, text.len, true, &tmp_created, err);
     if (st == GM_OK && have_old)
         st = keep_backup(s, name, &old, err);
     if (st == GM_OK && renameat(dirfd, tmp, dirfd, file) != 0)
-        st = io_error(err, "replace", path, errno);
+        st = gm_store_io_error(err, "replace", path, errno);
     if (st == GM_OK) {
         tmp_created = false;
-        st = sync_dir(dirfd, s->dir[D_DEPLOYMENTS], err);
+        st = gm_store_sync_dir(dirfd, s->dir[D_DEPLOYMENTS], err);
     }
     if (tmp_created)
         (void)unlinkat(dirfd, tmp, 0);
@@ -1009,7 +1032,7 @@ static GM_MUST_CHECK gm_status add_listed(gm_store *s, int dirfd, const char *f,
                                           char ***names, size_t *n, size_t *cap, gm_error *err)
 {
     char *path = gm_strfmt("%s/%s", s->dir[D_DEPLOYMENTS], f);
-    gm_status st = path ? check_entry(s, dirfd, f, path, false, err)
+    gm_status st = path ? gm_store_check_at(s, dirfd, f, path, false, err)
                         : gm_error_set(err, GM_ERR_NOMEM, "out of memory");
     free(path);
     char **grown = *names;
@@ -1036,18 +1059,13 @@ gm_status gm_store_list(gm_store *s, char ***out_names, size_t *out_n, gm_error 
     *out_names = NULL;
     *out_n = 0;
     int dirfd = -1;
-    gm_status st = dir_fd(s, D_DEPLOYMENTS, &dirfd, err);
+    gm_status st = gm_store_dir_fd(s, D_DEPLOYMENTS, &dirfd, err);
     if (st != GM_OK || dirfd < 0)
         return st; /* unsafe, or nothing was ever saved */
     tidy_temps(s, dirfd, NULL, false);
-    int scan = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *dir = scan >= 0 ? fdopendir(scan) : NULL;
-    if (!dir) {
-        int e = errno;
-        if (scan >= 0)
-            close(scan);
-        return io_error(err, "open directory", s->dir[D_DEPLOYMENTS], e);
-    }
+    DIR *dir = gm_store_opendir(dirfd);
+    if (!dir)
+        return gm_store_io_error(err, "open directory", s->dir[D_DEPLOYMENTS], errno);
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
@@ -1062,7 +1080,7 @@ gm_status gm_store_list(gm_store *s, char ***out_names, size_t *out_n, gm_error 
         errno = 0;
     }
     if (st == GM_OK && errno != 0)
-        st = io_error(err, "read directory", s->dir[D_DEPLOYMENTS], errno);
+        st = gm_store_io_error(err, "read directory", s->dir[D_DEPLOYMENTS], errno);
     closedir(dir);
     if (st != GM_OK) {
         gm_store_list_free(names, n);
@@ -1135,7 +1153,7 @@ static GM_MUST_CHECK gm_status archive_locked(gm_store *s, const char *name, con
     snprintf(rec, sizeof rec, "%s.json", name);
     snprintf(bak, sizeof bak, "%s.json.bak", name);
     if (st == GM_OK)
-        st = check_entry(s, s->fd[D_DEPLOYMENTS], rec, src, false, err);
+        st = gm_store_check_at(s, s->fd[D_DEPLOYMENTS], rec, src, false, err);
     if (st == GM_ERR_NOT_FOUND)
         st = gm_error_set(err, st, "no deployment named '%s' (looked in '%s')", name, src);
     if (st == GM_OK)
@@ -1144,9 +1162,9 @@ static GM_MUST_CHECK gm_status archive_locked(gm_store *s, const char *name, con
         st = gm_error_set(err, GM_ERR_IO, "cannot remove '%s/%s': %s", s->dir[D_DEPLOYMENTS], bak,
                           strerror(errno));
     if (st == GM_OK)
-        st = sync_dir(s->fd[D_ARCHIVE], s->dir[D_ARCHIVE], err);
+        st = gm_store_sync_dir(s->fd[D_ARCHIVE], s->dir[D_ARCHIVE], err);
     if (st == GM_OK)
-        st = sync_dir(s->fd[D_DEPLOYMENTS], s->dir[D_DEPLOYMENTS], err);
+        st = gm_store_sync_dir(s->fd[D_DEPLOYMENTS], s->dir[D_DEPLOYMENTS], err);
     if (st == GM_OK && out_path) {
         *out_path = gm_strfmt("%s/%s", s->dir[D_ARCHIVE], file);
         if (!*out_path)

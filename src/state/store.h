@@ -184,4 +184,33 @@ GM_MUST_CHECK gm_status gm_store_archive(gm_store *s, const char *name, char **o
 GM_MUST_CHECK gm_status gm_store_forget(gm_store *s, const char *name, char **out_path,
                                         gm_error *err);
 
+/* ---- the list index ------------------------------------------------------
+ * `list` must not parse every record: deployments/.index.json keeps, for each
+ * record, a reduced copy of it (what the caller's fn makes of it: a record
+ * JSON that gm_deployment_from_json reads) and the identity of the record's
+ * file (inode, size, mtime and ctime in ns). An entry is used only while the
+ * file is the one it was made from; otherwise the record is loaded and
+ * reduced again. The index is a cache under a version the caller names (a new
+ * reduction invalidates it): missing, corrupt, stale, unsafe to trust, or cut
+ * short by a kill at any point, it is rebuilt, and since the folder itself is
+ * read every time, a listing never shows a record that does not exist or
+ * misses one that does. It is rewritten (a temporary file renamed over it)
+ * only when it changed and the deployments folder exists, so a reading
+ * command never creates the state home; concurrent writers each write a
+ * complete, checked view. */
+typedef json_t *(*gm_store_reduce_fn)(const gm_deployment *d);
+
+typedef struct gm_store_view {
+    char *name;
+    gm_deployment *dep; /* the reduced record, or NULL when it could not be read */
+    char *error;        /* why it could not be read, or NULL */
+} gm_store_view;
+
+/* Every record of the store, sorted by name, reduced by fn (see above). An
+ * unsafe record fails the whole listing (as gm_store_list); an unreadable one
+ * is an entry with its error. Free with gm_store_views_free. */
+GM_MUST_CHECK gm_status gm_store_list_views(gm_store *s, const char *version, gm_store_reduce_fn fn,
+                                            gm_store_view **out, size_t *out_n, gm_error *err);
+void gm_store_views_free(gm_store_view *v, size_t n); /* safe on NULL */
+
 #endif

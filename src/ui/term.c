@@ -44,7 +44,7 @@ const char *gm_term_state_sgr(const char *state)
         {"running", "32"},   {"healthy", "32"},    {"created", "32"},    {"exists", "32"},
         {"creating", "33"},  {"partial", "33"},    {"destroying", "33"}, {"rolling_back", "33"},
         {"starting", "33"},  {"failed", "31"},     {"degraded", "31"},   {"missing", "31"},
-        {"unhealthy", "31"}, {"unreadable", "31"},
+        {"unhealthy", "31"}, {"unreadable", "31"}, {"terminated", "31"}, {"stopped", "31"},
     };
     for (size_t i = 0; state && i < sizeof map / sizeof *map; i++)
         if (strcmp(state, map[i].state) == 0)

@@ -84,6 +84,21 @@ def node(state, name):
     return None
 
 
+def recorded_instance(gm_home, name):
+    """The instance the record names: the one its Auto Scaling group ran when
+    last looked at."""
+    return node(load_state(gm_home, name), "asg")["outputs"]["instance_id"]
+
+
+def take_address(boto, gm_home, name):
+    """What the instance's boot does on AWS (moto runs no UserData): it
+    associates the deployment's Elastic IP with itself."""
+    st = load_state(gm_home, name)
+    boto("ec2").associate_address(AllocationId=node(st, "eip")["id"],
+                                  InstanceId=instance_of(boto, st)["InstanceId"],
+                                  AllowReassociation=True)
+
+
 def group_of(boto, state):
     """The deployment's Auto Scaling group (boto3's view)."""
     groups = boto("autoscaling").describe_auto_scaling_groups(

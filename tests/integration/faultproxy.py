@@ -48,6 +48,10 @@ Rule format (all keys optional except one action key):
   modifiers (every matching rule applies):
             latency_ms: N (cumulative; may also accompany a terminal fault)
             rewrite: {"pattern": re, "replace": str} or a list of them
+            respond: callable(info, status, headers, body) -> (status, headers, body)
+                   or None to keep the answer (in-process only): replaces a forwarded
+                   answer, e.g. one computed from the request (info: service, action,
+                   params, ...; headers: [(name, value)]; body: bytes as received)
             kill_pid: int | callable | object with .pid | "from_file" (with
                    pid_file), after: N (default 1), when: before_response |
                    after_response, signal (default SIGKILL), pid_wait (s)
@@ -328,7 +332,11 @@ class Rule:
         self.rewrites = [(re.compile(r["pattern"]), r.get("replace", ""), int(r.get("count", 0)))
                          for r in (rw or [])]
         self.latency_ms = float(s.get("latency_ms", 0) or 0)
-        if not (self.terminal or self.is_kill or self.rewrites or self.latency_ms):
+        self.respond = s.get("respond")
+        if self.respond is not None and not callable(self.respond):
+            raise ValueError("respond must be a callable (in-process use only)")
+        if not (self.terminal or self.is_kill or self.rewrites or self.latency_ms
+                or self.respond):
             raise ValueError("rule has no effect: %r" % (spec,))
         until = s.get("until")
         if until is not None and not isinstance(until, dict):
@@ -356,6 +364,8 @@ class Rule:
             parts.append("kill:%s" % self.when)
         if self.rewrites:
             parts.append("rewrite")
+        if self.respond:
+            parts.append("respond")
         if self.latency_ms:
             parts.append("latency:%gms" % self.latency_ms)
         return "+".join(parts)
@@ -919,6 +929,18 @@ class FaultProxy:
                 rewrites = [rw for r in mods for rw in r.rewrites]
                 if rewrites:
                     headers, data = _apply_rewrites(headers, data, rewrites)
+                for r in mods:
+                    if r.respond is None:
+                        continue
+                    try:
+                        out = r.respond(info, status, list(headers), data)
+                    except Exception as e:  # noqa: BLE001 - shown to the client and recorded
+                        hdrs, body_ = error_body(info, "InternalFailure",
+                                                 "faultproxy: respond failed: %r" % e, 500)
+                        out = (500, hdrs, body_)
+                        rec["respond_error"] = repr(e)
+                    if out is not None:
+                        status, headers, data = out
             rec["response_body"] = data.decode("utf-8", "replace")
             if before:
                 self._do_kills(kills, rec)

@@ -545,3 +545,40 @@ def test_match_string_form_encoded(proxy, via):
     with pytest.raises(ClientError) as e:  # botocore encodes the space as '+'
         ec2.create_security_group(GroupName="g", Description="geusemaker role x")
     assert code_of(e) == "Nope"
+
+
+def test_respond_replaces_the_answer_from_the_request(proxy, via):
+    """respond: a callable computes the answer from the request and the
+    upstream's answer (here an SSM invocation's output made from the command
+    that SendCommand carried)."""
+    sent = {}
+
+    def agent(info, status, headers, body):
+        doc = json.loads(body)
+        if info["action"] == "SendCommand":
+            sent[doc["Command"]["CommandId"]] = info["params"]["Parameters"]["commands"]
+            return None  # the upstream's answer as it is
+        doc["StandardOutputContent"] = "ran: " + " ".join(sent[info["params"]["CommandId"]])
+        return status, headers, json.dumps(doc).encode()
+
+    rule = proxy.add_rule({"service": "ssm", "action": ["SendCommand", "GetCommandInvocation"],
+                           "respond": agent})
+    ssm = via("ssm")
+    cid = ssm.send_command(InstanceIds=["i-0123456789abcdef0"], DocumentName="AWS-RunShellScript",
+                           Parameters={"commands": ["echo", "hi"]})["Command"]["CommandId"]
+    inv = ssm.get_command_invocation(CommandId=cid, InstanceId="i-0123456789abcdef0")
+    assert inv["StandardOutputContent"] == "ran: echo hi" and inv["Status"] == "Success"
+    assert rule.fired == 2 and rule.name == "respond"
+    assert proxy.find(action="GetCommandInvocation")[0]["fault"] == "respond"
+
+    def broken(info, status, headers, body):
+        raise RuntimeError("bug in the test's responder")
+
+    proxy.clear_rules()
+    proxy.add_rule({"action": "GetCallerIdentity", "respond": broken})
+    with pytest.raises(ClientError):
+        via("sts").get_caller_identity()
+    rec = proxy.find(action="GetCallerIdentity")[-1]
+    assert rec["status"] == 500 and "bug in the test" in rec["respond_error"]
+    with pytest.raises(ValueError):
+        proxy.add_rule({"action": "GetCallerIdentity", "respond": "not callable"})
