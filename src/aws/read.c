@@ -215,6 +215,8 @@ const gm_read_spec gm_ec2_launch_templates = {
     "ec2 launch templates", "launchTemplates/item", {"launchTemplateId", "launchTemplateName"}};
 const gm_read_spec gm_ec2_created_launch_template = {
     "ec2 new launch template", "launchTemplate", {"launchTemplateId", "launchTemplateName"}};
+const gm_read_spec gm_ec2_created_launch_template_version = {
+    "ec2 new launch template version", "launchTemplateVersion", {"versionNumber"}};
 const gm_read_spec gm_ec2_addresses = {"ec2 addresses",
                                        "addressesSet/item",
                                        {"allocationId", "publicIp", "associationId", "instanceId"}};
@@ -254,6 +256,7 @@ const gm_read_spec *const gm_read_ec2_specs[] = {
     &gm_ec2_image_devices,
     &gm_ec2_launch_templates,
     &gm_ec2_created_launch_template,
+    &gm_ec2_created_launch_template_version,
     &gm_ec2_addresses,
     &gm_ec2_allocated_address,
     &gm_ec2_tagged_launch_templates,

@@ -57,26 +57,27 @@ GM_MUST_CHECK gm_status gm_read_xml(xmlDocPtr doc, const gm_read_spec *spec, gm_
 
 /* ---- EC2 ---------------------------------------------------------------------- */
 
-extern const gm_read_spec gm_ec2_vpcs;             /* vpcId, state */
-extern const gm_read_spec gm_ec2_subnets;          /* subnetId, vpcId, availabilityZone, state */
-extern const gm_read_spec gm_ec2_igws;             /* internetGatewayId */
-extern const gm_read_spec gm_ec2_igw_attachments;  /* vpcId */
-extern const gm_read_spec gm_ec2_route_tables;     /* routeTableId */
-extern const gm_read_spec gm_ec2_rt_associations;  /* routeTableAssociationId, main */
-extern const gm_read_spec gm_ec2_security_groups;  /* groupId, vpcId */
-extern const gm_read_spec gm_ec2_instances;        /* see GM_EC2_I_* */
+extern const gm_read_spec gm_ec2_vpcs;            /* vpcId, state */
+extern const gm_read_spec gm_ec2_subnets;         /* subnetId, vpcId, availabilityZone, state */
+extern const gm_read_spec gm_ec2_igws;            /* internetGatewayId */
+extern const gm_read_spec gm_ec2_igw_attachments; /* vpcId */
+extern const gm_read_spec gm_ec2_route_tables;    /* routeTableId */
+extern const gm_read_spec gm_ec2_rt_associations; /* routeTableAssociationId, main */
+extern const gm_read_spec gm_ec2_security_groups; /* groupId, vpcId */
+extern const gm_read_spec gm_ec2_instances;       /* see GM_EC2_I_* */
 extern const gm_read_spec gm_ec2_deployment_instances; /* see GM_EC2_DI_* */
-extern const gm_read_spec gm_ec2_run_instances;    /* instanceId, instanceState/name */
-extern const gm_read_spec gm_ec2_offerings;        /* location */
-extern const gm_read_spec gm_ec2_created_vpc;      /* vpcId */
-extern const gm_read_spec gm_ec2_created_igw;      /* internetGatewayId */
-extern const gm_read_spec gm_ec2_created_subnet;   /* subnetId */
-extern const gm_read_spec gm_ec2_created_rt;       /* routeTableId */
-extern const gm_read_spec gm_ec2_created_sg;       /* groupId */
-extern const gm_read_spec gm_ec2_images;           /* see GM_EC2_IMG_* (DescribeImages) */
+extern const gm_read_spec gm_ec2_run_instances;        /* instanceId, instanceState/name */
+extern const gm_read_spec gm_ec2_offerings;            /* location */
+extern const gm_read_spec gm_ec2_created_vpc;          /* vpcId */
+extern const gm_read_spec gm_ec2_created_igw;          /* internetGatewayId */
+extern const gm_read_spec gm_ec2_created_subnet;       /* subnetId */
+extern const gm_read_spec gm_ec2_created_rt;           /* routeTableId */
+extern const gm_read_spec gm_ec2_created_sg;           /* groupId */
+extern const gm_read_spec gm_ec2_images;               /* see GM_EC2_IMG_* (DescribeImages) */
 extern const gm_read_spec gm_ec2_image_devices;    /* see GM_EC2_BDM_*: every image's mappings */
 extern const gm_read_spec gm_ec2_launch_templates; /* launchTemplateId, launchTemplateName */
 extern const gm_read_spec gm_ec2_created_launch_template; /* launchTemplateId, launchTemplateName */
+extern const gm_read_spec gm_ec2_created_launch_template_version; /* versionNumber */
 extern const gm_read_spec gm_ec2_addresses;         /* see GM_EC2_ADDR_* (DescribeAddresses) */
 extern const gm_read_spec gm_ec2_allocated_address; /* allocationId, publicIp (AllocateAddress) */
 extern const gm_read_spec gm_ec2_next_token;        /* nextToken of a Describe page */

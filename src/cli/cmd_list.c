@@ -116,9 +116,9 @@ static json_t *row_of(const gm_deployment *d, const gm_live_verdict *v)
         "{s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:I, s:O?}", "name", d->name,
         "tier", d->tier, "region", d->region, "status", gm_dep_status_name(d->status), "health",
         gm_live_health_name(v->health), "health_reason", *v->reason ? v->reason : NULL,
-        "instance_id", *v->instance_id ? v->instance_id : sum.instance_id, "live_state", *v->instance_state ? v->instance_state : NULL,
-        "instance_type", sum.instance_type, "market", sum.market, "age_s",
-        (json_int_t)((gm_wall_ms() - d->created_at) / 1000), "cost_per_hour",
+        "instance_id", *v->instance_id ? v->instance_id : sum.instance_id, "live_state",
+        *v->instance_state ? v->instance_state : NULL, "instance_type", sum.instance_type, "market",
+        sum.market, "age_s", (json_int_t)((gm_wall_ms() - d->created_at) / 1000), "cost_per_hour",
         json_object_get(d->cost, "hourly"));
     return row;
 }

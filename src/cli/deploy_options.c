@@ -41,6 +41,7 @@ enum {
     D_DATA_GB,
     D_MODELS,
     D_LAUNCH_TIMEOUT,
+    D_IMAGE,
 };
 
 #define C GM_OPT_CONFIG
@@ -147,6 +148,13 @@ static const gm_opt deploy_opts[] = {
      .dflt = "the tier's models",
      .id = D_MODELS,
      .flags = C},
+    {.name = "image",
+     .arg = "SERVICE=REF",
+     .help = "run this image for a service instead of the pinned one, e.g. "
+             "n8n=n8nio/n8n:2.42.0; REF needs a tag (not 'latest') and/or @sha256:DIGEST",
+     .dflt = "the catalogue's pins",
+     .id = D_IMAGE,
+     .flags = C | GM_OPT_REPEAT},
     {.name = "launch-timeout",
      .arg = "S",
      .help = "wait this long for the Auto Scaling group's instance to be in service",
@@ -349,6 +357,30 @@ static int number_option(gm_cli *cli, gm_deploy_config *cfg, const gm_arg *a)
     }
 }
 
+/* --image SERVICE=REF: a copy split at the first '='; the service and the
+ * reference are checked with the rest of the config (gm_engine_check_config). */
+static int image_option(gm_cli *cli, gm_cli_deploy *d, const gm_arg *a)
+{
+    gm_deploy_config *cfg = &d->cfg;
+    const char *eq = strchr(a->value, '=');
+    if (!eq || eq == a->value)
+        return gm_cli_usage_error(cli,
+                                  "invalid --image '%s': expected SERVICE=REF such as "
+                                  "'n8n=n8nio/n8n:2.42.0'",
+                                  a->value);
+    if (cfg->n_images == GM_MAX_IMAGES)
+        return gm_cli_usage_error(cli, "at most %d --image overrides, one per service",
+                                  GM_MAX_IMAGES);
+    char *copy = strdup(a->value);
+    if (!copy)
+        return gm_cli_usage_error(cli, "out of memory");
+    d->images[cfg->n_images] = copy;
+    copy[eq - a->value] = '\0';
+    cfg->image_services[cfg->n_images] = copy;
+    cfg->image_refs[cfg->n_images++] = copy + (eq - a->value) + 1;
+    return -1;
+}
+
 /* One deployment option; -1 to go on, or an exit code. Options of other
  * groups are left alone. */
 static int apply(gm_cli *cli, gm_cli_deploy *d, const gm_arg *a)
@@ -381,6 +413,7 @@ static int apply(gm_cli *cli, gm_cli_deploy *d, const gm_arg *a)
             return gm_cli_usage_error(cli, "at most %d --allow-cidr ranges", GM_MAX_CIDRS);
         cfg->cidrs[cfg->n_cidrs++] = a->value;
         return -1;
+    case D_IMAGE: return image_option(cli, d, a);
     case D_KEY: cfg->key_name = a->value; return -1;
     case D_VPC: cfg->vpc_id = a->value; return -1;
     case D_SG: cfg->security_group_id = a->value; return -1;
@@ -473,6 +506,9 @@ void gm_cli_deploy_release(gm_cli_deploy *d)
     for (size_t i = 0; i < sizeof d->lists / sizeof d->lists[0]; i++)
         free(d->lists[i]);
     memset(d->lists, 0, sizeof d->lists);
+    for (size_t i = 0; i < sizeof d->images / sizeof d->images[0]; i++)
+        free(d->images[i]);
+    memset(d->images, 0, sizeof d->images);
 }
 
 void gm_cli_deploy_warn_plain_http(const gm_deploy_config *cfg)

@@ -10,8 +10,10 @@ extern const gm_optgroup gm_cli_deploy_group, gm_cli_alb_group;
 
 typedef struct gm_cli_deploy {
     gm_deploy_config cfg;
-    bool saw_config; /* an option saved in the record was given */
-    char *lists[8];  /* storage the split lists point into */
+    bool saw_config;             /* an option saved in the record was given */
+    char *lists[8];              /* storage the split lists point into */
+    char *images[GM_MAX_IMAGES]; /* copies of the --image values, split at '=': the
+                                    overrides of cfg point into them */
 } gm_cli_deploy;
 
 /* Fills d from every deployment option in args and checks the result

@@ -56,6 +56,6 @@ void gm_cli_print_status(gm_cli *cli, const gm_deployment *dep, json_t *live,
 json_t *gm_cli_deployment_json(const gm_deployment *dep);
 
 extern const gm_command gm_command_deploy, gm_command_destroy, gm_command_list, gm_command_status,
-    gm_command_adopt, gm_command_cleanup, gm_command_stop, gm_command_start;
+    gm_command_adopt, gm_command_cleanup, gm_command_stop, gm_command_start, gm_command_update;
 
 #endif

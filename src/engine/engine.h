@@ -28,6 +28,7 @@
 #define GM_MAX_TYPES 16
 #define GM_MAX_AZS 8
 #define GM_MAX_MODELS GM_STACK_MAX_MODELS
+#define GM_MAX_IMAGES GM_STACK_MAX_IMAGES /* image overrides: one per service at most */
 /* The local encrypted gp3 volume for the databases (/dev/sdf), GiB. */
 #define GM_DATA_VOLUME_GB_DEFAULT 20
 #define GM_DATA_VOLUME_GB_MAX 16384      /* gp3's largest */
@@ -75,6 +76,14 @@ typedef struct gm_deploy_config {
     int hc_timeout_s;            /* default 5 */
     int healthy_threshold;       /* default 2 */
     int unhealthy_threshold;     /* default 3 */
+    /* Image overrides (--image SERVICE=REF): service image_services[i] runs
+     * image_refs[i] instead of the catalogue's pin (gm_stack_params). Checked
+     * by gm_engine_check_config (gm_stack_validate_images: known services, a
+     * tag or digest, never "latest", no service twice). The record keeps them
+     * as "images": {"n8n": "n8nio/n8n:2.42.0"} (absent when none). */
+    const char *image_services[GM_MAX_IMAGES];
+    const char *image_refs[GM_MAX_IMAGES];
+    int n_images;
 } gm_deploy_config;
 
 /* What the engine reports while it runs (on any of its threads). */

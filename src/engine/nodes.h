@@ -241,6 +241,14 @@ void gm_n_asg_max_price(const gm_node *n, char *out, size_t size);
  * group moves to on-demand, or with --spot-only the wait stops. */
 GM_MUST_CHECK gm_status gm_n_asg_wait(gm_node *n, const char *group, gm_n_asg_launch *launch,
                                       gm_error *err);
+/* update: a new version of launch template lt from the node's config (the
+ * run's: the record's with update's changes), sent with token (the same
+ * token after a lost answer gives the same version); *out_version its
+ * number. */
+GM_MUST_CHECK gm_status gm_n_lt_new_version(gm_node *n, const char *lt, const char *token,
+                                            const char *description, char *out_version, size_t size,
+                                            gm_error *err);
+
 /* ---- the group's lifecycle (nodes_asg_life.c) ---- */
 /* stop and start: min = desired = capacity (0 or 1), max 1. */
 GM_MUST_CHECK gm_status gm_n_asg_set_capacity(gm_node *n, const char *group, int capacity,

@@ -32,6 +32,9 @@ static GM_MUST_CHECK gm_status build_userdata(gm_node *n, const char *efs, const
         .models = models,
         .n_models = n_models,
         .alb_https = cfg->certificate_arn && *cfg->certificate_arn,
+        .image_services = cfg->image_services,
+        .image_refs = cfg->image_refs,
+        .n_images = cfg->n_images > 0 ? (size_t)cfg->n_images : 0,
     };
     gm_buf script;
     gm_buf_init(&script, GM_LIMIT_USERDATA_SCRIPT);
@@ -95,17 +98,14 @@ static void volume_params(const lt_spec *s, gm_params *p)
     }
 }
 
-static void lt_params(gm_node *n, const lt_spec *s, const char *token, gm_params *p)
+/* The template's data (LaunchTemplateData.*): of its first version and of
+ * every version update makes. */
+static void lt_data_params(gm_node *n, const lt_spec *s, gm_params *p)
 {
     const gm_deploy_config *cfg = gm_node_config(n);
-    char name[160];
-    gm_node_global_name(n, "lt", name, sizeof name);
     char *ami = gm_node_id_of(n, "ami");
     char *sg = gm_node_id_of(n, "sg");
     char *profile = gm_node_id_of(n, "instance_profile");
-    gm_params_add(p, "LaunchTemplateName", name);
-    gm_params_add(p, "ClientToken", token);
-    gm_params_add(p, "VersionDescription", "geusemaker: the stack's instance");
     gm_params_add(p, LT "ImageId", ami);
     /* The group's overrides choose the type; this one is the first choice. */
     gm_params_add(p, LT "InstanceType", cfg->instance_type);
@@ -132,10 +132,20 @@ static void lt_params(gm_node *n, const lt_spec *s, const char *token, gm_params
     gm_n_tag_spec_as(n, p, LT, 1, "instance", GM_NODE_ASG);
     gm_n_tag_spec_as(n, p, LT, 2, "volume", GM_NODE_ASG);
     gm_n_tag_spec_as(n, p, LT, 3, "network-interface", GM_NODE_ASG);
-    gm_n_tag_spec(n, p, 1, "launch-template");
     free(ami);
     free(sg);
     free(profile);
+}
+
+static void lt_params(gm_node *n, const lt_spec *s, const char *token, gm_params *p)
+{
+    char name[160];
+    gm_node_global_name(n, "lt", name, sizeof name);
+    gm_params_add(p, "LaunchTemplateName", name);
+    gm_params_add(p, "ClientToken", token);
+    gm_params_add(p, "VersionDescription", "geusemaker: the stack's instance");
+    lt_data_params(n, s, p);
+    gm_n_tag_spec(n, p, 1, "launch-template");
 }
 
 typedef struct lt_ctx {
@@ -166,22 +176,30 @@ static GM_MUST_CHECK gm_status send_lt(gm_node *n, void *ctx, char **out_id, gm_
 /* The template's name is unique in the region and AWS keeps its token: a
  * repeat after a lost answer (or a resume with other settings) finds the one
  * the first try made, by its tags. */
-static GM_MUST_CHECK gm_status make_template(gm_node *n, const char *token, char **out_id,
-                                             gm_error *err)
+/* The template's data for the node's config: the volumes and the UserData
+ * (its size recorded). */
+static GM_MUST_CHECK gm_status spec_init(gm_node *n, lt_spec *s, gm_error *err)
 {
-    lt_spec s = {0};
     char *efs = gm_node_id_of(n, "efs");
     char *eip = gm_node_id_of(n, "eip");
     size_t size = 0;
-    gm_status st = volumes_init(n, &s, err);
+    gm_status st = volumes_init(n, s, err);
     if (st == GM_OK)
-        st = build_userdata(n, efs, eip, &s.userdata, &size, err);
+        st = build_userdata(n, efs, eip, &s->userdata, &size, err);
     free(efs);
     free(eip);
     char sz[32];
     snprintf(sz, sizeof sz, "%zu", size);
     if (st == GM_OK)
         st = gm_node_set_output(n, "userdata_bytes", sz, err);
+    return st;
+}
+
+static GM_MUST_CHECK gm_status make_template(gm_node *n, const char *token, char **out_id,
+                                             gm_error *err)
+{
+    lt_spec s = {0};
+    gm_status st = spec_init(n, &s, err);
     static const char *const dup[] = {"InvalidLaunchTemplateName.AlreadyExistsException",
                                       "IdempotentParameterMismatch", NULL};
     lt_ctx c = {.spec = &s, .token = token};
@@ -234,6 +252,37 @@ static GM_MUST_CHECK gm_status lt_inspect(gm_node *n, const char *id, json_t *li
 {
     return gm_n_inspect_ec2(n, "DescribeLaunchTemplates", "LaunchTemplateId.1", id,
                             &gm_ec2_launch_templates, -1, live, err);
+}
+
+gm_status gm_n_lt_new_version(gm_node *n, const char *lt, const char *token,
+                              const char *description, char *out_version, size_t size,
+                              gm_error *err)
+{
+    lt_spec s = {0};
+    gm_status st = spec_init(n, &s, err);
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "LaunchTemplateId", lt);
+    gm_params_add(&p, "ClientToken", token);
+    gm_params_add(&p, "VersionDescription", description);
+    lt_data_params(n, &s, &p);
+    xmlDocPtr doc = NULL;
+    if (st == GM_OK)
+        st = gm_n_ec2(n, "CreateLaunchTemplateVersion", &p, &doc, NULL, err);
+    gm_params_release(&p);
+    free(s.userdata);
+    gm_read_rows rows;
+    gm_read_rows_init(&rows);
+    if (st == GM_OK)
+        st = gm_read_xml(doc, &gm_ec2_created_launch_template_version, &rows, err);
+    xmlFreeDoc(doc);
+    const char *v = st == GM_OK && rows.n ? gm_read_get(&rows, 0, 0) : "";
+    if (st == GM_OK && !*v)
+        st = gm_error_set(err, GM_ERR_PARSE, "CreateLaunchTemplateVersion returned no version");
+    if (st == GM_OK && (size_t)snprintf(out_version, size, "%s", v) >= size)
+        st = gm_error_set(err, GM_ERR_LIMIT, "launch template version '%s' too long", v);
+    gm_read_rows_release(&rows);
+    return st;
 }
 
 const gm_node_ops gm_ops_launch_template = {

@@ -299,6 +299,12 @@ gm_status gm_engine_check_config(const gm_deploy_config *cfg, gm_error *err)
         st = gm_error_set(err, GM_ERR_INVALID, "invalid --key-name");
     if (st == GM_OK && cfg->models_set)
         st = gm_stack_validate_models(cfg->models, (size_t)cfg->n_models, err);
+    if (st == GM_OK && (cfg->n_images < 0 || cfg->n_images > GM_MAX_IMAGES))
+        st = gm_error_set(err, GM_ERR_INVALID, "%d --image overrides: at most %d", cfg->n_images,
+                          GM_MAX_IMAGES);
+    if (st == GM_OK)
+        st = gm_stack_validate_images(cfg->tier, cfg->image_services, cfg->image_refs,
+                                      (size_t)cfg->n_images, err);
     return st;
 }
 

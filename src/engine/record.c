@@ -49,7 +49,18 @@ static json_t *market_json(const gm_deploy_config *cfg)
     return m;
 }
 
-/* The settings of the instance itself: its system and its data volume. */
+/* The image overrides: {"n8n": "n8nio/n8n:2.42.0"}. NULL without memory. */
+static json_t *images_json(const gm_deploy_config *cfg)
+{
+    json_t *o = json_object();
+    for (int i = 0; o && i < cfg->n_images && i < GM_MAX_IMAGES; i++)
+        if (json_object_set_new(o, cfg->image_services[i], json_string(cfg->image_refs[i])) != 0)
+            json_decref(o), o = NULL;
+    return o;
+}
+
+/* The settings of the instance itself: its system, its data volume, its
+ * models and images. */
 static json_t *with_instance_settings(json_t *c, const gm_deploy_config *cfg)
 {
     int data_gb = cfg->data_volume_gb ? cfg->data_volume_gb : GM_DATA_VOLUME_GB_DEFAULT;
@@ -58,6 +69,8 @@ static json_t *with_instance_settings(json_t *c, const gm_deploy_config *cfg)
         json_decref(c), c = NULL;
     if (c && cfg->models_set &&
         json_object_set_new(c, "models", string_array(cfg->models, cfg->n_models)) != 0)
+        json_decref(c), c = NULL;
+    if (c && cfg->n_images > 0 && json_object_set_new(c, "images", images_json(cfg)) != 0)
         json_decref(c), c = NULL;
     return c;
 }
@@ -93,6 +106,22 @@ static json_t *config_json(const gm_deploy_config *cfg)
                 market_json(cfg)),
             cfg),
         cfg);
+}
+
+/* The image overrides of a saved config (strings into it); a record made
+ * before --image has none. */
+static int images_from(const json_t *o, const char **services, const char **refs)
+{
+    int n = 0;
+    const char *key;
+    const json_t *v;
+    json_object_foreach ((json_t *)o, key, v) {
+        if (n < GM_MAX_IMAGES && json_string_value(v)) {
+            services[n] = key;
+            refs[n++] = json_string_value(v);
+        }
+    }
+    return n;
 }
 
 /* Copies the strings of a JSON array into out (at most max). */
@@ -131,6 +160,7 @@ gm_status gm_engine_config_from_record(const gm_deployment *dep, gm_deploy_confi
     const json_t *models = json_object_get(c, "models");
     cfg->models_set = json_is_array(models);
     cfg->n_models = strings_from(models, cfg->models, GM_MAX_MODELS);
+    cfg->n_images = images_from(json_object_get(c, "images"), cfg->image_services, cfg->image_refs);
     cfg->name = dep->name;
     cfg->instance_type = type;
     cfg->spot = json_is_true(json_object_get(c, "spot"));
@@ -449,4 +479,9 @@ json_t *gm_engine_doomed(const gm_deployment *dep, bool keep_efs)
             out, json_pack("{s:s, s:s, s:b}", "kind", n->kind, "id", n->id, "data", efs));
     }
     return out;
+}
+
+json_t *gm_engine_config_to_json(const gm_deploy_config *cfg)
+{
+    return config_json(cfg);
 }

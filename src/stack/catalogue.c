@@ -20,6 +20,8 @@
 
 #include <string.h>
 
+#include "stack/stack.h"
+
 static const gm_service services[] = {
     {
         .name = "postgres",
@@ -178,6 +180,10 @@ static const gm_service services[] = {
         .late = true,
     },
 };
+
+/* Image overrides (gm_stack_params) hold at most one per service. */
+_Static_assert(sizeof services / sizeof *services <= GM_STACK_MAX_IMAGES,
+               "GM_STACK_MAX_IMAGES is below the number of services");
 
 const gm_service *gm_stack_services(size_t *out_n)
 {

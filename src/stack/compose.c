@@ -34,8 +34,22 @@ static GM_MUST_CHECK gm_status put_kv(gm_buf *b, int indent, const char *key, co
     return st == GM_OK ? gm_buf_appendc(b, '\n') : st;
 }
 
-static GM_MUST_CHECK gm_status render_image(gm_buf *b, const gm_service *s)
+/* The catalogue's pin, or the override p gives (--image: validated, so
+ * [A-Za-z0-9._/:@-] only, quoted all the same). The comment keeps the pin it
+ * replaces in sight for a reviewer. */
+static GM_MUST_CHECK gm_status render_image(gm_buf *b, const gm_service *s,
+                                            const gm_stack_params *p)
 {
+    const char *override = gm_stack_image_override(p, s->name);
+    if (override) {
+        gm_status st = gm_buf_printf(b,
+                                     "    # image override (--image); the catalogue pins %s\n"
+                                     "    image: ",
+                                     s->image);
+        if (st == GM_OK)
+            st = put_quoted(b, override);
+        return st == GM_OK ? gm_buf_appendc(b, '\n') : st;
+    }
     gm_status st = gm_buf_appends(b, "    image: ");
     if (st == GM_OK && s->digest) {
         /* REPO:TAG@DIGEST: the digest decides what is pulled, the tag is for people. */
@@ -109,7 +123,7 @@ static GM_MUST_CHECK gm_status render_service(gm_buf *b, const gm_service *s,
 {
     gm_status st = gm_buf_printf(b, "  %s:\n", s->name);
     if (st == GM_OK)
-        st = render_image(b, s);
+        st = render_image(b, s, p);
     if (st == GM_OK)
         st = gm_buf_printf(b,
                            "    container_name: \"geusemaker-%s\"\n"

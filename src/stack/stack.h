@@ -101,6 +101,14 @@ typedef struct gm_stack_params {
     const char *ssm_prefix; /* "/geusemaker/NAME/"; NULL: derived from name */
     bool alb_https;         /* tier automation: the load balancer has an HTTPS listener
                                (--certificate-arn). false: it serves plain HTTP on 80 */
+    /* Image overrides (--image SERVICE=REF): the Compose file runs
+     * image_refs[i] for service image_services[i] instead of the catalogue's
+     * pinned "repository:release@digest" (an override carries a digest only
+     * when the user gave one). At most one per service: see
+     * gm_stack_validate_images. May be NULL with n_images 0. */
+    const char *const *image_services;
+    const char *const *image_refs;
+    size_t n_images;
 } gm_stack_params;
 
 /* Paths on the instance (without the GM_ROOT prefix). */
@@ -137,6 +145,8 @@ typedef struct gm_stack_params {
 #define GM_STACK_NAME_MAX 28                    /* "<name>-alb" must fit 32 */
 #define GM_STACK_MAX_MODELS 16
 #define GM_STACK_MODEL_NAME_MAX 128
+#define GM_STACK_MAX_IMAGES 8      /* image overrides: one per catalogue service at most */
+#define GM_STACK_IMAGE_REF_MAX 255 /* an image reference, registry to digest */
 
 /* "al2023"/"ubuntu2204"/"ubuntu2404" → os; false when unknown. */
 bool gm_os_parse(const char *s, gm_os *out);
@@ -157,12 +167,34 @@ GM_MUST_CHECK gm_status gm_stack_validate_name(const char *name, gm_error *err);
  * instance type syntax, a gpu tier only on a GPU instance type (the message
  * lists the GPU families), region, EFS id syntax (when given), models (at most
  * GM_STACK_MAX_MODELS names of [A-Za-z0-9._:/-]), ssm_prefix (when given:
- * starts and ends with '/', [A-Za-z0-9/_.-]). GM_ERR_INVALID on failure. */
+ * starts and ends with '/', [A-Za-z0-9/_.-]), image overrides
+ * (gm_stack_validate_images). GM_ERR_INVALID on failure. */
 GM_MUST_CHECK gm_status gm_stack_validate(const gm_stack_params *p, gm_error *err);
 /* Ollama model names: at most GM_STACK_MAX_MODELS, each of [A-Za-z0-9._:/-],
  * not starting with '-', '.' or '/'. GM_ERR_INVALID naming the bad one. */
 GM_MUST_CHECK gm_status gm_stack_validate_models(const char *const *models, size_t n,
                                                  gm_error *err);
+
+/* One image override: service must be a service of tier's stack (today every
+ * tier runs the whole catalogue; the message lists them and suggests a near
+ * miss), and ref a Docker image reference with an explicit version:
+ *   [HOST[:PORT]/]PATH[:TAG][@sha256:<64 hex>]
+ * HOST is dot-separated [A-Za-z0-9-] labels (it is the first component when
+ * that has a '.' or a ':' or is "localhost"); PATH is '/'-separated components
+ * of [a-z0-9]+ joined by '.', '_', "__" or dashes; TAG is
+ * [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. A TAG or a digest is required, and the
+ * tag "latest" is refused (both would make a replacement instance pull
+ * whatever the tag points at that day); at most GM_STACK_IMAGE_REF_MAX
+ * characters. The character set leaves nothing for the shell or YAML to
+ * interpret. GM_ERR_INVALID with a message naming --image and the value. */
+GM_MUST_CHECK gm_status gm_stack_validate_image(gm_tier tier, const char *service, const char *ref,
+                                                gm_error *err);
+/* Every override (gm_stack_validate_image), at most GM_STACK_MAX_IMAGES, and
+ * no service named twice (GM_ERR_INVALID naming both values). */
+GM_MUST_CHECK gm_status gm_stack_validate_images(gm_tier tier, const char *const *services,
+                                                 const char *const *refs, size_t n, gm_error *err);
+/* The override p gives service, or NULL (the catalogue's pin). */
+const char *gm_stack_image_override(const gm_stack_params *p, const char *service);
 
 /* Sensible defaults per tier (static strings). */
 const char *gm_stack_default_instance_type(gm_tier tier);

@@ -334,6 +334,8 @@ gm_status gm_stack_validate(const gm_stack_params *p, gm_error *err)
                             "to 17 hex digits",
                             p->eip_allocation_id);
     st = gm_stack_validate_models(p->models, p->n_models, err);
+    if (st == GM_OK)
+        st = gm_stack_validate_images(tier, p->image_services, p->image_refs, p->n_images, err);
     if (st != GM_OK)
         return st;
     if (p->ssm_prefix) {

@@ -102,7 +102,8 @@ def moto_server(tmp_path_factory):
         url = "http://127.0.0.1:%d" % port
         log = open(logdir / ("moto-%d.log" % attempt), "wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, os.path.join(HERE, "moto_server.py"), "-H", "127.0.0.1", "-p",
+             str(port)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=dict(_scrubbed(os.environ), MOTO_IAM_LOAD_MANAGED_POLICIES="true"))
         deadline = time.monotonic() + 30

@@ -40,6 +40,9 @@ def _patch():
 
 
 if __name__ == "__main__":
+    import moto_server  # the launch template version fix of every moto the tests start
+
+    moto_server.apply()
     if "--unpatched" in sys.argv:
         sys.argv.remove("--unpatched")
     else:

@@ -5,7 +5,8 @@ import os
 import shutil
 
 from conftest import REGION
-from deployhelpers import CIDR, FAST, deploy, destroy, leftovers, load_state, node, state_path
+from deployhelpers import (CIDR, FAST, deploy, destroy, leftovers, load_state, node, state_path,
+                           take_address)
 from test_ownership import counts, expected_counts
 
 RESOURCE_NODES = ["vpc", "igw", "subnet_a", "subnet_b", "route_table", "sg", "efs",
@@ -19,7 +20,7 @@ def writes(records):
     return [r["action"] for r in records if not r["action"].startswith(READS)]
 
 
-def test_a_second_state_folder_cannot_take_a_used_name(gm, proxy, boto, tmp_path):
+def test_a_second_state_folder_cannot_take_a_used_name(gm, proxy, boto, tmp_path, gm_home):
     assert deploy(gm, "shared").returncode == 0
     before = counts(boto, "shared")
     other = tmp_path / "other-home"
@@ -33,6 +34,7 @@ def test_a_second_state_folder_cannot_take_a_used_name(gm, proxy, boto, tmp_path
     assert not (other / "deployments" / "shared.json").exists()
     # The first deployment is untouched and still its folder's.
     assert counts(boto, "shared") == before == expected_counts("dev")
+    take_address(boto, gm_home, "shared")  # as the instance's boot does
     r = gm.run("status", "shared", "--output", "json", env=FAST)
     assert r.returncode == 0 and json.loads(r.stdout)["status"] == "running"
     assert destroy(gm, "shared").returncode == 0
@@ -67,6 +69,7 @@ def test_adopt_rebuilds_a_lost_record_then_resume_and_destroy_work(gm, proxy, bo
     r = gm.run("adopt", "lostrec", env=FAST)
     assert r.returncode == 2 and "exists" in r.stderr
 
+    take_address(boto, gm_home, "lostrec")  # as the instance's boot does
     r = gm.run("status", "lostrec", "--output", "json", env=FAST)
     assert r.returncode == 0, r.stderr
     live = json.loads(r.stdout)["live"]

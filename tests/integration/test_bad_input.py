@@ -239,6 +239,32 @@ CASES = [
     case("unknown-profile", ["--profile", "nosuch", "whoami"], 2,
          "profile 'nosuch' not found"),
 
+    # --- image overrides (--image SERVICE=REF): a known service, a pinned reference
+    case("image-no-equals", dep("--image", "n8nio/n8n:2.42.0"), 2,
+         "invalid --image 'n8nio/n8n:2.42.0': expected SERVICE=REF"),
+    case("image-unknown-service", dep("--image", "n8m=n8nio/n8n:2.42.0"), 2,
+         "no service 'n8m' in tier dev (did you mean 'n8n'?); expected one of postgres, n8n, "
+         "qdrant, ollama, crawl4ai"),
+    case("image-no-tag", dep("--image", "n8n=n8nio/n8n"), 2,
+         "names no tag and no digest, so Docker would pull 'latest'"),
+    case("image-latest", dep("--image", "n8n=n8nio/n8n:latest"), 2,
+         "the tag 'latest' moves: a replacement instance would pull whatever it points at"),
+    case("image-shell", dep("--image", "n8n=n8nio/n8n:2.42.0;reboot"), 2,
+         "the character ';' cannot appear in an image reference"),
+    case("image-upper-case", dep("--image", "n8n=N8nio/n8n:2.42.0"), 2,
+         "has capitals (repository names are lowercase)"),
+    case("image-bad-digest", dep("--image", "n8n=n8nio/n8n@sha256:abc"), 2,
+         "the digest 'sha256:abc' is not 'sha256:' and 64 lowercase hex digits"),
+    case("image-twice", dep("--image", "n8n=n8nio/n8n:2.42.0", "--image", "n8n=n8nio/n8n:2.43.0"),
+         2, "--image names service 'n8n' twice"),
+    case("image-empty-ref", dep("--image", "n8n="), 2, "invalid --image 'n8n=': no image"),
+    case("image-too-long", dep("--image", "n8n=n8nio/" + "n" * 250 + ":1"), 2,
+         "characters, at most 255"),
+    case("image-plan", ["plan", "--name", "bad", "--image", "ollama=ollama/ollama"], 2,
+         "invalid --image 'ollama=ollama/ollama'"),
+    case("image-env", dep(), 2, "invalid --image 'n8n=n8nio/n8n:latest'",
+         env={"GEUSEMAKER_IMAGE": "n8n=n8nio/n8n:latest"}),
+
     # --- credentials: missing or broken is exit 4, before any request
     case("no-credentials", ["whoami"], 4, "no aws credentials found", env=NO_KEYS),
     case("half-env-keys", ["whoami"], 4,

@@ -415,6 +415,11 @@ def test_iam_policy_covers_every_call(gm, proxy, boto, gm_home):
         assert deploy(gm, "policy", "--tier", tier).returncode == 0
         # dev: degraded (5) until the instance takes its address at boot (moto runs no UserData)
         assert gm.run("status", "policy", env=FAST).returncode == (5 if tier == "dev" else 0)
+        # The day-2 commands: update (a new version, a replacement), stop, start.
+        r = gm.run("update", "policy", "--instance-types", "m5.xlarge", "--yes", env=FAST)
+        assert r.returncode == 0, r.stderr
+        assert gm.run("stop", "policy", env=FAST).returncode == 0
+        assert gm.run("start", "policy", env=FAST).returncode == 0
         # The record lost: adopt rebuilds it, cleanup lists what no record knows.
         os.unlink(state_path(gm_home, "policy"))
         assert gm.run("cleanup", "--dry-run", env=FAST).returncode == 0
