@@ -117,6 +117,9 @@ typedef struct gm_stack_params {
 #define GM_HEALTH_REFRESH_S 30
 #define GM_HEALTH_READY_TTL_MIN 3 /* a ready answer outlives its last refresh by 2-3 min */
 #define GM_STACK_EFS_MOUNT "/mnt/efs"
+/* The stack's lease (gm-lease): GM_STACK_EFS_MOUNT/GM_STACK_LEASE_DIR/stack.lease
+ * locked by the instance that runs the stack, its name in holder. */
+#define GM_STACK_LEASE_DIR ".geusemaker"
 /* The local data volume: the engine attaches an encrypted gp3 EBS volume
  * under this device name (DeleteOnTermination true); the UserData finds it
  * (on Nitro it is an NVMe disk), formats it once and mounts it here. */

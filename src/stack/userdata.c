@@ -385,7 +385,11 @@ static void render_start(gm_emit *e)
         }
     gm_emit_putf(e,
                  "step stack \"pull (in parallel) and start %s\"" NL "retry 5 15 dc pull %s" NL
-                 "retry 3 10 dc up -d %s" NL,
+                 "# One instance runs the stack at a time: a replacement the group starts" NL
+                 "# early waits here until the instance it replaces is gone (gm-lease)." NL
+                 "log \"taking the stack's lease on EFS\"" NL
+                 "systemctl enable geusemaker-lease.service" NL
+                 "systemctl start geusemaker-lease.service" NL "retry 3 10 dc up -d %s" NL,
                  core, core, core);
     gm_emit_put(e, "# A new local volume gets Qdrant's newest snapshots from EFS." NL
                    "if ! \"$APP/bin/gm-qdrant-backup\" restore; then" NL

@@ -17,8 +17,11 @@
 
 static const char unit_stack[] =
     "[Unit]" NL "Description=GeuseMaker AI stack (Docker Compose)" NL "Requires=docker.service" NL
-    "After=docker.service network-online.target" NL "Wants=network-online.target" NL MOUNTS
-    "[Service]" NL "Type=oneshot" NL "RemainAfterExit=yes" NL
+    "# Only while this instance holds the stack's lease on EFS." NL
+    "BindsTo=geusemaker-lease.service" NL
+    "After=docker.service network-online.target geusemaker-lease.service" NL
+    "Wants=network-online.target" NL MOUNTS "[Service]" NL "Type=oneshot" NL
+    "RemainAfterExit=yes" NL
     "# The public address can change between boots: derive it again (a few tries)." NL
     "Environment=GM_URL_ATTEMPTS=3" NL "ExecStartPre=/bin/rm -f /var/lib/geusemaker/stopping" NL
     "ExecStartPre=-" BIN "gm-public-url" NL "ExecStart=" COMPOSE_CMD " up -d" NL
@@ -42,9 +45,17 @@ static const char unit_spot[] =
     "ExecStart=" BIN "gm-spot-watch" NL "Restart=on-failure" NL "RestartSec=5" NL "[Install]" NL
     "WantedBy=multi-user.target" NL;
 
+static const char unit_lease[] =
+    "[Unit]" NL "Description=GeuseMaker: the stack's lease on EFS (one instance at a time)" NL
+    "After=remote-fs.target" NL "RequiresMountsFor=" GM_STACK_EFS_MOUNT NL "[Service]" NL
+    "Type=notify" NL "NotifyAccess=all" NL "ExecStart=" BIN "gm-lease" NL
+    "TimeoutStartSec=infinity" NL "Restart=on-failure" NL "RestartSec=10" NL "[Install]" NL
+    "WantedBy=multi-user.target" NL;
+
 static const char unit_late[] =
     "[Unit]" NL "Description=GeuseMaker: pull the large images and the Ollama models" NL
-    "Requires=docker.service" NL "After=docker.service" NL "[Service]" NL "Type=oneshot" NL
+    "Requires=docker.service" NL "BindsTo=geusemaker-lease.service" NL
+    "After=docker.service geusemaker-lease.service" NL "[Service]" NL "Type=oneshot" NL
     "ExecStart=" BIN "gm-late-start" NL "TimeoutStartSec=0" NL;
 
 static const char unit_backup_service[] =
@@ -74,6 +85,7 @@ static const char docker_dropin[] =
 
 static const gm_ud_file units[] = {
     {"geusemaker-stack.service", unit_stack},
+    {"geusemaker-lease.service", unit_lease},
     {"geusemaker-health.service", unit_health_service},
     {"geusemaker-health.timer", unit_health_timer},
     {"geusemaker-spot-watch.service", unit_spot},

@@ -432,10 +432,37 @@ void gm_ud_imds_block_script(gm_emit *e, const gm_stack_params *p)
                    "    log \"warning: no IPv6 rule for fd00:ec2::254\"" NL "fi" NL "exit 0" NL);
 }
 
+/* ---- gm-lease ---------------------------------------------------------------- */
+
+/* Holds the stack's lease: an exclusive lock on a file on EFS, for as long
+ * as geusemaker-lease.service runs. The Auto Scaling group's capacity
+ * rebalancing starts a replacement before it terminates the instance it
+ * replaces; the replacement waits here until that instance is gone (its
+ * lock goes with it: EFS releases a client's locks when the client's lease
+ * expires), so two instances never run PostgreSQL and n8n on the same files.
+ * flock(1) on NFS takes a whole-file POSIX lock, which EFS keeps. */
+static void render_lease_script(gm_emit *e, const gm_stack_params *p)
+{
+    (void)p;
+    helper_header(e,
+                  "# The stack's lease on EFS: one instance runs the stack at a time (see" NL
+                  "# geusemaker-lease.service). Ready (sd_notify) once the lock is held." NL,
+                  false);
+    gm_emit_put(e, "set -euo pipefail" NL "DIR=\"$R" GM_STACK_EFS_MOUNT "/" GM_STACK_LEASE_DIR
+                   "\"" NL "mkdir -p \"$DIR\"" NL);
+    gm_ud_log_fn(e, "lease");
+    gm_emit_put(e, "exec 8>>\"$DIR/stack.lease\"" NL "if ! flock -n 8; then" NL
+                   "  log \"the stack's lease is held by $(cat \"$DIR/holder\" 2>/dev/null || "
+                   "echo 'another instance'): waiting until it is gone\"" NL "  flock 8" NL "fi" NL
+                   "printf '%s since %s\\n' \"$(uname -n)\" \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" "
+                   ">\"$DIR/holder\"" NL "log \"lease held\"" NL "systemd-notify --ready || true" NL
+                   "# The lock stays with this process." NL "exec sleep infinity" NL);
+}
+
 static const gm_ud_script scripts[] = {
     {"gm-late-start", render_late_script},      {"gm-spot-watch", render_spot_script},
     {"gm-health", render_health_script},        {"gm-public-url", render_url_script},
-    {"gm-qdrant-backup", render_backup_script},
+    {"gm-qdrant-backup", render_backup_script}, {"gm-lease", render_lease_script},
 };
 
 const gm_ud_script *gm_ud_scripts(size_t *out_n)

@@ -146,7 +146,8 @@ def test_systemd_units_pass_systemd_analyze_verify(gmbin, tmp_path, tier, os_nam
     etc = units_root(sb, root)
     units = sorted(p.name for p in etc.glob("geusemaker-*"))
     assert units == ["geusemaker-health.service", "geusemaker-health.timer",
-                     "geusemaker-late.service", "geusemaker-qdrant-backup.service",
+                     "geusemaker-late.service", "geusemaker-lease.service",
+                     "geusemaker-qdrant-backup.service",
                      "geusemaker-qdrant-backup.timer", "geusemaker-spot-watch.service",
                      "geusemaker-stack.service"]
     assert (etc / "docker.service.d/geusemaker.conf").is_file()

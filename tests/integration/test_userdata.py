@@ -353,6 +353,8 @@ COMMON_ORDER = [
     ("aws ssm get-parameter --region eu-west-1 --name /geusemaker/demo/public_url",),
     ("openssl req -x509", "-addext subjectAltName="),
     ("docker compose -f", "docker-compose.yml --env-file", ".env pull postgres n8n qdrant"),
+    ("systemctl enable geusemaker-lease.service",),
+    ("systemctl start geusemaker-lease.service",),
     ("docker compose -f", "up -d postgres n8n qdrant"),
     ("systemctl enable geusemaker-stack.service",),
     ("systemctl start --no-block geusemaker-late.service",),
