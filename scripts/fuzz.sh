@@ -15,14 +15,34 @@ fi
 cmake --build build-fuzz -j "$(nproc)" >/dev/null
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-status=0
-for source in fuzz/fuzz_*.c; do
-  name=$(basename "$source" .c)
-  target=build-fuzz/fuzz/$name
+# One target per core at a time: each is a single process and still gets its
+# SECONDS of a whole core.
+jobs=$(nproc)
+run() {
+  local name=$1 rc=0
   mkdir -p "$scratch/$name"
-  if ! "$target" -max_total_time="$seconds" -print_final_stats=1 -close_fd_mask=1 \
-      -artifact_prefix="$scratch/" "$scratch/$name" "fuzz/corpus/$name" \
-      >"$scratch/$name.log" 2>&1; then
+  "build-fuzz/fuzz/$name" -max_total_time="$seconds" -print_final_stats=1 -close_fd_mask=1 \
+    -artifact_prefix="$scratch/$name-" "$scratch/$name" "fuzz/corpus/$name" \
+    >"$scratch/$name.log" 2>&1 || rc=$?
+  echo "$rc" >"$scratch/$name.rc"
+}
+names=()
+for source in fuzz/fuzz_*.c; do
+  names+=("$(basename "$source" .c)")
+done
+running=0
+for name in "${names[@]}"; do
+  if ((running >= jobs)); then
+    wait -n
+    running=$((running - 1))
+  fi
+  run "$name" &
+  running=$((running + 1))
+done
+wait
+status=0
+for name in "${names[@]}"; do
+  if [ "$(cat "$scratch/$name.rc")" != 0 ]; then
     echo "error: $name failed:" >&2
     tail -40 "$scratch/$name.log" >&2
     status=1

@@ -26,7 +26,7 @@ if ((${#missing[@]})); then
 fi
 
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import moto, boto3, pytest, jsonschema, flask, yaml' >/dev/null 2>&1; then
+if ! "$PY" -c 'import moto, boto3, pytest, xdist, jsonschema, flask, yaml' >/dev/null 2>&1; then
   echo "setup: installing python test packages" >&2
   "$PY" -m pip install -q -r "$(dirname "$0")/../tests/requirements.txt" ||
     "$PY" -m pip install -q --break-system-packages -r "$(dirname "$0")/../tests/requirements.txt"

@@ -15,11 +15,16 @@
 #   6. line coverage of the orchestration (engine/, including the load balancer nodes) and
 #      state (state/) code by the unit and deploy, crash, ALB, failover, logs, connect,
 #      health and list-index integration tests, on a gcov build (must be at least 80 %).
+# The pytest steps run on every core with pytest-xdist, a test file per worker
+# at a time (--dist loadfile: a file's module fixtures start once); each worker
+# has its own moto server, proxies, ports and temporary folders, and the API
+# model check adds up the workers' findings (tests/integration/conftest.py).
 # Network: everything talks to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 jobs=$(nproc)
+xdist=(-n "$jobs" --dist loadfile)
 
 [ "${GM_SKIP_SETUP:-}" = 1 ] || scripts/setup.sh
 
@@ -56,7 +61,7 @@ shellcheck scripts/*.sh .ci/run tests/integration/userdata_sandbox/stub
 
 echo "== integration tests, sanitizer binary (whoami, credentials, deploy, bad input, adopt," \
   "cleanup, state folder, IAM enforced, list index)" >&2
-GEUSEMAKER_BIN="$root/build-asan/geusemaker" python3 -m pytest -q -p no:cacheprovider \
+GEUSEMAKER_BIN="$root/build-asan/geusemaker" python3 -m pytest -q -p no:cacheprovider "${xdist[@]}" \
   tests/integration/test_whoami.py tests/integration/test_credentials.py \
   tests/integration/test_deploy.py tests/integration/test_bad_input.py \
   tests/integration/test_adopt_cleanup.py tests/integration/test_state_safety.py \
@@ -65,7 +70,7 @@ GEUSEMAKER_BIN="$root/build-asan/geusemaker" python3 -m pytest -q -p no:cachepro
 echo "== coverage of engine/ and state/ (gcov build)" >&2
 find build-cov -name '*.gcda' -delete
 ctest --test-dir build-cov -j "$jobs" -R 'test_state|fuzz_state|test_logs|fuzz_ssm' >/dev/null
-GEUSEMAKER_BIN="$root/build-cov/geusemaker" python3 -m pytest -q -p no:cacheprovider \
+GEUSEMAKER_BIN="$root/build-cov/geusemaker" python3 -m pytest -q -p no:cacheprovider "${xdist[@]}" \
   tests/integration/test_deploy.py tests/integration/test_crash.py tests/integration/test_alb.py \
   tests/integration/test_failover.py tests/integration/test_stack_deploy.py \
   tests/integration/test_adopt_cleanup.py tests/integration/test_logs.py \
@@ -77,4 +82,4 @@ gcovr --root . --object-directory build-cov --gcov-ignore-parse-errors \
 cat build-cov/coverage.txt
 
 echo "== integration tests" >&2
-GEUSEMAKER_BIN="$root/build/geusemaker" python3 -m pytest -q -p no:cacheprovider tests/integration
+GEUSEMAKER_BIN="$root/build/geusemaker" python3 -m pytest -q -p no:cacheprovider "${xdist[@]}" tests/integration

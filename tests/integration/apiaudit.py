@@ -9,13 +9,17 @@ operation, member, problem, how often, first test. Requests of other clients
 (boto3 in the tests' own setup and inspection) are counted, not checked.
 
 GM_API_REPORT=PATH writes the counts and violations as JSON as well.
+
+Under pytest-xdist each worker process has its own ApiAudit: at the end it
+hands its findings to the controller as plain data (export), the controller
+adds them up (merge) and reports, writes and judges for the whole run.
 """
 
 import json
 import threading
 from collections import Counter
 
-from apimodels import ApiModels, CheckResult
+from apimodels import ApiModels, CheckResult, Violation
 
 UA_PREFIX = "geusemaker/"
 
@@ -30,6 +34,8 @@ class ApiAudit:
         self.by_operation = Counter()
         self.violations = []  # (Violation, test id)
         self.current_test = None
+        self.merged_version = None  # botocore's, as the workers merged here had it
+        self.lost = []  # workers that ended without handing their findings over
 
     @property
     def models(self):
@@ -81,11 +87,15 @@ class ApiAudit:
         services = Counter()
         for (svc, _op), n in ops.items():
             services[svc] += n
-        version = self._models.botocore_version if self._models else "-"
+        version = (self._models.botocore_version if self._models
+                   else self.merged_version or "-")
         lines = ["%d geusemaker requests checked against botocore %s's models: %d operations "
                  "of %d services (%s); %d requests of other clients not checked"
                  % (checked, version, len(ops), len(services),
                     ", ".join("%s %d" % kv for kv in sorted(services.items())), others)]
+        if self.lost:
+            lines.append("INCOMPLETE: xdist workers %s ended without handing over their "
+                         "findings" % ", ".join(self.lost))
         groups = self.grouped()
         if not groups:
             lines.append("0 violations")
@@ -97,6 +107,25 @@ class ApiAudit:
             lines.append("  %s %s: %s: %s  [x%d, first in %s]"
                          % (v.service, v.action, v.member, v.problem, n, test or "-"))
         return lines
+
+    def export(self):
+        """This process's findings as plain data (what an xdist worker sends)."""
+        with self.lock:
+            return {"checked": self.checked, "others": self.others,
+                    "by_operation": [[svc, op, n] for (svc, op), n in self.by_operation.items()],
+                    "violations": [[list(v), test] for v, test in self.violations],
+                    "botocore_version": (self._models.botocore_version if self._models
+                                         else None)}
+
+    def merge(self, data):
+        """Adds another process's export() to this one's findings."""
+        with self.lock:
+            self.checked += data["checked"]
+            self.others += data["others"]
+            for svc, op, n in data["by_operation"]:
+                self.by_operation[(svc, op)] += n
+            self.violations.extend((Violation(*v), test) for v, test in data["violations"])
+            self.merged_version = self.merged_version or data["botocore_version"]
 
     def write_json(self, path):
         with self.lock:

@@ -11,17 +11,18 @@ gm                    -> runner: gm.run(*args, env=None, timeout=120, check=Fals
                          gm.popen(*args, env=None), gm.last_pid(), gm.output(proc)
 boto                  -> boto(service) -> boto3 client straight to moto_server
 
+Under pytest-xdist (-n N) each worker process has its own moto server, proxies, ports
+and tmp dirs (session fixtures are per worker); the workers' API model check findings
+are merged on the controller, which reports them and fails the run on a violation.
+
 Binary: $GEUSEMAKER_BIN or --geusemaker-bin, default <repo>/build/geusemaker.
 Network: everything binds and connects to 127.0.0.1 only.
 """
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -32,6 +33,7 @@ REPO = HERE.parents[1]
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import localserver  # noqa: E402
 from apiaudit import API_AUDIT  # noqa: E402
 from fakeimds import FakeIMDS  # noqa: E402
 from faultproxy import FaultProxy  # noqa: E402
@@ -87,52 +89,23 @@ def _hermetic_aws_env(tmp_path_factory):
     os.environ.update(saved)
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory):
+    """Each process has its own (an xdist worker too), on a port of its own."""
     logdir = tmp_path_factory.mktemp("moto")
-    last_err = None
-    for attempt in range(3):
-        port = _free_port()
-        url = "http://127.0.0.1:%d" % port
-        log = open(logdir / ("moto-%d.log" % attempt), "wb")
-        proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "moto_server.py"), "-H", "127.0.0.1", "-p",
-             str(port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    try:
+        proc, _port, url, log = localserver.start(
+            lambda port: [sys.executable, os.path.join(HERE, "moto_server.py"), "-H", "127.0.0.1",
+                          "-p", str(port)],
+            lambda port: logdir / ("moto-%d.log" % port),
             env=dict(_scrubbed(os.environ), MOTO_IAM_LOAD_MANAGED_POLICIES="true"))
-        deadline = time.monotonic() + 30
-        up = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if _http("GET", url + "/moto-api/", timeout=2)[0] == 200:
-                    up = True
-                    break
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.1)
-        if up:
-            try:
-                yield url
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
-                log.close()
-            return
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=5)
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    try:
+        yield url
+    finally:
+        localserver.stop(proc)
         log.close()
-        last_err = (logdir / ("moto-%d.log" % attempt)).read_text(errors="replace")[-2000:]
-    pytest.fail("moto server did not start:\n%s" % last_err)
 
 
 @pytest.fixture(autouse=True)
@@ -152,19 +125,47 @@ def _api_audit_test(request):
     yield
 
 
+AUDIT_KEY = "gm_api_audit"
+
+
+def _xdist_worker(config):
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node):
+    """On the xdist controller: a worker's API model check findings (it checked the
+    requests of its own tests, through its own proxies) join the run's. A worker
+    that ended without them (it crashed) leaves the check incomplete: that fails
+    the run too."""
+    data = getattr(node, "workeroutput", {}).get(AUDIT_KEY)
+    if data is not None:
+        API_AUDIT.merge(data)
+    else:
+        API_AUDIT.lost.append(node.gateway.id)
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """A request of geusemaker's that the AWS API models refuse fails the run."""
+    """A request of geusemaker's that the AWS API models refuse fails the run.
+    Under pytest-xdist a worker hands its findings to the controller
+    (workeroutput, pytest_testnodedown), which reports, writes and judges them
+    for the whole run."""
+    if _xdist_worker(session.config):
+        session.config.workeroutput[AUDIT_KEY] = API_AUDIT.export()
+        return
     path = os.environ.get("GM_API_REPORT")
     if path:
         API_AUDIT.write_json(path)
-    if API_AUDIT.violations and session.exitstatus == 0:
+    if (API_AUDIT.violations or API_AUDIT.lost) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not API_AUDIT.checked and not API_AUDIT.violations:
+    if _xdist_worker(config):
         return
-    bad = bool(API_AUDIT.violations)
+    if not API_AUDIT.checked and not API_AUDIT.violations and not API_AUDIT.lost:
+        return
+    bad = bool(API_AUDIT.violations or API_AUDIT.lost)
     terminalreporter.section("AWS API model check" + (": FAILED" if bad else ""),
                              sep="=", red=bad, green=not bad)
     for line in API_AUDIT.summary_lines():

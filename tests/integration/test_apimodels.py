@@ -481,12 +481,19 @@ def test_selftest_sends_a_request(proxy):
     assert len(proxy.records) == 1
 
 
+@pytest.mark.parametrize("workers", [0, 2], ids=["one-process", "xdist"])
 @pytest.mark.parametrize("kind", ["bad", "good"])
-def test_a_bad_request_fails_the_session(kind, tmp_path):
+def test_a_bad_request_fails_the_session(kind, workers, tmp_path):
+    """The child runs alone, or on two pytest-xdist workers: then the worker that
+    sent the request hands its findings to the controller, which must report
+    and judge them (conftest's pytest_testnodedown)."""
+    xdist = ["-n", str(workers)] if workers else []
+    if xdist:
+        pytest.importorskip("xdist")
     env = dict(os.environ, GM_API_AUDIT_SELFTEST=kind, GM_API_REPORT=str(tmp_path / "r.json"))
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        "--basetemp", str(tmp_path / "base"),
-                        os.path.join(HERE, "test_apimodels.py") + "::test_selftest_sends_a_request"],
+                        "--basetemp", str(tmp_path / "base")] + xdist +
+                       [os.path.join(HERE, "test_apimodels.py") + "::test_selftest_sends_a_request"],
                        env=env, capture_output=True, text=True, timeout=300, cwd=HERE)
     out = r.stdout + r.stderr
     assert "1 passed" in out, out

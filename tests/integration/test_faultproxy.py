@@ -409,11 +409,9 @@ def test_cli_mode(moto_server, tmp_path):
 
 def test_upstream_down_gives_502(tmp_path):
     from faultproxy import FaultProxy
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
-    with FaultProxy("http://127.0.0.1:%d" % dead, upstream_timeout=3) as p:
+    from localserver import refused_port
+    with refused_port() as dead, \
+            FaultProxy("http://127.0.0.1:%d" % dead, upstream_timeout=3) as p:
         with pytest.raises((ClientError, ResponseParserError)):  # plain-text 502
             client(p.url, "sts").get_caller_identity()
         assert p.records[0]["status"] == 502 and "upstream_error" in p.records[0]["fault"]

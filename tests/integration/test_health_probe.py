@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+import localserver
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PATH = "/geusemaker/health.json"
@@ -238,11 +240,9 @@ def test_http_errors(probe_bin, serve, status, kind, fragment):
 
 
 def test_connection_refused(probe_bin):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = "http://127.0.0.1:%d%s" % (port, PATH)
-    r = fetch(probe_bin, url)
+    with localserver.refused_port() as port:
+        url = "http://127.0.0.1:%d%s" % (port, PATH)
+        r = fetch(probe_bin, url)
     assert r["status"] == "network error"
     assert "cannot reach health endpoint '%s'" % url in r["error"]
 

@@ -39,15 +39,13 @@ tests pin down exactly what moto does with the verbatim policy.
 import copy
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
+import localserver
 from apiaudit import API_AUDIT
 from conftest import GM, REGION, _binary_path, _scrubbed
 from deployhelpers import CIDR, FAST, deploy, destroy, state_path
@@ -83,39 +81,21 @@ def moto_policy(policy, drop=()):
     return p
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class AuthMoto:
     """A moto server with IAM enforcement after 3 requests, and its admin."""
 
     def __init__(self, logdir, patched=True):
-        self.port = _free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
         env = dict(_scrubbed(os.environ), MOTO_IAM_LOAD_MANAGED_POLICIES="true",
                    INITIAL_NO_AUTH_ACTION_COUNT="3")
-        cmd = [sys.executable, os.path.join(HERE, "moto_iam_server.py"),
-               "-H", "127.0.0.1", "-p", str(self.port)]
-        if not patched:
-            cmd.append("--unpatched")
-        self.log = open(os.path.join(str(logdir), "moto-iam-%d.log" % self.port), "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with _opener.open(self.url + "/moto-api/", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except (OSError, urllib.error.URLError):
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.stop()
-                raise RuntimeError("moto (IAM enforced) did not start")
-            time.sleep(0.1)
+
+        def argv(port):
+            cmd = [sys.executable, os.path.join(HERE, "moto_iam_server.py"),
+                   "-H", "127.0.0.1", "-p", str(port)]
+            return cmd if patched else cmd + ["--unpatched"]
+
+        # On a free port, up once its own process listens there (localserver.py).
+        self.proc, self.port, self.url, self.log = localserver.start(
+            argv, lambda port: os.path.join(str(logdir), "moto-iam-%d.log" % port), env)
         # The three unauthenticated requests: the admin every later one is signed as.
         iam = self.client("iam", "bootstrap", "bootstrap")
         iam.create_user(UserName="admin")
@@ -142,13 +122,7 @@ class AuthMoto:
         return k["AccessKeyId"], k["SecretAccessKey"]
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        localserver.stop(self.proc)
         self.log.close()
 
 
