@@ -347,10 +347,11 @@ static void test_userdata_variants(void)
         CHECK(strncmp(s, "#!/bin/bash\n", 12) == 0);
         CHECK(strstr(s, "\nset -euo pipefail\n") != NULL);
         CHECK(strstr(s, "R=\"${GM_ROOT:-}\"") != NULL);
-        /* Heredocs: compose, 6 helper scripts, 7 units, drop-in, nginx.conf. */
-        CHECK_INT(heredocs_balanced(s), 16);
+        /* Heredocs: compose, 7 helper scripts (gm-lease the newest), 8 units
+         * (geusemaker-lease.service), drop-in, nginx.conf. */
+        CHECK_INT(heredocs_balanced(s), 18);
         /* The embedded scripts keep their shebang (LESSONS 4). */
-        CHECK_INT(count(s, "#!/bin/bash\n"), 7);
+        CHECK_INT(count(s, "#!/bin/bash\n"), 8);
         CHECK(strstr(s, "GM_EFS_ID='fs-0123456789abcdef0'") != NULL);
         CHECK(strstr(s, "GM_SSM_PREFIX='/geusemaker/demo/'") != NULL);
         CHECK(strstr(s, "aws ssm get-parameters") && strstr(s, "--with-decryption"));
