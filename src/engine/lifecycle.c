@@ -69,52 +69,64 @@ static GM_MUST_CHECK gm_status check_status(const gm_deployment *dep, const char
                             : "");
 }
 
-/* A run of dep's graph for a lifecycle command, with the config the record
- * keeps (cfg filled). */
-static GM_MUST_CHECK gm_status open_run(gm_run *r, const gm_engine_options *o,
-                                        gm_deploy_config *cfg, gm_deployment *dep, gm_error *err)
+/* What stop and start act on: a run of dep's graph with the config the
+ * record keeps, the group's node and the group's name. */
+typedef struct group_run {
+    gm_deploy_config cfg;
+    gm_run r;
+    bool inited; /* gm_run_release is due */
+    gm_node *n;
+    char *group; /* a copy: the record may change under us */
+} group_run;
+
+static GM_MUST_CHECK gm_status group_run_open(group_run *g, const gm_engine_options *o,
+                                              gm_deployment *dep, const char *verb, gm_error *err)
 {
-    memset(cfg, 0, sizeof *cfg);
-    gm_status st = gm_engine_config_from_record(dep, cfg, err);
-    if (st != GM_OK) {
-        memset(r, 0, sizeof *r);
+    memset(g, 0, sizeof *g);
+    const char *group = NULL;
+    gm_status st = check_status(dep, verb, true, err);
+    if (st == GM_OK)
+        st = group_of(dep, verb, &group, err);
+    if (st == GM_OK)
+        st = gm_engine_config_from_record(dep, &g->cfg, err);
+    if (st != GM_OK)
         return st;
-    }
-    return gm_run_init(r, o, cfg, dep, LIFECYCLE_TIMEOUT_MS, err);
+    g->inited = true;
+    st = gm_run_init(&g->r, o, &g->cfg, dep, LIFECYCLE_TIMEOUT_MS, err);
+    g->n = st == GM_OK ? node_named(&g->r, GM_NODE_ASG) : NULL;
+    if (st == GM_OK && !g->n)
+        st = gm_error_set(err, GM_ERR_INTERNAL, "the tier's graph has no group node");
+    g->group = st == GM_OK ? strdup(group) : NULL;
+    if (st == GM_OK && !g->group)
+        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    return st;
+}
+
+static void group_run_close(group_run *g)
+{
+    free(g->group);
+    if (g->inited)
+        gm_run_release(&g->r);
 }
 
 gm_status gm_engine_stop(const gm_engine_options *o, gm_deployment *dep, gm_error *err)
 {
-    const char *group = NULL;
-    gm_status st = check_status(dep, "stop", true, err);
-    if (st == GM_OK)
-        st = group_of(dep, "stop", &group, err);
-    if (st != GM_OK)
-        return st;
-    gm_deploy_config cfg;
-    gm_run r;
-    st = open_run(&r, o, &cfg, dep, err);
-    gm_node *n = st == GM_OK ? node_named(&r, GM_NODE_ASG) : NULL;
-    if (st == GM_OK && !n)
-        st = gm_error_set(err, GM_ERR_INTERNAL, "the tier's graph has no group node");
-    char *name = group ? strdup(group) : NULL; /* the record may change under us */
-    if (st == GM_OK && !name)
-        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    group_run g;
+    gm_status st = group_run_open(&g, o, dep, "stop", err);
     if (st == GM_OK) {
-        gm_run_emit(&r, GM_EVENT_STEP_START, GM_NODE_ASG,
+        gm_run_emit(&g.r, GM_EVENT_STEP_START, GM_NODE_ASG,
                     "stopping: the group's desired capacity to 0");
-        st = gm_n_asg_stop(n, name, err);
+        st = gm_n_asg_stop(g.n, g.group, err);
     }
     if (st == GM_OK)
-        st = gm_node_set_output(n, "instance_id", "", err);
+        st = gm_node_set_output(g.n, "instance_id", "", err);
     if (st == GM_OK) {
-        gm_run_emit(&r, GM_EVENT_STEP_DONE, GM_NODE_ASG, "no instance");
-        st = gm_run_set_status(&r, GM_DEP_STOPPED, "stopped by geusemaker stop", err);
-    } else if (n) {
-        gm_run_emit(&r, GM_EVENT_STEP_FAILED, GM_NODE_ASG, err->message);
+        gm_run_emit(&g.r, GM_EVENT_STEP_DONE, GM_NODE_ASG, "no instance");
+        st = gm_run_set_status(&g.r, GM_DEP_STOPPED, "stopped by geusemaker stop", err);
+    } else if (g.n) {
+        gm_run_emit(&g.r, GM_EVENT_STEP_FAILED, GM_NODE_ASG, err->message);
     }
-    free(name);
-    gm_run_release(&r);
+    group_run_close(&g);
     return st;
 }
 
@@ -159,39 +171,25 @@ static GM_MUST_CHECK gm_status wait_serving(gm_run *r, gm_node *n, const char *g
 
 gm_status gm_engine_start(const gm_engine_options *o, gm_deployment *dep, gm_error *err)
 {
-    const char *group = NULL;
-    gm_status st = check_status(dep, "start", true, err);
-    if (st == GM_OK)
-        st = group_of(dep, "start", &group, err);
-    if (st != GM_OK)
-        return st;
-    gm_deploy_config cfg;
-    gm_run r;
-    st = open_run(&r, o, &cfg, dep, err);
-    gm_node *n = st == GM_OK ? node_named(&r, GM_NODE_ASG) : NULL;
-    if (st == GM_OK && !n)
-        st = gm_error_set(err, GM_ERR_INTERNAL, "the tier's graph has no group node");
-    char *name = group ? strdup(group) : NULL;
-    if (st == GM_OK && !name)
-        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    group_run g;
+    gm_status st = group_run_open(&g, o, dep, "start", err);
     if (st == GM_OK) {
-        gm_run_emit(&r, GM_EVENT_STEP_START, GM_NODE_ASG,
+        gm_run_emit(&g.r, GM_EVENT_STEP_START, GM_NODE_ASG,
                     "starting: the group's desired capacity to 1");
-        st = gm_n_asg_set_capacity(n, name, 1, err);
+        st = gm_n_asg_set_capacity(g.n, g.group, 1, err);
     }
     /* The record says stopped until the instance serves: a crash before
      * leaves a deployment that start starts again. */
     if (st == GM_OK)
-        st = wait_serving(&r, n, name, err);
+        st = wait_serving(&g.r, g.n, g.group, err);
     gm_error serr = {0};
     char reason[GM_ERROR_MESSAGE_MAX + 64];
     snprintf(reason, sizeof reason, "started, but: %s", err->message);
     if (st == GM_OK)
-        st = gm_run_set_status(&r, GM_DEP_RUNNING, NULL, err);
-    else if (n && gm_run_set_status(&r, GM_DEP_RUNNING, reason, &serr) != GM_OK)
+        st = gm_run_set_status(&g.r, GM_DEP_RUNNING, NULL, err);
+    else if (g.n && gm_run_set_status(&g.r, GM_DEP_RUNNING, reason, &serr) != GM_OK)
         gm_error_prefix(err, "saving the record failed too (%s)", serr.message);
-    free(name);
-    gm_run_release(&r);
+    group_run_close(&g);
     return st;
 }
 
