@@ -47,6 +47,13 @@ static GM_MUST_CHECK gm_status link_graph(gm_run *r, gm_error *err)
                                     n->def->name, n->def->deps[k]);
             n->deps[n->n_deps++] = d;
         }
+        const char *const *after = gm_engine_delete_after(n->def->name);
+        n->ordered = after != NULL;
+        for (int k = 0; after && k < GM_MAX_DEPS && after[k]; k++) {
+            int d = *after[k] ? gm_run_find_node(r, after[k]) : -1;
+            if (d >= 0)
+                n->after[n->n_after++] = d;
+        }
     }
     return GM_OK;
 }
@@ -368,14 +375,18 @@ static GM_MUST_CHECK gm_status ids_to_delete(gm_node *n, const char *recorded, g
     gm_status st = recorded ? gm_ids_add(out, recorded, err) : GM_OK;
     for (size_t i = 0; st == GM_OK && i < n->found.n; i++)
         st = gm_ids_add(out, n->found.v[i], err);
-    bool creating = false;
+    bool creating = false, settled = false;
     pthread_mutex_lock(&n->run->lock);
     gm_node_state *s = gm_deployment_node(n->run->dep, n->def->name);
     creating = s && (s->status == GM_NODE_CREATING || s->status == GM_NODE_FAILED);
+    settled = s && s->status == GM_NODE_CREATED;
     pthread_mutex_unlock(&n->run->lock);
     /* A kind the sweep cannot list (IAM) is looked up by name as well: the
-     * record may name something else. */
-    bool look_anyway = !n->def->ops->listed_by_tags && n->def->ops->find;
+     * record may name something else. Not when the sweep looked it up
+     * already, nor when the record says its create ended with the id it
+     * names. */
+    bool look_anyway = !n->def->ops->listed_by_tags && n->def->ops->find &&
+                       !(n->run->swept && n->def->ops->swept_by_find) && !(recorded && settled);
     for (int look = 0; st == GM_OK && (!recorded || look_anyway) && look < CREATING_LOOKS; look++) {
         if (look)
             st = gm_node_wait(n, n->run->settings.poll_ms, "looking for what was being created",
@@ -402,7 +413,13 @@ static GM_MUST_CHECK gm_status delete_one(gm_node *n, const char *id, bool check
     if (check_owner && n->def->ops->owner) {
         gm_owner who = GM_OWNER_OTHER;
         char why[256] = "";
-        gm_status st = n->def->ops->owner(n, id, &who, why, sizeof why, err);
+        gm_status st = GM_OK;
+        if (n->owner_known) { /* the sweep asked already */
+            who = n->owner;
+            snprintf(why, sizeof why, "%s", n->owner_why);
+        } else {
+            st = n->def->ops->owner(n, id, &who, why, sizeof why, err);
+        }
         if (st != GM_OK)
             return st;
         if (who == GM_OWNER_GONE)
@@ -454,9 +471,17 @@ static void *destroy_worker(void *arg)
     return NULL;
 }
 
-/* A node can go once every node that depends on it is gone. */
+/* A node can go once what must go before it is gone: its delete order
+ * (tiers.c), else every node that depends on it. */
 static bool dependents_done(const gm_run *r, size_t idx)
 {
+    const gm_node *self = &r->nodes[idx];
+    if (self->ordered) {
+        for (int k = 0; k < self->n_after; k++)
+            if (r->nodes[self->after[k]].state != RUN_DONE)
+                return false;
+        return true;
+    }
     for (size_t i = 0; i < r->n_nodes; i++) {
         const gm_node *n = &r->nodes[i];
         for (int k = 0; k < n->n_deps; k++)
@@ -515,74 +540,136 @@ static GM_MUST_CHECK gm_status run_reverse(gm_run *r, gm_error *err)
 
 /* ---- the sweep: what the tags say exists ----------------------------------- */
 
-/* One tagged resource checked against AWS: the tagging API lists a resource
- * for a while after it is gone (and terminated instances for an hour). */
-typedef struct sweep_check {
+/* One request of a sweep, on its own thread: the tag listing, a node's
+ * look-up by name (what the tagging API cannot list: IAM is global, by name),
+ * or a resource's owner (a tagged resource checked against AWS: the tagging
+ * API lists a resource for a while after it is gone, and terminated instances
+ * for an hour; the record's ids before a destroy). */
+typedef enum { JOB_LIST, JOB_FIND, JOB_OWNER } sweep_kind;
+
+typedef struct sweep_job {
+    sweep_kind kind;
+    gm_run *run;
     gm_node *node;
     const char *id;
+    bool recorded; /* JOB_OWNER of the node's recorded id */
+    gm_tagged_list list;
+    gm_ids ids;
     gm_owner who;
+    char why[256];
     gm_status st;
     gm_error err;
     pthread_t thread;
-} sweep_check;
+} sweep_job;
 
-static void *check_one(void *arg)
+static void *sweep_job_run(void *arg)
 {
-    sweep_check *c = arg;
-    char why[256];
-    c->who = GM_OWNER_OURS;
-    if (c->node->def->ops->owner)
-        c->st = c->node->def->ops->owner(c->node, c->id, &c->who, why, sizeof why, &c->err);
+    sweep_job *j = arg;
+    gm_run *r = j->run;
+    bool by_id = *r->dep->deployment_id;
+    switch (j->kind) {
+    case JOB_LIST:
+        j->st =
+            gm_engine_list_tagged(r->aws, by_id ? GM_TAG_DEPLOYMENT_ID : GM_TAG_DEPLOYMENT,
+                                  by_id ? r->dep->deployment_id : r->dep->name, &j->list, &j->err);
+        if (j->st != GM_OK)
+            gm_error_prefix(&j->err, "cannot list the resources tagged as this deployment's");
+        break;
+    case JOB_FIND: j->st = gm_node_find(j->node, &j->ids, &j->err); break;
+    case JOB_OWNER:
+        j->who = GM_OWNER_OURS;
+        if (j->node->def->ops->owner)
+            j->st =
+                j->node->def->ops->owner(j->node, j->id, &j->who, j->why, sizeof j->why, &j->err);
+        break;
+    }
     return NULL;
 }
 
-/* Checks every resource at once (one round trip); those gone are dropped. */
-static GM_MUST_CHECK gm_status check_all(sweep_check *checks, size_t n, gm_error *err)
+/* Runs every job at once (one round trip); the first failure is returned. */
+static GM_MUST_CHECK gm_status run_jobs(sweep_job *jobs, size_t n, gm_error *err)
 {
     bool *started = calloc(n ? n : 1, sizeof *started);
     for (size_t i = 0; i < n; i++)
-        if (!started || pthread_create(&checks[i].thread, NULL, check_one, &checks[i]) != 0)
-            check_one(&checks[i]); /* no thread to be had: here */
+        if (!started || pthread_create(&jobs[i].thread, NULL, sweep_job_run, &jobs[i]) != 0)
+            sweep_job_run(&jobs[i]); /* no thread to be had: here */
         else
             started[i] = true;
     gm_status st = GM_OK;
     for (size_t i = 0; i < n; i++) {
         if (started && started[i])
-            pthread_join(checks[i].thread, NULL);
-        if (checks[i].st != GM_OK && st == GM_OK) {
-            st = checks[i].st;
-            *err = checks[i].err;
+            pthread_join(jobs[i].thread, NULL);
+        if (jobs[i].st != GM_OK && st == GM_OK) {
+            st = jobs[i].st;
+            *err = jobs[i].err;
         }
     }
     free(started);
     return st;
 }
 
-/* Looks up what the tagging API cannot list (IAM is global, by name; the
- * kinds the tagging API may not list, by their tags): for each node this run
- * deletes, named[k] receives what its find returns. */
-static GM_MUST_CHECK gm_status find_named(gm_run *r, gm_ids *named, size_t *out_total,
-                                          gm_error *err)
-{
-    *out_total = 0;
-    gm_status st = GM_OK;
-    for (size_t k = 0; st == GM_OK && k < r->n_nodes; k++) {
-        gm_node *n = &r->nodes[k];
-        gm_ids_init(&named[k]);
-        if (!n->def->ops->swept_by_find || !n->def->ops->find || !deletes(r, n))
-            continue;
-        st = gm_node_find(n, &named[k], err);
-        *out_total += named[k].n;
-    }
-    return st;
-}
-
-/* The checks for the listed resources and those found by name; *out_n
- * counts what no node of this graph can delete. */
-static size_t plan_checks(gm_run *r, const gm_tagged_list *list, const gm_ids *named,
-                          const char *prefix, sweep_check *checks, size_t *out_n)
+/* The first round: the listing, the look-ups by name and (prefetch) the
+ * owner of every id the record names for a node this run deletes. */
+static size_t plan_first(gm_run *r, bool prefetch, sweep_job *jobs)
 {
     size_t n = 0;
+    jobs[n++] = (sweep_job){.kind = JOB_LIST, .run = r};
+    for (size_t k = 0; k < r->n_nodes; k++) {
+        gm_node *node = &r->nodes[k];
+        node->owner_known = false;
+        if (!deletes(r, node))
+            continue;
+        if (node->def->ops->swept_by_find && node->def->ops->find)
+            jobs[n++] = (sweep_job){.kind = JOB_FIND, .run = r, .node = node};
+        const gm_node_state *s = gm_deployment_node(r->dep, node->def->name);
+        if (prefetch && s && s->id && *s->id && s->status != GM_NODE_DELETED &&
+            node->def->ops->owner)
+            jobs[n++] = (sweep_job){
+                .kind = JOB_OWNER, .run = r, .node = node, .id = s->id, .recorded = true};
+    }
+    return n;
+}
+
+/* The owner job already run for (node, id), or NULL. */
+static const sweep_job *owner_known(const sweep_job *jobs, size_t n, const gm_node *node,
+                                    const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i].kind == JOB_OWNER && jobs[i].node == node && strcmp(jobs[i].id, id) == 0)
+            return &jobs[i];
+    return NULL;
+}
+
+/* An instance the group's node will see to: the group's deletion waits for
+ * every instance of this deployment's group to be terminated. */
+static bool covered_by_group(const sweep_job *jobs, size_t n, const gm_node *node, const char *id)
+{
+    if (node->def->ops != &gm_ops_asg || strncmp(id, "i-", 2) != 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i].kind == JOB_OWNER && jobs[i].node == node && jobs[i].recorded)
+            return jobs[i].who == GM_OWNER_OURS;
+    return false;
+}
+
+/* Adds the second round's owner check of (node, id) unless the first round
+ * answered it or the group covers it. */
+static void plan_check(sweep_job *jobs, size_t n_first, size_t *n, gm_run *r, gm_node *node,
+                       const char *id)
+{
+    if (owner_known(jobs, n_first, node, id) || covered_by_group(jobs, n_first, node, id) ||
+        owner_known(jobs + n_first, *n - n_first, node, id))
+        return;
+    jobs[(*n)++] = (sweep_job){.kind = JOB_OWNER, .run = r, .node = node, .id = id};
+}
+
+/* The checks for the listed resources and those found by name; *out_left
+ * counts what no node of this graph can delete. */
+static size_t plan_checks(gm_run *r, sweep_job *jobs, size_t n_first, const char *prefix,
+                          size_t *out_left)
+{
+    size_t n = n_first;
+    const gm_tagged_list *list = &jobs[0].list;
     for (size_t i = 0; i < list->n; i++) {
         const gm_tagged *t = &list->v[i];
         bool param = strcmp(t->service, "ssm") == 0;
@@ -596,89 +683,142 @@ static size_t plan_checks(gm_run *r, const gm_tagged_list *list, const gm_ids *n
         if (k >= 0 && !deletes(r, &r->nodes[k]))
             continue; /* kept on purpose (--keep-efs, the load balancer group alone) */
         if (k == -1) {
-            (*out_n)++; /* left for the user: no node of this graph can delete it */
+            (*out_left)++; /* left for the user: no node of this graph can delete it */
             gm_log_event(GM_LOG_WARN, "sweep_unmatched",
                          json_pack("{s:s, s:s}", "arn", t->arn, "node", t->node));
         } else if (k >= 0) {
-            checks[n++] = (sweep_check){.node = &r->nodes[k], .id = param ? prefix : t->id};
+            plan_check(jobs, n_first, &n, r, &r->nodes[k], param ? prefix : t->id);
         }
     }
-    for (size_t k = 0; k < r->n_nodes; k++)
-        for (size_t i = 0; i < named[k].n; i++)
-            checks[n++] = (sweep_check){.node = &r->nodes[k], .id = named[k].v[i]};
+    for (size_t j = 1; j < n_first; j++)
+        for (size_t i = 0; jobs[j].kind == JOB_FIND && i < jobs[j].ids.n; i++)
+            plan_check(jobs, n_first, &n, r, jobs[j].node, jobs[j].ids.v[i]);
     return n;
 }
 
-/* Hands each listed or named resource that is still there and this
- * deployment's to the node that made it. */
-static GM_MUST_CHECK gm_status assign_found(gm_run *r, const gm_tagged_list *list, size_t *out_n,
-                                            gm_error *err)
+/* Keeps what the checks say is ours: the record's own ids in the node's
+ * owner cache (delete_one does not ask again), anything else in its found
+ * ids; *out_n counts what is still there, *out_extra what the record does
+ * not name. */
+static GM_MUST_CHECK gm_status assign_found(gm_run *r, sweep_job *jobs, size_t n, size_t *out_n,
+                                            size_t *out_extra, gm_error *err)
 {
-    gm_ids *named = calloc(r->n_nodes ? r->n_nodes : 1, sizeof *named);
-    char *prefix = gm_stack_default_ssm_prefix(r->dep->name);
-    sweep_check *checks = NULL;
-    size_t n_named = 0;
-    gm_status st = GM_ERR_NOMEM;
-    if (!named || !prefix)
-        goto out;
-    if ((st = find_named(r, named, &n_named, err)) != GM_OK)
-        goto out;
-    st = GM_ERR_NOMEM;
-    if (!(checks = calloc(list->n + n_named + 1, sizeof *checks)))
-        goto out;
-    size_t n = plan_checks(r, list, named, prefix, checks, out_n);
-    st = check_all(checks, n, err);
+    gm_status st = GM_OK;
     for (size_t i = 0; st == GM_OK && i < n; i++) {
-        if (checks[i].who != GM_OWNER_OURS || gm_ids_has(&checks[i].node->found, checks[i].id))
+        sweep_job *j = &jobs[i];
+        if (j->kind != JOB_OWNER)
+            continue;
+        if (j->recorded) {
+            j->node->owner_known = true;
+            j->node->owner = j->who;
+            snprintf(j->node->owner_why, sizeof j->node->owner_why, "%s", j->why);
+            *out_n += j->who == GM_OWNER_OURS;
+            continue;
+        }
+        if (j->who != GM_OWNER_OURS || gm_ids_has(&j->node->found, j->id))
             continue;
         (*out_n)++;
-        st = gm_ids_add(&checks[i].node->found, checks[i].id, err);
+        (*out_extra)++;
+        st = gm_ids_add(&j->node->found, j->id, err);
     }
-out:
-    if (st == GM_ERR_NOMEM && !*err->message)
-        gm_ignore(gm_error_set(err, st, "out of memory"));
-    for (size_t k = 0; named && k < r->n_nodes; k++)
-        gm_ids_release(&named[k]);
-    free(named);
-    free(checks);
+    return st;
+}
+
+static void release_jobs(sweep_job *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        gm_tagged_list_release(&jobs[i].list);
+        gm_ids_release(&jobs[i].ids);
+    }
+}
+
+/* A sweep: lists this deployment's resources by tag (and by name, and, with
+ * prefetch, checks the record's ids) in one round trip, then checks what the
+ * first round found that it has not answered yet in a second; hands each
+ * that still exists and is ours to the node that made it. */
+static GM_MUST_CHECK gm_status sweep(gm_run *r, bool prefetch, size_t *out_n, size_t *out_extra,
+                                     gm_error *err)
+{
+    *out_n = *out_extra = 0;
+    for (size_t i = 0; i < r->n_nodes; i++)
+        gm_ids_release(&r->nodes[i].found);
+    char *prefix = gm_stack_default_ssm_prefix(r->dep->name);
+    sweep_job *jobs = calloc(2 * r->n_nodes + 1, sizeof *jobs);
+    if (!jobs || !prefix) {
+        free(jobs);
+        free(prefix);
+        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    }
+    size_t n_first = plan_first(r, prefetch, jobs), n = n_first;
+    r->swept = true;
+    gm_status st = run_jobs(jobs, n_first, err);
+    sweep_job *all = NULL;
+    if (st == GM_OK) {
+        size_t cap = n_first + jobs[0].list.n;
+        for (size_t j = 1; j < n_first; j++)
+            cap += jobs[j].ids.n;
+        if (!(all = calloc(cap, sizeof *all)))
+            st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    }
+    if (st == GM_OK && all) {
+        memcpy(all, jobs, n_first * sizeof *all);
+        n = plan_checks(r, all, n_first, prefix, out_n);
+        st = run_jobs(all + n_first, n - n_first, err);
+    }
+    if (st == GM_OK && all)
+        st = assign_found(r, all, n, out_n, out_extra, err);
+    release_jobs(jobs, n_first);
+    free(all);
+    free(jobs);
     free(prefix);
     return st;
 }
 
-/* Lists this deployment's resources by tag and hands each that still exists
- * to the node that made it (its found ids); *out_n counts them, with those no
- * node of this graph can delete. */
 gm_status gm_run_sweep(gm_run *r, size_t *out_n, gm_error *err)
 {
-    *out_n = 0;
-    for (size_t i = 0; i < r->n_nodes; i++)
-        gm_ids_release(&r->nodes[i].found);
-    bool by_id = *r->dep->deployment_id;
-    gm_tagged_list list;
-    gm_status st = gm_engine_list_tagged(r->aws, by_id ? GM_TAG_DEPLOYMENT_ID : GM_TAG_DEPLOYMENT,
-                                         by_id ? r->dep->deployment_id : r->dep->name, &list, err);
-    if (st != GM_OK) {
-        gm_error_prefix(err, "cannot list the resources tagged as this deployment's");
-        return st;
-    }
-    st = assign_found(r, &list, out_n, err);
-    gm_tagged_list_release(&list);
-    return st;
+    size_t extra = 0;
+    return sweep(r, false, out_n, &extra, err);
 }
 
 #define SWEEP_ROUNDS 3
 
-/* Deletes what the record names and what the tags say exists, then looks
- * again: a create still in flight when its process died can land after the
- * first look. GM_OK only when a last look finds nothing. */
+/* Whether the record says a create or a delete may have been cut short (a
+ * crash, a lost answer): then a create still in flight can land after the
+ * first look, and the sweep looks again after the deletes. */
+static bool record_unsettled(gm_run *r)
+{
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const gm_node_state *s = gm_deployment_node(r->dep, r->nodes[i].def->name);
+        if (s && (s->status == GM_NODE_CREATING || s->status == GM_NODE_FAILED ||
+                  s->status == GM_NODE_DELETING))
+            return true;
+    }
+    return false;
+}
+
+static void forget_owners(gm_run *r)
+{
+    for (size_t i = 0; i < r->n_nodes; i++)
+        r->nodes[i].owner_known = false;
+}
+
+/* Deletes what the record names and what the tags say exists. When the
+ * record was unsettled or the tags named more than the record, it looks
+ * again (up to SWEEP_ROUNDS times): GM_OK only when a last look finds
+ * nothing. A settled record whose every resource the first look accounted
+ * for needs no second look: each delete ended with AWS saying it is gone. */
 static GM_MUST_CHECK gm_status reverse_with_sweep(gm_run *r, gm_error *err)
 {
-    size_t found = 0;
-    gm_status st = gm_run_sweep(r, &found, err);
+    size_t found = 0, extra = 0;
+    bool again = record_unsettled(r);
+    gm_status st = sweep(r, true, &found, &extra, err);
     if (st == GM_OK)
         st = run_reverse(r, err);
+    forget_owners(r);
+    if (!again && extra == 0)
+        return st;
     for (int round = 0; st == GM_OK && round < SWEEP_ROUNDS; round++) {
-        st = gm_run_sweep(r, &found, err);
+        st = sweep(r, false, &found, &extra, err);
         if (st != GM_OK || found == 0)
             break;
         char note[128];

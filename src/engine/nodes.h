@@ -232,6 +232,15 @@ GM_MUST_CHECK gm_status gm_n_asg_current_instance(gm_node *n, char **out_id, gm_
 GM_MUST_CHECK gm_status gm_n_asg_record_instance(gm_node *n, const char *instance,
                                                  const char *group_market, bool *out_seen,
                                                  gm_error *err);
+/* Records the outputs above from row of a DescribeInstances answer
+ * (gm_ec2_instances). */
+GM_MUST_CHECK gm_status gm_n_asg_record_row(gm_node *n, const struct gm_read_rows *rows, size_t row,
+                                            const char *group_market, gm_error *err);
+/* The group's pending and running instances by the tag AWS gives every
+ * instance a group launches (aws:autoscaling:groupName): read beside the
+ * group in one round trip. */
+GM_MUST_CHECK gm_status gm_n_asg_group_instances(gm_node *n, const char *group,
+                                                 struct gm_read_rows *rows, gm_error *err);
 /* SpotMaxPrice for --max-spot-price (USD per hour, no trailing zeros); ""
  * without a cap. */
 void gm_n_asg_max_price(const gm_node *n, char *out, size_t size);

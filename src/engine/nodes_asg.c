@@ -6,6 +6,7 @@
  * node's outputs name the current instance. Waiting for the first instance
  * (and moving to on-demand when spot is refused everywhere) is in
  * nodes_asg_wait.c. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,27 @@ gm_status gm_n_asg_current_instance(gm_node *n, char **out_id, gm_error *err)
     return st;
 }
 
+gm_status gm_n_asg_record_row(gm_node *n, const gm_read_rows *rows, size_t row,
+                              const char *group_market, gm_error *err)
+{
+    static const struct {
+        const char *key;
+        int field;
+    } outs[] = {{"instance_id", GM_EC2_I_ID},
+                {"public_ip", GM_EC2_I_PUBLIC_IP},
+                {"private_ip", GM_EC2_I_PRIVATE_IP},
+                {"az", GM_EC2_I_AZ},
+                {"instance_type", GM_EC2_I_TYPE}};
+    gm_status st = GM_OK;
+    for (size_t i = 0; st == GM_OK && i < sizeof outs / sizeof *outs; i++)
+        st = gm_node_set_output(n, outs[i].key, gm_read_get(rows, row, outs[i].field), err);
+    /* With OnDemandBaseCapacity 0 every instance has the group's market. */
+    const char *lifecycle = gm_read_get(rows, row, GM_EC2_I_LIFECYCLE);
+    if (st == GM_OK)
+        st = gm_node_set_output(n, "market", *lifecycle ? lifecycle : group_market, err);
+    return st;
+}
+
 /* Where the instance runs: its addresses, zone and type (DescribeInstances:
  * the group does not say), and the market it was launched in. */
 gm_status gm_n_asg_record_instance(gm_node *n, const char *instance, const char *group_market,
@@ -182,21 +204,23 @@ gm_status gm_n_asg_record_instance(gm_node *n, const char *instance, const char 
     gm_status st = gm_n_describe_instances(n, &p, not_yet, &rows, err);
     *out_seen = st == GM_OK && rows.n > 0;
     gm_params_release(&p);
-    static const struct {
-        const char *key;
-        int field;
-    } outs[] = {{"instance_id", GM_EC2_I_ID},
-                {"public_ip", GM_EC2_I_PUBLIC_IP},
-                {"private_ip", GM_EC2_I_PRIVATE_IP},
-                {"az", GM_EC2_I_AZ},
-                {"instance_type", GM_EC2_I_TYPE}};
-    for (size_t i = 0; st == GM_OK && rows.n && i < sizeof outs / sizeof *outs; i++)
-        st = gm_node_set_output(n, outs[i].key, gm_read_get(&rows, 0, outs[i].field), err);
-    /* With OnDemandBaseCapacity 0 every instance has the group's market. */
-    const char *lifecycle = gm_read_get(&rows, 0, GM_EC2_I_LIFECYCLE);
     if (st == GM_OK && rows.n)
-        st = gm_node_set_output(n, "market", *lifecycle ? lifecycle : group_market, err);
+        st = gm_n_asg_record_row(n, &rows, 0, group_market, err);
     gm_read_rows_release(&rows);
+    return st;
+}
+
+gm_status gm_n_asg_group_instances(gm_node *n, const char *group, gm_read_rows *rows, gm_error *err)
+{
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "Filter.1.Name", "tag:aws:autoscaling:groupName");
+    gm_params_add(&p, "Filter.1.Value.1", group);
+    gm_params_add(&p, "Filter.2.Name", "instance-state-name");
+    gm_params_add(&p, "Filter.2.Value.1", "pending");
+    gm_params_add(&p, "Filter.2.Value.2", "running");
+    gm_status st = gm_n_describe_instances(n, &p, NULL, rows, err);
+    gm_params_release(&p);
     return st;
 }
 
@@ -503,49 +527,123 @@ static bool group_gone(const gm_error *err)
     return strcmp(err->aws_code, "ValidationError") == 0 && strstr(err->message, "not found");
 }
 
+/* The group's side of a poll, on its own thread: is it still there? */
+typedef struct group_look {
+    gm_node *n;
+    const char *group;
+    size_t left;
+    gm_status st;
+    gm_error err;
+} group_look;
+
+static void *look_group(void *arg)
+{
+    group_look *g = arg;
+    gm_read_rows groups;
+    g->st = gm_n_asg_read(g->n, g->group, &gm_asg_groups, &groups, &g->err);
+    if (g->st == GM_OK) {
+        g->left = groups.n;
+        gm_read_rows_release(&groups);
+    }
+    return NULL;
+}
+
+/* This deployment's instances of the group's node that are not terminated
+ * (by their tags: the group may have let go of one already); those still
+ * running or stopped are put in *strays (they outlived the group's
+ * termination or were never its: terminated by the caller). */
+static GM_MUST_CHECK gm_status alive_by_tag(gm_node *n, size_t *out, gm_ids *strays, gm_error *err)
+{
+    gm_params p;
+    gm_params_init(&p);
+    gm_n_owner_filters(n, &p);
+    gm_params_add(&p, "Filter.3.Name", "instance-state-name");
+    static const char *const alive[] = {"pending", "running", "stopping", "stopped",
+                                        "shutting-down"};
+    for (size_t i = 0; i < sizeof alive / sizeof *alive; i++)
+        gm_params_addf(&p, alive[i], "Filter.3.Value.%zu", i + 1);
+    gm_read_rows rows;
+    gm_status st = gm_n_describe_instances(n, &p, NULL, &rows, err);
+    gm_params_release(&p);
+    *out = 0;
+    for (size_t i = 0; st == GM_OK && i < rows.n; i++) {
+        const char *state = gm_read_get(&rows, i, GM_EC2_I_STATE);
+        if (strcmp(state, "terminated") == 0)
+            continue;
+        (*out)++;
+        if (strcmp(state, "shutting-down") != 0)
+            st = gm_ids_add(strays, gm_read_get(&rows, i, GM_EC2_I_ID), err);
+    }
+    gm_read_rows_release(&rows);
+    return st;
+}
+
+/* One poll after the delete: the group and the instances at once (one round
+ * trip). *done when the group is gone and no instance of it is left. */
+static GM_MUST_CHECK gm_status poll_deleted(gm_node *n, const char *id, bool *done, gm_ids *strays,
+                                            gm_error *err)
+{
+    group_look g = {.n = n, .group = id};
+    pthread_t t;
+    bool threaded = pthread_create(&t, NULL, look_group, &g) == 0;
+    if (!threaded)
+        look_group(&g);
+    size_t alive = 0;
+    gm_status st = alive_by_tag(n, &alive, strays, err);
+    if (threaded)
+        pthread_join(t, NULL);
+    if (st == GM_OK && g.st != GM_OK) {
+        st = g.st;
+        *err = g.err;
+    }
+    *done = st == GM_OK && g.left == 0 && alive == 0;
+    return st;
+}
+
 /* ForceDelete terminates the group's instances with it; AWS keeps the group
- * ("Delete in progress") until they are gone. Waits for both. */
+ * ("Delete in progress") until they are gone. Each poll reads the group and
+ * this deployment's instances of it by tag at once; an instance still running
+ * once the group is gone (one it let go of, one launched by hand) is
+ * terminated. Their network interfaces hold the subnets and the security
+ * group until then. */
 static GM_MUST_CHECK gm_status asg_destroy(gm_node *n, const char *id, gm_error *err)
 {
     if (is_instance_id(id))
         return terminate_instance(n, id, err);
-    gm_ids instances = {0};
-    gm_read_rows rows;
-    gm_status st = gm_n_asg_read(n, id, &gm_asg_instances, &rows, err);
-    for (size_t i = 0; st == GM_OK && i < rows.n; i++)
-        st = gm_ids_add(&instances, gm_read_get(&rows, i, GM_ASG_I_ID), err);
-    gm_read_rows_release(&rows);
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "AutoScalingGroupName", id);
     gm_params_add(&p, "ForceDelete", "true");
     gm_error derr = {0};
-    if (st == GM_OK) {
-        xmlDocPtr doc = NULL;
-        st = gm_aws_query(gm_node_aws(n), &gm_svc_autoscaling, "DeleteAutoScalingGroup", &p, &doc,
-                          &derr);
-        xmlFreeDoc(doc);
-        if (st != GM_OK && group_gone(&derr))
-            st = GM_OK;
-        else if (st != GM_OK)
-            *err = derr;
-    }
+    xmlDocPtr doc = NULL;
+    gm_status st = gm_aws_query(gm_node_aws(n), &gm_svc_autoscaling, "DeleteAutoScalingGroup", &p,
+                                &doc, &derr);
+    xmlFreeDoc(doc);
     gm_params_release(&p);
-    for (;;) {
-        gm_read_rows groups;
+    if (st != GM_OK && group_gone(&derr))
+        st = GM_OK;
+    else if (st != GM_OK)
+        *err = derr;
+    for (int poll = 0; st == GM_OK; poll++) {
+        bool done = false;
+        gm_ids strays = {0};
+        st = poll_deleted(n, id, &done, &strays, err);
+        if (st == GM_OK && done) {
+            gm_ids_release(&strays);
+            break;
+        }
+        if (st == GM_OK && strays.n && poll > 0) {
+            gm_params_init(&p);
+            for (size_t i = 0; i < strays.n; i++)
+                gm_params_addf(&p, strays.v[i], "InstanceId.%zu", i + 1);
+            st = gm_n_ec2(n, "TerminateInstances", &p, NULL, INSTANCE_GONE, err);
+            gm_params_release(&p);
+        }
+        gm_ids_release(&strays);
         if (st == GM_OK)
-            st = gm_n_asg_read(n, id, &gm_asg_groups, &groups, err);
-        if (st != GM_OK)
-            break;
-        size_t left = groups.n;
-        gm_read_rows_release(&groups);
-        if (left == 0)
-            break;
-        st = gm_node_wait(n, gm_node_poll_ms(n), "waiting for the group's deletion", err);
+            st = gm_node_wait(n, gm_node_poll_ms(n),
+                              "waiting for the group and its instances to go", err);
     }
-    if (st == GM_OK)
-        st = gm_n_wait_terminated(n, &instances, err);
-    gm_ids_release(&instances);
     return st;
 }
 

@@ -5,6 +5,7 @@
  * capacity, quota or price, the group is moved to on-demand (or, with
  * --spot-only, the deploy stops and says why). Every refusal and the launch
  * are recorded in the node's launch_attempts output. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,12 +123,21 @@ static GM_MUST_CHECK gm_status record_choice(watch *w, const char *type, const c
 /* The instance in service: where it runs, what was chosen, the attempt;
  * *out_done false while EC2 does not know the instance yet. */
 static GM_MUST_CHECK gm_status launched(watch *w, const gm_read_rows *instances, size_t row,
-                                        bool *out_done, gm_error *err)
+                                        const gm_read_rows *ec2, bool *out_done, gm_error *err)
 {
     const gm_n_asg_policy *pol = &w->launch->pol;
     const char *market = pol->spot ? "spot" : "on-demand";
-    gm_status st = gm_n_asg_record_instance(w->n, gm_read_get(instances, row, GM_ASG_I_ID), market,
-                                            out_done, err);
+    const char *id = gm_read_get(instances, row, GM_ASG_I_ID);
+    size_t at = 0;
+    while (ec2 && at < ec2->n && strcmp(gm_read_get(ec2, at, GM_EC2_I_ID), id) != 0)
+        at++;
+    gm_status st;
+    if (ec2 && at < ec2->n) { /* read beside the group */
+        *out_done = true;
+        st = gm_n_asg_record_row(w->n, ec2, at, market, err);
+    } else {
+        st = gm_n_asg_record_instance(w->n, id, market, out_done, err);
+    }
     if (st != GM_OK || !*out_done)
         return st;
     char *type = gm_node_output_of(w->n, gm_node_name(w->n), "instance_type");
@@ -261,16 +271,42 @@ static GM_MUST_CHECK gm_status switch_to_on_demand(watch *w, gm_error *err)
 
 /* ---- the wait ------------------------------------------------------------------------ */
 
-/* One look: *out_done when an instance is in service (and recorded). */
+/* EC2's side of a look, on its own thread. */
+typedef struct ec2_look {
+    gm_node *n;
+    const char *group;
+    gm_read_rows rows;
+    gm_status st;
+    gm_error err;
+} ec2_look;
+
+static void *look_ec2(void *arg)
+{
+    ec2_look *l = arg;
+    l->st = gm_n_asg_group_instances(l->n, l->group, &l->rows, &l->err);
+    return NULL;
+}
+
+/* One look, one round trip: the group and EC2's view of its instances at
+ * once. *out_done when an instance is in service (and recorded). */
 static GM_MUST_CHECK gm_status look(watch *w, bool *out_done, gm_error *err)
 {
+    ec2_look l = {.n = w->n, .group = w->group};
+    gm_read_rows_init(&l.rows);
+    pthread_t t;
+    bool threaded = pthread_create(&t, NULL, look_ec2, &l) == 0;
     gm_read_rows instances;
     gm_status st = gm_n_asg_read(w->n, w->group, &gm_asg_instances, &instances, err);
+    if (threaded)
+        pthread_join(t, NULL);
     size_t row = 0;
     *out_done = false;
     bool serving = st == GM_OK && gm_n_asg_in_service(&instances, &row) == GM_OK;
     if (serving)
-        st = launched(w, &instances, row, out_done, err);
+        st =
+            launched(w, &instances, row, threaded && l.st == GM_OK ? &l.rows : NULL, out_done, err);
+    if (threaded && l.st == GM_OK)
+        gm_read_rows_release(&l.rows);
     else if (st == GM_OK)
         gm_node_detail(w->n, instances.n ? gm_read_get(&instances, 0, GM_ASG_I_LIFECYCLE)
                                          : "waiting for the group to launch");

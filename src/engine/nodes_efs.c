@@ -1,4 +1,5 @@
 /* EFS node kinds: the encrypted file system and one mount target per subnet. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,27 +533,58 @@ static GM_MUST_CHECK gm_status mt_destroy(gm_node *n, const char *id, gm_error *
     return st;
 }
 
-/* A mount target is ours when its file system is. */
+/* The file system's owner, on its own thread beside the mount target's look. */
+typedef struct fs_look {
+    gm_node *n;
+    const char *fs;
+    gm_owner who;
+    char why[256];
+    gm_status st;
+    gm_error err;
+} fs_look;
+
+static void *look_fs(void *arg)
+{
+    fs_look *l = arg;
+    l->who = GM_OWNER_OTHER;
+    l->st = efs_owner(l->n, l->fs, &l->who, l->why, sizeof l->why, &l->err);
+    return NULL;
+}
+
+/* A mount target is ours when its file system is: the mount target and the
+ * recorded file system are read at once (one round trip). */
 static GM_MUST_CHECK gm_status mt_owner(gm_node *n, const char *id, gm_owner *out, char *why,
                                         size_t why_size, gm_error *err)
 {
+    char *our_fs = gm_node_id_of(n, "efs");
+    bool reused = gm_node_provenance_of(n, "efs") == GM_PROV_REUSED;
+    fs_look fsl = {.n = n, .fs = our_fs};
+    pthread_t t;
+    bool threaded = our_fs && !reused && pthread_create(&t, NULL, look_fs, &fsl) == 0;
     char query[128];
     snprintf(query, sizeof query, "MountTargetId=%s", id);
     gm_read_rows rows;
     gm_status st = describe_mts(n, query, &rows, err);
+    if (threaded)
+        pthread_join(t, NULL);
     char *fs = st == GM_OK ? gm_read_dup(&rows, 0, GM_EFS_MT_FS) : NULL;
-    char *our_fs = gm_node_id_of(n, "efs");
     char *our_subnet = gm_node_id_of(n, subnet_node(n));
     bool mine = fs && our_fs && strcmp(fs, our_fs) == 0 && our_subnet &&
                 strcmp(gm_read_get(&rows, 0, GM_EFS_MT_SUBNET), our_subnet) == 0;
     *out = GM_OWNER_OTHER;
     snprintf(why, why_size, "it is not in this deployment's file system and subnet");
-    if (st == GM_OK && rows.n == 0)
+    if (st == GM_OK && rows.n == 0) {
         *out = GM_OWNER_GONE;
-    else if (st == GM_OK && mine && gm_node_provenance_of(n, "efs") == GM_PROV_REUSED)
+    } else if (st == GM_OK && mine && reused) {
         *out = GM_OWNER_OURS; /* made by this deployment in a file system it was given */
-    else if (st == GM_OK && mine)
+    } else if (st == GM_OK && mine && !threaded) {
         st = efs_owner(n, fs, out, why, why_size, err);
+    } else if (st == GM_OK && mine && (st = fsl.st) != GM_OK) {
+        *err = fsl.err;
+    } else if (st == GM_OK && mine) {
+        *out = fsl.who; /* as its file system */
+        snprintf(why, why_size, "%s", fsl.why);
+    }
     free(fs);
     free(our_fs);
     free(our_subnet);

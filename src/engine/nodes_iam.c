@@ -1,4 +1,5 @@
 /* IAM node kinds: the instance role, its policies, the instance profile. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,37 +154,64 @@ static GM_MUST_CHECK gm_status role_create(gm_node *n, gm_error *err)
     return named_create(n, true, err);
 }
 
-/* Calls action(RoleName=role, <param>=each row's first field). */
-static GM_MUST_CHECK gm_status for_each_row(gm_node *n, const char *action, const char *role,
-                                            const char *param, const gm_read_rows *rows,
-                                            gm_error *err)
+/* One of the role's two lists, on its own thread. */
+typedef struct role_list {
+    gm_node *n;
+    const char *role;
+    bool attached; /* ListAttachedRolePolicies, else ListRolePolicies */
+    gm_read_rows rows;
+    gm_status st;
+    gm_error err;
+} role_list;
+
+static void *read_role_list(void *arg)
 {
-    gm_status st = GM_OK;
-    for (size_t i = 0; st == GM_OK && i < rows->n; i++) {
-        gm_params p;
-        gm_params_init(&p);
-        gm_params_add(&p, "RoleName", role);
-        gm_params_add(&p, param, gm_read_get(rows, i, 0));
-        st = iam_call(n, action, &p, NULL, NO_SUCH_ENTITY, err);
-        gm_params_release(&p);
-    }
-    return st;
+    role_list *l = arg;
+    l->st = l->attached ? iam_read(l->n, "ListAttachedRolePolicies", "RoleName", l->role,
+                                   &gm_iam_attached_policies, NULL, &l->rows, &l->err)
+                        : iam_read(l->n, "ListRolePolicies", "RoleName", l->role,
+                                   &gm_iam_policy_names, NULL, &l->rows, &l->err);
+    return NULL;
 }
 
+/* Both lists at once, then every detach and delete at once, then the role:
+ * three round trips. */
 static GM_MUST_CHECK gm_status role_destroy(gm_node *n, const char *id, gm_error *err)
 {
-    gm_read_rows rows;
-    gm_status st = iam_read(n, "ListAttachedRolePolicies", "RoleName", id,
-                            &gm_iam_attached_policies, NULL, &rows, err);
-    if (st == GM_OK)
-        st = for_each_row(n, "DetachRolePolicy", id, "PolicyArn", &rows, err);
-    gm_read_rows_release(&rows);
-    if (st == GM_OK)
-        st =
-            iam_read(n, "ListRolePolicies", "RoleName", id, &gm_iam_policy_names, NULL, &rows, err);
-    if (st == GM_OK)
-        st = for_each_row(n, "DeleteRolePolicy", id, "PolicyName", &rows, err);
-    gm_read_rows_release(&rows);
+    role_list lists[2] = {{.n = n, .role = id, .attached = true}, {.n = n, .role = id}};
+    pthread_t t;
+    bool threaded = pthread_create(&t, NULL, read_role_list, &lists[0]) == 0;
+    if (!threaded)
+        read_role_list(&lists[0]);
+    read_role_list(&lists[1]);
+    if (threaded)
+        pthread_join(t, NULL);
+    gm_status st = GM_OK;
+    for (int i = 0; i < 2 && st == GM_OK; i++)
+        if ((st = lists[i].st) != GM_OK)
+            *err = lists[i].err;
+    size_t total = st == GM_OK ? lists[0].rows.n + lists[1].rows.n : 0;
+    gm_n_call *calls = total ? calloc(total, sizeof *calls) : NULL;
+    if (total && !calls)
+        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; st == GM_OK && calls && k < total; k++) {
+        bool attached = k < lists[0].rows.n;
+        const gm_read_rows *rows = attached ? &lists[0].rows : &lists[1].rows;
+        size_t row = attached ? k : k - lists[0].rows.n;
+        calls[k].svc = &gm_svc_iam;
+        calls[k].action = attached ? "DetachRolePolicy" : "DeleteRolePolicy";
+        calls[k].ok_codes = NO_SUCH_ENTITY;
+        gm_params_init(&calls[k].params);
+        gm_params_add(&calls[k].params, "RoleName", id);
+        gm_params_add(&calls[k].params, attached ? "PolicyArn" : "PolicyName",
+                      gm_read_get(rows, row, 0));
+    }
+    if (st == GM_OK && total)
+        st = gm_n_parallel(n, calls, (int)total, err);
+    free(calls);
+    for (int i = 0; i < 2; i++)
+        if (lists[i].st == GM_OK)
+            gm_read_rows_release(&lists[i].rows);
     if (st == GM_OK)
         st = iam_call1(n, "DeleteRole", "RoleName", id, NULL, NO_SUCH_ENTITY, err);
     return st;

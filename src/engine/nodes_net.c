@@ -419,9 +419,47 @@ static GM_MUST_CHECK gm_status igw_create(gm_node *n, gm_error *err)
     return st;
 }
 
+static const char *const IGW_NOT_ATTACHED[] = {"Gateway.NotAttached",
+                                               "InvalidInternetGatewayID.NotFound", NULL};
+
+/* Detached from the deployment's VPC (the record names it) without a look
+ * first, then deleted: two round trips. *unsure when it was not attached
+ * there (then its attachments are read). */
+static GM_MUST_CHECK gm_status igw_destroy_known(gm_node *n, const char *id, const char *vpc,
+                                                 bool *unsure, gm_error *err)
+{
+    static const char *const gone[] = {"InvalidInternetGatewayID.NotFound", NULL};
+    gm_params p;
+    gm_params_init(&p);
+    gm_params_add(&p, "InternetGatewayId", id);
+    gm_params_add(&p, "VpcId", vpc);
+    gm_status st = gm_n_ec2(n, "DetachInternetGateway", &p, NULL, gone, err);
+    gm_params_release(&p);
+    *unsure = st != GM_OK && strcmp(err->aws_code, "Gateway.NotAttached") == 0;
+    if (*unsure) {
+        gm_error_clear(err);
+        return GM_OK;
+    }
+    if (st != GM_OK)
+        return st;
+    return ec2_delete(n, "DeleteInternetGateway", "InternetGatewayId", id, gone, err);
+}
+
+/* A gateway the record does not tie to a VPC (found by its tags): its
+ * attachments are read first. */
 static GM_MUST_CHECK gm_status igw_destroy(gm_node *n, const char *id, gm_error *err)
 {
     static const char *const gone[] = {"InvalidInternetGatewayID.NotFound", NULL};
+    char *recorded = gm_node_id_of(n, gm_node_name(n));
+    char *vpc = recorded && strcmp(recorded, id) == 0 ? gm_node_id_of(n, "vpc") : NULL;
+    free(recorded);
+    if (vpc) {
+        bool unsure = false;
+        gm_status st = igw_destroy_known(n, id, vpc, &unsure, err);
+        free(vpc);
+        if (st != GM_OK || !unsure)
+            return st;
+    }
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "InternetGatewayId.1", id);
@@ -443,13 +481,11 @@ static GM_MUST_CHECK gm_status igw_destroy(gm_node *n, const char *id, gm_error 
         gm_read_rows_release(&igws);
     }
     xmlFreeDoc(doc);
-    static const char *const not_attached[] = {"Gateway.NotAttached",
-                                               "InvalidInternetGatewayID.NotFound", NULL};
     for (size_t i = 0; st == GM_OK && i < atts.n; i++) {
         gm_params_init(&p);
         gm_params_add(&p, "InternetGatewayId", id);
         gm_params_add(&p, "VpcId", gm_read_get(&atts, i, 0));
-        st = gm_n_ec2(n, "DetachInternetGateway", &p, NULL, not_attached, err);
+        st = gm_n_ec2(n, "DetachInternetGateway", &p, NULL, IGW_NOT_ATTACHED, err);
         gm_params_release(&p);
     }
     gm_read_rows_release(&atts);
@@ -657,12 +693,24 @@ static GM_MUST_CHECK gm_status rt_destroy(gm_node *n, const char *id, gm_error *
     xmlFreeDoc(doc);
     bool exists = tables.n > 0;
     gm_read_rows_release(&tables);
-    for (size_t i = 0; st == GM_OK && i < assocs.n; i++) {
+    /* every association at once: one round trip */
+    gm_n_call *calls = st == GM_OK && assocs.n ? calloc(assocs.n, sizeof *calls) : NULL;
+    int n_calls = 0;
+    if (st == GM_OK && assocs.n && !calls)
+        st = gm_error_set(err, GM_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; st == GM_OK && calls && i < assocs.n; i++) {
         const char *aid = gm_read_get(&assocs, i, GM_EC2_ID);
         if (!*aid || strcmp(gm_read_get(&assocs, i, GM_EC2_ASSOC_MAIN), "true") == 0)
             continue;
-        st = ec2_delete(n, "DisassociateRouteTable", "AssociationId", aid, assoc_gone, err);
+        gm_n_call *c = &calls[n_calls++];
+        c->action = "DisassociateRouteTable";
+        c->ok_codes = assoc_gone;
+        gm_params_init(&c->params);
+        gm_params_add(&c->params, "AssociationId", aid);
     }
+    if (st == GM_OK && n_calls)
+        st = gm_n_parallel(n, calls, n_calls, err);
+    free(calls);
     gm_read_rows_release(&assocs);
     if (st != GM_OK || !exists)
         return st;

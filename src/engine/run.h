@@ -19,6 +19,14 @@ struct gm_node {
     bool refused; /* an id the record named was not this deployment's */
     int deps[GM_MAX_DEPS];
     int n_deps;
+    int after[GM_MAX_DEPS]; /* deleted before this one (gm_engine_delete_after) */
+    int n_after;
+    bool ordered; /* after[] replaces "every node that depends on it" */
+    /* The owner of the recorded id, checked by the first sweep of a reverse
+     * run beside its listing (delete_one does not ask again). */
+    bool owner_known;
+    gm_owner owner;
+    char owner_why[256];
     gm_run_state state;
     int64_t started_ms;
     gm_run *run;
@@ -63,6 +71,7 @@ struct gm_run {
     gm_shared shared[GM_MAX_SHARED];
     size_t n_shared;
     size_t refusals; /* ids not deleted because they are not this deployment's */
+    bool swept;      /* a sweep ran the look-ups by name (swept_by_find) */
 };
 
 /* journal.c: the record and its saves, for the executor. */
@@ -106,5 +115,8 @@ const gm_engine_graph *gm_engine_tier_graph(gm_tier tier);
 /* Every node kind of every tier (cleanup and the survey of a deployment
  * without a record). */
 const gm_engine_graph *gm_engine_every_graph(void);
+/* What must be deleted before node (names; "" entries and names missing
+ * from the graph are skipped), or NULL: every node that depends on it. */
+const char *const *gm_engine_delete_after(const char *node);
 
 #endif

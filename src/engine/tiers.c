@@ -126,6 +126,61 @@ static const gm_node_def every_node[] = {
      .group = GM_GROUP_ALB},
 };
 
+/* The order of deletion: what AWS requires gone before a node's resource can
+ * be deleted, which is much less than the reverse of the creation order. An
+ * instance (the group's) holds network interfaces in the subnets and the
+ * security group, public addresses that keep the gateway attached and the
+ * Elastic IP associated; mount targets hold interfaces in the subnets and the
+ * group; a profile cannot go with a role in it; the file system waits for
+ * its mount targets; the load balancer for its listeners, the target group
+ * for the listener and the group's attachment. Everything else (route table,
+ * ingress rules, role policies, secrets) goes at once, beside the instance's
+ * termination, so a destroy is the group's deletion and its wait, then the
+ * network in two steps. A node missing from a graph is skipped; a node not in
+ * this table (a test's graph) waits for every node that depends on it. */
+/* clang-format off */
+static const struct {
+    const char *node;
+    const char *after[GM_MAX_DEPS];
+} delete_order[] = {
+    {GM_NODE_ASG, {"targets"}},
+    {"launch_template", {GM_NODE_ASG}},
+    {"eip", {GM_NODE_ASG}},
+    {"igw", {GM_NODE_ASG, "alb"}},
+    {"sg", {GM_NODE_ASG, "mount_target_a", "mount_target_b", "sg_rules", "alb_ingress"}},
+    {"subnet_a", {GM_NODE_ASG, "mount_target_a", "mount_target_b", "alb"}},
+    {"subnet_b", {GM_NODE_ASG, "mount_target_a", "mount_target_b", "alb"}},
+    {"efs", {"mount_target_a", "mount_target_b", "efs_policy"}},
+    {"instance_profile", {"profile_role"}},
+    {"role", {"role_policy", "profile_role", "efs_policy"}},
+    {"alb_sg", {"alb", "alb_ingress", "sg"}},
+    {"alb", {"listener"}},
+    {"target_group", {"listener", "targets"}},
+    {"vpc", {"subnet_a", "subnet_b", "sg", "igw", "route_table", "alb_sg", "alb",
+             "target_group", "vpc_dns"}},
+    {"route_table", {""}},
+    {"sg_rules", {""}},
+    {"mount_target_a", {""}},
+    {"mount_target_b", {""}},
+    {"role_policy", {""}},
+    {"profile_role", {""}},
+    {"efs_policy", {""}},
+    {"secrets", {""}},
+    {"vpc_dns", {""}},
+    {"alb_ingress", {""}},
+    {"listener", {""}},
+    {"targets", {""}},
+};
+/* clang-format on */
+
+const char *const *gm_engine_delete_after(const char *node)
+{
+    for (size_t i = 0; i < sizeof delete_order / sizeof *delete_order; i++)
+        if (strcmp(delete_order[i].node, node) == 0)
+            return delete_order[i].after;
+    return NULL;
+}
+
 static const gm_engine_graph dev_graph = {dev_nodes, sizeof dev_nodes / sizeof *dev_nodes};
 static const gm_engine_graph alb_graph = {alb_nodes, sizeof alb_nodes / sizeof *alb_nodes};
 
