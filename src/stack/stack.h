@@ -116,6 +116,9 @@ typedef struct gm_stack_params {
 #define GM_HEALTH_READY_PATH "/geusemaker/ready"
 #define GM_HEALTH_REFRESH_S 30
 #define GM_HEALTH_READY_TTL_MIN 3 /* a ready answer outlives its last refresh by 2-3 min */
+/* The health document's "boot" lists at most this many steps (health.h's
+ * GM_HEALTH_MAX_BOOT_STEPS; a unit test checks they agree). */
+#define GM_HEALTH_BOOT_STEPS_MAX 24
 #define GM_STACK_EFS_MOUNT "/mnt/efs"
 /* The stack's lease (gm-lease): GM_STACK_EFS_MOUNT/GM_STACK_LEASE_DIR/stack.lease
  * locked by the instance that runs the stack, its name in holder. */
