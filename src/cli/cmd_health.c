@@ -18,9 +18,43 @@ const gm_command gm_command_health = {
     .pos_what = "one deployment name",
     .notes = "Probes http://<instance>/geusemaker/health.json. While AWS is a local emulator the\n"
              "instance is never probed: GEUSEMAKER_HEALTH_ENDPOINT is, when set.\n"
+             "The instance's boot budget (each UserData step's seconds, skipped steps on a\n"
+             "baked image) follows the services; see docs/BOOT.md.\n"
              "Exit code 0 when healthy, 1 otherwise.",
     .run = cmd_health,
 };
+
+/* The instance's own boot budget: its milestones, then one line per step. */
+static void print_boot(const gm_health_boot *b)
+{
+    if (!b->present) {
+        if (*b->error)
+            printf("Boot:        not shown (%s)\n", b->error);
+        return;
+    }
+    printf("Boot:        started %s%s\n", b->started,
+           b->baked ? " on a baked image" : " on a stock image");
+    long ready = gm_health_boot_after(b, b->ready_epoch);
+    long done = gm_health_boot_after(b, b->finished_epoch);
+    long models = gm_health_boot_after(b, b->models_ready_epoch);
+    if (ready >= 0)
+        printf("  PostgreSQL and n8n first healthy after %ld s\n", ready);
+    if (done >= 0)
+        printf("  UserData finished after %ld s\n", done);
+    else
+        printf("  UserData still running (or stopped: see userdata.log)\n");
+    if (models >= 0)
+        printf("  models ready after %ld s\n", models);
+    long total = 0;
+    for (size_t i = 0; i < b->n_steps; i++) {
+        const gm_health_boot_step *s = &b->steps[i];
+        total += s->seconds;
+        printf("  %-10s %6ld s%s\n", s->name, s->seconds,
+               s->skipped ? "  skipped: already there" : "");
+    }
+    if (b->n_steps)
+        printf("  %-10s %6ld s\n", "steps", total);
+}
 
 static int cmd_health(gm_cli *cli, const gm_args *args)
 {
@@ -71,6 +105,7 @@ static int cmd_health(gm_cli *cli, const gm_args *args)
             printf("  %-10s %-10s %s%s\n", doc.services[i].name,
                    gm_health_state_name(doc.services[i].state), doc.services[i].detail,
                    doc.services[i].critical ? "" : " (optional)");
+        print_boot(&doc.boot);
     }
     rc = doc.verdict == GM_HEALTH_HEALTHY ? GM_EXIT_OK : GM_EXIT_FAILED;
 done:

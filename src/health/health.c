@@ -6,6 +6,9 @@
 
 #include "core/timeutil.h"
 
+#define GM_HEALTH_STR_(x) #x
+#define GM_HEALTH_STR(x) GM_HEALTH_STR_(x)
+
 static const char *const state_names[] = {"unknown", "healthy", "starting", "degraded",
                                           "unhealthy"};
 
@@ -95,6 +98,107 @@ static void compute_verdict(gm_health_doc *d)
     }
 }
 
+/* A time of the boot object: an ISO 8601 string, or null / absent (""). */
+static bool boot_time(json_t *b, const char *key, char *out, size_t size, time_t *out_epoch)
+{
+    json_t *v = json_object_get(b, key);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_string(v) || (*out_epoch = gm_time_parse_iso8601(json_string_value(v))) <= 0)
+        return false;
+    copy_clean(out, size, json_string_value(v));
+    return true;
+}
+
+static bool step_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= sizeof((gm_health_boot_step *)0)->name)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+              s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* One step of the boot object; NULL when valid, else what is wrong. */
+static const char *parse_step(json_t *o, gm_health_boot_step *out)
+{
+    if (!json_is_object(o))
+        return "a step is not an object";
+    json_t *name = json_object_get(o, "name");
+    json_t *secs = json_object_get(o, "seconds");
+    json_t *skipped = json_object_get(o, "skipped");
+    if (!json_is_string(name) || !step_name_ok(json_string_value(name)))
+        return "a step has no valid 'name' ([a-z0-9_-], at most 31)";
+    if (!json_is_integer(secs) || json_integer_value(secs) < 0 ||
+        json_integer_value(secs) > GM_HEALTH_MAX_STEP_S)
+        return "a step has no valid 'seconds'";
+    if (skipped && !json_is_boolean(skipped))
+        return "a step's 'skipped' is not a boolean";
+    snprintf(out->name, sizeof out->name, "%s", json_string_value(name));
+    out->seconds = (long)json_integer_value(secs);
+    out->skipped = json_is_true(skipped);
+    return NULL;
+}
+
+static const char *parse_boot_fields(json_t *b, gm_health_boot *out)
+{
+    if (!json_is_object(b))
+        return "not an object";
+    json_t *started = json_object_get(b, "started");
+    if (!json_is_string(started) ||
+        !boot_time(b, "started", out->started, sizeof out->started, &out->started_epoch))
+        return "no valid 'started' (ISO 8601 time)";
+    if (!boot_time(b, "ready", out->ready, sizeof out->ready, &out->ready_epoch) ||
+        !boot_time(b, "finished", out->finished, sizeof out->finished, &out->finished_epoch) ||
+        !boot_time(b, "models_ready", out->models_ready, sizeof out->models_ready,
+                   &out->models_ready_epoch))
+        return "a time that is neither ISO 8601 nor null";
+    json_t *baked = json_object_get(b, "baked");
+    if (baked && !json_is_boolean(baked))
+        return "'baked' is not a boolean";
+    out->baked = json_is_true(baked);
+    json_t *steps = json_object_get(b, "steps");
+    if (!json_is_array(steps))
+        return "no 'steps' array";
+    if (json_array_size(steps) > GM_HEALTH_MAX_BOOT_STEPS)
+        return "more than " GM_HEALTH_STR(GM_HEALTH_MAX_BOOT_STEPS) " steps";
+    size_t i;
+    json_t *o;
+    json_array_foreach (steps, i, o) {
+        const char *why = parse_step(o, &out->steps[i]);
+        if (why)
+            return why;
+        out->n_steps = i + 1;
+    }
+    return NULL;
+}
+
+/* The optional boot object. A malformed one is left out with the reason in
+ * out->error: the services' health does not depend on it. */
+static void parse_boot(json_t *b, gm_health_boot *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!b || json_is_null(b))
+        return;
+    const char *why = parse_boot_fields(b, out);
+    if (why) {
+        memset(out, 0, sizeof *out);
+        snprintf(out->error, sizeof out->error, "the boot object: %s", why);
+        return;
+    }
+    out->present = true;
+}
+
+long gm_health_boot_after(const gm_health_boot *b, time_t epoch)
+{
+    if (!b || !b->present || b->started_epoch <= 0 || epoch <= 0)
+        return -1;
+    return epoch >= b->started_epoch ? (long)(epoch - b->started_epoch) : 0;
+}
+
 static GM_MUST_CHECK gm_status bad(gm_health_doc *out, gm_error *err, const char *msg)
 {
     memset(out, 0, sizeof *out);
@@ -181,6 +285,7 @@ gm_status gm_health_parse(const char *text, size_t len, gm_health_doc *out, gm_e
         s->critical = json_is_true(json_object_get(svc, "critical"));
         out->n_services++;
     }
+    parse_boot(json_object_get(root, "boot"), &out->boot);
     json_decref(root);
     compute_verdict(out);
     return GM_OK;
@@ -230,6 +335,33 @@ const gm_health_service *gm_health_doc_service(const gm_health_doc *doc, const c
     return NULL;
 }
 
+static json_t *time_or_null(const char *s)
+{
+    return *s ? json_string(s) : json_null();
+}
+
+static json_t *seconds_or_null(long s)
+{
+    return s >= 0 ? json_integer(s) : json_null();
+}
+
+static json_t *boot_to_json(const gm_health_boot *b)
+{
+    if (!b->present)
+        return json_null();
+    json_t *steps = json_array();
+    for (size_t i = 0; steps && i < b->n_steps; i++)
+        json_array_append_new(steps, json_pack("{s:s, s:I, s:b}", "name", b->steps[i].name,
+                                               "seconds", (json_int_t)b->steps[i].seconds,
+                                               "skipped", b->steps[i].skipped));
+    return json_pack("{s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o*}", "started",
+                     time_or_null(b->started), "ready", time_or_null(b->ready), "finished",
+                     time_or_null(b->finished), "models_ready", time_or_null(b->models_ready),
+                     "baked", b->baked, "seconds",
+                     seconds_or_null(gm_health_boot_after(b, b->finished_epoch)), "ready_seconds",
+                     seconds_or_null(gm_health_boot_after(b, b->ready_epoch)), "steps", steps);
+}
+
 json_t *gm_health_doc_to_json(const gm_health_doc *doc)
 {
     json_t *services = json_object();
@@ -253,5 +385,8 @@ json_t *gm_health_doc_to_json(const gm_health_doc *doc)
     json_object_set_new(o, "stale", json_boolean(doc->stale));
     json_object_set_new(o, "age_s", doc->age_s >= 0 ? json_integer(doc->age_s) : json_null());
     json_object_set_new(o, "services", services);
+    json_object_set_new(o, "boot", boot_to_json(&doc->boot));
+    if (*doc->boot.error)
+        json_object_set_new(o, "boot_error", json_string(doc->boot.error));
     return o;
 }

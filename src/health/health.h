@@ -10,7 +10,17 @@
  *    "overall":"healthy|starting|degraded|unhealthy",
  *    "checked_at":"2025-06-01T12:00:00Z",
  *    "services":{"n8n":{"state":"healthy|starting|unhealthy",
- *                       "detail":"healthcheck passing", "critical":true}, ...}}
+ *                       "detail":"healthcheck passing", "critical":true}, ...},
+ *    "boot":{"started":"...Z", "ready":"...Z"|null, "finished":"...Z"|null,
+ *            "models_ready":"...Z"|null, "baked":false,
+ *            "steps":[{"name":"packages","seconds":84,"skipped":false}, ...]}}
+ *
+ * "boot" (optional; null or absent on instances made before it) is the
+ * instance's own measured budget: when the UserData started, when the
+ * critical services were first healthy, when the UserData finished, when the
+ * late unit had pulled the models, whether the image was baked ('geusemaker
+ * image build'), and each finished step's duration (skipped: the step found
+ * its work done). See docs/BOOT.md.
  *
  * overall is: unhealthy when a critical service (PostgreSQL, n8n) is
  * unhealthy; else degraded when another one is; else starting when any is
@@ -44,6 +54,8 @@
 #define GM_HEALTH_ENDPOINT_ENV "GEUSEMAKER_HEALTH_ENDPOINT"
 
 #define GM_HEALTH_MAX_SERVICES 16
+#define GM_HEALTH_MAX_BOOT_STEPS 24        /* the stack's GM_HEALTH_BOOT_STEPS_MAX */
+#define GM_HEALTH_MAX_STEP_S (7 * 86400L)  /* a step's seconds above this: not a boot */
 #define GM_HEALTH_DOC_MAX (64u * 1024u)    /* named limit of the document's body */
 #define GM_HEALTH_STALE_S 180              /* older than this: the timer has stopped */
 #define GM_HEALTH_REQUEST_TIMEOUT_MS 10000 /* one probe inside gm_health_wait */
@@ -68,6 +80,29 @@ typedef struct gm_health_service {
     char detail[256]; /* truncated when longer */
 } gm_health_service;
 
+typedef struct gm_health_boot_step {
+    char name[32]; /* [a-z0-9_-]{1,31} */
+    long seconds;  /* 0 .. GM_HEALTH_MAX_STEP_S */
+    bool skipped;  /* the step found its work done (a baked image) */
+} gm_health_boot_step;
+
+/* The "boot" object. present false: absent or null, or malformed (then error
+ * says why: the rest of the document stands). Times as published; the
+ * epochs are 0 when a time is null. */
+typedef struct gm_health_boot {
+    bool present;
+    char error[128];
+    bool baked;
+    char started[40], ready[40], finished[40], models_ready[40];
+    time_t started_epoch, ready_epoch, finished_epoch, models_ready_epoch;
+    gm_health_boot_step steps[GM_HEALTH_MAX_BOOT_STEPS];
+    size_t n_steps;
+} gm_health_boot;
+
+/* Seconds from the boot's start to epoch (ready_epoch, ...); -1 when either
+ * is unknown. */
+long gm_health_boot_after(const gm_health_boot *b, time_t epoch);
+
 typedef struct gm_health_doc {
     gm_health_state overall; /* as the instance published it */
     /* What callers act on: the worst of the published overall, the overall
@@ -82,6 +117,7 @@ typedef struct gm_health_doc {
     long age_s;          /* -1 when unknown */
     gm_health_service services[GM_HEALTH_MAX_SERVICES];
     size_t n_services;
+    gm_health_boot boot;
 } gm_health_doc;
 
 /* Parses a health document (len bytes, need not be NUL-terminated) and
@@ -106,7 +142,11 @@ bool gm_health_doc_ready(const gm_health_doc *doc);
 const gm_health_service *gm_health_doc_service(const gm_health_doc *doc, const char *name);
 
 /* The document as JSON for --output json (new reference; NULL on no memory):
- * {"verdict","reason","overall","checked_at","stale","age_s","services":{...}}. */
+ * {"verdict","reason","overall","checked_at","stale","age_s","services":{...},
+ *  "boot":{"started","ready","finished","models_ready" (null when unknown),
+ *          "baked","seconds","ready_seconds" (from the start; null when
+ *          unknown),"steps":[{"name","seconds","skipped"}]} or null}, and
+ * "boot_error" when the document's boot object was malformed. */
 json_t *gm_health_doc_to_json(const gm_health_doc *doc);
 
 /* Fetches and parses the document at url (GET, no redirects) within

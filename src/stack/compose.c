@@ -34,31 +34,30 @@ static GM_MUST_CHECK gm_status put_kv(gm_buf *b, int indent, const char *key, co
     return st == GM_OK ? gm_buf_appendc(b, '\n') : st;
 }
 
-/* The catalogue's pin, or the override p gives (--image: validated, so
+gm_status gm_stack_image_ref(const gm_stack_params *p, const gm_service *s, char *out, size_t size)
+{
+    const char *override = gm_stack_image_override(p, s->name);
+    int n = override    ? snprintf(out, size, "%s", override)
+            : s->digest ? snprintf(out, size, "%s@%s", s->image, s->digest)
+                        : snprintf(out, size, "%s", s->image);
+    return n > 0 && (size_t)n < size ? GM_OK : GM_ERR_LIMIT;
+}
+
+/* The catalogue's pin (REPO:TAG@DIGEST: the digest decides what is pulled,
+ * the tag is for people), or the override p gives (--image: validated, so
  * [A-Za-z0-9._/:@-] only, quoted all the same). The comment keeps the pin it
  * replaces in sight for a reviewer. */
 static GM_MUST_CHECK gm_status render_image(gm_buf *b, const gm_service *s,
                                             const gm_stack_params *p)
 {
-    const char *override = gm_stack_image_override(p, s->name);
-    if (override) {
-        gm_status st = gm_buf_printf(b,
-                                     "    # image override (--image); the catalogue pins %s\n"
-                                     "    image: ",
-                                     s->image);
-        if (st == GM_OK)
-            st = put_quoted(b, override);
-        return st == GM_OK ? gm_buf_appendc(b, '\n') : st;
-    }
-    gm_status st = gm_buf_appends(b, "    image: ");
-    if (st == GM_OK && s->digest) {
-        /* REPO:TAG@DIGEST: the digest decides what is pulled, the tag is for people. */
-        char ref[256];
-        int n = snprintf(ref, sizeof ref, "%s@%s", s->image, s->digest);
-        st = n > 0 && (size_t)n < sizeof ref ? put_quoted(b, ref) : GM_ERR_LIMIT;
-    } else if (st == GM_OK) {
-        st = put_quoted(b, s->image);
-    }
+    char ref[256];
+    gm_status st = gm_stack_image_ref(p, s, ref, sizeof ref);
+    if (st == GM_OK && gm_stack_image_override(p, s->name))
+        st = gm_buf_printf(b, "    # image override (--image); the catalogue pins %s\n", s->image);
+    if (st == GM_OK)
+        st = gm_buf_appends(b, "    image: ");
+    if (st == GM_OK)
+        st = put_quoted(b, ref);
     return st == GM_OK ? gm_buf_appendc(b, '\n') : st;
 }
 

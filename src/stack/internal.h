@@ -6,12 +6,19 @@
 #include <stddef.h>
 
 #include "core/buf.h"
+#include "stack/catalogue.h"
 #include "stack/stack.h"
 
 /* Appends the Compose file for validated parameters (no validation, no error
  * context; GM_ERR_LIMIT/GM_ERR_NOMEM from the buffer). */
 GM_MUST_CHECK gm_status gm_stack_compose_append(const gm_stack_params *p, gm_tier tier,
                                                 gm_buf *out);
+
+/* The image reference Compose runs for service s: the --image override, else
+ * the catalogue's REPO:TAG@DIGEST (REPO:TAG without a digest). GM_ERR_LIMIT
+ * when it does not fit in size bytes. */
+GM_MUST_CHECK gm_status gm_stack_image_ref(const gm_stack_params *p, const gm_service *s, char *out,
+                                           size_t size);
 
 /* ---- the UserData's pieces (userdata*.c) ---------------------------------- */
 
@@ -38,6 +45,10 @@ const gm_ud_script *gm_ud_scripts(size_t *out_n);
 /* The one the docker step installs before Docker starts. */
 void gm_ud_imds_block_script(gm_emit *e, const gm_stack_params *p);
 
+/* have_image SERVICE for a script that sets R: true when the service's image
+ * (as written to $R/etc/geusemaker/images by the files step) is already in
+ * Docker's store, so the pull can leave it out. */
+void gm_ud_have_image_fn(gm_emit *e);
 /* log() for a script: "<time> [tag] message" on stderr. */
 void gm_ud_log_fn(gm_emit *e, const char *tag);
 /* Writes content to path (a shell word, already quoted) through a quoted

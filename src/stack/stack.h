@@ -16,6 +16,13 @@
  *     amazon-efs-utils (built from a pinned tag on Ubuntu) and, for the gpu
  *     tier, configures the NVIDIA container runtime (GPU_TYPES only: see
  *     gm_instance_type_is_gpu);
+ *   - times every step (/var/lib/geusemaker/boot-steps: "NAME START END
+ *     SKIPPED"; the health document's "boot" object, docs/BOOT.md) and skips
+ *     what the image already has (a baked image, 'geusemaker image build',
+ *     leaves /var/lib/geusemaker/baked, but each skip is decided by looking):
+ *     the package installs when every command is present, the NVIDIA setup
+ *     when Docker's daemon.json names the runtime, and every image pull
+ *     whose pinned reference docker image inspect finds;
  *   - finds the local data volume (the EBS volume the engine attaches as
  *     GM_STACK_DATA_DEVICE: /dev/sdf or /dev/xvdf, else the NVMe disk whose
  *     controller names that device in its vendor data), makes an ext4 file
@@ -116,6 +123,9 @@ typedef struct gm_stack_params {
 #define GM_HEALTH_READY_PATH "/geusemaker/ready"
 #define GM_HEALTH_REFRESH_S 30
 #define GM_HEALTH_READY_TTL_MIN 3 /* a ready answer outlives its last refresh by 2-3 min */
+/* The health document's "boot" lists at most this many steps (health.h's
+ * GM_HEALTH_MAX_BOOT_STEPS; a unit test checks they agree). */
+#define GM_HEALTH_BOOT_STEPS_MAX 24
 #define GM_STACK_EFS_MOUNT "/mnt/efs"
 /* The stack's lease (gm-lease): GM_STACK_EFS_MOUNT/GM_STACK_LEASE_DIR/stack.lease
  * locked by the instance that runs the stack, its name in holder. */

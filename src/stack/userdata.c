@@ -43,11 +43,19 @@ const char *gm_stack_plain_http_warning(const gm_stack_params *p)
 
 static const char prologue_fns[] =
     "fail() { log \"error: $*\"; return 1; }" NL "on_error() {" NL "  local rc=$? line=$1" NL
-    "  trap - ERR" NL
+    "  trap - ERR" NL "  step_end || true" NL
     "  log \"FAILED at step '$STEP' (line $line, exit code $rc); the lines above say why\"" NL
     "  printf 'step=%s\\nline=%s\\nexit=%s\\ntime=%s\\n' \"$STEP\" \"$line\" \"$rc\" \\" NL
     "    \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" >\"$STATE/userdata.failed\"" NL "  exit \"$rc\"" NL
-    "}" NL "trap 'on_error $LINENO' ERR" NL "step() { STEP=$1; log \"step $1: $2\"; }" NL
+    "}" NL "trap 'on_error $LINENO' ERR" NL
+    "# The boot's budget: one line per step, \"NAME START END SKIPPED\" (epoch seconds)," NL
+    "# read by gm-health into the health document's \"boot\" object." NL "step_end() {" NL
+    "  [ -n \"${STEP_T0:-}\" ] || return 0" NL
+    "  printf '%s %s %s %s\\n' \"$STEP\" \"$STEP_T0\" \"$(date +%s)\" \"$STEP_SKIP\" "
+    ">>\"$STATE/boot-steps\"" NL "  STEP_T0=\"\"" NL "}" NL
+    "step() { step_end; STEP=$1 STEP_T0=$(date +%s) STEP_SKIP=0; log \"step $1: $2\"; }" NL
+    "# skipped WHY: this step found its work done (a baked image, a second run)." NL
+    "skipped() { STEP_SKIP=1; log \"step $STEP: $*\"; }" NL
     "# retry ATTEMPTS DELAY COMMAND...: runs COMMAND until it succeeds." NL "retry() {" NL
     "  local n=$1 delay=$2 i=1" NL "  shift 2" NL "  until \"$@\"; do" NL
     "    if [ \"$i\" -ge \"$n\" ]; then" NL "      log \"giving up after $n attempts: $*\"" NL
@@ -61,7 +69,12 @@ static const char prologue_fns[] =
     "exec 9>\"$STATE/userdata.lock\"" NL "if ! flock -n 9; then" NL
     "  log \"another run of this script holds $STATE/userdata.lock\"" NL "  exit 1" NL "fi" NL
     "rm -f \"$STATE/userdata.done\" \"$STATE/userdata.failed\"" NL
-    "log \"start: deployment $GM_NAME, tier $GM_TIER\"" NL;
+    "rm -f \"$STATE/boot-ready\" \"$STATE/boot-finished\" \"$STATE/boot-models\"" NL
+    "date +%s >\"$STATE/boot-started\"" NL ": >\"$STATE/boot-steps\"" NL
+    "log \"start: deployment $GM_NAME, tier $GM_TIER\"" NL
+    "# An image made by 'geusemaker image build' says so; every step still checks." NL
+    "BAKED=\"\"" NL "if [ -s \"$STATE/baked\" ]; then" NL "  BAKED=1" NL
+    "  log \"baked image: $(tr '\\n' ' ' <\"$STATE/baked\")\"" NL "fi" NL;
 
 static void render_prologue(gm_emit *e, const gm_stack_params *p)
 {
@@ -97,58 +110,73 @@ static void render_prologue(gm_emit *e, const gm_stack_params *p)
            "exec >>\"$LOGDIR/userdata.log\" 2>&1" NL "STEP=start" NL);
     gm_ud_log_fn(e, "userdata");
     gm_emit_put(e, prologue_fns);
+    gm_ud_have_image_fn(e);
     const char *warning = gm_stack_plain_http_warning(p);
     if (warning)
         gm_emit_putf(e, "log '%s'" NL, warning);
     gm_emit_put(e, "" NL);
 }
 
+/* Every command the later steps and the helpers need. A baked image ('geusemaker
+ * image build') has them all, as has a second run: then the package manager is
+ * not called at all. The marker file alone decides nothing. */
+static const char packages_check[] =
+    "have_packages() {" NL "  local c" NL
+    "  for c in docker nginx openssl jq nvme mkfs.ext4 aws iptables flock; do" NL
+    "    command -v \"$c\" >/dev/null || return 1" NL "  done" NL
+    "  docker compose version >/dev/null 2>&1 && [ -x \"$R/sbin/mount.efs\" ]" NL "}" NL
+    "if have_packages; then" NL "  skipped \"already installed${BAKED:+ (baked image)}\"" NL
+    "else" NL;
+
 static void render_packages(gm_emit *e, const gm_stack_params *p)
 {
     gm_emit_put(e, "step packages \"Docker, Compose, nginx, openssl, jq, nvme-cli, "
                    "amazon-efs-utils\"" NL);
+    if (p->os != GM_OS_AL2023)
+        gm_emit_put(e, "apt_get() { apt-get -o DPkg::Lock::Timeout=600 -y \"$@\"; }" NL);
+    gm_emit_put(e, packages_check);
     if (p->os == GM_OS_AL2023) {
         gm_emit_put(
             e,
-            "retry 5 15 dnf install -y nginx openssl amazon-efs-utils util-linux nvme-cli "
-            "e2fsprogs jq" NL "command -v docker >/dev/null || retry 5 15 dnf install -y docker" NL
-            "command -v iptables >/dev/null || retry 5 15 dnf install -y iptables-nft" NL
-            "command -v aws >/dev/null || retry 5 15 dnf install -y awscli-2" NL
-            "if ! docker compose version >/dev/null 2>&1; then" NL
-            "  # Amazon Linux packages no Compose plugin: the pinned release, checksum verified." NL
-            "  arch=$(uname -m)" NL "  dl=\"$STATE/download\"" NL
-            "  f=\"docker-compose-linux-$arch\"" NL
-            "  url=\"https://github.com/docker/compose/releases/download/" GM_COMPOSE_PLUGIN_VERSION
-            "/$f\"" NL "  mkdir -p \"$dl\" \"$R/usr/local/lib/docker/cli-plugins\"" NL
-            "  retry 5 10 curl -fsSL -o \"$dl/$f\" \"$url\"" NL
-            "  retry 5 10 curl -fsSL -o \"$dl/$f.sha256\" \"$url.sha256\"" NL
-            "  if ! (cd \"$dl\" && sha256sum -c \"$f.sha256\"); then" NL
-            "    fail \"checksum mismatch for $url\"" NL "  fi" NL
-            "  install -m 0755 \"$dl/$f\" \"$R/usr/local/lib/docker/cli-plugins/docker-compose\"" NL
-            "fi" NL);
+            "  retry 5 15 dnf install -y nginx openssl amazon-efs-utils util-linux nvme-cli "
+            "e2fsprogs jq" NL
+            "  command -v docker >/dev/null || retry 5 15 dnf install -y docker" NL
+            "  command -v iptables >/dev/null || retry 5 15 dnf install -y iptables-nft" NL
+            "  command -v aws >/dev/null || retry 5 15 dnf install -y awscli-2" NL
+            "  if ! docker compose version >/dev/null 2>&1; then" NL
+            "    # Amazon Linux packages no Compose plugin: the pinned release, checksum "
+            "verified." NL "    arch=$(uname -m)" NL "    dl=\"$STATE/download\"" NL
+            "    f=\"docker-compose-linux-$arch\"" NL "    "
+            "url=\"https://github.com/docker/compose/releases/download/" GM_COMPOSE_PLUGIN_VERSION
+            "/$f\"" NL "    mkdir -p \"$dl\" \"$R/usr/local/lib/docker/cli-plugins\"" NL
+            "    retry 5 10 curl -fsSL -o \"$dl/$f\" \"$url\"" NL
+            "    retry 5 10 curl -fsSL -o \"$dl/$f.sha256\" \"$url.sha256\"" NL
+            "    if ! (cd \"$dl\" && sha256sum -c \"$f.sha256\"); then" NL
+            "      fail \"checksum mismatch for $url\"" NL "    fi" NL
+            "    install -m 0755 \"$dl/$f\" "
+            "\"$R/usr/local/lib/docker/cli-plugins/docker-compose\"" NL "  fi" NL);
     } else {
         gm_emit_put(
             e,
-            "apt_get() { apt-get -o DPkg::Lock::Timeout=600 -y \"$@\"; }" NL
-            "retry 5 15 apt_get update" NL "retry 5 15 apt_get install nginx openssl "
+            "  retry 5 15 apt_get update" NL "  retry 5 15 apt_get install nginx openssl "
             "nfs-common stunnel4 git binutils util-linux nvme-cli e2fsprogs jq" NL
-            "command -v docker >/dev/null || retry 5 15 apt_get install docker.io" NL
-            "command -v iptables >/dev/null || retry 5 15 apt_get install iptables" NL
-            "docker compose version >/dev/null 2>&1 || retry 5 15 apt_get install "
+            "  command -v docker >/dev/null || retry 5 15 apt_get install docker.io" NL
+            "  command -v iptables >/dev/null || retry 5 15 apt_get install iptables" NL
+            "  docker compose version >/dev/null 2>&1 || retry 5 15 apt_get install "
             "docker-compose-v2" NL
-            "command -v aws >/dev/null || retry 5 15 snap install aws-cli --classic" NL
-            "if [ ! -x \"$R/sbin/mount.efs\" ]; then" NL
-            "  # Ubuntu packages no amazon-efs-utils: build the pinned tag into a .deb. There" NL
-            "  # is no fallback: the file system accepts only TLS mounts by this role (tls,iam)." NL
-            "  src=\"$STATE/build/efs-utils\"" NL "  rm -rf \"$src\"" NL
-            "  mkdir -p \"$STATE/build\"" NL
-            "  retry 5 10 git clone --depth 1 --branch " GM_EFS_UTILS_TAG
-            " https://github.com/aws/efs-utils \"$src\"" NL "  cd \"$src\"" NL
-            "  ./build-deb.sh || fail \"cannot build amazon-efs-utils " GM_EFS_UTILS_TAG
-            ": EFS mounts need it (tls,iam)\"" NL "  cd /" NL
-            "  retry 3 10 apt_get install \"$src\"/build/amazon-efs-utils*deb" NL "fi" NL);
+            "  command -v aws >/dev/null || retry 5 15 snap install aws-cli --classic" NL
+            "  if [ ! -x \"$R/sbin/mount.efs\" ]; then" NL
+            "    # Ubuntu packages no amazon-efs-utils: build the pinned tag into a .deb. There" NL
+            "    # is no fallback: the file system accepts only TLS mounts by this role "
+            "(tls,iam)." NL "    src=\"$STATE/build/efs-utils\"" NL "    rm -rf \"$src\"" NL
+            "    mkdir -p \"$STATE/build\"" NL
+            "    retry 5 10 git clone --depth 1 --branch " GM_EFS_UTILS_TAG
+            " https://github.com/aws/efs-utils \"$src\"" NL "    cd \"$src\"" NL
+            "    ./build-deb.sh || fail \"cannot build amazon-efs-utils " GM_EFS_UTILS_TAG
+            ": EFS mounts need it (tls,iam)\"" NL "    cd /" NL
+            "    retry 3 10 apt_get install \"$src\"/build/amazon-efs-utils*deb" NL "  fi" NL);
     }
-    gm_emit_put(e, "" NL);
+    gm_emit_put(e, "fi" NL "" NL);
 }
 
 /* The local data volume: found by the name the engine attached it under,
@@ -241,6 +269,41 @@ static GM_MUST_CHECK gm_status put_rendered(gm_emit *e, const char *path, const 
     return h.st;
 }
 
+/* The NVIDIA container runtime (tier gpu). The Deep Learning AMI and a baked
+ * image may have it configured already: then Docker is not restarted. */
+static void render_gpu(gm_emit *e, const gm_stack_params *p)
+{
+    gm_emit_put(e, "step gpu \"NVIDIA container runtime\"" NL
+                   "retry 30 10 nvidia-smi || fail \"no NVIDIA GPU visible to nvidia-smi: the "
+                   "gpu tier needs a GPU instance type and the Deep Learning AMI\"" NL
+                   "if command -v nvidia-ctk >/dev/null && grep -qs '\"nvidia\"' "
+                   "\"$R/etc/docker/daemon.json\"; then" NL
+                   "  skipped \"the NVIDIA runtime is configured${BAKED:+ (baked image)}\"" NL
+                   "else" NL "  if ! command -v nvidia-ctk >/dev/null; then" NL);
+    if (p->os == GM_OS_AL2023)
+        gm_emit_put(e, "    retry 5 10 curl -fsSL -o "
+                       "\"$R/etc/yum.repos.d/nvidia-container-toolkit.repo\" \\" NL "      "
+                       "https://nvidia.github.io/libnvidia-container/stable/rpm/"
+                       "nvidia-container-toolkit.repo" NL
+                       "    retry 5 15 dnf install -y nvidia-container-toolkit" NL);
+    else
+        gm_emit_put(
+            e, "    key=\"$R/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg\"" NL
+               "    mkdir -p \"$R/usr/share/keyrings\" \"$R/etc/apt/sources.list.d\"" NL
+               "    retry 5 10 curl -fsSL -o \"$STATE/nvidia.gpgkey\" "
+               "https://nvidia.github.io/libnvidia-container/gpgkey" NL
+               "    gpg --batch --yes --dearmor -o \"$key\" \"$STATE/nvidia.gpgkey\"" NL
+               "    arch=$(dpkg --print-architecture)" NL "    printf 'deb "
+               "[signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] "
+               "https://nvidia.github.io/libnvidia-container/stable/deb/%s /\\n' \"$arch\" \\" NL
+               "      >\"$R/etc/apt/sources.list.d/nvidia-container-toolkit.list\"" NL
+               "    retry 5 15 apt_get update" NL
+               "    retry 5 15 apt_get install nvidia-container-toolkit" NL);
+    gm_emit_put(e, "  fi" NL "  nvidia-ctk runtime configure --runtime=docker "
+                   "--config=\"$R/etc/docker/daemon.json\"" NL "  systemctl restart docker" NL
+                   "fi" NL);
+}
+
 static GM_MUST_CHECK gm_status render_docker(gm_emit *e, const gm_stack_params *p)
 {
     gm_emit_put(e, "step docker \"Docker after both mounts; containers kept from IMDS\"" NL
@@ -255,34 +318,8 @@ static GM_MUST_CHECK gm_status render_docker(gm_emit *e, const gm_stack_params *
                    "systemctl daemon-reload" NL "systemctl enable --now docker" NL
                    "# Docker may have started before the drop-in existed." NL
                    "\"$APP/bin/gm-imds-block\"" NL);
-    if (p->tier == GM_TIER_GPU) {
-        gm_emit_put(e, "step gpu \"NVIDIA container runtime\"" NL
-                       "retry 30 10 nvidia-smi || fail \"no NVIDIA GPU visible to nvidia-smi: the "
-                       "gpu tier needs a GPU instance type and the Deep Learning AMI\"" NL
-                       "if ! command -v nvidia-ctk >/dev/null; then" NL);
-        if (p->os == GM_OS_AL2023)
-            gm_emit_put(e, "  retry 5 10 curl -fsSL -o "
-                           "\"$R/etc/yum.repos.d/nvidia-container-toolkit.repo\" \\" NL "    "
-                           "https://nvidia.github.io/libnvidia-container/stable/rpm/"
-                           "nvidia-container-toolkit.repo" NL
-                           "  retry 5 15 dnf install -y nvidia-container-toolkit" NL);
-        else
-            gm_emit_put(
-                e,
-                "  key=\"$R/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg\"" NL
-                "  mkdir -p \"$R/usr/share/keyrings\" \"$R/etc/apt/sources.list.d\"" NL
-                "  retry 5 10 curl -fsSL -o \"$STATE/nvidia.gpgkey\" "
-                "https://nvidia.github.io/libnvidia-container/gpgkey" NL
-                "  gpg --batch --yes --dearmor -o \"$key\" \"$STATE/nvidia.gpgkey\"" NL
-                "  arch=$(dpkg --print-architecture)" NL "  printf 'deb "
-                "[signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] "
-                "https://nvidia.github.io/libnvidia-container/stable/deb/%s /\\n' \"$arch\" \\" NL
-                "    >\"$R/etc/apt/sources.list.d/nvidia-container-toolkit.list\"" NL
-                "  retry 5 15 apt_get update" NL
-                "  retry 5 15 apt_get install nvidia-container-toolkit" NL);
-        gm_emit_put(e, "fi" NL "nvidia-ctk runtime configure --runtime=docker "
-                       "--config=\"$R/etc/docker/daemon.json\"" NL "systemctl restart docker" NL);
-    }
+    if (p->tier == GM_TIER_GPU)
+        render_gpu(e, p);
     gm_emit_put(e, "" NL);
     return GM_OK;
 }
@@ -360,8 +397,18 @@ static GM_MUST_CHECK gm_status render_files(gm_emit *e, const gm_stack_params *p
         gm_emit_putf(e, " '%s'", p->models[i]);
     if (p->n_models == 0)
         gm_emit_put(e, " ''");
-    gm_emit_put(e, " >\"$CONF/models\"" NL "systemctl daemon-reload" NL "" NL);
-    return GM_OK;
+    gm_emit_put(e, " >\"$CONF/models\"" NL
+                   "# The image of each service, \"SERVICE REF\" a line (have_image)." NL
+                   "printf '%s %s\\n'");
+    const gm_service *svc = gm_stack_services(&n);
+    for (size_t i = 0; i < n && st == GM_OK; i++) {
+        char ref[GM_STACK_IMAGE_REF_MAX + 1];
+        st = gm_stack_image_ref(p, &svc[i], ref, sizeof ref);
+        if (st == GM_OK)
+            gm_emit_putf(e, " %s '%s'", svc[i].name, ref);
+    }
+    gm_emit_put(e, " >\"$CONF/images\"" NL "systemctl daemon-reload" NL "" NL);
+    return st;
 }
 
 static void render_url(gm_emit *e)
@@ -384,13 +431,17 @@ static void render_start(gm_emit *e)
             strcat(core, svc[i].name);
         }
     gm_emit_putf(e,
-                 "step stack \"pull (in parallel) and start %s\"" NL "retry 5 15 dc pull %s" NL
+                 "step images \"pull (in parallel) the images of %s not here yet\"" NL
+                 "missing=()" NL "for s in %s; do have_image \"$s\" || missing+=(\"$s\"); done" NL
+                 "if [ \"${#missing[@]}\" = 0 ]; then" NL
+                 "  skipped \"every image is here${BAKED:+ (baked image)}\"" NL "else" NL
+                 "  retry 5 15 dc pull \"${missing[@]}\"" NL "fi" NL "step stack \"start %s\"" NL
                  "# One instance runs the stack at a time: a replacement the group starts" NL
                  "# early waits here until the instance it replaces is gone (gm-lease)." NL
                  "log \"taking the stack's lease on EFS\"" NL
                  "systemctl enable geusemaker-lease.service" NL
                  "systemctl start geusemaker-lease.service" NL "retry 3 10 dc up -d %s" NL,
-                 core, core, core);
+                 core, core, core, core);
     gm_emit_put(e, "# A new local volume gets Qdrant's newest snapshots from EFS." NL
                    "if ! \"$APP/bin/gm-qdrant-backup\" restore; then" NL
                    "  log \"WARNING: Qdrant's restore from EFS failed ($LOGDIR/qdrant-backup.log); "
@@ -432,7 +483,10 @@ static void render_epilogue(gm_emit *e, const gm_stack_params *p)
                    "printf 'time=%s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" "
                    ">\"$STATE/userdata.done\"" NL
                    "log \"success: PostgreSQL, n8n and Qdrant are starting; Ollama, Crawl4AI and "
-                   "the models follow (geusemaker-late.service)\"" NL);
+                   "the models follow (geusemaker-late.service)\"" NL "step_end" NL
+                   "date +%s >\"$STATE/boot-finished\"" NL
+                   "# The health document shows the whole boot at once." NL
+                   "\"$APP/bin/gm-health\" >/dev/null || true" NL);
     const char *warning = gm_stack_plain_http_warning(p);
     if (warning)
         gm_emit_putf(e, "log '%s'" NL, warning);

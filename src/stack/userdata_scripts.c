@@ -23,6 +23,13 @@ void gm_ud_log_fn(gm_emit *e, const char *tag)
                  tag);
 }
 
+void gm_ud_have_image_fn(gm_emit *e)
+{
+    gm_emit_put(e, "have_image() {" NL "  local ref" NL
+                   "  ref=$(awk -v s=\"$1\" '$1 == s { print $2 }' \"$R/etc/geusemaker/images\")" NL
+                   "  [ -n \"$ref\" ] && docker image inspect \"$ref\" >/dev/null 2>&1" NL "}" NL);
+}
+
 void gm_ud_put_file(gm_emit *e, const char *path, const char *mode, const char *delim,
                     const char *content)
 {
@@ -115,6 +122,31 @@ static const char health_loop[] =
     "elif [ $other_bad = 1 ]; then overall=degraded" NL
     "elif [ $starting = 1 ]; then overall=starting" NL "else overall=healthy; fi" NL;
 
+/* The boot's own budget from the UserData's step lines (boot-steps: "NAME
+ * START END SKIPPED") and its milestones (epoch seconds in boot-started,
+ * boot-ready: written here the first time the critical services are healthy,
+ * boot-finished, boot-models), bounded as health.c reads it. */
+static const char health_boot_head[] =
+    "boot=null" NL "if [ -s \"$STATE/boot-started\" ]; then" NL
+    "  if [ $crit_notready = 0 ] && [ ! -s \"$STATE/boot-ready\" ]; then" NL
+    "    date +%s >\"$STATE/boot-ready\"" NL "  fi" NL "  when() {" NL "    local v" NL
+    "    v=$(head -n 1 \"$STATE/$1\" 2>/dev/null)" NL "    if [[ $v =~ ^[0-9]{1,12}$ ]]; then" NL
+    "      date -u -d \"@$v\" +'\"%Y-%m-%dT%H:%M:%SZ\"'" NL "    else" NL "      echo null" NL
+    "    fi" NL "  }" NL "  steps=\"\" n=0" NL "  while read -r sn t0 t1 sk; do" NL
+    "    [[ $sn =~ ^[a-z0-9_-]{1,31}$ && $t0 =~ ^[0-9]{1,12}$ && $t1 =~ ^[0-9]{1,12}$ ]] ||" NL
+    "      continue" NL;
+
+static const char health_boot_tail[] =
+    "    n=$((n + 1))" NL "    case $sk in 1) sk=true ;; *) sk=false ;; esac" NL
+    "    [ -n \"$steps\" ] && steps+=\",\"" NL
+    "    steps+=$(printf '{\"name\":\"%s\",\"seconds\":%d,\"skipped\":%s}' \\" NL
+    "      \"$sn\" $((t1 > t0 ? t1 - t0 : 0)) \"$sk\")" NL "  done <\"$STATE/boot-steps\"" NL
+    "  baked=false" NL "  [ -e \"$STATE/baked\" ] && baked=true" NL
+    "  boot=$(printf '{\"started\":%s,\"ready\":%s,\"finished\":%s,\"models_ready\":%s,' \\" NL
+    "    \"$(when boot-started)\" \"$(when boot-ready)\" \"$(when boot-finished)\" \\" NL
+    "    \"$(when boot-models)\")" NL
+    "  boot+=$(printf '\"baked\":%s,\"steps\":[%s]}' \"$baked\" \"$steps\")" NL "fi" NL;
+
 /* ready-<minute> (server local time, as nginx's $time_iso8601) for this
  * minute and the next GM_HEALTH_READY_TTL_MIN - 1: nginx answers 200 only
  * while one matches, so a health timer that stopped reads as not ready. */
@@ -157,12 +189,15 @@ static void render_health_script(gm_emit *e, const gm_stack_params *p)
             gm_emit_putf(e, "%s ", svc[i].name);
     gm_emit_put(e, "\"" NL);
     gm_emit_put(e, health_loop);
+    gm_emit_put(e, health_boot_head);
+    gm_emit_putf(e, "    [ \"$n\" -lt %d ] || break" NL, GM_HEALTH_BOOT_STEPS_MAX);
+    gm_emit_put(e, health_boot_tail);
     gm_emit_putf(e,
                  "printf "
                  "'{\"schema\":1,\"deployment\":\"%s\",\"tier\":\"%s\",\"overall\":\"%%s\","
-                 "\"checked_at\":\"%%s\",\"services\":{%%s}}\\n' \\" NL,
+                 "\"checked_at\":\"%%s\",\"services\":{%%s},\"boot\":%%s}\\n' \\" NL,
                  p->name, gm_tier_name(p->tier));
-    gm_emit_put(e, "  \"$overall\" \"$now\" \"$body\" >\"$WWW/health.json.tmp\"" NL
+    gm_emit_put(e, "  \"$overall\" \"$now\" \"$body\" \"$boot\" >\"$WWW/health.json.tmp\"" NL
                    "chmod 644 \"$WWW/health.json.tmp\"" NL
                    "mv -f \"$WWW/health.json.tmp\" \"$WWW/health.json\"" NL);
     gm_emit_put(e, health_ready);
@@ -195,23 +230,27 @@ static void render_late_script(gm_emit *e, const gm_stack_params *p)
         "failed() { status \"$*\"; printf '%s\\n' \"$*\" >\"$STATE/late.failed\"; touch "
         "\"$STATE/late.done\"; exit 1; }" NL
         "dc() { docker compose -f \"$APP/docker-compose.yml\" --env-file \"$APP/.env\" \"$@\"; }" NL
-        "rm -f \"$STATE/late.done\" \"$STATE/late.failed\"" NL);
-    gm_emit_putf(e, "status \"pulling images: %s\"" NL "n=0" NL "until dc pull %s; do" NL, late,
+        "rm -f \"$STATE/late.done\" \"$STATE/late.failed\" \"$STATE/boot-models\"" NL);
+    gm_ud_have_image_fn(e);
+    gm_emit_putf(e,
+                 "missing=()" NL "for s in %s; do have_image \"$s\" || missing+=(\"$s\"); done" NL
+                 "status \"pulling images: ${missing[*]:-none, all here}\"" NL "n=0" NL
+                 "until [ \"${#missing[@]}\" = 0 ] || dc pull \"${missing[@]}\"; do" NL,
                  late);
     gm_emit_put(e, "  n=$((n + 1))" NL "  [ \"$n\" -lt 5 ] || failed \"image pull failed\"" NL
                    "  sleep 20" NL "done" NL);
     gm_emit_putf(e, "dc up -d %s || failed \"cannot start %s\"" NL, late, late);
-    gm_emit_put(e,
-                "status \"waiting for ollama\"" NL "for _ in $(seq 1 90); do" NL
-                "  h=$(docker inspect -f '{{.State.Health.Status}}' geusemaker-ollama 2>/dev/null "
-                "|| true)" NL "  [ \"$h\" = healthy ] && break" NL "  sleep 5" NL "done" NL
-                "bad=\"\"" NL "while IFS= read -r m; do" NL "  [ -n \"$m\" ] || continue" NL
-                "  status \"pulling model $m\"" NL "  ok=0" NL "  for _ in 1 2 3; do" NL
-                "    if docker exec geusemaker-ollama ollama pull \"$m\" >/dev/null; then ok=1; "
-                "break; fi" NL "    sleep 15" NL "  done" NL "  [ $ok = 1 ] || bad=\"$bad $m\"" NL
-                "done <\"$R/etc/geusemaker/models\"" NL
-                "[ -z \"$bad\" ] || failed \"model pull failed:$bad\"" NL
-                "status \"models ready\"" NL "touch \"$STATE/late.done\"" NL);
+    gm_emit_put(
+        e, "status \"waiting for ollama\"" NL "for _ in $(seq 1 90); do" NL
+           "  h=$(docker inspect -f '{{.State.Health.Status}}' geusemaker-ollama 2>/dev/null "
+           "|| true)" NL "  [ \"$h\" = healthy ] && break" NL "  sleep 5" NL "done" NL "bad=\"\"" NL
+           "while IFS= read -r m; do" NL "  [ -n \"$m\" ] || continue" NL
+           "  status \"pulling model $m\"" NL "  ok=0" NL "  for _ in 1 2 3; do" NL
+           "    if docker exec geusemaker-ollama ollama pull \"$m\" >/dev/null; then ok=1; "
+           "break; fi" NL "    sleep 15" NL "  done" NL "  [ $ok = 1 ] || bad=\"$bad $m\"" NL
+           "done <\"$R/etc/geusemaker/models\"" NL
+           "[ -z \"$bad\" ] || failed \"model pull failed:$bad\"" NL "status \"models ready\"" NL
+           "date +%s >\"$STATE/boot-models\"" NL "touch \"$STATE/late.done\"" NL);
 }
 
 /* ---- gm-spot-watch --------------------------------------------------------- */

@@ -340,3 +340,10 @@ def test_the_stacks_own_document_parses(probe_bin, serve, tmp_path, request):
     assert res["doc"]["ready"] is True
     assert res["doc"]["stale"] is False
     assert res["doc"]["reason"].startswith("ollama is starting")
+    # The boot object: every step the UserData ran, timed; a stock image.
+    boot = res["doc"]["boot"]
+    assert boot["baked"] is False and boot["finished"] and boot["ready"], boot
+    assert [st["name"] for st in boot["steps"]] == [
+        "packages", "data", "efs", "docker", "secrets", "files", "url", "images", "stack",
+        "nginx", "services", "finish"]
+    assert boot["seconds"] >= 0 and boot["ready_seconds"] >= 0

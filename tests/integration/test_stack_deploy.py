@@ -17,6 +17,12 @@ HEALTHY = {"schema": 1, "deployment": "x", "tier": "dev", "overall": "healthy",
                         for s in ("postgres", "n8n", "qdrant", "ollama", "crawl4ai")}}
 
 
+BOOT = {"started": "2026-01-01T00:00:00Z", "ready": "2026-01-01T00:02:05Z",
+        "finished": "2026-01-01T00:02:30Z", "models_ready": None, "baked": True,
+        "steps": [{"name": "packages", "seconds": 0, "skipped": True},
+                  {"name": "stack", "seconds": 97, "skipped": False}]}
+
+
 class DocServer:
     """Serves a health document on 127.0.0.1; the document can change."""
 
@@ -75,6 +81,30 @@ def test_deploy_waits_for_health_endpoint(gm, proxy, boto, docserver):
     assert doc["verdict"] == "healthy"
     r = gm.run("health", "healthy", env=env)
     assert "Verdict:     healthy" in r.stdout and "postgres" in r.stdout
+    assert "Boot:" not in r.stdout  # a document without the boot object
+    assert doc["boot"] is None
+    # The instance's own boot budget, as gm-health publishes it.
+    docserver.doc = dict(HEALTHY, boot=BOOT)
+    r = gm.run("health", "healthy", "--output", "json", env=env)
+    assert r.returncode == 0, r.stderr
+    boot = json.loads(r.stdout)["boot"]
+    assert boot["baked"] is True and boot["seconds"] == 150 and boot["ready_seconds"] == 125
+    assert boot["models_ready"] is None
+    assert [(s["name"], s["seconds"], s["skipped"]) for s in boot["steps"]] == [
+        ("packages", 0, True), ("stack", 97, False)]
+    r = gm.run("health", "healthy", env=env)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "Boot:        started 2026-01-01T00:00:00Z on a baked image" in out
+    assert "PostgreSQL and n8n first healthy after 125 s" in out
+    assert "UserData finished after 150 s" in out
+    assert "  packages        0 s  skipped: already there" in out
+    assert "  stack          97 s\n" in out
+    # A malformed boot object is left out; the verdict stands.
+    docserver.doc = dict(HEALTHY, boot={"started": "2026-01-01T00:00:00Z", "steps": "x"})
+    r = gm.run("health", "healthy", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "Boot:        not shown (the boot object: no 'steps' array)" in r.stdout
     assert destroy(gm, "healthy").returncode == 0
 
 

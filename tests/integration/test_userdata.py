@@ -1040,3 +1040,160 @@ def test_ready_answer_expires(installed):
     assert "map $time_iso8601 $gm_ready {" in nginx
     health_of(sb, GM_STUB_PG_RC=2)  # not ready: every ready file goes
     assert sb.ready_files() == []
+
+
+# -- the boot budget: step timings, and what a baked image already has ----------
+
+STEPS = ["packages", "data", "efs", "docker", "secrets", "files", "url", "images", "stack",
+         "nginx", "services", "finish"]
+BAKED_MARKER = "catalogue=2026.12\nos=al2023\ntier=dev\n"
+INSTALLS = ("dnf install", "apt-get", "snap install", "git clone")
+
+
+def boot_steps(sb):
+    """The UserData's step lines: (name, start, end, skipped)."""
+    rows = []
+    for line in sb.read("var/lib/geusemaker/boot-steps").splitlines():
+        name, start, end, skipped = line.split(" ")
+        assert int(start) <= int(end), line
+        rows.append((name, int(start), int(end), skipped == "1"))
+    return rows
+
+
+def boot_of(sb):
+    doc = json.loads(sb.read("var/lib/geusemaker/www/geusemaker/health.json"))
+    return doc["boot"]
+
+
+def iso_time(s):
+    return re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s or "")
+
+
+def bake(sb, gpu=False):
+    """What 'geusemaker image build' leaves: the packages, every image, the marker."""
+    (sb.root / "sbin").mkdir(exist_ok=True)
+    efs = sb.root / "sbin" / "mount.efs"
+    efs.write_text("#!/bin/sh\nexit 0\n")
+    efs.chmod(0o755)
+    (sb.root / "var/lib/geusemaker").mkdir(parents=True, exist_ok=True)
+    (sb.root / "var/lib/geusemaker/baked").write_text(BAKED_MARKER)
+    if gpu:
+        (sb.root / "etc/docker").mkdir(parents=True, exist_ok=True)
+        (sb.root / "etc/docker/daemon.json").write_text(
+            '{"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}}}\n')
+
+
+def test_sandbox_boot_budget_on_a_fresh_system(gmbin, sandbox):
+    """A fresh system: every install and pull runs; each step's time is recorded
+    and the health document carries the boot object."""
+    r = sandbox.run(script_for(gmbin, "dev", "al2023"), GM_STUB_NO_COMPOSE=1)
+    check_success(sandbox, r)
+    calls = sandbox.calls()
+    assert_in_order(calls, [("dnf install -y nginx openssl amazon-efs-utils",),
+                            ("curl -fsSL -o", "compose/releases/download/v"),
+                            ("docker image inspect", "postgres:"),
+                            ("docker image inspect", "n8nio/n8n:"),
+                            ("docker image inspect", "qdrant/qdrant:"),
+                            ("docker compose", "pull postgres n8n qdrant"),
+                            ("docker compose", "up -d postgres n8n qdrant")])
+    rows = boot_steps(sandbox)
+    assert [r[0] for r in rows] == STEPS
+    assert not any(r[3] for r in rows)
+    started = int(sandbox.read("var/lib/geusemaker/boot-started"))
+    assert started <= rows[0][1] and rows[-1][2] <= int(
+        sandbox.read("var/lib/geusemaker/boot-finished"))
+    boot = boot_of(sandbox)
+    assert iso_time(boot["started"]) and iso_time(boot["finished"]), boot
+    assert iso_time(boot["ready"])  # the stubs report PostgreSQL and n8n healthy
+    assert boot["models_ready"] is None  # the late unit has not run
+    assert boot["baked"] is False
+    assert [s["name"] for s in boot["steps"]] == STEPS
+    assert all(s["seconds"] >= 0 and s["skipped"] is False for s in boot["steps"])
+    assert "baked image" not in sandbox.log()
+    # The late unit pulls the large images the system lacks, then says when the
+    # models were ready.
+    sandbox.reset_calls()
+    r = sandbox.run_file("opt/geusemaker/bin/gm-late-start")
+    assert r.returncode == 0, r.stderr
+    assert any("pull ollama crawl4ai" in c for c in sandbox.calls())
+    assert iso_time(health_of(sandbox)["boot"]["models_ready"])
+
+
+@pytest.mark.parametrize("tier,os_name", [("dev", "al2023"), ("automation", "ubuntu2404"),
+                                          ("gpu", "ubuntu2204")])
+def test_sandbox_baked_image_skips_installs_and_pulls(gmbin, sandbox, tier, os_name):
+    """A baked image: every command is there, every image is in Docker's store
+    and the marker says so. No package manager, no download, no pull runs."""
+    bake(sandbox, gpu=tier == "gpu")
+    r = sandbox.run(script_for(gmbin, tier, os_name), GM_STUB_IMAGES="all")
+    check_success(sandbox, r)
+    calls = sandbox.calls()
+    assert not [c for c in calls if c.startswith(INSTALLS)], calls
+    assert not [c for c in calls if c.startswith("curl") and "github.com" in c], calls
+    assert not [c for c in calls if " pull" in c], calls
+    assert_in_order(calls, [("docker image inspect", "postgres:"),
+                            ("docker image inspect", "qdrant/qdrant:"),
+                            ("docker compose", "up -d postgres n8n qdrant")])
+    log = sandbox.log()
+    assert "step packages: already installed (baked image)" in log
+    assert "step images: every image is here (baked image)" in log
+    assert "baked image: catalogue=2026.12 os=al2023 tier=dev" in log
+    skipped = {"packages", "images"}
+    if tier == "gpu":
+        skipped.add("gpu")
+        assert "step gpu: the NVIDIA runtime is configured (baked image)" in log
+        assert not [c for c in calls if c.startswith("nvidia-ctk runtime configure")]
+        assert "systemctl restart docker" not in calls
+        assert "nvidia-smi" in [c.strip() for c in calls]  # the GPU is still checked
+    expected = STEPS[:4] + (["gpu"] if tier == "gpu" else []) + STEPS[4:]
+    rows = boot_steps(sandbox)
+    assert [r[0] for r in rows] == expected
+    assert {r[0] for r in rows if r[3]} == skipped
+    boot = boot_of(sandbox)
+    assert boot["baked"] is True
+    assert {s["name"] for s in boot["steps"] if s["skipped"]} == skipped
+    # The late unit finds the large images too.
+    sandbox.reset_calls()
+    r = sandbox.run_file("opt/geusemaker/bin/gm-late-start", GM_STUB_IMAGES="all")
+    assert r.returncode == 0, r.stderr
+    calls = sandbox.calls()
+    assert not [c for c in calls if " pull ollama" in c or " pull crawl4ai" in c], calls
+    assert any("up -d ollama crawl4ai" in c for c in calls)
+    assert "pulling images: none, all here" in sandbox.log("late-start")
+
+
+def test_sandbox_marker_alone_skips_nothing(gmbin, sandbox):
+    """The marker without the packages and images (a wrong or old image): the
+    installs and pulls run all the same."""
+    (sandbox.root / "var/lib/geusemaker").mkdir(parents=True)
+    (sandbox.root / "var/lib/geusemaker/baked").write_text(BAKED_MARKER)
+    r = sandbox.run(script_for(gmbin, "dev", "ubuntu2404"))
+    check_success(sandbox, r)
+    calls = sandbox.calls()
+    assert_in_order(calls, [("apt-get", "install nginx openssl"),
+                            ("git clone --depth 1",),
+                            ("docker compose", "pull postgres n8n qdrant")])
+    assert not any(r[3] for r in boot_steps(sandbox))
+    assert boot_of(sandbox)["baked"] is True
+
+
+def test_sandbox_pulls_only_the_missing_images(gmbin, sandbox):
+    r = sandbox.run(script_for(gmbin), GM_STUB_IMAGES="postgres:,n8nio/n8n:,ollama/")
+    check_success(sandbox, r)
+    pulls = [c for c in sandbox.calls() if " pull " in c]
+    assert len(pulls) == 1 and pulls[0].endswith(" pull qdrant"), pulls
+    assert not dict((r[0], r[3]) for r in boot_steps(sandbox))["images"]
+    sandbox.reset_calls()
+    r = sandbox.run_file("opt/geusemaker/bin/gm-late-start",
+                         GM_STUB_IMAGES="postgres:,n8nio/n8n:,ollama/")
+    assert r.returncode == 0, r.stderr
+    pulls = [c for c in sandbox.calls() if c.startswith("docker compose") and " pull " in c]
+    assert len(pulls) == 1 and pulls[0].endswith(" pull crawl4ai"), pulls
+
+
+def test_sandbox_failed_step_is_timed(gmbin, sandbox):
+    r = sandbox.run(script_for(gmbin), GM_STUB_FAIL="aws")
+    assert r.returncode != 0
+    rows = boot_steps(sandbox)
+    assert [r[0] for r in rows] == STEPS[:STEPS.index("secrets") + 1]
+    assert not (sandbox.root / "var/lib/geusemaker/boot-finished").exists()

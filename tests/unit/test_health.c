@@ -66,6 +66,7 @@ static void test_paths_agree(void)
 {
     CHECK_STR(GM_HEALTH_DOC_PATH, GM_HEALTH_PATH);
     CHECK_STR(GM_HEALTH_READY_URL_PATH, GM_HEALTH_READY_PATH);
+    CHECK_INT(GM_HEALTH_MAX_BOOT_STEPS, GM_HEALTH_BOOT_STEPS_MAX);
 }
 
 static void test_parse_healthy(void)
@@ -232,6 +233,156 @@ static void test_staleness_and_json(void)
     json_decref(j);
     CHECK_STR(gm_health_state_name(GM_HEALTH_DEGRADED), "degraded");
     CHECK_STR(gm_health_state_name((gm_health_state)42), "unknown");
+}
+
+/* ---- the boot object ---------------------------------------------------- */
+
+/* A document whose "boot" is the given JSON text. */
+static char *with_boot(const char *boot)
+{
+    static const char head[] =
+        "{\"overall\":\"healthy\",\"checked_at\":\"2025-06-01T12:00:00Z\",\"services\":{"
+        "\"n8n\":{\"state\":\"healthy\",\"critical\":true}},\"boot\":";
+    size_t n = strlen(head) + strlen(boot) + 2;
+    char *s = malloc(n);
+    CHECK(s != NULL);
+    if (s)
+        snprintf(s, n, "%s%s}", head, boot);
+    return s;
+}
+
+static const char *BOOT =
+    "{\"started\":\"2025-06-01T11:50:00Z\",\"ready\":\"2025-06-01T11:52:05Z\","
+    "\"finished\":\"2025-06-01T11:52:30Z\",\"models_ready\":null,\"baked\":true,\"steps\":["
+    "{\"name\":\"packages\",\"seconds\":0,\"skipped\":true},"
+    "{\"name\":\"data\",\"seconds\":3,\"skipped\":false},"
+    "{\"name\":\"images\",\"seconds\":1,\"skipped\":true},"
+    "{\"name\":\"stack\",\"seconds\":97}]}";
+
+static void test_boot(void)
+{
+    gm_health_doc d;
+    gm_error err = {0};
+    char *s = with_boot(BOOT);
+    CHECK_INT(parse(s, &d, &err), GM_OK);
+    free(s);
+    const gm_health_boot *b = &d.boot;
+    CHECK(b->present && b->baked);
+    CHECK_STR(b->error, "");
+    CHECK_STR(b->started, "2025-06-01T11:50:00Z");
+    CHECK_STR(b->models_ready, "");
+    CHECK_INT(b->models_ready_epoch, 0);
+    CHECK_INT(gm_health_boot_after(b, b->ready_epoch), 125);
+    CHECK_INT(gm_health_boot_after(b, b->finished_epoch), 150);
+    CHECK_INT(gm_health_boot_after(b, b->models_ready_epoch), -1);
+    CHECK_INT(b->n_steps, 4);
+    CHECK_STR(b->steps[0].name, "packages");
+    CHECK(b->steps[0].skipped && !b->steps[1].skipped && !b->steps[3].skipped);
+    CHECK_INT(b->steps[3].seconds, 97);
+
+    json_t *j = gm_health_doc_to_json(&d);
+    json_t *jb = json_object_get(j, "boot");
+    CHECK(json_is_object(jb));
+    CHECK_STR(json_string_value(json_object_get(jb, "finished")), "2025-06-01T11:52:30Z");
+    CHECK(json_is_null(json_object_get(jb, "models_ready")));
+    CHECK(json_is_true(json_object_get(jb, "baked")));
+    CHECK_INT(json_integer_value(json_object_get(jb, "seconds")), 150);
+    CHECK_INT(json_integer_value(json_object_get(jb, "ready_seconds")), 125);
+    json_t *st = json_array_get(json_object_get(jb, "steps"), 2);
+    CHECK_STR(json_string_value(json_object_get(st, "name")), "images");
+    CHECK(json_is_true(json_object_get(st, "skipped")));
+    CHECK(json_object_get(j, "boot_error") == NULL);
+    json_decref(j);
+
+    /* Absent or null: no boot, no error (instances made before it). */
+    CHECK_INT(parse(HEALTHY, &d, &err), GM_OK);
+    CHECK(!d.boot.present && d.boot.error[0] == '\0');
+    j = gm_health_doc_to_json(&d);
+    CHECK(json_is_null(json_object_get(j, "boot")));
+    json_decref(j);
+    s = with_boot("null");
+    CHECK_INT(parse(s, &d, &err), GM_OK);
+    CHECK(!d.boot.present && d.boot.error[0] == '\0');
+    free(s);
+    /* Still running: no finish time, no step yet. */
+    s = with_boot("{\"started\":\"2025-06-01T11:50:00Z\",\"finished\":null,\"steps\":[]}");
+    CHECK_INT(parse(s, &d, &err), GM_OK);
+    CHECK(d.boot.present && !d.boot.baked && d.boot.n_steps == 0);
+    CHECK_INT(gm_health_boot_after(&d.boot, d.boot.finished_epoch), -1);
+    free(s);
+}
+
+/* A malformed boot object is left out, with the reason; the document and its
+ * verdict stand. */
+static void test_boot_malformed(void)
+{
+    static const struct {
+        const char *boot, *why;
+    } cases[] = {
+        {"[]", "not an object"},
+        {"{\"steps\":[]}", "'started'"},
+        {"{\"started\":\"yesterday\",\"steps\":[]}", "'started'"},
+        {"{\"started\":\"2025-06-01T11:50:00Z\",\"ready\":5,\"steps\":[]}", "neither"},
+        {"{\"started\":\"2025-06-01T11:50:00Z\",\"baked\":\"yes\",\"steps\":[]}", "'baked'"},
+        {"{\"started\":\"2025-06-01T11:50:00Z\"}", "'steps'"},
+        {"{\"started\":\"2025-06-01T11:50:00Z\",\"steps\":[{\"name\":\"Bad Name\","
+         "\"seconds\":1}]}",
+         "'name'"},
+        {"{\"started\":\"2025-06-01T11:50:00Z\",\"steps\":[{\"name\":\"\",\"seconds\":1}]}",
+         "'name'"},
+        {"{\"started\":\"2025-06-01T11:50:00Z\",\"steps\":[{\"name\":"
+         "\"a234567890123456789012345678901x\",\"seconds\":1}]}",
+         "'name'"},
+        {"{\"started\":\"2025-06-01T11:50:00Z\",\"steps\":[{\"name\":\"x\",\"seconds\":-1}]}",
+         "'seconds'"},
+        {"{\"started\":\"2025-06-01T11:50:00Z\",\"steps\":[{\"name\":\"x\",\"seconds\":1.5}]}",
+         "'seconds'"},
+        {"{\"started\":\"2025-06-01T11:50:00Z\",\"steps\":[{\"name\":\"x\",\"seconds\":"
+         "99999999}]}",
+         "'seconds'"},
+        {"{\"started\":\"2025-06-01T11:50:00Z\",\"steps\":[{\"name\":\"x\",\"seconds\":1,"
+         "\"skipped\":1}]}",
+         "'skipped'"},
+        {"{\"started\":\"2025-06-01T11:50:00Z\",\"steps\":[7]}", "not an object"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        gm_health_doc d;
+        gm_error err = {0};
+        char *s = with_boot(cases[i].boot);
+        CHECK_INT(parse(s, &d, &err), GM_OK);
+        free(s);
+        CHECK(!d.boot.present);
+        CHECK(strstr(d.boot.error, cases[i].why) != NULL);
+        CHECK_INT(d.boot.n_steps, 0);
+        CHECK_INT(d.verdict, GM_HEALTH_HEALTHY);
+        json_t *j = gm_health_doc_to_json(&d);
+        CHECK(json_is_null(json_object_get(j, "boot")));
+        CHECK(strstr(json_string_value(json_object_get(j, "boot_error")), cases[i].why) != NULL);
+        json_decref(j);
+    }
+    /* At most GM_HEALTH_MAX_BOOT_STEPS steps: one more is refused. */
+    char boot[4096] = "{\"started\":\"2025-06-01T11:50:00Z\",\"steps\":[";
+    for (int i = 0; i <= GM_HEALTH_MAX_BOOT_STEPS; i++)
+        snprintf(boot + strlen(boot), sizeof boot - strlen(boot),
+                 "%s{\"name\":\"s%d\",\"seconds\":%d}", i ? "," : "", i, i);
+    strcat(boot, "]}");
+    gm_health_doc d;
+    gm_error err = {0};
+    char *s = with_boot(boot);
+    CHECK_INT(parse(s, &d, &err), GM_OK);
+    free(s);
+    CHECK(!d.boot.present && strstr(d.boot.error, "more than 24 steps"));
+    /* Exactly the maximum is fine. */
+    char *cut = strstr(boot, ",{\"name\":\"s24\"");
+    CHECK(cut != NULL);
+    if (cut)
+        strcpy(cut, "]}");
+    s = with_boot(boot);
+    CHECK_INT(parse(s, &d, &err), GM_OK);
+    free(s);
+    CHECK(d.boot.present);
+    CHECK_INT(d.boot.n_steps, GM_HEALTH_MAX_BOOT_STEPS);
+    CHECK_INT(d.boot.steps[23].seconds, 23);
 }
 
 /* ---- probe against canned responses ------------------------------------- */
@@ -673,6 +824,8 @@ int main(int argc, char **argv)
     GM_RUN(test_parse_verdicts);
     GM_RUN(test_parse_errors);
     GM_RUN(test_staleness_and_json);
+    GM_RUN(test_boot);
+    GM_RUN(test_boot_malformed);
     GM_RUN(test_fetch_mock);
     GM_RUN(test_fetch_body_limit);
     GM_RUN(test_wait_mock);
