@@ -83,13 +83,9 @@ def measure(binary, home, runs, before=None):
             "min_ms": round(min(times) * 1000, 1), "rows": n}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(REPO, "build", "geusemaker"))
-    ap.add_argument("--count", type=int, default=1000)
-    ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--json")
-    a = ap.parse_args()
+def bench(binary, count, runs, quiet=False):
+    """Every measurement above; returns them as a dict."""
+    a = argparse.Namespace(bin=binary, count=count, runs=runs)
     out = {"count": a.count}
     for label, nodes, events in (("records", 12, 40), ("large_records", 120, 400)):
         with tempfile.TemporaryDirectory() as home:
@@ -120,10 +116,22 @@ def main():
                    "warm": measure(a.bin, home, a.runs),
                    "one_changed": measure(a.bin, home, a.runs, change_one)}
             out[label] = res
-            print("%-14s %5d records of %6d bytes: cold %7.1f ms, warm %6.1f ms, "
-                  "one changed %6.1f ms (median of %d)"
-                  % (label, a.count, avg, res["cold"]["median_ms"], res["warm"]["median_ms"],
-                     res["one_changed"]["median_ms"], a.runs))
+            if not quiet:
+                    print("%-14s %5d records of %6d bytes: cold %7.1f ms, warm %6.1f ms, "
+                      "one changed %6.1f ms (median of %d)"
+                      % (label, a.count, avg, res["cold"]["median_ms"], res["warm"]["median_ms"],
+                         res["one_changed"]["median_ms"], a.runs))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(REPO, "build", "geusemaker"))
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    out = bench(a.bin, a.count, a.runs)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)
