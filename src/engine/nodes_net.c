@@ -280,8 +280,11 @@ static GM_MUST_CHECK gm_status describe_image(gm_node *n, const char *ami, const
 static GM_MUST_CHECK gm_status ami_create(gm_node *n, gm_error *err)
 {
     char param[256], ami[64];
-    gm_status st = ami_parameter(n, param, sizeof param, err);
-    if (st == GM_OK)
+    const char *chosen = gm_node_config(n)->ami; /* --image baked|ami-ID, checked before */
+    if (chosen)
+        snprintf(param, sizeof param, "--image"), snprintf(ami, sizeof ami, "%s", chosen);
+    gm_status st = chosen ? GM_OK : ami_parameter(n, param, sizeof param, err);
+    if (st == GM_OK && !chosen)
         st = read_ami_id(n, param, ami, sizeof ami, err);
     if (st == GM_OK)
         st = describe_image(n, ami, param, err);
