@@ -140,34 +140,62 @@ gm_status gm_engine_bake(const gm_engine_options *o, const gm_deploy_config *cfg
 
 /* ---- the account's baked images ------------------------------------------ */
 
-/* DescribeImages of this account's images tagged as geusemaker's baked ones
- * (one image when ami is given); rows of gm_ec2_baked_images. */
+/* Whether the image's tags (rows of gm_ec2_image_tags) say it is a baked
+ * image of geusemaker. */
+static bool tagged_baked(const gm_read_rows *tags)
+{
+    bool managed = false, catalogue = false;
+    for (size_t i = 0; i < tags->n; i++) {
+        const char *k = gm_read_get(tags, i, 0), *v = gm_read_get(tags, i, 1);
+        managed = managed || (strcmp(k, GM_TAG_MANAGED_BY) == 0 && strcmp(v, "geusemaker") == 0);
+        catalogue = catalogue || strcmp(k, GM_TAG_CATALOGUE) == 0;
+    }
+    return managed && catalogue;
+}
+
+/* DescribeImages of this account's baked images (filtered by their tags),
+ * or of the one image ami: then *out_gone when it does not exist, and
+ * *out_foreign (rows empty) when it is not tagged as a baked image of ours. */
 static GM_MUST_CHECK gm_status describe_baked(gm_aws_client *aws, const char *ami,
-                                              gm_read_rows *rows, bool *out_gone, gm_error *err)
+                                              gm_read_rows *rows, bool *out_gone, bool *out_foreign,
+                                              gm_error *err)
 {
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "Owner.1", "self");
-    if (ami)
+    if (ami) {
         gm_params_add(&p, "ImageId.1", ami);
-    gm_params_add(&p, "Filter.1.Name", "tag:" GM_TAG_MANAGED_BY);
-    gm_params_add(&p, "Filter.1.Value.1", "geusemaker");
-    gm_params_add(&p, "Filter.2.Name", "tag-key");
-    gm_params_add(&p, "Filter.2.Value.1", GM_TAG_CATALOGUE);
+    } else {
+        gm_params_add(&p, "Filter.1.Name", "tag:" GM_TAG_MANAGED_BY);
+        gm_params_add(&p, "Filter.1.Value.1", "geusemaker");
+        gm_params_add(&p, "Filter.2.Name", "tag-key");
+        gm_params_add(&p, "Filter.2.Value.1", GM_TAG_CATALOGUE);
+    }
     xmlDocPtr doc = NULL;
     gm_error cerr = {0};
     gm_read_rows_init(rows);
     gm_status st = gm_aws_query(aws, &gm_svc_ec2, "DescribeImages", &p, &doc, &cerr);
     gm_params_release(&p);
-    if (out_gone)
+    if (ami)
         *out_gone = st != GM_OK && strstr(cerr.aws_code, "InvalidAMIID.NotFound");
-    if (st != GM_OK && out_gone && *out_gone)
+    if (ami && *out_gone)
         return GM_OK;
+    gm_read_rows tags;
+    gm_read_rows_init(&tags);
     if (st != GM_OK)
         *err = cerr;
     else
         st = gm_read_xml(doc, &gm_ec2_baked_images, rows, err);
+    if (st == GM_OK && ami)
+        st = gm_read_xml(doc, &gm_ec2_image_tags, &tags, err);
     xmlFreeDoc(doc);
+    if (st == GM_OK && ami) {
+        *out_gone = rows->n == 0;
+        *out_foreign = rows->n > 0 && !tagged_baked(&tags);
+        if (*out_foreign)
+            gm_read_rows_release(rows), gm_read_rows_init(rows);
+    }
+    gm_read_rows_release(&tags);
     return st;
 }
 
@@ -194,7 +222,7 @@ static int newest_first(const void *a, const void *b)
 gm_status gm_engine_images(gm_aws_client *aws, json_t **out, gm_error *err)
 {
     gm_read_rows rows;
-    gm_status st = describe_baked(aws, NULL, &rows, NULL, err);
+    gm_status st = describe_baked(aws, NULL, &rows, NULL, NULL, err);
     if (st != GM_OK)
         return st;
     char version[GM_CATALOGUE_VERSION_LEN];
@@ -224,46 +252,19 @@ gm_status gm_engine_image_delete(gm_aws_client *aws, const char *ami, bool *out_
     if (strncmp(ami, "ami-", 4) != 0 || !gm_n_ec2_id_ok(ami))
         return gm_error_set(err, GM_ERR_INVALID, "'%s' is not an image id (ami-...)", ami);
     gm_read_rows rows;
-    bool gone = false;
-    gm_status st = describe_baked(aws, ami, &rows, &gone, err);
+    bool gone = false, foreign = false;
+    gm_status st = describe_baked(aws, ami, &rows, &gone, &foreign, err);
+    gm_read_rows_release(&rows);
     if (st != GM_OK)
         return st;
-    size_t n = rows.n;
-    gm_read_rows_release(&rows);
     if (gone) {
         *out_gone = true;
         return GM_OK;
     }
-    if (n == 0) {
-        /* Not listed with our tags: gone, or not ours. */
-        gm_params p;
-        gm_params_init(&p);
-        gm_params_add(&p, "ImageId.1", ami);
-        xmlDocPtr doc = NULL;
-        gm_error cerr = {0};
-        st = gm_aws_query(aws, &gm_svc_ec2, "DescribeImages", &p, &doc, &cerr);
-        gm_params_release(&p);
-        gm_read_rows any;
-        gm_read_rows_init(&any);
-        if (st == GM_OK)
-            st = gm_read_xml(doc, &gm_ec2_images, &any, err);
-        else if (strstr(cerr.aws_code, "NotFound"))
-            st = GM_OK;
-        else
-            *err = cerr;
-        xmlFreeDoc(doc);
-        size_t exists = any.n;
-        gm_read_rows_release(&any);
-        if (st != GM_OK)
-            return st;
-        if (!exists) {
-            *out_gone = true;
-            return GM_OK;
-        }
+    if (foreign)
         return gm_error_set(err, GM_ERR_INVALID,
                             "image '%s' is not tagged as a geusemaker baked image: not deleting it",
                             ami);
-    }
     return gm_n_image_delete(aws, ami, out_snapshots, err);
 }
 
@@ -314,8 +315,8 @@ gm_status gm_engine_resolve_image(gm_aws_client *aws, const gm_deploy_config *cf
     char version[GM_CATALOGUE_VERSION_LEN];
     gm_catalogue_version(version);
     gm_read_rows rows;
-    bool gone = false;
-    gm_status st = describe_baked(aws, baked ? NULL : request, &rows, &gone, err);
+    bool gone = false, foreign = false;
+    gm_status st = describe_baked(aws, baked ? NULL : request, &rows, &gone, &foreign, err);
     if (st != GM_OK)
         return st;
     if (!baked && rows.n == 0)

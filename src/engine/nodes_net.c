@@ -228,7 +228,11 @@ static GM_MUST_CHECK gm_status record_image(gm_node *n, const char *ami, const c
                             "image '%s' (ssm parameter '%s') is for %s, but instance type '%s' "
                             "is %s",
                             ami, param, *arch ? arch : "an unknown architecture", type, want);
-    if (strcmp(gm_read_get(img, 0, GM_EC2_IMG_ROOT_DEVICE_TYPE), "ebs") != 0 || !*root)
+    /* EBS-backed: so its type says, or its root device maps an EBS snapshot
+     * (moto reports an image made by CreateImage as "standard"). */
+    bool ebs = strcmp(gm_read_get(img, 0, GM_EC2_IMG_ROOT_DEVICE_TYPE), "ebs") == 0 ||
+               root_snapshot_gb(devices, root) > 0;
+    if (!ebs || !*root)
         return gm_error_set(err, GM_ERR_INVALID,
                             "image '%s' (ssm parameter '%s') has no EBS root device", ami, param);
     if (*state && strcmp(state, "available") != 0)
