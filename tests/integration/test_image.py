@@ -197,3 +197,59 @@ def test_bad_image_commands(gm):
     assert r.returncode == 2, r.stderr
     r = gm.run("image", "build")  # no terminal, no --yes
     assert r.returncode == 2 and "--yes" in r.stderr, r.stderr
+
+
+# -- crash matrix: a build killed around each of its writes ------------------
+
+def _records_of(gm_home):
+    d = gm_home / "deployments"
+    return sorted(p.stem for p in d.glob("bake-*.json")) if d.is_dir() else []
+
+
+def _images_of(boto, name):
+    ec2 = boto("ec2")
+    return [i["ImageId"] for i in ec2.describe_images(
+        Owners=["self"], Filters=[{"Name": "tag:geusemaker:build", "Values": [name]}])["Images"]]
+
+
+def _build_killed_after(gm, boto, proxy, k):
+    proxy.clear_rules()
+    proxy.clear_records()
+    proxy.kill_after(k, gm.last_pid, when="before_response")
+    proc = gm.popen("image", "build", "--yes", env=FAST)
+    play_builder(boto, proc)
+    code = proc.wait(timeout=120)
+    proxy.clear_rules()
+    return code
+
+
+def test_a_build_killed_at_each_write_leaves_nothing_after_destroy(gm, boto, proxy, gm_home):
+    proxy.clear_records()
+    rc, out, err, inst = build(gm, boto)
+    assert rc == 0, err
+    probe = json.loads(out)
+    writes = [i for i, rec in enumerate(proxy.records, 1) if not rec["action"].startswith(READS)]
+    assert len(writes) >= 15, [r["action"] for r in proxy.records]
+    r = gm.run("image", "delete", probe["image_id"], "--yes", env=FAST)
+    assert r.returncode == 0, r.stderr
+    # Before each write is sent (its intent journalled) and before its answer
+    # arrives (made, the id not journalled).
+    points = sorted({k for w in writes for k in (w - 1, w) if k >= 1})
+    killed = 0
+    for k in points:
+        before = set(_records_of(gm_home))
+        code = _build_killed_after(gm, boto, proxy, k)
+        killed += code == -9
+        for name in sorted(set(_records_of(gm_home)) - before):
+            r = destroy(gm, name)
+            assert r.returncode == 0, "destroy after a kill at request %d: %s" % (k, r.stderr)
+            assert bake_leftovers(boto, name) == {}, "a kill at request %d left resources" % k
+            # An image released before the kill is the build's output: image delete removes it.
+            for ami in _images_of(boto, name):
+                r = gm.run("image", "delete", ami, "--yes", env=FAST)
+                assert r.returncode == 0, r.stderr
+            assert _images_of(boto, name) == []
+    assert killed >= len(points) // 2, (killed, len(points))
+    snaps = boto("ec2").describe_snapshots(
+        OwnerIds=["self"], Filters=[{"Name": "tag-key", "Values": ["geusemaker:build"]}])["Snapshots"]
+    assert snaps == []
