@@ -368,16 +368,19 @@ static int number_option(gm_cli *cli, gm_deploy_config *cfg, const gm_arg *a)
 
 /* --ami baked|ami-ID (or --image without '='): resolved with AWS before
  * anything is created (gm_cli_deploy_resolve_image). */
-static int ami_option(gm_cli *cli, gm_cli_deploy *d, const char *value)
+static int ami_option(gm_cli *cli, gm_cli_deploy *d, const char *value, bool as_image)
 {
     if (d->ami_request && strcmp(d->ami_request, value) != 0)
         return gm_cli_usage_error(cli, "two machine images given ('%s' and '%s'): give one --ami",
                                   d->ami_request, value);
-    if (strcmp(value, "baked") != 0 && strncmp(value, "ami-", 4) != 0)
+    if (strcmp(value, "baked") != 0 && strncmp(value, "ami-", 4) != 0 && as_image)
         return gm_cli_usage_error(cli,
-                                  "invalid image '%s': expected 'baked', an image id (ami-...) or, "
-                                  "with --image, SERVICE=REF such as 'n8n=n8nio/n8n:2.42.0'",
+                                  "invalid --image '%s': expected SERVICE=REF such as "
+                                  "'n8n=n8nio/n8n:2.42.0', or a machine image: 'baked' or ami-...",
                                   value);
+    if (strcmp(value, "baked") != 0 && strncmp(value, "ami-", 4) != 0)
+        return gm_cli_usage_error(
+            cli, "invalid --ami '%s': expected 'baked' or an image id (ami-...)", value);
     d->ami_request = value;
     return -1;
 }
@@ -400,7 +403,7 @@ static int image_option(gm_cli *cli, gm_cli_deploy *d, const gm_arg *a)
     gm_deploy_config *cfg = &d->cfg;
     const char *eq = strchr(a->value, '=');
     if (!eq && *a->value) /* --image baked|ami-ID: the machine image */
-        return ami_option(cli, d, a->value);
+        return ami_option(cli, d, a->value, true);
     if (!eq || eq == a->value)
         return gm_cli_usage_error(cli,
                                   "invalid --image '%s': expected SERVICE=REF such as "
@@ -452,7 +455,7 @@ static int apply(gm_cli *cli, gm_cli_deploy *d, const gm_arg *a)
         cfg->cidrs[cfg->n_cidrs++] = a->value;
         return -1;
     case D_IMAGE: return image_option(cli, d, a);
-    case D_AMI: return ami_option(cli, d, a->value);
+    case D_AMI: return ami_option(cli, d, a->value, false);
     case D_KEY: cfg->key_name = a->value; return -1;
     case D_VPC: cfg->vpc_id = a->value; return -1;
     case D_SG: cfg->security_group_id = a->value; return -1;
