@@ -232,6 +232,18 @@ const gm_read_spec gm_ec2_tagged_addresses = {"ec2 addresses by tag",
                                               {"allocationId", EC2_TAG("geusemaker:deployment"),
                                                EC2_TAG("geusemaker:deployment-id"),
                                                EC2_TAG("geusemaker:node")}};
+const gm_read_spec gm_ec2_created_image = {"ec2 new image", "", {"imageId"}};
+const gm_read_spec gm_ec2_bake_instances = {
+    "ec2 builder instances",
+    "reservationSet/item/instancesSet/item",
+    {"instanceId", "instanceState/name", EC2_TAG("geusemaker:bake")}};
+const gm_read_spec gm_ec2_baked_images = {"ec2 baked images",
+                                          "imagesSet/item",
+                                          {"imageId", "name", "creationDate", "imageState",
+                                           "architecture", EC2_TAG("geusemaker:catalogue"),
+                                           EC2_TAG("geusemaker:os"), EC2_TAG("geusemaker:tier")}};
+const gm_read_spec gm_ec2_image_tags = {
+    "ec2 image tags", "imagesSet/item/tagSet/item", {"key", "value"}};
 #undef EC2_TAG
 const gm_read_spec gm_ec2_allocated_address = {"ec2 new address", "", {"allocationId", "publicIp"}};
 
@@ -254,6 +266,10 @@ const gm_read_spec *const gm_read_ec2_specs[] = {
     &gm_ec2_created_sg,
     &gm_ec2_images,
     &gm_ec2_image_devices,
+    &gm_ec2_created_image,
+    &gm_ec2_bake_instances,
+    &gm_ec2_baked_images,
+    &gm_ec2_image_tags,
     &gm_ec2_launch_templates,
     &gm_ec2_created_launch_template,
     &gm_ec2_created_launch_template_version,

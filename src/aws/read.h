@@ -74,6 +74,10 @@ extern const gm_read_spec gm_ec2_created_subnet;       /* subnetId */
 extern const gm_read_spec gm_ec2_created_rt;           /* routeTableId */
 extern const gm_read_spec gm_ec2_created_sg;           /* groupId */
 extern const gm_read_spec gm_ec2_images;               /* see GM_EC2_IMG_* (DescribeImages) */
+extern const gm_read_spec gm_ec2_created_image;        /* imageId (CreateImage) */
+extern const gm_read_spec gm_ec2_bake_instances;   /* instanceId, state, the geusemaker:bake tag */
+extern const gm_read_spec gm_ec2_baked_images;     /* see GM_EC2_BAKED_* (DescribeImages) */
+extern const gm_read_spec gm_ec2_image_tags;       /* key, value of every tag of the images */
 extern const gm_read_spec gm_ec2_image_devices;    /* see GM_EC2_BDM_*: every image's mappings */
 extern const gm_read_spec gm_ec2_launch_templates; /* launchTemplateId, launchTemplateName */
 extern const gm_read_spec gm_ec2_created_launch_template; /* launchTemplateId, launchTemplateName */
@@ -97,6 +101,16 @@ enum {
     GM_EC2_IMG_ROOT_DEVICE_TYPE, /* "ebs" or "instance-store" */
     GM_EC2_IMG_STATE,            /* "available", ... */
     GM_EC2_IMG_NAME,
+};
+enum {
+    GM_EC2_BAKED_ID,
+    GM_EC2_BAKED_NAME,
+    GM_EC2_BAKED_CREATED, /* creationDate: ISO 8601, sorts as text */
+    GM_EC2_BAKED_STATE,
+    GM_EC2_BAKED_ARCH,
+    GM_EC2_BAKED_CATALOGUE, /* the tags geusemaker:catalogue, :os, :tier ("" when absent) */
+    GM_EC2_BAKED_OS,
+    GM_EC2_BAKED_TIER,
 };
 enum { GM_EC2_BDM_DEVICE, GM_EC2_BDM_SIZE, GM_EC2_BDM_SNAPSHOT }; /* size in GiB */
 enum { GM_EC2_LT_NAME = 1 };                                      /* launch templates */

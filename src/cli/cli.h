@@ -121,6 +121,7 @@ bool gm_cli_print_json(json_t *doc);
 extern const gm_command gm_command_whoami, gm_command_userdata, gm_command_health,
     gm_command_secrets, gm_command_plan, gm_command_cost;
 extern const gm_command gm_command_forget;
+extern const gm_command gm_command_image;
 extern const gm_command gm_command_logs;
 extern const gm_command gm_command_connect;
 

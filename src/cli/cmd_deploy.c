@@ -191,7 +191,9 @@ static GM_MUST_CHECK gm_status prepare_new(deploy_run *r)
         cfg->cidrs[cfg->n_cidrs++] = r->detected;
     }
     char reused_azs[2][64] = {"", ""};
-    st = gm_engine_check_reused(r->aws, cfg, reused_azs, &r->err);
+    st = gm_cli_deploy_resolve_image(r->aws, &r->d, &r->err);
+    if (st == GM_OK)
+        st = gm_engine_check_reused(r->aws, cfg, reused_azs, &r->err);
     if (st == GM_OK && cfg->budget_monthly > 0) {
         json_t *est = NULL;
         st = gm_engine_budget_check(r->aws, r->pricing, cfg, &est, &r->err);

@@ -40,10 +40,10 @@ static json_t *machine_image_json(const gm_deploy_config *cfg)
     char param[256] = "";
     if (!gm_stack_ami_parameter(cfg->os, cfg->tier, arch, param, sizeof param))
         param[0] = '\0';
-    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:s}", "os", gm_os_option_name(cfg->os),
-                     "architecture", gm_arch_name(arch), "ssm_parameter", param,
-                     "root_volume_gb_min", gm_engine_root_need_gb(cfg->tier), "data_volume_gb",
-                     gm_engine_data_volume_gb(cfg), "note",
+    return json_pack("{s:s, s:s, s:s?, s:s, s:i, s:i, s:s}", "os", gm_os_option_name(cfg->os),
+                     "architecture", gm_arch_name(arch), "ami", cfg->ami, "ssm_parameter",
+                     cfg->ami ? "" : param, "root_volume_gb_min", gm_engine_root_need_gb(cfg->tier),
+                     "data_volume_gb", gm_engine_data_volume_gb(cfg), "note",
                      "deploy reads the image (DescribeImages): the root volume is the larger of "
                      "this and its root snapshot, on its root device; GEUSEMAKER_AMI_PARAMETER "
                      "names another parameter");
@@ -52,10 +52,15 @@ static json_t *machine_image_json(const gm_deploy_config *cfg)
 static void print_machine_image(const gm_deploy_config *cfg)
 {
     json_t *m = machine_image_json(cfg);
-    printf("Machine image: %s %s from SSM parameter %s\n",
-           json_string_value(json_object_get(m, "os")),
-           json_string_value(json_object_get(m, "architecture")),
-           json_string_value(json_object_get(m, "ssm_parameter")));
+    if (cfg->ami)
+        printf("Machine image: %s, baked (%s %s, this catalogue)\n", cfg->ami,
+               json_string_value(json_object_get(m, "os")),
+               json_string_value(json_object_get(m, "architecture")));
+    else
+        printf("Machine image: %s %s from SSM parameter %s\n",
+               json_string_value(json_object_get(m, "os")),
+               json_string_value(json_object_get(m, "architecture")),
+               json_string_value(json_object_get(m, "ssm_parameter")));
     printf("Volumes: root %d GiB gp3 or the image's root snapshot if larger; data %d GiB gp3 "
            "(--data-volume-gb), both encrypted\n",
            (int)json_integer_value(json_object_get(m, "root_volume_gb_min")),
@@ -288,6 +293,8 @@ static int cmd_plan(gm_cli *cli, const gm_args *args)
     gm_status st = gm_cli_aws_client(cli, &aws, &err);
     if (st == GM_OK)
         st = gm_engine_check_config_region(cfg, gm_aws_client_region(aws), &err);
+    if (st == GM_OK)
+        st = gm_cli_deploy_resolve_image(aws, &d, &err);
     if (st == GM_OK) {
         pricing = gm_cli_pricing_client(cli);
         st = gm_engine_plan_make(aws, pricing, cfg, &plan, &err);

@@ -16,6 +16,7 @@ enum {
     OPT_TYPE,
     OPT_MODELS,
     OPT_COMPOSE,
+    OPT_BAKE,
     OPT_OS,        /* hidden: al2023 | ubuntu2204 | ubuntu2404 (tests, review) */
     OPT_EFS_ID,    /* hidden: a real EFS id instead of the review placeholder */
     OPT_ALB_HTTPS, /* hidden: tier automation with an HTTPS listener (--certificate-arn) */
@@ -57,6 +58,10 @@ static const gm_opt userdata_opts[] = {
     {.name = "alb-https",
      .help = "tier automation: the load balancer has a certificate (HTTPS)",
      .id = OPT_ALB_HTTPS,
+     .flags = GM_OPT_HIDDEN},
+    {.name = "bake",
+     .help = "the script of an image build's builder instance (geusemaker image build)",
+     .id = OPT_BAKE,
      .flags = GM_OPT_HIDDEN},
     {.name = "eip-allocation-id",
      .arg = "ID",
@@ -116,12 +121,14 @@ static int print_json(const gm_stack_params *p, const char *kind, const gm_buf *
 }
 
 /* The script or Compose file as text, and its sizes when it is the script. */
-static int render(gm_cli *cli, const gm_stack_params *p, bool compose)
+static int render(gm_cli *cli, const gm_stack_params *p, bool compose, bool bake)
 {
     gm_error err = {0};
     gm_buf text;
     gm_buf_init(&text, compose ? GM_LIMIT_COMPOSE_FILE : GM_LIMIT_USERDATA_SCRIPT);
-    gm_status st = compose ? gm_compose_render(p, &text, &err) : gm_userdata_render(p, &text, &err);
+    gm_status st = compose ? gm_compose_render(p, &text, &err)
+                   : bake  ? gm_userdata_render_bake(p, &text, &err)
+                           : gm_userdata_render(p, &text, &err);
     char *b64 = NULL;
     size_t sent = 0;
     bool gz = false;
@@ -209,7 +216,7 @@ static int cmd_userdata(gm_cli *cli, const gm_args *args)
     const char *warning = gm_stack_plain_http_warning(&p);
     if (warning)
         fprintf(stderr, "%s\n", warning);
-    int rc = render(cli, &p, compose);
+    int rc = render(cli, &p, compose, gm_args_has(args, OPT_BAKE));
     free(models_copy);
     return rc;
 }

@@ -42,6 +42,7 @@ enum {
     D_MODELS,
     D_LAUNCH_TIMEOUT,
     D_IMAGE,
+    D_AMI,
 };
 
 #define C GM_OPT_CONFIG
@@ -151,10 +152,18 @@ static const gm_opt deploy_opts[] = {
     {.name = "image",
      .arg = "SERVICE=REF",
      .help = "run this image for a service instead of the pinned one, e.g. "
-             "n8n=n8nio/n8n:2.42.0; REF needs a tag (not 'latest') and/or @sha256:DIGEST",
+             "n8n=n8nio/n8n:2.42.0; REF needs a tag (not 'latest') and/or @sha256:DIGEST. "
+             "Without '=': the machine image, as --ami",
      .dflt = "the catalogue's pins",
      .id = D_IMAGE,
      .flags = C | GM_OPT_REPEAT},
+    {.name = "ami",
+     .arg = "baked|ami-ID",
+     .help = "launch a baked image (geusemaker image build): 'baked' for the newest one of "
+             "this geusemaker's catalogue, or its id",
+     .dflt = "the OS's public image",
+     .id = D_AMI,
+     .flags = C},
     {.name = "launch-timeout",
      .arg = "S",
      .help = "wait this long for the Auto Scaling group's instance to be in service",
@@ -357,12 +366,44 @@ static int number_option(gm_cli *cli, gm_deploy_config *cfg, const gm_arg *a)
     }
 }
 
+/* --ami baked|ami-ID (or --image without '='): resolved with AWS before
+ * anything is created (gm_cli_deploy_resolve_image). */
+static int ami_option(gm_cli *cli, gm_cli_deploy *d, const char *value, bool as_image)
+{
+    if (d->ami_request && strcmp(d->ami_request, value) != 0)
+        return gm_cli_usage_error(cli, "two machine images given ('%s' and '%s'): give one --ami",
+                                  d->ami_request, value);
+    if (strcmp(value, "baked") != 0 && strncmp(value, "ami-", 4) != 0 && as_image)
+        return gm_cli_usage_error(cli,
+                                  "invalid --image '%s': expected SERVICE=REF such as "
+                                  "'n8n=n8nio/n8n:2.42.0', or a machine image: 'baked' or ami-...",
+                                  value);
+    if (strcmp(value, "baked") != 0 && strncmp(value, "ami-", 4) != 0)
+        return gm_cli_usage_error(
+            cli, "invalid --ami '%s': expected 'baked' or an image id (ami-...)", value);
+    d->ami_request = value;
+    return -1;
+}
+
+gm_status gm_cli_deploy_resolve_image(gm_aws_client *aws, gm_cli_deploy *d, gm_error *err)
+{
+    if (!d->ami_request)
+        return GM_OK;
+    gm_status st =
+        gm_engine_resolve_image(aws, &d->cfg, d->ami_request, d->ami, sizeof d->ami, err);
+    if (st == GM_OK)
+        d->cfg.ami = d->ami;
+    return st;
+}
+
 /* --image SERVICE=REF: a copy split at the first '='; the service and the
  * reference are checked with the rest of the config (gm_engine_check_config). */
 static int image_option(gm_cli *cli, gm_cli_deploy *d, const gm_arg *a)
 {
     gm_deploy_config *cfg = &d->cfg;
     const char *eq = strchr(a->value, '=');
+    if (!eq && *a->value) /* --image baked|ami-ID: the machine image */
+        return ami_option(cli, d, a->value, true);
     if (!eq || eq == a->value)
         return gm_cli_usage_error(cli,
                                   "invalid --image '%s': expected SERVICE=REF such as "
@@ -414,6 +455,7 @@ static int apply(gm_cli *cli, gm_cli_deploy *d, const gm_arg *a)
         cfg->cidrs[cfg->n_cidrs++] = a->value;
         return -1;
     case D_IMAGE: return image_option(cli, d, a);
+    case D_AMI: return ami_option(cli, d, a->value, false);
     case D_KEY: cfg->key_name = a->value; return -1;
     case D_VPC: cfg->vpc_id = a->value; return -1;
     case D_SG: cfg->security_group_id = a->value; return -1;

@@ -14,7 +14,15 @@ typedef struct gm_cli_deploy {
     char *lists[8];              /* storage the split lists point into */
     char *images[GM_MAX_IMAGES]; /* copies of the --image values, split at '=': the
                                     overrides of cfg point into them */
+    const char *ami_request;     /* --ami / --image without '=': "baked" or "ami-..." */
+    char ami[64];                /* the image it resolved to (cfg.ami points here) */
 } gm_cli_deploy;
+
+/* Resolves --ami (gm_engine_resolve_image): cfg.ami names the image, or
+ * GM_ERR_INVALID (exit 2) with the way out. Read-only; nothing without
+ * --ami. */
+GM_MUST_CHECK gm_status gm_cli_deploy_resolve_image(gm_aws_client *aws, gm_cli_deploy *d,
+                                                    gm_error *err);
 
 /* Fills d from every deployment option in args and checks the result
  * without AWS (defaults for the tier, conflicting options,

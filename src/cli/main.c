@@ -8,12 +8,12 @@
 #include "cli/deployment.h"
 
 static const gm_command *const commands[] = {
-    &gm_command_plan,       &gm_command_deploy,  &gm_command_destroy, &gm_command_adopt,
-    &gm_command_cleanup,    &gm_command_list,    &gm_command_cost,    &gm_command_status,
-    &gm_command_health,     &gm_command_stop,    &gm_command_start,   &gm_command_update,
-    &gm_command_logs,       &gm_command_connect, &gm_command_secrets, &gm_command_userdata,
-    &gm_command_whoami,     &gm_command_forget,  &gm_command_config,  &gm_command_init,
-    &gm_command_completion, &gm_command_manpage,
+    &gm_command_plan,    &gm_command_deploy,     &gm_command_destroy, &gm_command_adopt,
+    &gm_command_cleanup, &gm_command_list,       &gm_command_cost,    &gm_command_status,
+    &gm_command_health,  &gm_command_stop,       &gm_command_start,   &gm_command_update,
+    &gm_command_logs,    &gm_command_connect,    &gm_command_secrets, &gm_command_userdata,
+    &gm_command_whoami,  &gm_command_forget,     &gm_command_config,  &gm_command_init,
+    &gm_command_image,   &gm_command_completion, &gm_command_manpage,
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 

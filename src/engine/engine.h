@@ -81,6 +81,11 @@ typedef struct gm_deploy_config {
      * by gm_engine_check_config (gm_stack_validate_images: known services, a
      * tag or digest, never "latest", no service twice). The record keeps them
      * as "images": {"n8n": "n8nio/n8n:2.42.0"} (absent when none). */
+    /* The image the instance launches (deploy --image baked|ami-ID, --ami):
+     * an image id resolved and checked by gm_engine_resolve_image before
+     * anything is created; NULL: the SSM public parameter's base image. The
+     * record keeps it as "ami". */
+    const char *ami;
     const char *image_services[GM_MAX_IMAGES];
     const char *image_refs[GM_MAX_IMAGES];
     int n_images;
@@ -278,6 +283,45 @@ typedef struct gm_engine_adoption {
 GM_MUST_CHECK gm_status gm_engine_adopt(const gm_engine_options *o, const char *name,
                                         const char *deployment_id, gm_deployment **out,
                                         gm_engine_adoption *report, gm_error *err);
+
+/* ---- baked images (bake.c) ---------------------------------------------------- */
+
+/* A new image build's name: "bake-" and 8 random characters of [a-z0-9]. */
+GM_MUST_CHECK gm_status gm_engine_bake_name(char *out, size_t size, gm_error *err);
+/* True for the record of an image build (its runs take the bake graph). */
+bool gm_engine_is_bake(const gm_deployment *dep);
+/* The record of a new build of cfg (name from gm_engine_bake_name, tier, os,
+ * instance_type, timeout_ms): gm_engine_record_new's, marked as a build with
+ * the catalogue version. Not saved. */
+GM_MUST_CHECK gm_status gm_engine_bake_record_new(const gm_deploy_config *cfg, const char *region,
+                                                  gm_deployment **out, gm_error *err);
+/* Runs the build (dep saved by the caller with the lock held): the network,
+ * the role, the builder (RunInstances, then the wait for its completion tag,
+ * then stopped), CreateImage and the wait for it to be available; then the
+ * image's build tags are taken off, the record keeps it as its output
+ * (config "image_id") and everything else is destroyed (dep says destroyed).
+ * A failure rolls back as a deploy does (*out). out_ami receives the image id
+ * as soon as it exists (it may be set on a failure of the clean-up). */
+GM_MUST_CHECK gm_status gm_engine_bake(const gm_engine_options *o, const gm_deploy_config *cfg,
+                                       gm_deployment *dep, bool resume, char *out_ami, size_t size,
+                                       gm_deploy_outcome *out, gm_error *err);
+/* This account's baked images in the client's region, newest first: [{"id",
+ * "name", "created", "state", "architecture", "os", "tier", "catalogue",
+ * "current": baked for this geusemaker's catalogue}]. */
+GM_MUST_CHECK gm_status gm_engine_images(gm_aws_client *aws, json_t **out, gm_error *err);
+/* Deletes a baked image: GM_ERR_INVALID for an image not tagged as one
+ * (nothing deleted); DeregisterImage, then DeleteSnapshot of each of its
+ * snapshots (*out_snapshots). *out_gone when there was no such image. */
+GM_MUST_CHECK gm_status gm_engine_image_delete(gm_aws_client *aws, const char *ami, bool *out_gone,
+                                               size_t *out_snapshots, gm_error *err);
+/* The image a deploy of cfg launches for request "baked" (the newest
+ * available image tagged ours with this catalogue version, cfg's OS, the
+ * GPU runtime exactly when the tier is gpu, and the instance types'
+ * architecture) or "ami-..." (that image, checked the same way). Read-only;
+ * GM_ERR_INVALID with the way out when none fits. */
+GM_MUST_CHECK gm_status gm_engine_resolve_image(gm_aws_client *aws, const gm_deploy_config *cfg,
+                                                const char *request, char *out, size_t size,
+                                                gm_error *err);
 
 /* The graph of a tier for plan: a JSON array of {"node", "kind", "deps":
  * [..], "creates": whether the step makes a resource, "step": its label

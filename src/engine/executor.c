@@ -88,7 +88,9 @@ gm_status gm_run_init(gm_run *r, const gm_engine_options *o, const gm_deploy_con
     if (!gm_tier_parse(dep->tier, &r->tier))
         return gm_error_set(err, GM_ERR_PARSE, "deployment '%s' has an unknown tier '%s'",
                             dep->name, dep->tier);
-    const gm_engine_graph *g = o->graph ? o->graph : gm_engine_tier_graph(r->tier);
+    const gm_engine_graph *g = o->graph                 ? o->graph
+                               : gm_engine_is_bake(dep) ? gm_engine_bake_graph()
+                                                        : gm_engine_tier_graph(r->tier);
     r->nodes = calloc(g->n ? g->n : 1, sizeof *r->nodes);
     if (!r->nodes)
         return gm_error_set(err, GM_ERR_NOMEM, "out of memory");

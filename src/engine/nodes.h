@@ -18,7 +18,8 @@ extern const gm_node_ops gm_ops_azs, gm_ops_ami, gm_ops_vpc, gm_ops_vpc_dns, gm_
     gm_ops_role, gm_ops_role_policy, gm_ops_profile, gm_ops_profile_role, gm_ops_secrets,
     gm_ops_instance, gm_ops_health, gm_ops_placement, gm_ops_alb_sg, gm_ops_alb_ingress, gm_ops_alb,
     gm_ops_target_group, gm_ops_listener, gm_ops_targets, gm_ops_alb_healthy, gm_ops_efs_policy,
-    gm_ops_launch_template, gm_ops_asg, gm_ops_eip;
+    gm_ops_launch_template, gm_ops_asg, gm_ops_eip, gm_ops_bake_policy, gm_ops_builder,
+    gm_ops_image;
 
 /* The graph node of the Auto Scaling group: the instances it launches carry
  * its name in their node tag (the group's tags propagate at launch, and the
@@ -36,10 +37,21 @@ extern const gm_node_ops gm_ops_azs, gm_ops_ami, gm_ops_vpc, gm_ops_vpc_dns, gm_
 #define GM_TAG_REGION "geusemaker:region"               /* global resources (IAM) only */
 #define GM_TAG_MANAGED_BY "ManagedBy"                   /* "geusemaker" */
 #define GM_N_MAX_TAGS 8
+/* What a baked image is (nodes_bake.c): on the image and its snapshots. */
+#define GM_TAG_CATALOGUE "geusemaker:catalogue" /* gm_catalogue_version() */
+#define GM_TAG_OS "geusemaker:os"               /* "al2023", ... */
+#define GM_TAG_TIER "geusemaker:tier"           /* "dev", "automation", "gpu" */
+#define GM_TAG_ARCH "geusemaker:arch"           /* "x86_64", "arm64" */
+#define GM_TAG_BUILD "geusemaker:build"         /* the build's name: bake-<id> */
 
 /* Adds TagSpecification.<idx> for resource_type with the standard tags of
  * this node (errors are kept in p and reported when it is sent). */
 void gm_n_tag_spec(gm_node *n, gm_params *p, int idx, const char *resource_type);
+/* The same plus n_extra more tags (key, value). */
+void gm_n_tag_spec_with(gm_node *n, gm_params *p, int idx, const char *resource_type,
+                        const char *const extra[][2], int n_extra);
+/* The standard tags plus extra ones as Tag.N.Key/Value (CreateTags). */
+void gm_n_tags_with(gm_node *n, gm_params *p, const char *const extra[][2], int n_extra);
 /* The same inside a structure: prefix + TagSpecification.<idx> (e.g.
  * "LaunchTemplateData." for the instances a launch template makes), tagged
  * as graph node `node`. */
@@ -305,6 +317,19 @@ typedef struct gm_n_address_grant {
 /* The same plus the address statement (address NULL: none). */
 char *gm_n_iam_stack_policy_full(const char *region, const char *name, const char *fs,
                                  const gm_n_address_grant *address);
+
+/* ---- image builds (nodes_bake.c) ------------------------------------------------ */
+
+/* The builder's inline policy: ec2:CreateTags of GM_BAKE_TAG on the calling
+ * instance only (malloc'd; NULL for a region of no partition). */
+char *gm_n_iam_bake_policy(const char *region);
+/* DeregisterImage, then DeleteSnapshot of each of its EBS snapshots
+ * (*out_snapshots, may be NULL: how many); an image or snapshot already gone
+ * counts as deleted. No ownership check: callers check. */
+GM_MUST_CHECK gm_status gm_n_image_delete(gm_aws_client *aws, const char *ami,
+                                          size_t *out_snapshots, gm_error *err);
+/* Deletes the account's images made of snap (gm_n_image_delete), then snap. */
+GM_MUST_CHECK gm_status gm_n_snapshot_delete(gm_aws_client *aws, const char *snap, gm_error *err);
 
 /* ---- the file system's policy (nodes_efs.c) ----------------------------------- */
 

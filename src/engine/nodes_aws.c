@@ -46,6 +46,32 @@ void gm_n_tag_spec_as(gm_node *n, gm_params *p, const char *prefix, int idx,
     }
 }
 
+void gm_n_tag_spec_with(gm_node *n, gm_params *p, int idx, const char *resource_type,
+                        const char *const extra[][2], int n_extra)
+{
+    const char *tags[GM_N_MAX_TAGS][2];
+    char name[160];
+    int k = standard_tags(n, false, name, sizeof name, tags);
+    gm_params_addf(p, resource_type, "TagSpecification.%d.ResourceType", idx);
+    for (int i = 0; i < k + n_extra; i++) {
+        const char *key = i < k ? tags[i][0] : extra[i - k][0];
+        const char *value = i < k ? tags[i][1] : extra[i - k][1];
+        gm_params_addf(p, key, "TagSpecification.%d.Tag.%d.Key", idx, i + 1);
+        gm_params_addf(p, value, "TagSpecification.%d.Tag.%d.Value", idx, i + 1);
+    }
+}
+
+void gm_n_tags_with(gm_node *n, gm_params *p, const char *const extra[][2], int n_extra)
+{
+    const char *tags[GM_N_MAX_TAGS][2];
+    char name[160];
+    int k = standard_tags(n, false, name, sizeof name, tags);
+    for (int i = 0; i < k + n_extra; i++) {
+        gm_params_addf(p, i < k ? tags[i][0] : extra[i - k][0], "Tag.%d.Key", i + 1);
+        gm_params_addf(p, i < k ? tags[i][1] : extra[i - k][1], "Tag.%d.Value", i + 1);
+    }
+}
+
 void gm_n_tag_spec(gm_node *n, gm_params *p, int idx, const char *resource_type)
 {
     gm_n_tag_spec_as(n, p, "", idx, resource_type, gm_node_name(n));

@@ -228,7 +228,11 @@ static GM_MUST_CHECK gm_status record_image(gm_node *n, const char *ami, const c
                             "image '%s' (ssm parameter '%s') is for %s, but instance type '%s' "
                             "is %s",
                             ami, param, *arch ? arch : "an unknown architecture", type, want);
-    if (strcmp(gm_read_get(img, 0, GM_EC2_IMG_ROOT_DEVICE_TYPE), "ebs") != 0 || !*root)
+    /* EBS-backed: so its type says, or its root device maps an EBS snapshot
+     * (moto reports an image made by CreateImage as "standard"). */
+    bool ebs = strcmp(gm_read_get(img, 0, GM_EC2_IMG_ROOT_DEVICE_TYPE), "ebs") == 0 ||
+               root_snapshot_gb(devices, root) > 0;
+    if (!ebs || !*root)
         return gm_error_set(err, GM_ERR_INVALID,
                             "image '%s' (ssm parameter '%s') has no EBS root device", ami, param);
     if (*state && strcmp(state, "available") != 0)
@@ -280,8 +284,11 @@ static GM_MUST_CHECK gm_status describe_image(gm_node *n, const char *ami, const
 static GM_MUST_CHECK gm_status ami_create(gm_node *n, gm_error *err)
 {
     char param[256], ami[64];
-    gm_status st = ami_parameter(n, param, sizeof param, err);
-    if (st == GM_OK)
+    const char *chosen = gm_node_config(n)->ami; /* --image baked|ami-ID, checked before */
+    if (chosen)
+        snprintf(param, sizeof param, "--image"), snprintf(ami, sizeof ami, "%s", chosen);
+    gm_status st = chosen ? GM_OK : ami_parameter(n, param, sizeof param, err);
+    if (st == GM_OK && !chosen)
         st = read_ami_id(n, param, ami, sizeof ami, err);
     if (st == GM_OK)
         st = describe_image(n, ami, param, err);

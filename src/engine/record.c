@@ -72,6 +72,8 @@ static json_t *with_instance_settings(json_t *c, const gm_deploy_config *cfg)
         json_decref(c), c = NULL;
     if (c && cfg->n_images > 0 && json_object_set_new(c, "images", images_json(cfg)) != 0)
         json_decref(c), c = NULL;
+    if (c && cfg->ami && json_object_set_new(c, "ami", json_string(cfg->ami)) != 0)
+        json_decref(c), c = NULL;
     return c;
 }
 
@@ -161,6 +163,7 @@ gm_status gm_engine_config_from_record(const gm_deployment *dep, gm_deploy_confi
     cfg->models_set = json_is_array(models);
     cfg->n_models = strings_from(models, cfg->models, GM_MAX_MODELS);
     cfg->n_images = images_from(json_object_get(c, "images"), cfg->image_services, cfg->image_refs);
+    cfg->ami = json_string_value(json_object_get(c, "ami"));
     cfg->name = dep->name;
     cfg->instance_type = type;
     cfg->spot = json_is_true(json_object_get(c, "spot"));

@@ -112,6 +112,9 @@ GM_MUST_CHECK gm_status gm_run_find_all(gm_run *r, gm_engine_adoption *rep, gm_e
 
 /* tiers.c */
 const gm_engine_graph *gm_engine_tier_graph(gm_tier tier);
+/* An image build's graph (bake.c); the run of a record
+ * gm_engine_is_bake says is a build takes it. */
+const gm_engine_graph *gm_engine_bake_graph(void);
 /* Every node kind of every tier (cleanup and the survey of a deployment
  * without a record). */
 const gm_engine_graph *gm_engine_every_graph(void);

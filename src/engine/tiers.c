@@ -97,6 +97,30 @@ static const gm_node_def alb_nodes[] = {
      .group = GM_GROUP_ALB},
 };
 
+/* An image build (geusemaker image build): a network with egress and no
+ * ingress (the group has no rule), a role that may tag only the instance
+ * itself, the builder, and the image made of it once it stopped. */
+static const gm_node_def bake_nodes[] = {
+    {.name = "azs", .ops = &gm_ops_azs},
+    {.name = "ami", .ops = &gm_ops_ami},
+    {.name = "vpc", .ops = &gm_ops_vpc},
+    {.name = "igw", .ops = &gm_ops_igw, .deps = {"vpc"}},
+    {.name = "subnet_a", .ops = &gm_ops_subnet, .deps = {"vpc", "azs"}, .slot = 0},
+    {.name = "subnet_b", .ops = &gm_ops_subnet, .deps = {"vpc", "azs"}, .slot = 1},
+    {.name = "route_table",
+     .ops = &gm_ops_route_table,
+     .deps = {"vpc", "igw", "subnet_a", "subnet_b"}},
+    {.name = "sg", .ops = &gm_ops_sg, .deps = {"vpc"}},
+    {.name = "role", .ops = &gm_ops_role},
+    {.name = "bake_policy", .ops = &gm_ops_bake_policy, .deps = {"role"}},
+    {.name = "instance_profile", .ops = &gm_ops_profile},
+    {.name = "profile_role", .ops = &gm_ops_profile_role, .deps = {"role", "instance_profile"}},
+    {.name = "builder",
+     .ops = &gm_ops_builder,
+     .deps = {"ami", "subnet_a", "sg", "profile_role", "bake_policy", "route_table"}},
+    {.name = "image", .ops = &gm_ops_image, .deps = {"builder"}},
+};
+
 /* Every kind of every tier: cleanup and the survey look for anything a
  * deployment of any tier may have left. */
 static const gm_node_def every_node[] = {
@@ -124,6 +148,12 @@ static const gm_node_def every_node[] = {
      .ops = &gm_ops_targets,
      .deps = {"target_group", GM_NODE_ASG},
      .group = GM_GROUP_ALB},
+    /* what an image build leaves when it is stopped */
+    {.name = "bake_policy", .ops = &gm_ops_bake_policy, .deps = {"role"}},
+    {.name = "builder",
+     .ops = &gm_ops_builder,
+     .deps = {"ami", "subnet_a", "sg", "profile_role", "bake_policy", "route_table"}},
+    {.name = "image", .ops = &gm_ops_image, .deps = {"builder"}},
 };
 
 /* The order of deletion: what AWS requires gone before a node's resource can
@@ -184,11 +214,17 @@ const char *const *gm_engine_delete_after(const char *node)
 static const gm_engine_graph dev_graph = {dev_nodes, sizeof dev_nodes / sizeof *dev_nodes};
 static const gm_engine_graph alb_graph = {alb_nodes, sizeof alb_nodes / sizeof *alb_nodes};
 
+static const gm_engine_graph bake_graph = {bake_nodes, sizeof bake_nodes / sizeof *bake_nodes};
 static const gm_engine_graph every_graph = {every_node, sizeof every_node / sizeof *every_node};
 
 const gm_engine_graph *gm_engine_every_graph(void)
 {
     return &every_graph;
+}
+
+const gm_engine_graph *gm_engine_bake_graph(void)
+{
+    return &bake_graph;
 }
 
 const gm_engine_graph *gm_engine_tier_graph(gm_tier tier)

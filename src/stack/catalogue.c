@@ -18,8 +18,11 @@
  * note the change in docs/services.md. */
 #include "stack/catalogue.h"
 
+#include <stdio.h>
 #include <string.h>
 
+#include "core/buf.h"
+#include "core/crypto.h"
 #include "stack/stack.h"
 
 static const gm_service services[] = {
@@ -210,4 +213,29 @@ size_t gm_stack_tier_env(const gm_service *s, gm_tier tier, bool alb_https,
     /* A Secure cookie is dropped by the browser over plain HTTP: login fails. */
     out[1] = (gm_service_env){"N8N_SECURE_COOKIE", alb && !alb_https ? "false" : "true"};
     return 2;
+}
+
+void gm_catalogue_version_of(const gm_service *svc, size_t n, const char *compose_version,
+                             const char *efs_utils_tag, const char *bake_format,
+                             char out[GM_CATALOGUE_VERSION_LEN])
+{
+    gm_buf b;
+    gm_buf_init(&b, GM_LIMIT_SMALL);
+    gm_emit e = {&b, GM_OK};
+    for (size_t i = 0; i < n; i++)
+        gm_emit_putf(&e, "image %s=%s@%s\n", svc[i].name, svc[i].image,
+                     svc[i].digest ? svc[i].digest : "");
+    gm_emit_putf(&e, "compose=%s\nefs-utils=%s\nbake=%s\n", compose_version, efs_utils_tag,
+                 bake_format);
+    char hex[GM_SHA256_HEX_LEN];
+    /* The catalogue is a few hundred bytes: 64 KB always holds it. */
+    gm_sha256_hex(b.data ? b.data : "", b.len, hex);
+    snprintf(out, GM_CATALOGUE_VERSION_LEN, "c%.12s", hex);
+    gm_buf_release(&b);
+}
+
+void gm_catalogue_version(char out[GM_CATALOGUE_VERSION_LEN])
+{
+    gm_catalogue_version_of(services, sizeof services / sizeof *services, GM_COMPOSE_PLUGIN_VERSION,
+                            GM_EFS_UTILS_TAG, GM_BAKE_FORMAT, out);
 }

@@ -73,5 +73,20 @@ size_t gm_stack_tier_env(const gm_service *s, gm_tier tier, bool alb_https,
 /* Pinned versions of tools the UserData installs. */
 #define GM_COMPOSE_PLUGIN_VERSION "v2.32.4"
 #define GM_EFS_UTILS_TAG "v1.36.0"
+/* What a baked image holds besides the pins: bump it when the bake's script
+ * installs something else (userdata_bake.c), so older images stop matching. */
+#define GM_BAKE_FORMAT "1"
+
+/* The catalogue version: "c" + the first 12 hex digits of SHA-256 over every
+ * pinned image reference (repository:tag@digest), the Compose plugin
+ * version, the efs-utils tag and GM_BAKE_FORMAT. Any change of what a baked
+ * image holds changes it; a baked image is used only by the geusemaker of
+ * its version. */
+#define GM_CATALOGUE_VERSION_LEN 14 /* with the NUL */
+void gm_catalogue_version(char out[GM_CATALOGUE_VERSION_LEN]);
+/* The same over the given inputs (tests). */
+void gm_catalogue_version_of(const gm_service *svc, size_t n, const char *compose_version,
+                             const char *efs_utils_tag, const char *bake_format,
+                             char out[GM_CATALOGUE_VERSION_LEN]);
 
 #endif

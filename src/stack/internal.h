@@ -57,4 +57,13 @@ void gm_ud_log_fn(gm_emit *e, const char *tag);
 void gm_ud_put_file(gm_emit *e, const char *path, const char *mode, const char *delim,
                     const char *content);
 
+/* The install part of the main script (userdata.c), for the bake's script
+ * (userdata_bake.c): the prologue (variables, log, fail/retry/imds_get, the
+ * run's lock), the packages step (Docker, Compose, nginx, efs-utils, ...)
+ * and the docker step (the metadata rule, Docker enabled; the NVIDIA
+ * container runtime on tier gpu). */
+void gm_ud_render_prologue(gm_emit *e, const gm_stack_params *p);
+void gm_ud_render_packages(gm_emit *e, const gm_stack_params *p);
+GM_MUST_CHECK gm_status gm_ud_render_docker(gm_emit *e, const gm_stack_params *p);
+
 #endif

@@ -219,6 +219,20 @@ const char *const *gm_stack_default_models(gm_tier tier, size_t *out_n);
  * stripping: heredocs carry other scripts). */
 GM_MUST_CHECK gm_status gm_userdata_render(const gm_stack_params *p, gm_buf *out, gm_error *err);
 
+/* The marker a baked image carries, and the builder's completion tag. */
+#define GM_BAKE_MARKER "/var/lib/geusemaker/baked" /* catalogue=, os=, tier= lines */
+#define GM_BAKE_TAG "geusemaker:bake"              /* "done" or "failed" on the builder */
+
+/* Appends the script of an image build's builder instance (initialise out
+ * with gm_buf_init(out, GM_LIMIT_USERDATA_SCRIPT)): the install part of the
+ * UserData (packages, Docker and Compose, efs-utils, nginx; the NVIDIA
+ * runtime on tier gpu), then every catalogue image pulled (docker pull of
+ * each pinned reference), the marker GM_BAKE_MARKER, and the builder's tag
+ * GM_BAKE_TAG = done (failed when a step fails) set on itself with its
+ * instance role. Validates p first. */
+GM_MUST_CHECK gm_status gm_userdata_render_bake(const gm_stack_params *p, gm_buf *out,
+                                                gm_error *err);
+
 /* Prepares a script for RunInstances' UserData: when the script is over
  * GM_LIMIT_USERDATA_RAW bytes it is gzip-compressed (gzip header; cloud-init
  * gunzips it); if what would be sent is still over GM_LIMIT_USERDATA_RAW the

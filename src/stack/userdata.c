@@ -567,3 +567,20 @@ gm_status gm_userdata_render(const gm_stack_params *p, gm_buf *out, gm_error *er
     }
     return GM_OK;
 }
+
+/* ---- the install pieces, for the bake's script (userdata_bake.c) ------ */
+
+void gm_ud_render_prologue(gm_emit *e, const gm_stack_params *p)
+{
+    render_prologue(e, p);
+}
+
+void gm_ud_render_packages(gm_emit *e, const gm_stack_params *p)
+{
+    render_packages(e, p);
+}
+
+gm_status gm_ud_render_docker(gm_emit *e, const gm_stack_params *p)
+{
+    return render_docker(e, p);
+}

@@ -586,6 +586,98 @@ static void test_encode(void)
     gm_buf_release(&b);
 }
 
+/* The catalogue version: stable, of the documented form, and changed by any
+ * pin, the Compose plugin, the efs-utils tag or the bake format. */
+static void test_catalogue_version(void)
+{
+    char a[GM_CATALOGUE_VERSION_LEN], b[GM_CATALOGUE_VERSION_LEN];
+    gm_catalogue_version(a);
+    gm_catalogue_version(b);
+    CHECK_STR(a, b);
+    CHECK_INT(strlen(a), 13);
+    CHECK(a[0] == 'c');
+    CHECK(strspn(a + 1, "0123456789abcdef") == 12);
+    size_t n;
+    const gm_service *svc = gm_stack_services(&n);
+    gm_service copy[16];
+    CHECK(n <= 16);
+    memcpy(copy, svc, n * sizeof *svc);
+    gm_catalogue_version_of(copy, n, GM_COMPOSE_PLUGIN_VERSION, GM_EFS_UTILS_TAG, GM_BAKE_FORMAT,
+                            b);
+    CHECK_STR(a, b);
+    copy[1].image = "n8nio/n8n:0.0.1";
+    gm_catalogue_version_of(copy, n, GM_COMPOSE_PLUGIN_VERSION, GM_EFS_UTILS_TAG, GM_BAKE_FORMAT,
+                            b);
+    CHECK(strcmp(a, b) != 0);
+    memcpy(copy, svc, n * sizeof *svc);
+    copy[0].digest = NULL;
+    gm_catalogue_version_of(copy, n, GM_COMPOSE_PLUGIN_VERSION, GM_EFS_UTILS_TAG, GM_BAKE_FORMAT,
+                            b);
+    CHECK(strcmp(a, b) != 0);
+    gm_catalogue_version_of(svc, n, "v0.0.1", GM_EFS_UTILS_TAG, GM_BAKE_FORMAT, b);
+    CHECK(strcmp(a, b) != 0);
+    gm_catalogue_version_of(svc, n, GM_COMPOSE_PLUGIN_VERSION, "v0.0.1", GM_BAKE_FORMAT, b);
+    CHECK(strcmp(a, b) != 0);
+    gm_catalogue_version_of(svc, n, GM_COMPOSE_PLUGIN_VERSION, GM_EFS_UTILS_TAG, "0", b);
+    CHECK(strcmp(a, b) != 0);
+    gm_catalogue_version_of(svc, n - 1, GM_COMPOSE_PLUGIN_VERSION, GM_EFS_UTILS_TAG, GM_BAKE_FORMAT,
+                            b);
+    CHECK(strcmp(a, b) != 0);
+}
+
+/* The builder's script: the install part, every pinned image pulled, the
+ * marker with the catalogue version, the completion tag; no secret, no EFS
+ * mount, and within EC2's limit. */
+static void test_userdata_bake(void)
+{
+    char version[GM_CATALOGUE_VERSION_LEN], marker[128];
+    gm_catalogue_version(version);
+    const char *tiers[] = {"dev", "gpu"};
+    for (int t = 0; t < 2; t++) {
+        gm_stack_params p = params(tiers[t], t ? "g5.xlarge" : "t3.large", GM_OS_UBUNTU2404);
+        p.name = "bake-0a1b2c3d";
+        p.efs_id = NULL;
+        gm_buf out;
+        gm_buf_init(&out, GM_LIMIT_USERDATA_SCRIPT);
+        gm_error err = {0};
+        CHECK_INT(gm_userdata_render_bake(&p, &out, &err), GM_OK);
+        const char *s = gm_buf_cstr(&out);
+        CHECK(strncmp(s, "#!/bin/bash\n", 12) == 0);
+        size_t n;
+        const gm_service *svc = gm_stack_services(&n);
+        for (size_t i = 0; i < n; i++) {
+            char pull[512];
+            snprintf(pull, sizeof pull, "docker pull '%s@%s'", svc[i].image, svc[i].digest);
+            CHECK(count(s, pull) == 1);
+        }
+        snprintf(marker, sizeof marker, "'%s' 'ubuntu2404' '%s' >\"$STATE/baked.tmp\"", version,
+                 tiers[t]);
+        CHECK(strstr(s, marker) != NULL);
+        CHECK(strstr(s, "Key=geusemaker:bake,Value=$1") != NULL);
+        CHECK(strstr(s, "bake_tag 'done'") != NULL);
+        CHECK(strstr(s, "bake_tag failed") != NULL);
+        CHECK((strstr(s, "nvidia-ctk") != NULL) == (t == 1));
+        CHECK(strstr(s, "mount -t efs") == NULL);
+        CHECK(strstr(s, "get-parameters") == NULL);
+        CHECK(strstr(s, "compose up") == NULL && strstr(s, "dc up") == NULL);
+        char *b64 = NULL;
+        size_t sent = 0;
+        bool gz = false;
+        CHECK_INT(gm_userdata_encode(&out, &b64, &sent, &gz, &err), GM_OK);
+        CHECK(sent <= GM_LIMIT_USERDATA_RAW);
+        free(b64);
+        gm_buf_release(&out);
+    }
+    gm_stack_params bad = params("dev", "t3.large", GM_OS_AL2023);
+    bad.name = "Bad Name";
+    gm_buf out;
+    gm_buf_init(&out, GM_LIMIT_USERDATA_SCRIPT);
+    gm_error err = {0};
+    CHECK_INT(gm_userdata_render_bake(&bad, &out, &err), GM_ERR_INVALID);
+    CHECK_INT(out.len, 0);
+    gm_buf_release(&out);
+}
+
 int main(void)
 {
     GM_RUN(test_tier_and_os_names);
@@ -601,5 +693,7 @@ int main(void)
     GM_RUN(test_userdata_deterministic);
     GM_RUN(test_compose);
     GM_RUN(test_encode);
+    GM_RUN(test_catalogue_version);
+    GM_RUN(test_userdata_bake);
     GM_TEST_END();
 }
