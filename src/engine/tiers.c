@@ -166,7 +166,8 @@ static const gm_node_def every_node[] = {
  * for the listener and the group's attachment. Everything else (route table,
  * ingress rules, role policies, secrets) goes at once, beside the instance's
  * termination, so a destroy is the group's deletion and its wait, then the
- * network in two steps. A node missing from a graph is skipped; a node not in
+ * network in two steps. An image build's builder instance holds the network
+ * as the group's instances do. A node missing from a graph is skipped; a node not in
  * this table (a test's graph) waits for every node that depends on it. */
 /* clang-format off */
 static const struct {
@@ -176,13 +177,13 @@ static const struct {
     {GM_NODE_ASG, {"targets"}},
     {"launch_template", {GM_NODE_ASG}},
     {"eip", {GM_NODE_ASG}},
-    {"igw", {GM_NODE_ASG, "alb"}},
-    {"sg", {GM_NODE_ASG, "mount_target_a", "mount_target_b", "sg_rules", "alb_ingress"}},
-    {"subnet_a", {GM_NODE_ASG, "mount_target_a", "mount_target_b", "alb"}},
-    {"subnet_b", {GM_NODE_ASG, "mount_target_a", "mount_target_b", "alb"}},
+    {"igw", {GM_NODE_ASG, "alb", "builder"}},
+    {"sg", {GM_NODE_ASG, "mount_target_a", "mount_target_b", "sg_rules", "alb_ingress", "builder"}},
+    {"subnet_a", {GM_NODE_ASG, "mount_target_a", "mount_target_b", "alb", "builder"}},
+    {"subnet_b", {GM_NODE_ASG, "mount_target_a", "mount_target_b", "alb", "builder"}},
     {"efs", {"mount_target_a", "mount_target_b", "efs_policy"}},
     {"instance_profile", {"profile_role"}},
-    {"role", {"role_policy", "profile_role", "efs_policy"}},
+    {"role", {"role_policy", "profile_role", "efs_policy", "bake_policy"}},
     {"alb_sg", {"alb", "alb_ingress", "sg"}},
     {"alb", {"listener"}},
     {"target_group", {"listener", "targets"}},
