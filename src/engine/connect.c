@@ -93,14 +93,20 @@ gm_status gm_engine_connect_plan(gm_aws_client *aws, const gm_deployment *dep,
         out->service = req->service;
         out->local_port = req->local_port ? req->local_port : out->remote_port;
     }
-    gm_engine_summary s;
-    gm_engine_summary_of(dep, &s);
-    if (!s.instance_id)
+    gm_status st = gm_engine_current_instance(aws, dep, out->target_id, sizeof out->target_id, err);
+    if (st != GM_OK)
+        return st;
+    if (!*out->target_id && dep->status == GM_DEP_STOPPED)
+        return gm_error_set(err, GM_ERR_CONFLICT,
+                            "deployment '%s' is stopped: nothing to connect to; 'geusemaker "
+                            "start %s' starts it",
+                            dep->name, dep->name);
+    if (!*out->target_id)
         return gm_error_set(err, GM_ERR_CONFLICT,
                             "deployment '%s' has no instance (status %s): nothing to connect to; "
                             "'geusemaker deploy --resume %s' launches it",
                             dep->name, gm_dep_status_name(dep->status), dep->name);
-    out->target = s.instance_id;
+    out->target = out->target_id;
     bool ok = true;
     static const char *const head[] = {"aws", "ssm", "start-session", "--target"};
     for (size_t i = 0; i < sizeof head / sizeof *head; i++)

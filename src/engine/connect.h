@@ -31,7 +31,8 @@ typedef struct gm_connect_request {
 } gm_connect_request;
 
 typedef struct gm_connect_plan {
-    const char *target;  /* the instance id (points into the record) */
+    const char *target;  /* the instance id (target_id) */
+    char target_id[32];  /* the group's current instance (gm_engine_current_instance) */
     const char *service; /* NULL for a shell */
     int remote_port;     /* the port the service listens on at the instance's 127.0.0.1;
                             0 for a shell */

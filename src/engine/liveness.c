@@ -315,6 +315,28 @@ gm_status gm_engine_group_instances(gm_aws_client *aws, const char *const *dids,
     return st;
 }
 
+gm_status gm_engine_current_instance(gm_aws_client *aws, const gm_deployment *dep, char *out,
+                                     size_t size, gm_error *err)
+{
+    gm_engine_summary s;
+    gm_engine_summary_of(dep, &s);
+    const char *id = s.instance_id && strcmp(s.instance_id, "-") != 0 ? s.instance_id : "";
+    json_t *states = NULL;
+    gm_status st = GM_OK;
+    if (s.group && *dep->deployment_id) {
+        const char *did = dep->deployment_id;
+        st = gm_engine_group_instances(aws, &did, 1, &states, err);
+        const json_t *now = st == GM_OK ? json_object_get(states, did) : NULL;
+        const char *state = json_string_value(json_object_get(now, "state"));
+        if (state && strcmp(state, "running") == 0)
+            id = json_string_value(json_object_get(now, "instance_id"));
+    }
+    if (st == GM_OK && (size_t)snprintf(out, size, "%s", id ? id : "") >= size)
+        st = gm_error_set(err, GM_ERR_LIMIT, "instance id too long");
+    json_decref(states);
+    return st;
+}
+
 gm_status gm_engine_instance_states(gm_aws_client *aws, const char *const *ids, size_t n,
                                     json_t **out, gm_error *err)
 {

@@ -64,6 +64,15 @@ void gm_engine_verdict_instance(const gm_deployment *dep, const char *instance_s
 GM_MUST_CHECK gm_status gm_engine_instance_states(gm_aws_client *aws, const char *const *ids,
                                                   size_t n, json_t **out, gm_error *err);
 
+/* The instance logs and connect talk to: for a deployment with an Auto
+ * Scaling group, the group's instance as EC2 sees it now (by the
+ * deployment-id tag: a replacement no command has recorded yet is found),
+ * when one runs; else the record's (the caller says what became of it).
+ * out receives "" when the record names none either.
+ * One DescribeInstances for a group; no call for a record before groups. */
+GM_MUST_CHECK gm_status gm_engine_current_instance(gm_aws_client *aws, const gm_deployment *dep,
+                                                   char *out, size_t size, gm_error *err);
+
 /* The instances of deployments dids[0..n) (by their deployment-id tag, the
  * Auto Scaling group's) in the client's region: one DescribeInstances (for
  * every 200 ids). *out is {deployment id: {"instance_id", "state"}}, the one

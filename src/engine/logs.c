@@ -12,6 +12,7 @@
 #include "core/str.h"
 #include "core/timeutil.h"
 #include "engine/engine.h"
+#include "engine/liveness.h"
 #include "stack/catalogue.h"
 #include "stack/stack.h"
 
@@ -173,18 +174,24 @@ static bool instance_id_valid(const char *id)
 gm_status gm_logs_instance_of(gm_aws_client *aws, const gm_deployment *dep, char *out, size_t size,
                               gm_error *err)
 {
-    (void)aws; /* later: the instance of the deployment's Auto Scaling group */
-    gm_engine_summary s;
-    gm_engine_summary_of(dep, &s);
-    if (!s.instance_id || !*s.instance_id || strcmp(s.instance_id, "-") == 0)
+    char id[64];
+    gm_status st = gm_engine_current_instance(aws, dep, id, sizeof id, err);
+    if (st != GM_OK)
+        return st;
+    if (!*id && dep->status == GM_DEP_STOPPED)
+        return gm_error_set(err, GM_ERR_NOT_FOUND,
+                            "deployment '%s' is stopped: it has no instance and no logs to read; "
+                            "'geusemaker start %s' starts it",
+                            dep->name, dep->name);
+    if (!*id)
         return gm_error_set(err, GM_ERR_NOT_FOUND,
                             "deployment '%s' has no instance (status %s): there are no logs to "
                             "read; 'geusemaker deploy --resume %s' launches it",
                             dep->name, gm_dep_status_name(dep->status), dep->name);
-    if (!instance_id_valid(s.instance_id))
+    if (!instance_id_valid(id))
         return gm_error_set(err, GM_ERR_PARSE, "the record of '%s' names a malformed instance '%s'",
-                            dep->name, s.instance_id);
-    if ((size_t)snprintf(out, size, "%s", s.instance_id) >= size)
+                            dep->name, id);
+    if ((size_t)snprintf(out, size, "%s", id) >= size)
         return gm_error_set(err, GM_ERR_LIMIT, "instance id too long");
     return GM_OK;
 }

@@ -99,6 +99,10 @@ GM_MUST_CHECK gm_status gm_n_ec2_find_tagged(gm_node *n, const char *describe_ac
 GM_MUST_CHECK gm_status gm_n_query(gm_node *n, const gm_aws_service *svc, const char *action,
                                    const gm_params *p, xmlDocPtr *out_doc,
                                    const char *const *ok_codes, gm_error *err);
+/* The same with a client instead of a node (image delete, outside a run). */
+GM_MUST_CHECK gm_status gm_n_query_with(gm_aws_client *aws, const gm_aws_service *svc,
+                                        const char *action, const gm_params *p, xmlDocPtr *out_doc,
+                                        const char *const *ok_codes, gm_error *err);
 /* The same for EC2. */
 GM_MUST_CHECK gm_status gm_n_ec2(gm_node *n, const char *action, const gm_params *p,
                                  xmlDocPtr *out_doc, const char *const *ok_codes, gm_error *err);

@@ -133,9 +133,16 @@ static bool code_in(const char *code, const char *const *codes)
 gm_status gm_n_query(gm_node *n, const gm_aws_service *svc, const char *action, const gm_params *p,
                      xmlDocPtr *out_doc, const char *const *ok_codes, gm_error *err)
 {
+    return gm_n_query_with(gm_node_aws(n), svc, action, p, out_doc, ok_codes, err);
+}
+
+gm_status gm_n_query_with(gm_aws_client *aws, const gm_aws_service *svc, const char *action,
+                          const gm_params *p, xmlDocPtr *out_doc, const char *const *ok_codes,
+                          gm_error *err)
+{
     xmlDocPtr doc = NULL;
     gm_error cerr = {0};
-    gm_status st = gm_aws_query(gm_node_aws(n), svc, action, p, &doc, &cerr);
+    gm_status st = gm_aws_query(aws, svc, action, p, &doc, &cerr);
     if (st != GM_OK && *cerr.aws_code && code_in(cerr.aws_code, ok_codes))
         st = GM_OK;
     else if (st != GM_OK)

@@ -387,10 +387,9 @@ static void image_tags_init(gm_node *n, image_tags *t)
     memcpy(t->v, v, sizeof v);
 }
 
-/* CreateImage of the stopped builder, tagged with the standard tags and
- * what the image is for. (Its snapshots are tagged once it is available:
- * the emulator refuses a snapshot TagSpecification; deleting the image
- * deletes them in any case.) */
+/* CreateImage of the stopped builder; the image and its snapshots tagged at
+ * creation with the standard tags and what the image is for (the policy
+ * allows tags at creation only: docs/iam-policy.json). */
 static GM_MUST_CHECK gm_status image_send(gm_node *n, char **out_id, gm_error *err)
 {
     char *builder = gm_node_id_of(n, "builder");
@@ -406,43 +405,11 @@ static GM_MUST_CHECK gm_status image_send(gm_node *n, char **out_id, gm_error *e
     gm_params_add(&p, "Name", name);
     gm_params_add(&p, "Description", "GeuseMaker baked image: the stack's packages and images");
     gm_n_tag_spec_with(n, &p, 1, "image", t.v, 5);
+    gm_n_tag_spec_with(n, &p, 2, "snapshot", t.v, 5);
     gm_status st = gm_n_create_once(n, send_create_image, &p, IMAGE_TAKEN, out_id, err);
     gm_params_release(&p);
     free(builder);
     free(t.arch);
-    return st;
-}
-
-/* The image's snapshots get the image's tags (the sweep and cleanup find
- * them by the build's tags; image list and delete by the image). */
-static GM_MUST_CHECK gm_status image_tag_snapshots(gm_node *n, const char *ami, gm_error *err)
-{
-    gm_params p;
-    gm_params_init(&p);
-    gm_params_add(&p, "ImageId.1", ami);
-    xmlDocPtr doc = NULL;
-    gm_status st = gm_n_ec2(n, "DescribeImages", &p, &doc, NULL, err);
-    gm_params_release(&p);
-    gm_read_rows devices;
-    gm_read_rows_init(&devices);
-    if (st == GM_OK)
-        st = gm_read_xml(doc, &gm_ec2_image_devices, &devices, err);
-    xmlFreeDoc(doc);
-    gm_params_init(&p);
-    size_t k = 0;
-    for (size_t i = 0; st == GM_OK && i < devices.n; i++)
-        if (*gm_read_get(&devices, i, GM_EC2_BDM_SNAPSHOT))
-            gm_params_addf(&p, gm_read_get(&devices, i, GM_EC2_BDM_SNAPSHOT), "ResourceId.%zu",
-                           ++k);
-    gm_read_rows_release(&devices);
-    if (st == GM_OK && k) {
-        image_tags t;
-        image_tags_init(n, &t);
-        gm_n_tags_with(n, &p, t.v, 5);
-        st = gm_n_ec2(n, "CreateTags", &p, NULL, NULL, err);
-        free(t.arch);
-    }
-    gm_params_release(&p);
     return st;
 }
 
@@ -487,8 +454,6 @@ static GM_MUST_CHECK gm_status image_create(gm_node *n, gm_error *err)
     }
     if (st == GM_OK)
         st = image_wait(n, id, err);
-    if (st == GM_OK)
-        st = image_tag_snapshots(n, id, err);
     if (st == GM_OK)
         st = gm_node_set_output(n, "image_id", id, err);
     free(id);
@@ -536,30 +501,11 @@ const gm_node_ops gm_ops_image = {
 
 /* ---- deleting images and snapshots (also geusemaker image delete) --------- */
 
-static bool code_in(const char *code, const char *const *codes)
-{
-    for (size_t i = 0; *code && codes && codes[i]; i++)
-        if (strcmp(code, codes[i]) == 0)
-            return true;
-    return false;
-}
-
-/* An EC2 call whose codes in ok count as success (*out_doc NULL then). */
+/* An EC2 call whose codes in ok count as success. */
 static GM_MUST_CHECK gm_status ec2_call(gm_aws_client *aws, const char *action, const gm_params *p,
                                         xmlDocPtr *out_doc, const char *const *ok, gm_error *err)
 {
-    xmlDocPtr doc = NULL;
-    gm_error cerr = {0};
-    gm_status st = gm_aws_query(aws, &gm_svc_ec2, action, p, &doc, &cerr);
-    if (st != GM_OK && code_in(cerr.aws_code, ok))
-        st = GM_OK;
-    else if (st != GM_OK)
-        *err = cerr;
-    if (out_doc)
-        *out_doc = doc;
-    else
-        xmlFreeDoc(doc);
-    return st;
+    return gm_n_query_with(aws, &gm_svc_ec2, action, p, out_doc, ok, err);
 }
 
 static GM_MUST_CHECK gm_status delete_snapshot(gm_aws_client *aws, const char *snap, gm_error *err)

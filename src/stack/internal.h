@@ -49,6 +49,13 @@ void gm_ud_imds_block_script(gm_emit *e, const gm_stack_params *p);
  * (as written to $R/etc/geusemaker/images by the files step) is already in
  * Docker's store, so the pull can leave it out. */
 void gm_ud_have_image_fn(gm_emit *e);
+
+/* A whole script: p validated, its SSM prefix defaulted, body rendered into
+ * out; on failure out is as it was and the message names what ("the
+ * UserData"). */
+typedef gm_status (*gm_ud_body)(gm_emit *e, const gm_stack_params *p);
+GM_MUST_CHECK gm_status gm_ud_render_with(const gm_stack_params *p, gm_buf *out, gm_ud_body body,
+                                          const char *what, gm_error *err);
 /* log() for a script: "<time> [tag] message" on stderr. */
 void gm_ud_log_fn(gm_emit *e, const char *tag);
 /* Writes content to path (a shell word, already quoted) through a quoted

@@ -538,7 +538,8 @@ static GM_MUST_CHECK gm_status render_all(gm_emit *e, const gm_stack_params *p)
     return e->st;
 }
 
-gm_status gm_userdata_render(const gm_stack_params *p, gm_buf *out, gm_error *err)
+gm_status gm_ud_render_with(const gm_stack_params *p, gm_buf *out, gm_ud_body body,
+                            const char *what, gm_error *err)
 {
     gm_status st = gm_stack_validate(p, err);
     if (st != GM_OK)
@@ -552,20 +553,24 @@ gm_status gm_userdata_render(const gm_stack_params *p, gm_buf *out, gm_error *er
 
     size_t before = out->len;
     gm_emit e = {out, GM_OK};
-    st = render_all(&e, &q);
+    st = body(&e, &q);
     free(prefix);
     if (st != GM_OK) {
         out->len = before;
         if (out->data)
             out->data[before] = '\0';
         if (st == GM_ERR_INTERNAL)
-            return gm_error_set(err, st,
-                                "cannot render the UserData: a heredoc delimiter "
-                                "appears in its content");
-        return gm_error_set(err, st, "cannot render the UserData: %s (buffer limit %zu bytes)",
+            return gm_error_set(
+                err, st, "cannot render %s: a heredoc delimiter appears in its content", what);
+        return gm_error_set(err, st, "cannot render %s: %s (buffer limit %zu bytes)", what,
                             gm_status_name(st), out->max);
     }
     return GM_OK;
+}
+
+gm_status gm_userdata_render(const gm_stack_params *p, gm_buf *out, gm_error *err)
+{
+    return gm_ud_render_with(p, out, render_all, "the UserData", err);
 }
 
 /* ---- the install pieces, for the bake's script (userdata_bake.c) ------ */

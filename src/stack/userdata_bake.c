@@ -75,24 +75,5 @@ static GM_MUST_CHECK gm_status render_all(gm_emit *e, const gm_stack_params *p)
 
 gm_status gm_userdata_render_bake(const gm_stack_params *p, gm_buf *out, gm_error *err)
 {
-    gm_status st = gm_stack_validate(p, err);
-    if (st != GM_OK)
-        return st;
-    char *prefix = p->ssm_prefix ? NULL : gm_stack_default_ssm_prefix(p->name);
-    if (!p->ssm_prefix && !prefix)
-        return gm_error_set(err, GM_ERR_NOMEM, "out of memory");
-    gm_stack_params q = *p;
-    if (prefix)
-        q.ssm_prefix = prefix;
-    size_t before = out->len;
-    gm_emit e = {out, GM_OK};
-    st = render_all(&e, &q);
-    free(prefix);
-    if (st == GM_OK)
-        return GM_OK;
-    out->len = before;
-    if (out->data)
-        out->data[before] = '\0';
-    return gm_error_set(err, st, "cannot render the builder's script: %s (buffer limit %zu bytes)",
-                        gm_status_name(st), out->max);
+    return gm_ud_render_with(p, out, render_all, "the builder's script", err);
 }

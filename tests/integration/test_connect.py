@@ -195,6 +195,10 @@ def test_an_instance_that_is_not_running_is_refused(gm, proxy, gm_home, boto, to
     env.update(FAST)
     assert deploy(gm, "gone").returncode == 0
     iid = instance_of(gm_home, "gone")
+    # Behind the tool's back: the group emptied, its instance terminated.
+    boto("autoscaling").update_auto_scaling_group(
+        AutoScalingGroupName=node(load_state(gm_home, "gone"), "asg")["id"], MinSize=0,
+        DesiredCapacity=0)
     boto("ec2").terminate_instances(InstanceIds=[iid])
     r = gm.run("connect", "gone", env=env)
     assert r.returncode == 1
@@ -257,3 +261,25 @@ def test_help_names_the_services_and_the_exit_codes(gm):
     for word in ("--service", "--local-port", "--shell", "session-manager-plugin",
                  "5 not healthy"):
         assert word in r.stdout, word
+
+
+def test_a_replacement_no_command_has_seen_is_the_target(gm, proxy, gm_home, boto, tools):
+    """The group replaced the instance behind the tool's back (a spot reclaim,
+    a failed health check): connect asks EC2 for the group's instance now
+    instead of trusting the record."""
+    env, argv_file = tools
+    env.update(FAST)
+    assert deploy(gm, "moved").returncode == 0
+    old = instance_of(gm_home, "moved")
+    boto("autoscaling").terminate_instance_in_auto_scaling_group(
+        InstanceId=old, ShouldDecrementDesiredCapacity=False)
+    group = node(load_state(gm_home, "moved"), "asg")["id"]
+    now = [i["InstanceId"] for i in boto("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["Instances"]]
+    assert now and old not in now
+    assert instance_of(gm_home, "moved") == old  # the record has not seen it
+    r = gm.run("connect", "moved", "--shell", "--output", "json", env=env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["target"] == now[0] and doc["instance_state"] == "running"
+    assert not argv_file.exists()

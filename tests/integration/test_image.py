@@ -253,3 +253,30 @@ def test_a_build_killed_at_each_write_leaves_nothing_after_destroy(gm, boto, pro
     snaps = boto("ec2").describe_snapshots(
         OwnerIds=["self"], Filters=[{"Name": "tag-key", "Values": ["geusemaker:build"]}])["Snapshots"]
     assert snaps == []
+
+
+def test_a_killed_build_whose_record_is_lost_is_removed_by_cleanup(gm, boto, proxy, gm_home):
+    """A build killed once its builder runs, and again once its image is
+    being made, with the records deleted: cleanup finds every piece by its
+    tags (the builder, its network and role, the image and its snapshots)
+    and removes them."""
+    proxy.clear_records()
+    rc, out, err, _ = build(gm, boto)
+    assert rc == 0, err
+    acts = [rec["action"] for rec in proxy.records]
+    r = gm.run("image", "delete", json.loads(out)["image_id"], "--yes", env=FAST)
+    assert r.returncode == 0, r.stderr
+    for action in ("RunInstances", "CreateImage"):
+        k = acts.index(action) + 1
+        before = set(_records_of(gm_home))
+        code = _build_killed_after(gm, boto, proxy, k)
+        assert code == -9, "the build was not killed at %s" % action
+        names = sorted(set(_records_of(gm_home)) - before)
+        assert len(names) == 1
+        for p in (gm_home / "deployments").glob(names[0] + ".*"):
+            p.unlink()
+        r = gm.run("cleanup", "--yes", env=FAST, timeout=240)
+        assert r.returncode == 0, r.stderr
+        assert bake_leftovers(boto, names[0]) == {}, "killed at %s" % action
+        r = gm.run("cleanup", "--dry-run", env=FAST)
+        assert r.returncode == 0 and names[0] not in r.stdout, r.stdout

@@ -206,8 +206,9 @@ def test_reads_a_container_log_through_run_command(gm, proxy, agent, deployed):
     assert len(invs) == 2 and all(i["InstanceId"] == deployed for i in invs)
     assert agent.leftovers() == []
     # Only SSM and nothing that changes the instance.
+    # The group's instance as EC2 sees it now, then the command.
     assert {(r["service"], r["action"]) for r in proxy.records} == {
-        ("ssm", "SendCommand"), ("ssm", "GetCommandInvocation")}
+        ("ec2", "DescribeInstances"), ("ssm", "SendCommand"), ("ssm", "GetCommandInvocation")}
 
 
 def test_since_and_the_host_services(gm, proxy, agent, deployed):
@@ -311,8 +312,9 @@ def test_waits_for_the_agent_to_register(gm, proxy, agent, deployed):
     assert r.stdout == "crawl4ai up\n"
     assert "waiting for the SSM agent on %s to register" % deployed in r.stderr
     assert [x["status"] for x in proxy.find(action="SendCommand")] == [400, 400, 400, 200]
-    # The instance was looked at once: it runs, so waiting makes sense.
-    assert proxy.count(action="DescribeInstances") == 1
+    # The group's instance was looked up once and its state read once: it
+    # runs, so waiting makes sense.
+    assert proxy.count(action="DescribeInstances") == 2
 
 
 def test_an_agent_that_never_registers_is_offline(gm, proxy, agent, deployed):
