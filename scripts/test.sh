@@ -10,11 +10,12 @@
 #      sends is checked against botocore's AWS API models and a violation fails
 #      the run; test_iam_enforced.py deploys on a moto of its own with SigV4
 #      verification and IAM enforcement, as a user holding docs/iam-policy.json);
-#   5. the whoami, credential, deploy, bad-input, IAM-enforced, list-index and update
-#      integration tests again with the sanitizer binary;
+#   5. the whoami, credential, deploy, bad-input, IAM-enforced, list-index, update,
+#      destroy-order and image integration tests again with the sanitizer binary;
 #   6. line coverage of the orchestration (engine/, including the load balancer nodes) and
 #      state (state/) code by the unit and deploy, crash, ALB, failover, logs, connect,
-#      health, list-index, stop/start and update integration tests, on a gcov build (must be
+#      health, list-index, stop/start, update and destroy-order integration tests, on a
+#      gcov build (must be
 #      at least 80 %).
 # The pytest steps run on every core with pytest-xdist, a test file per worker
 # at a time (--dist loadfile: a file's module fixtures start once); each worker
@@ -61,13 +62,14 @@ echo "== shellcheck" >&2
 shellcheck scripts/*.sh .ci/run tests/integration/userdata_sandbox/stub
 
 echo "== integration tests, sanitizer binary (whoami, credentials, deploy, bad input, adopt," \
-  "cleanup, state folder, IAM enforced, list index, update)" >&2
+  "cleanup, state folder, IAM enforced, list index, update, destroy order, images)" >&2
 GEUSEMAKER_BIN="$root/build-asan/geusemaker" python3 -m pytest -q -p no:cacheprovider "${xdist[@]}" \
   tests/integration/test_whoami.py tests/integration/test_credentials.py \
   tests/integration/test_deploy.py tests/integration/test_bad_input.py \
   tests/integration/test_adopt_cleanup.py tests/integration/test_state_safety.py \
   tests/integration/test_iam_enforced.py tests/integration/test_list_index.py \
-  tests/integration/test_update.py
+  tests/integration/test_update.py tests/integration/test_destroy_order.py \
+  tests/integration/test_image.py
 
 echo "== coverage of engine/ and state/ (gcov build)" >&2
 find build-cov -name '*.gcda' -delete
@@ -78,7 +80,7 @@ GEUSEMAKER_BIN="$root/build-cov/geusemaker" python3 -m pytest -q -p no:cacheprov
   tests/integration/test_adopt_cleanup.py tests/integration/test_logs.py \
   tests/integration/test_connect.py tests/integration/test_degraded.py \
   tests/integration/test_list_index.py tests/integration/test_lifecycle.py \
-  tests/integration/test_update.py
+  tests/integration/test_update.py tests/integration/test_destroy_order.py
 gcovr --root . --object-directory build-cov --gcov-ignore-parse-errors \
   --filter 'src/engine/' --filter 'src/state/' \
   --print-summary --txt build-cov/coverage.txt --fail-under-line 80 >/dev/null
