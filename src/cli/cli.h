@@ -55,6 +55,7 @@ struct gm_command {
     const gm_optgroup *groups[4]; /* the command's options, by group; unused slots NULL */
     size_t min_pos, max_pos;      /* how many positional arguments */
     const char *pos_what;         /* what they are, for messages: "one deployment name" */
+    const char *pos_words;        /* the first positional's words, for completion; or NULL */
     bool local;       /* never talks to AWS: the AWS environment is not checked before it runs */
     bool hidden;      /* not listed in --help or completion (the build's generators) */
     bool no_settings; /* reads no configuration (generators; init, which repairs it) */

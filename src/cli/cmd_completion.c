@@ -118,6 +118,8 @@ static void print_bash(void)
     for (size_t c = 0; c < n; c++) {
         first = 0;
         printf("        %s) COMPREPLY=($(compgen -W \"", cmds[c]->name);
+        if (cmds[c]->pos_words)
+            printf("%s ", cmds[c]->pos_words);
         each_opt(cmds[c], bash_word, &first);
         printf(" $global\" -- \"$cur\")) ;;\n");
     }
@@ -166,7 +168,10 @@ static void print_zsh(void)
         printf("    %s) _arguments \\\n", cmds[c]->name);
         each_opt(cmds[c], zsh_opt, NULL);
         each_opt(NULL, zsh_opt, NULL);
-        printf("        '*: :_files' ;;\n");
+        if (cmds[c]->pos_words)
+            printf("        '1:action:(%s)' ;;\n", cmds[c]->pos_words);
+        else
+            printf("        '*: :_files' ;;\n");
     }
     printf("    esac\n}\n_geusemaker \"$@\"\n");
 }
@@ -202,6 +207,9 @@ static void print_fish(void)
         printf("complete -c geusemaker -n __fish_use_subcommand -a %s -d '", cmds[c]->name);
         print_clean(cmds[c]->summary);
         printf("'\n");
+        if (cmds[c]->pos_words)
+            printf("complete -c geusemaker -n '__fish_seen_subcommand_from %s' -a '%s'\n",
+                   cmds[c]->name, cmds[c]->pos_words);
         each_opt(cmds[c], fish_opt, NULL);
     }
     each_opt(NULL, fish_opt, NULL);

@@ -24,7 +24,7 @@ static const gm_opt build_opts[] = {
      .id = OPT_TIER},
     {.name = "os",
      .arg = "OS",
-     .help = "al2023, ubuntu2204 or ubuntu2404",
+     .help = "the builder's system: al2023, ubuntu-22.04 or ubuntu-24.04 (as deploy --os)",
      .dflt = "al2023",
      .id = OPT_OS},
     {.name = "instance-type",
@@ -61,6 +61,7 @@ const gm_command gm_command_image = {
     .min_pos = 1,
     .max_pos = 2,
     .pos_what = "an action (build, list, delete) and, for delete, an image id",
+    .pos_words = "build list delete",
     .run = cmd_image,
 };
 
@@ -100,7 +101,7 @@ static int parse_build(build_run *b, const gm_args *args)
                                   tier);
     if (os && !gm_os_parse(os, &b->cfg.os))
         return gm_cli_usage_error(
-            cli, "unknown --os '%s': expected al2023, ubuntu2204 or ubuntu2404", os);
+            cli, "unknown --os '%s': expected al2023, ubuntu-22.04 or ubuntu-24.04", os);
     int64_t s = 3600;
     if (timeout && !gm_str_to_int64(timeout, 60, 24 * 3600, &s))
         return gm_cli_usage_error(

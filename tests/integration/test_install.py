@@ -52,6 +52,8 @@ def test_bash_completion_completes_every_command_and_option(gm, tmp_path):
         assert not missing, (command, missing)
     assert bash_complete(script, ["geusemaker", "deploy", "--tier", "a"]) == ["automation"]
     assert bash_complete(script, ["geusemaker", "status", "--output", ""]) == ["text", "json"]
+    assert bash_complete(script, ["geusemaker", "image", "b"]) == ["build"]
+    assert bash_complete(script, ["geusemaker", "image", "de"]) == ["delete"]
 
 
 @pytest.mark.parametrize("shell", ["zsh", "fish"])
