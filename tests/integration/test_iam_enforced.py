@@ -372,3 +372,36 @@ def test_unpatched_moto_refuses_bodyless_rest_requests(tmp_path):
         assert "SignatureDoesNotMatch" in str(e.value)
     finally:
         m.stop()
+
+
+def test_image_build_list_delete_with_the_policy(auth_moto, run_as, auth_proxy):
+    """A baked image with the policy's actions: the build (its network, role,
+    builder, image and snapshot tags at creation, the clean-up), list and
+    delete; nothing is denied."""
+    import time
+
+    gm = run_as(moto_policy(docs_policy()))
+    proc = gm.popen("image", "build", "--yes", "--output", "json", env=FAST)
+    ec2 = auth_moto.client("ec2")
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        found = [i for r in ec2.describe_instances(Filters=[
+            {"Name": "tag:geusemaker:node", "Values": ["builder"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"]
+            for i in r["Instances"]]
+        if found:  # the builder's script would tag itself so once done
+            ec2.create_tags(Resources=[found[0]["InstanceId"]],
+                            Tags=[{"Key": "geusemaker:bake", "Value": "done"}])
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=180)
+    out, err = gm.output(proc)
+    assert proc.returncode == 0, err
+    ami = json.loads(out)["image_id"]
+    r = gm.run("image", "list", "--output", "json", env=FAST)
+    assert r.returncode == 0, r.stderr
+    assert ami in [i["id"] for i in json.loads(r.stdout)["images"]]
+    r = gm.run("image", "delete", ami, "--yes", env=FAST)
+    assert r.returncode == 0, r.stderr
+    assert _denied(auth_proxy) == []
+    assert ec2.describe_images(ImageIds=[ami])["Images"] == []
