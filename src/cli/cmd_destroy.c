@@ -63,6 +63,29 @@ static bool confirm(const gm_deployment *dep, bool keep_efs)
     return strcmp(line, name) == 0;
 }
 
+/* Archives the record (unless the file system stays) and says what was done. */
+static GM_MUST_CHECK gm_status report(gm_cli_session *s, bool keep_efs)
+{
+    char *archived = NULL;
+    if (!keep_efs) {
+        gm_status st = gm_store_archive(s->store, s->name, &archived, &s->err);
+        if (st != GM_OK)
+            return st;
+    }
+    double secs = (double)(gm_now_ms() - s->t0) / 1000.0;
+    if (s->cli->output == GM_OUTPUT_JSON) {
+        gm_cli_print_json(json_pack("{s:s, s:s, s:s?, s:b, s:f}", "name", s->name, "status",
+                                    "destroyed", "archived_record", archived, "kept_efs", keep_efs,
+                                    "duration_s", secs));
+    } else {
+        printf("Destroyed '%s' in %.1fs.%s%s\n", s->name, secs,
+               archived ? " Record archived at " : " The file system was kept; its record stays.",
+               archived ? archived : "");
+    }
+    free(archived);
+    return GM_OK;
+}
+
 static int cmd_destroy(gm_cli *cli, const gm_args *args)
 {
     bool yes = gm_args_has(args, OPT_YES), keep_efs = gm_args_has(args, OPT_KEEP_EFS);
@@ -74,86 +97,33 @@ static int cmd_destroy(gm_cli *cli, const gm_args *args)
     if (!yes && !isatty(STDIN_FILENO))
         return gm_cli_usage_error(cli,
                                   "destroy needs --yes when there is no terminal to confirm on");
-    gm_engine_settings settings;
-    if ((st = gm_cli_engine_settings(&settings, &err)) != GM_OK)
-        return gm_cli_fail(cli, st, &err);
-
-    int64_t t0 = gm_now_ms();
-    gm_store *store = NULL;
-    gm_lock *lock = NULL;
-    gm_aws_client *aws = NULL;
-    gm_deployment *dep = NULL;
-    gm_progress *progress = NULL;
-    int rc = GM_EXIT_FAILED;
-    st = gm_cli_open_locked(cli, name, &store, &lock, &err);
-    if (st == GM_OK)
-        st = gm_cli_load_record(store, name, &dep, &err);
-    if (st != GM_OK)
-        goto done;
-    if (!yes && !confirm(dep, keep_efs)) {
+    gm_cli_session s = {0};
+    st = gm_cli_session_open(cli, name, &s);
+    if (st == GM_OK && !yes && !confirm(s.dep, keep_efs)) {
         fprintf(stderr, "not confirmed: nothing was deleted\n");
-        rc = GM_EXIT_USAGE;
-        goto done;
+        return gm_cli_session_close(&s, GM_OK, GM_EXIT_USAGE);
     }
-    if (!cli->region)
-        cli->region = dep->region;
-    st = gm_cli_aws_client(cli, &aws, &err);
+    if (st == GM_OK)
+        st = gm_cli_session_connect(&s);
     if (st != GM_OK)
-        goto done;
+        return gm_cli_session_close(&s, st, GM_EXIT_FAILED);
     gm_log_event(GM_LOG_INFO, "destroy_start",
                  json_pack("{s:s, s:b}", "name", name, "keep_efs", keep_efs));
-    gm_cli_install_interrupt_handlers();
     char title[128];
-    snprintf(title, sizeof title, "Destroying \"%s\" in %s", name, dep->region);
-    progress = gm_progress_new(&cli->term, gm_cli_show_progress(cli), title);
-    gm_engine_options eo = {.aws = aws,
-                            .store = store,
-                            .observer = gm_cli_progress_observer,
-                            .observer_ctx = progress,
-                            .interrupt = &gm_cli_interrupted,
-                            .settings = settings};
-    st = gm_engine_destroy(&eo, dep, keep_efs, &err);
-    gm_progress_free(progress);
-    progress = NULL;
+    snprintf(title, sizeof title, "Destroying \"%s\" in %s", name, s.dep->region);
+    gm_engine_options eo = gm_cli_session_engine(&s, title);
+    st = gm_engine_destroy(&eo, s.dep, keep_efs, &s.err);
+    gm_cli_session_done(&s);
     gm_log_event(st == GM_OK ? GM_LOG_INFO : GM_LOG_ERROR, "destroy_end",
-                 json_pack("{s:s, s:I, s:s?}", "status", gm_dep_status_name(dep->status),
-                           "duration_ms", (json_int_t)(gm_now_ms() - t0), "error",
-                           st == GM_OK ? NULL : err.message));
-    if (st != GM_OK) {
+                 json_pack("{s:s, s:I, s:s?}", "status", gm_dep_status_name(s.dep->status),
+                           "duration_ms", (json_int_t)(gm_now_ms() - s.t0), "error",
+                           st == GM_OK ? NULL : s.err.message));
+    if (st != GM_OK)
         fprintf(stderr,
                 "the record of '%s' is kept with what remains; run 'geusemaker destroy %s' "
                 "again to finish\n",
                 name, name);
-        goto done;
-    }
-    char *archived = NULL;
-    if (!keep_efs) {
-        st = gm_store_archive(store, name, &archived, &err);
-        if (st != GM_OK)
-            goto done;
-    }
-    if (cli->output == GM_OUTPUT_JSON) {
-        json_t *o = json_pack("{s:s, s:s, s:s?, s:b, s:f}", "name", name, "status", "destroyed",
-                              "archived_record", archived, "kept_efs", keep_efs, "duration_s",
-                              (double)(gm_now_ms() - t0) / 1000.0);
-        gm_cli_print_json(o);
-    } else {
-        printf("Destroyed '%s' in %.1fs.%s%s\n", name, (double)(gm_now_ms() - t0) / 1000.0,
-               archived ? " Record archived at " : " The file system was kept; its record stays.",
-               archived ? archived : "");
-    }
-    free(archived);
-    rc = GM_EXIT_OK;
-done:
-    if (st != GM_OK)
-        rc = gm_cli_fail(cli, st, &err);
-    if (st != GM_OK && gm_cli_interrupted) /* stopped by a signal: say which */
-        rc = gm_cli_interrupt_exit_code();
-    gm_progress_free(progress);
-    gm_deployment_free(dep);
-    gm_aws_client_free(aws);
-    gm_lock_release(lock);
-    gm_store_free(store);
-    gm_log_close();
-    return rc;
+    if (st == GM_OK)
+        st = report(&s, keep_efs);
+    return gm_cli_session_close(&s, st, GM_EXIT_OK);
 }

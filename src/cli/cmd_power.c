@@ -76,69 +76,30 @@ static void print_outcome(gm_cli *cli, const gm_deployment *dep, bool stop, int6
 static int run_power(gm_cli *cli, const gm_args *args, bool stop)
 {
     const char *name = args->pos[0];
-    gm_error err = {0};
-    gm_status st = gm_engine_check_name(name, &err);
-    if (st != GM_OK)
-        return gm_cli_fail(cli, st, &err);
-    gm_engine_settings settings;
-    if ((st = gm_cli_engine_settings(&settings, &err)) != GM_OK)
-        return gm_cli_fail(cli, st, &err);
-    int64_t t0 = gm_now_ms();
-    gm_store *store = NULL;
-    gm_lock *lock = NULL;
-    gm_aws_client *aws = NULL;
-    gm_deployment *dep = NULL;
-    gm_progress *progress = NULL;
-    int rc = GM_EXIT_FAILED;
-    st = gm_cli_open_locked(cli, name, &store, &lock, &err);
+    gm_cli_session s = {0};
+    gm_status st = gm_cli_session_open(cli, name, &s);
     if (st == GM_OK)
-        st = gm_cli_load_record(store, name, &dep, &err);
-    if (st == GM_OK && !cli->region)
-        cli->region = dep->region;
-    if (st == GM_OK)
-        st = gm_cli_aws_client(cli, &aws, &err);
+        st = gm_cli_session_connect(&s);
     if (st != GM_OK)
-        goto done;
-    const char *verb = stop ? "stop" : "start";
+        return gm_cli_session_close(&s, st, GM_EXIT_FAILED);
     gm_log_event(GM_LOG_INFO, stop ? "stop_start" : "start_start",
                  json_pack("{s:s}", "name", name));
-    gm_cli_install_interrupt_handlers();
     char title[128];
     snprintf(title, sizeof title, "%s \"%s\" in %s", stop ? "Stopping" : "Starting", name,
-             dep->region);
-    progress = gm_progress_new(&cli->term, gm_cli_show_progress(cli), title);
-    gm_engine_options eo = {.aws = aws,
-                            .store = store,
-                            .observer = gm_cli_progress_observer,
-                            .observer_ctx = progress,
-                            .interrupt = &gm_cli_interrupted,
-                            .settings = settings};
+             s.dep->region);
+    gm_engine_options eo = gm_cli_session_engine(&s, title);
     power_fn fn = stop ? gm_engine_stop : gm_engine_start;
-    st = fn(&eo, dep, &err);
-    gm_progress_free(progress);
-    progress = NULL;
+    st = fn(&eo, s.dep, &s.err);
+    gm_cli_session_done(&s);
     gm_log_event(st == GM_OK ? GM_LOG_INFO : GM_LOG_ERROR, stop ? "stop_end" : "start_end",
-                 json_pack("{s:s, s:I, s:s?}", "status", gm_dep_status_name(dep->status),
-                           "duration_ms", (json_int_t)(gm_now_ms() - t0), "error",
-                           st == GM_OK ? NULL : err.message));
-    if (st != GM_OK) {
-        gm_error_prefix(&err, "%s '%s'", verb, name);
-        goto done;
-    }
-    print_outcome(cli, dep, stop, t0);
-    rc = GM_EXIT_OK;
-done:
+                 json_pack("{s:s, s:I, s:s?}", "status", gm_dep_status_name(s.dep->status),
+                           "duration_ms", (json_int_t)(gm_now_ms() - s.t0), "error",
+                           st == GM_OK ? NULL : s.err.message));
     if (st != GM_OK)
-        rc = gm_cli_fail(cli, st, &err);
-    if (st != GM_OK && gm_cli_interrupted)
-        rc = gm_cli_interrupt_exit_code();
-    gm_progress_free(progress);
-    gm_deployment_free(dep);
-    gm_aws_client_free(aws);
-    gm_lock_release(lock);
-    gm_store_free(store);
-    gm_log_close();
-    return rc;
+        gm_error_prefix(&s.err, "%s '%s'", stop ? "stop" : "start", name);
+    else
+        print_outcome(cli, s.dep, stop, s.t0);
+    return gm_cli_session_close(&s, st, GM_EXIT_OK);
 }
 
 static int cmd_stop(gm_cli *cli, const gm_args *args)

@@ -273,6 +273,46 @@ static void print_result(gm_cli *cli, const gm_deployment *dep, const json_t *di
     print_diff(diff);
 }
 
+/* Whether the update may go on: yes, a stopped deployment (nothing is
+ * replaced), or the user's answer on a terminal. -1: go on; else the exit. */
+static int approved(gm_cli *cli, const update_args *u, const gm_deployment *dep, json_t *diff)
+{
+    if (u->yes || dep->status == GM_DEP_STOPPED)
+        return -1;
+    if (!isatty(STDIN_FILENO))
+        return gm_cli_usage_error(cli, "update replaces the instance: it needs --yes when there "
+                                       "is no terminal to confirm on");
+    printf("Update of '%s':\n", dep->name);
+    print_diff(diff);
+    fflush(stdout);
+    if (confirm(dep))
+        return -1;
+    fprintf(stderr, "not confirmed: nothing was changed\n");
+    return GM_EXIT_USAGE;
+}
+
+static int run_update(gm_cli_session *s, update_args *u, json_t *diff)
+{
+    gm_update_outcome out;
+    memset(&out, 0, sizeof out);
+    gm_status st = gm_cli_session_connect(s);
+    if (st != GM_OK)
+        return gm_cli_session_close(s, st, GM_EXIT_FAILED);
+    gm_log_event(GM_LOG_INFO, "update_start",
+                 json_pack("{s:s, s:O}", "name", s->name, "changes", diff));
+    char title[128];
+    snprintf(title, sizeof title, "Updating \"%s\" in %s", s->name, s->dep->region);
+    gm_engine_options eo = gm_cli_session_engine(s, title);
+    st = gm_engine_update(&eo, s->dep, &u->req, &out, &s->err);
+    gm_cli_session_done(s);
+    gm_log_event(st == GM_OK ? GM_LOG_INFO : GM_LOG_ERROR, "update_end",
+                 json_pack("{s:s, s:b, s:s?}", "to_version", out.to_version, "rolled_back",
+                           out.rolled_back, "error", st == GM_OK ? NULL : s->err.message));
+    if (st == GM_OK)
+        print_result(s->cli, s->dep, diff, &out, false, s->t0);
+    return gm_cli_session_close(s, st, GM_EXIT_OK);
+}
+
 static int cmd_update(gm_cli *cli, const gm_args *args)
 {
     const char *name = args->pos[0];
@@ -287,86 +327,24 @@ static int cmd_update(gm_cli *cli, const gm_args *args)
         update_args_release(&u);
         return rc;
     }
-    gm_engine_settings settings;
-    if ((st = gm_cli_engine_settings(&settings, &err)) != GM_OK) {
-        update_args_release(&u);
-        return gm_cli_fail(cli, st, &err);
-    }
-    int64_t t0 = gm_now_ms();
-    gm_store *store = NULL;
-    gm_lock *lock = NULL;
-    gm_aws_client *aws = NULL;
-    gm_deployment *dep = NULL;
-    gm_progress *progress = NULL;
+    gm_cli_session s = {0};
     json_t *diff = NULL;
-    gm_update_outcome out;
-    memset(&out, 0, sizeof out);
-    rc = GM_EXIT_FAILED;
-    st = gm_cli_open_locked(cli, name, &store, &lock, &err);
-    if (st == GM_OK)
-        st = gm_cli_load_record(store, name, &dep, &err);
-    if (st == GM_OK && !(diff = gm_engine_update_diff(dep, &u.req, NULL, &err)))
-        st = err.status ? err.status : GM_ERR_INVALID;
-    if (st != GM_OK)
-        goto done;
-    if (u.req.dry_run || !json_object_size(diff)) {
-        print_result(cli, dep, diff, &out, u.req.dry_run, t0);
-        rc = GM_EXIT_OK;
-        goto done;
+    st = gm_cli_session_open(cli, name, &s);
+    if (st == GM_OK && !(diff = gm_engine_update_diff(s.dep, &u.req, NULL, &s.err)))
+        st = s.err.status ? s.err.status : GM_ERR_INVALID;
+    if (st != GM_OK) {
+        rc = gm_cli_session_close(&s, st, GM_EXIT_FAILED);
+    } else if (u.req.dry_run || !json_object_size(diff)) {
+        gm_update_outcome none;
+        memset(&none, 0, sizeof none);
+        print_result(cli, s.dep, diff, &none, u.req.dry_run, s.t0);
+        rc = gm_cli_session_close(&s, GM_OK, GM_EXIT_OK);
+    } else if ((rc = approved(cli, &u, s.dep, diff)) != -1) {
+        rc = gm_cli_session_close(&s, GM_OK, rc);
+    } else {
+        rc = run_update(&s, &u, diff);
     }
-    if (!u.yes && dep->status != GM_DEP_STOPPED) {
-        if (!isatty(STDIN_FILENO)) {
-            rc = gm_cli_usage_error(cli, "update replaces the instance: it needs --yes when "
-                                         "there is no terminal to confirm on");
-            goto done;
-        }
-        printf("Update of '%s':\n", name);
-        print_diff(diff);
-        fflush(stdout);
-        if (!confirm(dep)) {
-            fprintf(stderr, "not confirmed: nothing was changed\n");
-            rc = GM_EXIT_USAGE;
-            goto done;
-        }
-    }
-    if (!cli->region)
-        cli->region = dep->region;
-    if ((st = gm_cli_aws_client(cli, &aws, &err)) != GM_OK)
-        goto done;
-    gm_log_event(GM_LOG_INFO, "update_start",
-                 json_pack("{s:s, s:O}", "name", name, "changes", diff));
-    gm_cli_install_interrupt_handlers();
-    char title[128];
-    snprintf(title, sizeof title, "Updating \"%s\" in %s", name, dep->region);
-    progress = gm_progress_new(&cli->term, gm_cli_show_progress(cli), title);
-    gm_engine_options eo = {.aws = aws,
-                            .store = store,
-                            .observer = gm_cli_progress_observer,
-                            .observer_ctx = progress,
-                            .interrupt = &gm_cli_interrupted,
-                            .settings = settings};
-    st = gm_engine_update(&eo, dep, &u.req, &out, &err);
-    gm_progress_free(progress);
-    progress = NULL;
-    gm_log_event(st == GM_OK ? GM_LOG_INFO : GM_LOG_ERROR, "update_end",
-                 json_pack("{s:s, s:b, s:s?}", "to_version", out.to_version, "rolled_back",
-                           out.rolled_back, "error", st == GM_OK ? NULL : err.message));
-    if (st == GM_OK) {
-        print_result(cli, dep, diff, &out, false, t0);
-        rc = GM_EXIT_OK;
-    }
-done:
-    if (st != GM_OK)
-        rc = gm_cli_fail(cli, st, &err);
-    if (st != GM_OK && gm_cli_interrupted)
-        rc = gm_cli_interrupt_exit_code();
     json_decref(diff);
-    gm_progress_free(progress);
-    gm_deployment_free(dep);
-    gm_aws_client_free(aws);
-    gm_lock_release(lock);
-    gm_store_free(store);
-    gm_log_close();
     update_args_release(&u);
     return rc;
 }

@@ -83,6 +83,61 @@ gm_status gm_cli_open_locked(gm_cli *cli, const char *name, gm_store **out_store
     return GM_OK;
 }
 
+gm_status gm_cli_session_open(gm_cli *cli, const char *name, gm_cli_session *s)
+{
+    s->cli = cli;
+    s->name = name;
+    s->t0 = gm_now_ms();
+    gm_status st = gm_engine_check_name(name, &s->err);
+    if (st == GM_OK)
+        st = gm_cli_engine_settings(&s->settings, &s->err);
+    if (st == GM_OK)
+        st = gm_cli_open_locked(cli, name, &s->store, &s->lock, &s->err);
+    if (st == GM_OK)
+        st = gm_cli_load_record(s->store, name, &s->dep, &s->err);
+    return st;
+}
+
+gm_status gm_cli_session_connect(gm_cli_session *s)
+{
+    if (!s->cli->region)
+        s->cli->region = s->dep->region;
+    return gm_cli_aws_client(s->cli, &s->aws, &s->err);
+}
+
+gm_engine_options gm_cli_session_engine(gm_cli_session *s, const char *title)
+{
+    gm_cli_install_interrupt_handlers();
+    s->progress = gm_progress_new(&s->cli->term, gm_cli_show_progress(s->cli), title);
+    return (gm_engine_options){.aws = s->aws,
+                               .store = s->store,
+                               .observer = gm_cli_progress_observer,
+                               .observer_ctx = s->progress,
+                               .interrupt = &gm_cli_interrupted,
+                               .settings = s->settings};
+}
+
+void gm_cli_session_done(gm_cli_session *s)
+{
+    gm_progress_free(s->progress);
+    s->progress = NULL;
+}
+
+int gm_cli_session_close(gm_cli_session *s, gm_status st, int rc)
+{
+    if (st != GM_OK)
+        rc = gm_cli_fail(s->cli, st, &s->err);
+    if (st != GM_OK && gm_cli_interrupted) /* stopped by a signal: say which */
+        rc = gm_cli_interrupt_exit_code();
+    gm_cli_session_done(s);
+    gm_deployment_free(s->dep);
+    gm_aws_client_free(s->aws);
+    gm_lock_release(s->lock);
+    gm_store_free(s->store);
+    gm_log_close();
+    return rc;
+}
+
 json_t *gm_cli_deployment_json(const gm_deployment *dep)
 {
     json_t *resources = json_object();

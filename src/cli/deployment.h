@@ -35,6 +35,36 @@ void gm_cli_progress_observer(void *ctx, const gm_engine_event *ev);
 GM_MUST_CHECK gm_status gm_cli_open_locked(gm_cli *cli, const char *name, gm_store **out_store,
                                            gm_lock **out_lock, gm_error *err);
 
+/* One run of a command that changes a recorded deployment (destroy, stop,
+ * start, update): the engine's settings, the store with the deployment's
+ * lock and log, its record, the AWS client of its region, the progress
+ * display while the engine runs. Zero it, then:
+ *   gm_cli_session_open     settings, lock, record (bad input: nothing held);
+ *   gm_cli_session_connect  the client (the record's region unless --region);
+ *   gm_cli_session_engine   the engine's options, with the interrupt handlers
+ *                           and the progress display titled title;
+ *   gm_cli_session_done     the progress display ended (before printing);
+ *   gm_cli_session_close    the exit code for st (the error printed; 130/143
+ *                           after a signal) and everything released. */
+typedef struct gm_cli_session {
+    gm_cli *cli;
+    const char *name;
+    int64_t t0; /* when the command started (gm_now_ms) */
+    gm_engine_settings settings;
+    gm_store *store;
+    gm_lock *lock;
+    gm_deployment *dep;
+    gm_aws_client *aws;
+    gm_progress *progress;
+    gm_error err;
+} gm_cli_session;
+
+GM_MUST_CHECK gm_status gm_cli_session_open(gm_cli *cli, const char *name, gm_cli_session *s);
+GM_MUST_CHECK gm_status gm_cli_session_connect(gm_cli_session *s);
+gm_engine_options gm_cli_session_engine(gm_cli_session *s, const char *title);
+void gm_cli_session_done(gm_cli_session *s);
+int gm_cli_session_close(gm_cli_session *s, gm_status st, int rc);
+
 /* For the reading commands: checks the name, opens the store, loads the record
  * (its region unless --region), and makes the AWS client when out_aws is not
  * NULL. The caller frees what was filled, on success or not. */

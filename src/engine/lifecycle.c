@@ -357,12 +357,8 @@ static GM_MUST_CHECK gm_status pin(gm_node *n, const char *group, const char *lt
                                    const gm_n_asg_policy *pol, const char *version, gm_error *err)
 {
     gm_status st = gm_n_asg_set_policy(n, group, pol, lt, version, err);
-    char list[GM_MAX_TYPES * GM_COST_TYPE_MAX] = "";
-    size_t len = 0;
-    for (size_t i = 0; i < pol->n_types && len < sizeof list; i++)
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? "," : "", pol->types[i]);
     if (st == GM_OK)
-        st = gm_node_set_output(n, "overrides", list, err);
+        st = gm_n_asg_record_overrides(n, pol, err);
     if (st == GM_OK)
         st = gm_node_set_output(n, "template_version", version, err);
     return st;

@@ -248,6 +248,10 @@ GM_MUST_CHECK gm_status gm_n_asg_current_instance(gm_node *n, char **out_id, gm_
 GM_MUST_CHECK gm_status gm_n_asg_record_instance(gm_node *n, const char *instance,
                                                  const char *group_market, bool *out_seen,
                                                  gm_error *err);
+/* The policy's override types, comma separated, in the node's "overrides"
+ * output (deploy, and update pinning a version). */
+GM_MUST_CHECK gm_status gm_n_asg_record_overrides(gm_node *n, const gm_n_asg_policy *pol,
+                                                  gm_error *err);
 /* Records the outputs above from row of a DescribeInstances answer
  * (gm_ec2_instances). */
 GM_MUST_CHECK gm_status gm_n_asg_record_row(gm_node *n, const struct gm_read_rows *rows, size_t row,

@@ -383,13 +383,18 @@ gm_status gm_n_asg_plan(gm_node *n, gm_cost_ranking *out, gm_error *err)
 }
 
 /* Records the policy the group was made with (a resume reads it back). */
-static GM_MUST_CHECK gm_status record_policy(gm_node *n, const gm_n_asg_policy *pol, gm_error *err)
+gm_status gm_n_asg_record_overrides(gm_node *n, const gm_n_asg_policy *pol, gm_error *err)
 {
     char list[GM_MAX_TYPES * GM_COST_TYPE_MAX] = "";
     size_t len = 0;
-    for (size_t i = 0; i < pol->n_types; i++)
+    for (size_t i = 0; i < pol->n_types && len < sizeof list; i++)
         len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? "," : "", pol->types[i]);
-    gm_status st = gm_node_set_output(n, "overrides", list, err);
+    return gm_node_set_output(n, "overrides", list, err);
+}
+
+static GM_MUST_CHECK gm_status record_policy(gm_node *n, const gm_n_asg_policy *pol, gm_error *err)
+{
+    gm_status st = gm_n_asg_record_overrides(n, pol, err);
     if (st == GM_OK)
         st = gm_node_set_output(n, "group_market", pol->spot ? "spot" : "on-demand", err);
     return st;
