@@ -305,11 +305,11 @@ static GM_MUST_CHECK gm_status look(watch *w, bool *out_done, gm_error *err)
     if (serving)
         st =
             launched(w, &instances, row, threaded && l.st == GM_OK ? &l.rows : NULL, out_done, err);
-    if (threaded && l.st == GM_OK)
-        gm_read_rows_release(&l.rows);
     else if (st == GM_OK)
         gm_node_detail(w->n, instances.n ? gm_read_get(&instances, 0, GM_ASG_I_LIFECYCLE)
                                          : "waiting for the group to launch");
+    if (threaded && l.st == GM_OK)
+        gm_read_rows_release(&l.rows);
     gm_read_rows_release(&instances);
     if (st != GM_OK || serving)
         return st; /* launched, or in service before EC2 lists it: look again */
