@@ -123,6 +123,16 @@ typedef struct gm_n_call {
 } gm_n_call;
 GM_MUST_CHECK gm_status gm_n_parallel(gm_node *n, gm_n_call *calls, int count, gm_error *err);
 
+/* A look beside the caller's own call (both in one round trip): fn(arg) on
+ * a thread of its own, or at once on the caller's when no thread can be
+ * had; gm_n_beside_join returns once fn has run, either way. */
+typedef struct gm_n_beside {
+    pthread_t thread;
+    bool threaded;
+} gm_n_beside;
+void gm_n_beside_start(gm_n_beside *b, void *(*fn)(void *), void *arg);
+void gm_n_beside_join(gm_n_beside *b);
+
 /* True for the codes that mean "something still depends on it": a delete is
  * retried while it fails with one, until the deadline. */
 bool gm_n_is_dependency_error(const gm_error *err);
@@ -296,6 +306,13 @@ GM_MUST_CHECK gm_status gm_n_asg_set_policy(gm_node *n, const char *group,
 /* Waits until every instance of ids is terminated (EC2 no longer knowing one
  * counts as terminated). */
 GM_MUST_CHECK gm_status gm_n_wait_terminated(gm_node *n, const gm_ids *ids, gm_error *err);
+/* Terminates an instance still alive (an instance of the group that outlived
+ * it, an image build's builder) and waits until it is terminated. */
+GM_MUST_CHECK gm_status gm_n_terminate_instance(gm_node *n, const char *id, gm_error *err);
+/* An instance's owner from its tags; a terminated one counts as gone (EC2
+ * lists it for an hour). */
+GM_MUST_CHECK gm_status gm_n_instance_owner(gm_node *n, const char *id, gm_owner *out, char *why,
+                                            size_t why_size, gm_error *err);
 
 /* DescribeInstances with params; rows of gm_ec2_instances. */
 GM_MUST_CHECK gm_status gm_n_describe_instances(gm_node *n, const gm_params *p,

@@ -6,7 +6,6 @@
  * node's outputs name the current instance. Waiting for the first instance
  * (and moving to on-demand when spot is refused everywhere) is in
  * nodes_asg_wait.c. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,8 +69,7 @@ gm_status gm_n_wait_terminated(gm_node *n, const gm_ids *ids, gm_error *err)
     }
 }
 
-/* An instance of the group that outlived it (a sweep found it by its tags). */
-static GM_MUST_CHECK gm_status terminate_instance(gm_node *n, const char *id, gm_error *err)
+gm_status gm_n_terminate_instance(gm_node *n, const char *id, gm_error *err)
 {
     gm_ids ids = {0};
     gm_status st = gm_ids_add(&ids, id, err);
@@ -91,9 +89,8 @@ static GM_MUST_CHECK gm_status terminate_instance(gm_node *n, const char *id, gm
     return st;
 }
 
-/* A terminated instance counts as gone (EC2 lists it for an hour). */
-static GM_MUST_CHECK gm_status instance_owner(gm_node *n, const char *id, gm_owner *out, char *why,
-                                              size_t why_size, gm_error *err)
+gm_status gm_n_instance_owner(gm_node *n, const char *id, gm_owner *out, char *why, size_t why_size,
+                              gm_error *err)
 {
     gm_status st = gm_n_owner_ec2(n, id, "DescribeInstances", "InstanceId.1",
                                   "reservationSet/item/instancesSet/item", out, why, why_size, err);
@@ -503,7 +500,7 @@ static GM_MUST_CHECK gm_status asg_owner(gm_node *n, const char *id, gm_owner *o
                                          size_t why_size, gm_error *err)
 {
     if (is_instance_id(id))
-        return instance_owner(n, id, out, why, why_size, err);
+        return gm_n_instance_owner(n, id, out, why, why_size, err);
     if (!group_name_ok(id))
         return gm_error_set(err, GM_ERR_CONFLICT,
                             "the record names a malformed Auto Scaling group '%.64s'", id);
@@ -589,14 +586,11 @@ static GM_MUST_CHECK gm_status poll_deleted(gm_node *n, const char *id, bool *do
                                             gm_error *err)
 {
     group_look g = {.n = n, .group = id};
-    pthread_t t;
-    bool threaded = pthread_create(&t, NULL, look_group, &g) == 0;
-    if (!threaded)
-        look_group(&g);
+    gm_n_beside beside;
+    gm_n_beside_start(&beside, look_group, &g);
     size_t alive = 0;
     gm_status st = alive_by_tag(n, &alive, strays, err);
-    if (threaded)
-        pthread_join(t, NULL);
+    gm_n_beside_join(&beside);
     if (st == GM_OK && g.st != GM_OK) {
         st = g.st;
         *err = g.err;
@@ -614,7 +608,7 @@ static GM_MUST_CHECK gm_status poll_deleted(gm_node *n, const char *id, bool *do
 static GM_MUST_CHECK gm_status asg_destroy(gm_node *n, const char *id, gm_error *err)
 {
     if (is_instance_id(id))
-        return terminate_instance(n, id, err);
+        return gm_n_terminate_instance(n, id, err);
     gm_params p;
     gm_params_init(&p);
     gm_params_add(&p, "AutoScalingGroupName", id);

@@ -5,7 +5,6 @@
  * capacity, quota or price, the group is moved to on-demand (or, with
  * --spot-only, the deploy stops and says why). Every refusal and the launch
  * are recorded in the node's launch_attempts output. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,22 +292,20 @@ static GM_MUST_CHECK gm_status look(watch *w, bool *out_done, gm_error *err)
 {
     ec2_look l = {.n = w->n, .group = w->group};
     gm_read_rows_init(&l.rows);
-    pthread_t t;
-    bool threaded = pthread_create(&t, NULL, look_ec2, &l) == 0;
+    gm_n_beside beside;
+    gm_n_beside_start(&beside, look_ec2, &l);
     gm_read_rows instances;
     gm_status st = gm_n_asg_read(w->n, w->group, &gm_asg_instances, &instances, err);
-    if (threaded)
-        pthread_join(t, NULL);
+    gm_n_beside_join(&beside);
     size_t row = 0;
     *out_done = false;
     bool serving = st == GM_OK && gm_n_asg_in_service(&instances, &row) == GM_OK;
     if (serving)
-        st =
-            launched(w, &instances, row, threaded && l.st == GM_OK ? &l.rows : NULL, out_done, err);
+        st = launched(w, &instances, row, l.st == GM_OK ? &l.rows : NULL, out_done, err);
     else if (st == GM_OK)
         gm_node_detail(w->n, instances.n ? gm_read_get(&instances, 0, GM_ASG_I_LIFECYCLE)
                                          : "waiting for the group to launch");
-    if (threaded && l.st == GM_OK)
+    if (l.st == GM_OK)
         gm_read_rows_release(&l.rows);
     gm_read_rows_release(&instances);
     if (st != GM_OK || serving)

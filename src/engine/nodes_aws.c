@@ -256,6 +256,20 @@ gm_status gm_n_parallel(gm_node *n, gm_n_call *calls, int count, gm_error *err)
     return st;
 }
 
+void gm_n_beside_start(gm_n_beside *b, void *(*fn)(void *), void *arg)
+{
+    b->threaded = pthread_create(&b->thread, NULL, fn, arg) == 0;
+    if (!b->threaded)
+        fn(arg);
+}
+
+void gm_n_beside_join(gm_n_beside *b)
+{
+    if (b->threaded)
+        pthread_join(b->thread, NULL);
+    b->threaded = false;
+}
+
 /* A look-up that found more than one resource of one node (a create that
  * was repeated after its answer was lost): the first is kept, the others go. */
 static GM_MUST_CHECK gm_status drop_extras(gm_node *n, const gm_ids *ids, gm_error *err)

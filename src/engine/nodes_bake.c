@@ -288,38 +288,13 @@ static GM_MUST_CHECK gm_status builder_create(gm_node *n, gm_error *err)
 
 static GM_MUST_CHECK gm_status builder_destroy(gm_node *n, const char *id, gm_error *err)
 {
-    gm_params p;
-    gm_params_init(&p);
-    gm_params_add(&p, "InstanceId.1", id);
-    gm_status st = gm_n_ec2(n, "TerminateInstances", &p, NULL, INSTANCE_GONE, err);
-    gm_params_release(&p);
-    gm_ids ids;
-    gm_ids_init(&ids);
-    if (st == GM_OK)
-        st = gm_ids_add(&ids, id, err);
-    if (st == GM_OK)
-        st = gm_n_wait_terminated(n, &ids, err);
-    gm_ids_release(&ids);
-    return st;
+    return gm_n_terminate_instance(n, id, err);
 }
 
-/* A terminated builder is gone (EC2 lists it for an hour). */
 static GM_MUST_CHECK gm_status builder_owner(gm_node *n, const char *id, gm_owner *out, char *why,
                                              size_t why_size, gm_error *err)
 {
-    char state[32], tag[32];
-    if (!gm_n_ec2_id_ok(id))
-        return gm_error_set(err, GM_ERR_CONFLICT, "the record names a malformed instance id '%s'",
-                            id);
-    gm_status st = builder_read(n, id, state, sizeof state, tag, sizeof tag, err);
-    if (st == GM_OK && (!*state || strcmp(state, "terminated") == 0)) {
-        *out = GM_OWNER_GONE;
-        return GM_OK;
-    }
-    if (st != GM_OK)
-        return st;
-    return gm_n_owner_ec2(n, id, "DescribeInstances", "InstanceId.1",
-                          "reservationSet/item/instancesSet/item", out, why, why_size, err);
+    return gm_n_instance_owner(n, id, out, why, why_size, err);
 }
 
 const gm_node_ops gm_ops_builder = {

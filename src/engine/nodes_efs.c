@@ -1,5 +1,4 @@
 /* EFS node kinds: the encrypted file system and one mount target per subnet. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -559,14 +558,14 @@ static GM_MUST_CHECK gm_status mt_owner(gm_node *n, const char *id, gm_owner *ou
     char *our_fs = gm_node_id_of(n, "efs");
     bool reused = gm_node_provenance_of(n, "efs") == GM_PROV_REUSED;
     fs_look fsl = {.n = n, .fs = our_fs};
-    pthread_t t;
-    bool threaded = our_fs && !reused && pthread_create(&t, NULL, look_fs, &fsl) == 0;
+    gm_n_beside beside = {0};
+    if (our_fs && !reused)
+        gm_n_beside_start(&beside, look_fs, &fsl);
     char query[128];
     snprintf(query, sizeof query, "MountTargetId=%s", id);
     gm_read_rows rows;
     gm_status st = describe_mts(n, query, &rows, err);
-    if (threaded)
-        pthread_join(t, NULL);
+    gm_n_beside_join(&beside);
     char *fs = st == GM_OK ? gm_read_dup(&rows, 0, GM_EFS_MT_FS) : NULL;
     char *our_subnet = gm_node_id_of(n, subnet_node(n));
     bool mine = fs && our_fs && strcmp(fs, our_fs) == 0 && our_subnet &&
@@ -577,8 +576,6 @@ static GM_MUST_CHECK gm_status mt_owner(gm_node *n, const char *id, gm_owner *ou
         *out = GM_OWNER_GONE;
     } else if (st == GM_OK && mine && reused) {
         *out = GM_OWNER_OURS; /* made by this deployment in a file system it was given */
-    } else if (st == GM_OK && mine && !threaded) {
-        st = efs_owner(n, fs, out, why, why_size, err);
     } else if (st == GM_OK && mine && (st = fsl.st) != GM_OK) {
         *err = fsl.err;
     } else if (st == GM_OK && mine) {

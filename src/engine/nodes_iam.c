@@ -1,5 +1,4 @@
 /* IAM node kinds: the instance role, its policies, the instance profile. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,13 +178,10 @@ static void *read_role_list(void *arg)
 static GM_MUST_CHECK gm_status role_destroy(gm_node *n, const char *id, gm_error *err)
 {
     role_list lists[2] = {{.n = n, .role = id, .attached = true}, {.n = n, .role = id}};
-    pthread_t t;
-    bool threaded = pthread_create(&t, NULL, read_role_list, &lists[0]) == 0;
-    if (!threaded)
-        read_role_list(&lists[0]);
+    gm_n_beside beside;
+    gm_n_beside_start(&beside, read_role_list, &lists[0]);
     read_role_list(&lists[1]);
-    if (threaded)
-        pthread_join(t, NULL);
+    gm_n_beside_join(&beside);
     gm_status st = GM_OK;
     for (int i = 0; i < 2 && st == GM_OK; i++)
         if ((st = lists[i].st) != GM_OK)
